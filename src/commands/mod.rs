@@ -1,0 +1,54 @@
+//! One module per verb: thin orchestration over the library, no business logic.
+
+use crate::cli::{Cli, Command, GlobalArgs};
+use crate::ExitStatus;
+
+/// Sends log output (tracing) to stderr at the level -v asks for.
+pub fn init_logging(global: &GlobalArgs) {
+    let level = match global.verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CWA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("cwa={level}")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(color_enabled(global))
+        .try_init();
+}
+
+/// Colors are on unless --no-color or NO_COLOR is set, or stderr is not a terminal.
+pub fn color_enabled(global: &GlobalArgs) -> bool {
+    use std::io::IsTerminal;
+    !global.no_color
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::io::stdout().is_terminal()
+}
+
+/// Diagnostics render with colors and unicode only where the user wants them.
+pub fn install_miette_hook(global: &GlobalArgs) {
+    let color = color_enabled(global);
+    let _ = miette::set_hook(Box::new(move |_| {
+        Box::new(
+            miette::MietteHandlerOpts::new()
+                .color(color)
+                .unicode(color)
+                .terminal_links(false)
+                .width(100)
+                .build(),
+        )
+    }));
+}
+
+/// Runs the chosen command.
+pub async fn dispatch(cli: Cli) -> miette::Result<ExitStatus> {
+    let Cli { global, command } = cli;
+    match command {
+        other => Err(miette::miette!(
+            "{other:?} is not available in this build yet (global options: {global:?})"
+        )),
+    }
+}

@@ -1,0 +1,1 @@
+//! Parses lines.toml into the desired resource graph, with diagnostics that point into the file.

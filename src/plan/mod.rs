@@ -1,0 +1,1 @@
+//! Computes a plan from desired, state and live.

@@ -1,0 +1,235 @@
+//! The one trait the planner and executor use to read and write live services. Telnyx,
+//! LiveKit and Twilio types appear only inside the modules below; everything crossing this
+//! boundary is a [`crate::model`] type.
+
+pub mod http;
+pub mod livekit;
+pub mod telnyx;
+pub mod twilio;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::model::{Kind, LiveObject, ProviderName, Spec};
+
+/// What went wrong talking to a provider. Carries the provider, the operation, the object and
+/// the provider's own code and detail; never a secret.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum ProviderError {
+    #[error("{provider}: {operation} {object}: HTTP {status} {code}: {detail}")]
+    #[diagnostic(code(cwa::provider::api))]
+    Api {
+        provider: ProviderName,
+        operation: String,
+        object: String,
+        status: u16,
+        code: String,
+        detail: String,
+    },
+    #[error("{provider}: {operation} {object}: {detail}")]
+    #[diagnostic(code(cwa::provider::transport), help("the call may or may not have reached the provider; cwa looks the object up before retrying a write"))]
+    Transport {
+        provider: ProviderName,
+        operation: String,
+        object: String,
+        detail: String,
+    },
+    #[error("{provider}: {operation} {object}: unexpected answer: {detail}")]
+    #[diagnostic(code(cwa::provider::decode))]
+    Decode {
+        provider: ProviderName,
+        operation: String,
+        object: String,
+        detail: String,
+    },
+    #[error("{provider}: the environment variable {variable} is not set")]
+    #[diagnostic(code(cwa::provider::env), help("export {variable}, or run the command with --sandbox"))]
+    MissingEnv {
+        provider: ProviderName,
+        variable: String,
+    },
+    #[error("{provider}: {detail}")]
+    #[diagnostic(code(cwa::provider::config))]
+    Config {
+        provider: ProviderName,
+        detail: String,
+    },
+    #[error("refused to write {object} ({id}): it is protected")]
+    #[diagnostic(code(cwa::provider::protected), help("protected ids are hard-locked; no command of cwa writes to them"))]
+    Protected { object: String, id: String },
+    #[error("{provider}: {operation} {object}: the write was accepted but did not take effect: {field} is {actual}, expected {expected}")]
+    #[diagnostic(code(cwa::provider::ignored_write))]
+    IgnoredWrite {
+        provider: ProviderName,
+        operation: String,
+        object: String,
+        field: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("{provider}: {operation} {object}: {detail}")]
+    #[diagnostic(code(cwa::provider::unsupported))]
+    Unsupported {
+        provider: ProviderName,
+        operation: String,
+        object: String,
+        detail: String,
+    },
+}
+
+impl ProviderError {
+    /// True when the request may have been carried out although no answer arrived, so a
+    /// non-idempotent write must be looked up before it is tried again.
+    pub fn outcome_unknown(&self) -> bool {
+        match self {
+            Self::Transport { .. } => true,
+            Self::Api { status, .. } => *status >= 500,
+            _ => false,
+        }
+    }
+
+    /// True for a 404 from the provider.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Self::Api { status: 404, .. })
+    }
+}
+
+/// A write as the executor hands it to a provider: references already translated to live ids,
+/// numbers resolved, secrets resolved to values (in memory only).
+#[derive(Debug, Clone)]
+pub struct WriteRequest {
+    /// The address the write is for, for error messages.
+    pub object: String,
+    pub spec: Spec,
+    /// An idempotency reference recorded in the journal before the call (Telnyx
+    /// `customer_reference` on number orders), so a lost answer can be found again.
+    pub reference: String,
+}
+
+/// A client for one live service.
+#[async_trait]
+pub trait Provider: Send + Sync {
+    fn name(&self) -> ProviderName;
+
+    /// Reads every object of the kinds this provider manages, all pages, concurrently where
+    /// the service allows.
+    async fn refresh(&self) -> Result<Vec<LiveObject>, ProviderError>;
+
+    /// Reads one object back, `None` when it does not exist.
+    async fn read(&self, kind: Kind, id: &str) -> Result<Option<LiveObject>, ProviderError>;
+
+    /// Creates an object. For an `auto` number this searches, orders, waits for the order to
+    /// complete and binds the number, returning the number as it is then.
+    async fn create(&self, req: &WriteRequest) -> Result<LiveObject, ProviderError>;
+
+    /// Changes an object in place to match `req.spec`; `before` is what the object was.
+    async fn update(
+        &self,
+        id: &str,
+        before: &Spec,
+        req: &WriteRequest,
+    ) -> Result<LiveObject, ProviderError>;
+
+    /// Deletes an object (for a number: releases it, which is irreversible).
+    async fn delete(&self, kind: Kind, id: &str) -> Result<(), ProviderError>;
+
+    /// Finds an object created with the given idempotency reference, after a lost answer.
+    /// Providers without references search by the spec's natural key instead.
+    async fn find_created(
+        &self,
+        req: &WriteRequest,
+    ) -> Result<Option<LiveObject>, ProviderError>;
+}
+
+/// The three providers, as one value the planner and executor pass around.
+#[derive(Clone)]
+pub struct Providers {
+    pub telnyx: Option<Arc<dyn Provider>>,
+    pub livekit: Option<Arc<dyn Provider>>,
+    pub twilio: Option<Arc<dyn Provider>>,
+}
+
+impl Providers {
+    pub fn get(&self, name: ProviderName) -> Option<&Arc<dyn Provider>> {
+        match name {
+            ProviderName::Telnyx => self.telnyx.as_ref(),
+            ProviderName::Livekit => self.livekit.as_ref(),
+            ProviderName::Twilio => self.twilio.as_ref(),
+        }
+    }
+
+    pub fn for_kind(&self, kind: Kind) -> Option<&Arc<dyn Provider>> {
+        self.get(kind.provider())
+    }
+}
+
+/// A snapshot of the environment variables cwa reads (credentials and base URLs), so that the
+/// embedded sandbox can point providers at itself without touching the process environment.
+#[derive(Clone, Default)]
+pub struct Env {
+    vars: std::collections::BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for Env {
+    /// Names only: the values are credentials.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.vars.keys()).finish()
+    }
+}
+
+/// Every variable cwa reads for providers.
+pub const ENV_VARS: [&str; 9] = [
+    "TELNYX_API_KEY",
+    "TELNYX_BASE_URL",
+    "LIVEKIT_URL",
+    "LIVEKIT_API_KEY",
+    "LIVEKIT_API_SECRET",
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN",
+    "TWILIO_API_BASE_URL",
+    "TWILIO_TRUNKING_BASE_URL",
+];
+
+impl Env {
+    /// Reads the provider variables from the process environment.
+    pub fn from_process() -> Self {
+        let vars = ENV_VARS
+            .iter()
+            .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
+            .collect();
+        Self { vars }
+    }
+
+    /// An environment holding exactly these pairs.
+    pub fn from_pairs<I, K, V>(pairs: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        Self {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.vars.get(name).map(String::as_str).filter(|v| !v.is_empty())
+    }
+
+    /// The variable, or an error naming it and the provider that needs it.
+    pub fn require(&self, provider: ProviderName, name: &str) -> Result<&str, ProviderError> {
+        self.get(name).ok_or_else(|| ProviderError::MissingEnv {
+            provider,
+            variable: name.to_string(),
+        })
+    }
+
+    /// Every value, so output can be scrubbed of them.
+    pub fn values(&self) -> impl Iterator<Item = &str> {
+        self.vars.values().map(String::as_str)
+    }
+}

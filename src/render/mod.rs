@@ -1,0 +1,1 @@
+//! Prints a plan: human, JSON, Markdown, dot.

@@ -1,0 +1,1 @@
+//! What cwa owns: state/state.json, its lock, journal and audit log.
