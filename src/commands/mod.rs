@@ -1,5 +1,9 @@
 //! One module per verb: thin orchestration over the library, no business logic.
 
+mod graph;
+mod sandbox;
+mod validate;
+
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::ExitStatus;
 
@@ -47,8 +51,9 @@ pub fn install_miette_hook(global: &GlobalArgs) {
 pub async fn dispatch(cli: Cli) -> miette::Result<ExitStatus> {
     let Cli { global, command } = cli;
     match command {
-        other => Err(miette::miette!(
-            "{other:?} is not available in this build yet (global options: {global:?})"
-        )),
+        Command::Validate => validate::validate(&global),
+        Command::Graph(args) => graph::graph(&global, &args),
+        Command::Sandbox(cmd) => sandbox::sandbox(&global, cmd).await,
+        other => Err(miette::miette!("{other:?} is not available in this build yet")),
     }
 }
