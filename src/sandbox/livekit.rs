@@ -1,0 +1,828 @@
+//! The LiveKit SIP service (Twirp), emulated over a [`LivekitState`].
+//!
+//! Every call is `POST /twirp/livekit.SIP/{Method}`; the framework hands it to
+//! [`LivekitState::handle`], which is pure over the state (it reads the clock only to check
+//! token expiry). Bodies are protobuf (`application/protobuf`, what the official SDKs send)
+//! or protobuf-JSON (`application/json`); answers use the request's encoding.
+//!
+//! | Method | Behaviour |
+//! |---|---|
+//! | `CreateSIPInboundTrunk` | security rule + header/media validation, number conflict check, assigns `ST_…` |
+//! | `ListSIPInboundTrunk` | `trunk_ids`, `numbers` (normalized; wildcard trunks always kept), `page.after_id` |
+//! | `GetSIPInboundTrunk` | `{trunk}`; `not_found` `requested sip trunk does not exist` |
+//! | `UpdateSIPInboundTrunk` | `replace` or `update` (ListUpdate lists, optional scalars, media), re-validated and conflict-checked |
+//! | `CreateSIPOutboundTrunk` / `List…` / `Get…` / `Update…` | numbers + address rules, exact `numbers` filter, no conflict check |
+//! | `DeleteSIPTrunk` | either kind; 200 even for an unknown id (as the OSS server) |
+//! | `CreateSIPDispatchRule` | `dispatch_rule` wrapper, or the deprecated top-level fields (room_config dropped: no agent) |
+//! | `ListSIPDispatchRule` | `dispatch_rule_ids`, `trunk_ids` (wildcard rules always kept), `page.after_id` |
+//! | `UpdateSIPDispatchRule` | `replace` or `update` (trunk_ids ListUpdate, rule, name, metadata, attributes diff, media) |
+//! | `DeleteSIPDispatchRule` | returns the deleted rule; `not_found` for an unknown id |
+//! | `ListSIPTrunk` | deprecated: every trunk as the legacy `SIPTrunkInfo` |
+//!
+//! Auth: `Authorization: Bearer <HS256 JWT>` signed with the sandbox secret, `iss` = the
+//! sandbox key, `exp` required, 60 s leeway; failures are 401 plain text. Management calls
+//! need the `sip.admin` grant, else Twirp `unauthenticated` `permissions denied`.
+
+mod auth;
+mod ids;
+pub mod matching;
+mod rules;
+mod seed;
+mod wire;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use livekit_protocol as proto;
+use prost::Message;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use auth::SipGrants;
+use wire::{shapes, Encoding, Field, TwirpError};
+
+pub use ids::{RULE_PREFIX, TRUNK_PREFIX};
+
+/// The LiveKit project the runbooks describe: project id, SIP host and the agent.
+pub const RUNBOOK_PROJECT_ID: &str = "p_5u9xu5ysoly";
+/// The SIP host of the runbook project: the one host inbound carriers must point at.
+pub const RUNBOOK_SIP_HOST: &str = "5u9xu5ysoly.sip.livekit.cloud";
+/// The multi-tenant voice agent every rule should dispatch.
+pub const RUNBOOK_AGENT: &str = "churchwiseai-voice";
+/// The fake outbound SIP password the sandbox seeds (never a real one).
+const SANDBOX_OUTBOUND_PASSWORD: &str = "sandbox-outbound-secret";
+
+/// Objects of one kind by id, sorted so lists come out in LiveKit's id order.
+/// `Debug` prints ids only: trunks hold SIP passwords.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Table<T>(pub BTreeMap<String, T>);
+
+impl<T> fmt::Debug for Table<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
+    }
+}
+
+/// Every SIP object of the emulated LiveKit project. Persisted as JSON (the prost messages'
+/// pbjson form), so a world survives between commands.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LivekitState {
+    #[serde(default)]
+    pub inbound_trunks: Table<proto::SipInboundTrunkInfo>,
+    #[serde(default)]
+    pub outbound_trunks: Table<proto::SipOutboundTrunkInfo>,
+    #[serde(default)]
+    pub dispatch_rules: Table<proto::SipDispatchRuleInfo>,
+}
+
+/// One Twirp call as the HTTP layer received it.
+pub struct TwirpRequest<'a> {
+    /// The last path segment: `CreateSIPInboundTrunk`, …
+    pub method: &'a str,
+    /// `POST`, `GET`, …
+    pub http_method: &'a str,
+    pub content_type: Option<&'a str>,
+    pub authorization: Option<&'a str>,
+    pub body: &'a [u8],
+    /// The sandbox's key and secret, the only pair tokens may be signed with.
+    pub api_key: &'a str,
+    pub api_secret: &'a str,
+}
+
+/// What to answer. `write` says the state changed (persist it); `resource_id` is the id the
+/// call created or addressed, for the request log.
+pub struct TwirpResponse {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+    pub resource_id: Option<String>,
+    pub write: bool,
+}
+
+impl TwirpResponse {
+    fn error(e: &TwirpError) -> Self {
+        Self {
+            status: e.status(),
+            content_type: "application/json",
+            body: e.body(),
+            resource_id: None,
+            write: false,
+        }
+    }
+
+    fn unauthorized(text: &str) -> Self {
+        Self {
+            status: 401,
+            content_type: "text/plain; charset=utf-8",
+            body: format!("{text}\n").into_bytes(),
+            resource_id: None,
+            write: false,
+        }
+    }
+}
+
+/// The outcome of a successful operation besides its response message.
+struct Effect {
+    resource_id: Option<String>,
+    write: bool,
+}
+
+impl Effect {
+    fn read(id: Option<String>) -> Self {
+        Self {
+            resource_id: id,
+            write: false,
+        }
+    }
+
+    fn wrote(id: String) -> Self {
+        Self {
+            resource_id: Some(id),
+            write: true,
+        }
+    }
+}
+
+type Outcome<T> = Result<(T, Effect), TwirpError>;
+
+const TRUNK_NOT_FOUND: &str = "requested sip trunk does not exist";
+const RULE_NOT_FOUND: &str = "requested sip dispatch rule does not exist";
+
+impl LivekitState {
+    /// Answers one Twirp call: auth middleware, Twirp routing, then the method.
+    pub fn handle(&mut self, req: &TwirpRequest<'_>) -> TwirpResponse {
+        let grants = match auth::verify(req.authorization, req.api_key, req.api_secret) {
+            Ok(grants) => grants,
+            Err(rejected) => return TwirpResponse::unauthorized(&rejected.0),
+        };
+        match self.route(req, grants) {
+            Ok((body, encoding, effect)) => TwirpResponse {
+                status: 200,
+                content_type: encoding.content_type(),
+                body,
+                resource_id: effect.resource_id,
+                write: effect.write,
+            },
+            Err(e) => TwirpResponse::error(&e),
+        }
+    }
+
+    fn route(
+        &mut self,
+        req: &TwirpRequest<'_>,
+        grants: Option<SipGrants>,
+    ) -> Result<(Vec<u8>, Encoding, Effect), TwirpError> {
+        let path = format!("/twirp/livekit.SIP/{}", req.method);
+        if req.http_method != "POST" {
+            let msg = format!(
+                "unsupported method {:?} (only POST is allowed)",
+                req.http_method
+            );
+            return Err(TwirpError::bad_route(msg, req.http_method, &path));
+        }
+        if !KNOWN_METHODS.contains(&req.method) {
+            let msg = format!("no handler for path {path:?}");
+            return Err(TwirpError::bad_route(msg, req.http_method, &path));
+        }
+        let Some(encoding) = Encoding::from_content_type(req.content_type) else {
+            let msg = format!(
+                "unexpected Content-Type: {:?}",
+                req.content_type.unwrap_or("")
+            );
+            return Err(TwirpError::bad_route(msg, req.http_method, &path));
+        };
+        let call = Call {
+            encoding,
+            body: req.body,
+            grants,
+        };
+        let (body, effect) = self.dispatch(req.method, &call)?;
+        Ok((body, encoding, effect))
+    }
+
+    fn dispatch(&mut self, method: &str, c: &Call<'_>) -> Result<(Vec<u8>, Effect), TwirpError> {
+        match method {
+            "CreateSIPInboundTrunk" => c.run(shapes::INBOUND_TRUNK, |r| self.create_inbound(r)),
+            "ListSIPInboundTrunk" => c.run(shapes::LIST_INBOUND, |r| self.list_inbound(r)),
+            "GetSIPInboundTrunk" => c.run(shapes::GET_INBOUND, |r| self.get_inbound(r)),
+            "UpdateSIPInboundTrunk" => c.run(shapes::INBOUND_TRUNK, |r| self.update_inbound(r)),
+            "CreateSIPOutboundTrunk" => c.run(shapes::OUTBOUND_TRUNK, |r| self.create_outbound(r)),
+            "ListSIPOutboundTrunk" => c.run(shapes::LIST_OUTBOUND, |r| self.list_outbound(r)),
+            "GetSIPOutboundTrunk" => c.run(shapes::GET_OUTBOUND, |r| self.get_outbound(r)),
+            "UpdateSIPOutboundTrunk" => c.run(shapes::OUTBOUND_TRUNK, |r| self.update_outbound(r)),
+            "DeleteSIPTrunk" => c.run(shapes::LEGACY_TRUNK, |r| self.delete_trunk(r)),
+            "ListSIPTrunk" => c.run(LIST_LEGACY, |r| self.list_legacy(r)),
+            "CreateSIPDispatchRule" => c.run(shapes::DISPATCH_RULE_INFO, |r| self.create_rule(r)),
+            "ListSIPDispatchRule" => c.run(shapes::LIST_DISPATCH, |r| self.list_rules(r)),
+            "UpdateSIPDispatchRule" => c.run(shapes::DISPATCH_RULE_INFO, |r| self.update_rule(r)),
+            "DeleteSIPDispatchRule" => c.run(shapes::DISPATCH_RULE_INFO, |r| self.delete_rule(r)),
+            other => Err(TwirpError::new(
+                "unimplemented",
+                format!("the sandbox does not emulate {other}"),
+            )),
+        }
+    }
+
+    /// A trunk id no object of either kind uses yet.
+    fn fresh_trunk_id(&self) -> String {
+        loop {
+            let id = ids::random(TRUNK_PREFIX);
+            if !self.inbound_trunks.0.contains_key(&id) && !self.outbound_trunks.0.contains_key(&id)
+            {
+                return id;
+            }
+        }
+    }
+
+    fn fresh_rule_id(&self) -> String {
+        loop {
+            let id = ids::random(RULE_PREFIX);
+            if !self.dispatch_rules.0.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    /// Checks the inbound trunks for number conflicts with `candidate` swapped in (same id)
+    /// or appended (new).
+    fn check_inbound_conflicts(
+        &self,
+        candidate: &proto::SipInboundTrunkInfo,
+    ) -> Result<(), TwirpError> {
+        let mut all: Vec<&proto::SipInboundTrunkInfo> = self
+            .inbound_trunks
+            .0
+            .values()
+            .map(|t| {
+                if t.sip_trunk_id == candidate.sip_trunk_id {
+                    candidate
+                } else {
+                    t
+                }
+            })
+            .collect();
+        if !self.inbound_trunks.0.contains_key(&candidate.sip_trunk_id) {
+            all.push(candidate);
+        }
+        rules::inbound_trunk_conflicts(all)
+    }
+
+    fn check_rule_conflicts(
+        &self,
+        candidate: &proto::SipDispatchRuleInfo,
+    ) -> Result<(), TwirpError> {
+        let mut all: Vec<&proto::SipDispatchRuleInfo> = self
+            .dispatch_rules
+            .0
+            .values()
+            .map(|r| {
+                if r.sip_dispatch_rule_id == candidate.sip_dispatch_rule_id {
+                    candidate
+                } else {
+                    r
+                }
+            })
+            .collect();
+        if !self
+            .dispatch_rules
+            .0
+            .contains_key(&candidate.sip_dispatch_rule_id)
+        {
+            all.push(candidate);
+        }
+        rules::dispatch_rule_conflicts(all)
+    }
+
+    fn create_inbound(
+        &mut self,
+        req: proto::CreateSipInboundTrunkRequest,
+    ) -> Outcome<proto::SipInboundTrunkInfo> {
+        let mut trunk = req
+            .trunk
+            .ok_or_else(|| TwirpError::invalid_argument("missing trunk"))?;
+        if !trunk.sip_trunk_id.is_empty() {
+            return Err(TwirpError::invalid_argument("trunk id must not be set"));
+        }
+        rules::inbound_trunk(&trunk)?;
+        self.check_inbound_conflicts(&trunk)?;
+        trunk.sip_trunk_id = self.fresh_trunk_id();
+        let id = trunk.sip_trunk_id.clone();
+        self.inbound_trunks.0.insert(id.clone(), trunk.clone());
+        Ok((trunk, Effect::wrote(id)))
+    }
+
+    fn list_inbound(
+        &mut self,
+        req: proto::ListSipInboundTrunkRequest,
+    ) -> Outcome<proto::ListSipInboundTrunkResponse> {
+        let wanted: Vec<String> = req
+            .numbers
+            .iter()
+            .map(|n| matching::normalize_number(n))
+            .collect();
+        let items = page(&self.inbound_trunks, req.page.as_ref())
+            .filter(|t| req.trunk_ids.is_empty() || req.trunk_ids.contains(&t.sip_trunk_id))
+            .filter(|t| {
+                wanted.is_empty()
+                    || t.numbers.is_empty()
+                    || t.numbers.iter().any(|n| {
+                        req.numbers.contains(n) || wanted.contains(&matching::normalize_number(n))
+                    })
+            })
+            .cloned()
+            .collect();
+        Ok((
+            proto::ListSipInboundTrunkResponse { items },
+            Effect::read(None),
+        ))
+    }
+
+    fn get_inbound(
+        &mut self,
+        req: proto::GetSipInboundTrunkRequest,
+    ) -> Outcome<proto::GetSipInboundTrunkResponse> {
+        if req.sip_trunk_id.is_empty() {
+            return Err(TwirpError::invalid_argument("trunk ID is required"));
+        }
+        let trunk = self
+            .inbound_trunks
+            .0
+            .get(&req.sip_trunk_id)
+            .cloned()
+            .ok_or_else(|| TwirpError::not_found(TRUNK_NOT_FOUND))?;
+        let effect = Effect::read(Some(req.sip_trunk_id));
+        Ok((
+            proto::GetSipInboundTrunkResponse { trunk: Some(trunk) },
+            effect,
+        ))
+    }
+
+    fn update_inbound(
+        &mut self,
+        req: proto::UpdateSipInboundTrunkRequest,
+    ) -> Outcome<proto::SipInboundTrunkInfo> {
+        use proto::update_sip_inbound_trunk_request::Action;
+        let id = req.sip_trunk_id;
+        if id.is_empty() {
+            return Err(TwirpError::invalid_argument("trunk id must be set"));
+        }
+        let action = req
+            .action
+            .ok_or_else(|| TwirpError::invalid_argument("missing or unsupported update action"))?;
+        match &action {
+            Action::Replace(info) => {
+                check_embedded_id(&info.sip_trunk_id, &id, "trunk")?;
+                rules::inbound_trunk(info)?;
+            }
+            Action::Update(diff) => validate_inbound_diff(diff)?,
+        }
+        let current = self
+            .inbound_trunks
+            .0
+            .get(&id)
+            .ok_or_else(|| TwirpError::not_found(TRUNK_NOT_FOUND))?;
+        let updated = match action {
+            Action::Replace(info) => proto::SipInboundTrunkInfo {
+                sip_trunk_id: id.clone(),
+                ..info
+            },
+            Action::Update(diff) => apply_inbound_diff(current.clone(), &diff),
+        };
+        rules::inbound_trunk(&updated)?;
+        self.check_inbound_conflicts(&updated)?;
+        self.inbound_trunks.0.insert(id.clone(), updated.clone());
+        Ok((updated, Effect::wrote(id)))
+    }
+
+    fn create_outbound(
+        &mut self,
+        req: proto::CreateSipOutboundTrunkRequest,
+    ) -> Outcome<proto::SipOutboundTrunkInfo> {
+        let mut trunk = req
+            .trunk
+            .ok_or_else(|| TwirpError::invalid_argument("missing trunk"))?;
+        if !trunk.sip_trunk_id.is_empty() {
+            return Err(TwirpError::invalid_argument("trunk id must not be set"));
+        }
+        rules::outbound_trunk(&trunk)?;
+        trunk.sip_trunk_id = self.fresh_trunk_id();
+        let id = trunk.sip_trunk_id.clone();
+        self.outbound_trunks.0.insert(id.clone(), trunk.clone());
+        Ok((trunk, Effect::wrote(id)))
+    }
+
+    fn list_outbound(
+        &mut self,
+        req: proto::ListSipOutboundTrunkRequest,
+    ) -> Outcome<proto::ListSipOutboundTrunkResponse> {
+        let items = page(&self.outbound_trunks, req.page.as_ref())
+            .filter(|t| req.trunk_ids.is_empty() || req.trunk_ids.contains(&t.sip_trunk_id))
+            .filter(|t| {
+                req.numbers.is_empty()
+                    || t.numbers.is_empty()
+                    || t.numbers.iter().any(|n| req.numbers.contains(n))
+            })
+            .cloned()
+            .collect();
+        Ok((
+            proto::ListSipOutboundTrunkResponse { items },
+            Effect::read(None),
+        ))
+    }
+
+    fn get_outbound(
+        &mut self,
+        req: proto::GetSipOutboundTrunkRequest,
+    ) -> Outcome<proto::GetSipOutboundTrunkResponse> {
+        if req.sip_trunk_id.is_empty() {
+            return Err(TwirpError::invalid_argument("trunk ID is required"));
+        }
+        let trunk = self
+            .outbound_trunks
+            .0
+            .get(&req.sip_trunk_id)
+            .cloned()
+            .ok_or_else(|| TwirpError::not_found(TRUNK_NOT_FOUND))?;
+        let effect = Effect::read(Some(req.sip_trunk_id));
+        Ok((
+            proto::GetSipOutboundTrunkResponse { trunk: Some(trunk) },
+            effect,
+        ))
+    }
+
+    fn update_outbound(
+        &mut self,
+        req: proto::UpdateSipOutboundTrunkRequest,
+    ) -> Outcome<proto::SipOutboundTrunkInfo> {
+        use proto::update_sip_outbound_trunk_request::Action;
+        let id = req.sip_trunk_id;
+        if id.is_empty() {
+            return Err(TwirpError::invalid_argument("trunk id must be set"));
+        }
+        let action = req
+            .action
+            .ok_or_else(|| TwirpError::invalid_argument("missing or unsupported update action"))?;
+        match &action {
+            Action::Replace(info) => {
+                check_embedded_id(&info.sip_trunk_id, &id, "trunk")?;
+                rules::outbound_trunk(info)?;
+            }
+            Action::Update(diff) => {
+                rules::list_update(diff.numbers.as_ref())?;
+                rules::media(diff.media.as_ref())?;
+            }
+        }
+        let current = self
+            .outbound_trunks
+            .0
+            .get(&id)
+            .ok_or_else(|| TwirpError::not_found(TRUNK_NOT_FOUND))?;
+        let updated = match action {
+            Action::Replace(info) => proto::SipOutboundTrunkInfo {
+                sip_trunk_id: id.clone(),
+                ..info
+            },
+            Action::Update(diff) => apply_outbound_diff(current.clone(), &diff),
+        };
+        rules::outbound_trunk(&updated)?;
+        self.outbound_trunks.0.insert(id.clone(), updated.clone());
+        Ok((updated, Effect::wrote(id)))
+    }
+
+    fn delete_trunk(&mut self, req: proto::DeleteSipTrunkRequest) -> Outcome<proto::SipTrunkInfo> {
+        let id = req.sip_trunk_id;
+        if id.is_empty() {
+            return Err(TwirpError::invalid_argument("trunk ID is required"));
+        }
+        let removed = self.inbound_trunks.0.remove(&id).is_some()
+            | self.outbound_trunks.0.remove(&id).is_some();
+        let info = proto::SipTrunkInfo {
+            sip_trunk_id: id.clone(),
+            ..Default::default()
+        };
+        let effect = Effect {
+            resource_id: Some(id),
+            write: removed,
+        };
+        Ok((info, effect))
+    }
+
+    fn list_legacy(
+        &mut self,
+        _req: proto::ListSipTrunkRequest,
+    ) -> Outcome<proto::ListSipTrunkResponse> {
+        let inbound = self.inbound_trunks.0.values().map(legacy_inbound);
+        let outbound = self.outbound_trunks.0.values().map(legacy_outbound);
+        let mut items: Vec<proto::SipTrunkInfo> = inbound.chain(outbound).collect();
+        items.sort_by(|a, b| a.sip_trunk_id.cmp(&b.sip_trunk_id));
+        Ok((proto::ListSipTrunkResponse { items }, Effect::read(None)))
+    }
+
+    fn create_rule(
+        &mut self,
+        req: proto::CreateSipDispatchRuleRequest,
+    ) -> Outcome<proto::SipDispatchRuleInfo> {
+        let mut rule = match req.dispatch_rule {
+            Some(info) => {
+                if !info.sip_dispatch_rule_id.is_empty() {
+                    return Err(TwirpError::invalid_argument("rule id must not be set"));
+                }
+                info
+            }
+            None => rule_from_deprecated_fields(req),
+        };
+        rules::dispatch_rule(&rule)?;
+        self.check_rule_conflicts(&rule)?;
+        rule.sip_dispatch_rule_id = self.fresh_rule_id();
+        let id = rule.sip_dispatch_rule_id.clone();
+        self.dispatch_rules.0.insert(id.clone(), rule.clone());
+        Ok((rule, Effect::wrote(id)))
+    }
+
+    fn list_rules(
+        &mut self,
+        req: proto::ListSipDispatchRuleRequest,
+    ) -> Outcome<proto::ListSipDispatchRuleResponse> {
+        let items = page(&self.dispatch_rules, req.page.as_ref())
+            .filter(|r| {
+                req.dispatch_rule_ids.is_empty()
+                    || req.dispatch_rule_ids.contains(&r.sip_dispatch_rule_id)
+            })
+            .filter(|r| {
+                req.trunk_ids.is_empty()
+                    || r.trunk_ids.is_empty()
+                    || r.trunk_ids.iter().any(|t| req.trunk_ids.contains(t))
+            })
+            .cloned()
+            .collect();
+        Ok((
+            proto::ListSipDispatchRuleResponse { items },
+            Effect::read(None),
+        ))
+    }
+
+    fn update_rule(
+        &mut self,
+        req: proto::UpdateSipDispatchRuleRequest,
+    ) -> Outcome<proto::SipDispatchRuleInfo> {
+        use proto::update_sip_dispatch_rule_request::Action;
+        let id = req.sip_dispatch_rule_id;
+        if id.is_empty() {
+            return Err(TwirpError::invalid_argument("rule id must be set"));
+        }
+        let action = req
+            .action
+            .ok_or_else(|| TwirpError::invalid_argument("missing or unsupported update action"))?;
+        match &action {
+            Action::Replace(info) => {
+                check_embedded_id(&info.sip_dispatch_rule_id, &id, "rule")?;
+                rules::dispatch_rule(info)?;
+            }
+            Action::Update(diff) => {
+                rules::list_update(diff.trunk_ids.as_ref())?;
+                rules::media(diff.media.as_ref())?;
+            }
+        }
+        let current = self
+            .dispatch_rules
+            .0
+            .get(&id)
+            .ok_or_else(|| TwirpError::not_found(RULE_NOT_FOUND))?;
+        let updated = match action {
+            Action::Replace(info) => proto::SipDispatchRuleInfo {
+                sip_dispatch_rule_id: id.clone(),
+                ..info
+            },
+            Action::Update(diff) => apply_rule_diff(current.clone(), &diff),
+        };
+        rules::dispatch_rule(&updated)?;
+        self.check_rule_conflicts(&updated)?;
+        self.dispatch_rules.0.insert(id.clone(), updated.clone());
+        Ok((updated, Effect::wrote(id)))
+    }
+
+    fn delete_rule(
+        &mut self,
+        req: proto::DeleteSipDispatchRuleRequest,
+    ) -> Outcome<proto::SipDispatchRuleInfo> {
+        let id = req.sip_dispatch_rule_id;
+        if id.is_empty() {
+            return Err(TwirpError::invalid_argument("dispatch rule ID is required"));
+        }
+        let rule = self
+            .dispatch_rules
+            .0
+            .remove(&id)
+            .ok_or_else(|| TwirpError::not_found(RULE_NOT_FOUND))?;
+        Ok((rule, Effect::wrote(id)))
+    }
+}
+
+/// Every method name of `livekit.SIP`; others are `bad_route`.
+const KNOWN_METHODS: &[&str] = &[
+    "ListSIPTrunk",
+    "CreateSIPInboundTrunk",
+    "CreateSIPOutboundTrunk",
+    "UpdateSIPInboundTrunk",
+    "UpdateSIPOutboundTrunk",
+    "GetSIPInboundTrunk",
+    "GetSIPOutboundTrunk",
+    "ListSIPInboundTrunk",
+    "ListSIPOutboundTrunk",
+    "DeleteSIPTrunk",
+    "CreateSIPDispatchRule",
+    "UpdateSIPDispatchRule",
+    "ListSIPDispatchRule",
+    "DeleteSIPDispatchRule",
+    "CreateSIPParticipant",
+    "TransferSIPParticipant",
+    "CreateSIPTrunk",
+];
+
+const LIST_LEGACY: &[Field] = &[Field {
+    name: "items",
+    kind: wire::Kind::Msgs(shapes::LEGACY_TRUNK),
+}];
+
+/// One decoded call: its encoding, body and the grants its token carried.
+struct Call<'a> {
+    encoding: Encoding,
+    body: &'a [u8],
+    grants: Option<SipGrants>,
+}
+
+impl Call<'_> {
+    /// Decodes the request, checks the `sip.admin` grant, runs `op`, encodes its answer.
+    fn run<Req, Resp>(
+        &self,
+        fields: &[Field],
+        op: impl FnOnce(Req) -> Outcome<Resp>,
+    ) -> Result<(Vec<u8>, Effect), TwirpError>
+    where
+        Req: Message + Default + DeserializeOwned,
+        Resp: Message + Serialize,
+    {
+        let req: Req = wire::decode(self.encoding, self.body)?;
+        if !self.grants.is_some_and(|g| g.admin) {
+            return Err(TwirpError::new("unauthenticated", "permissions denied"));
+        }
+        let (resp, effect) = op(req)?;
+        Ok((wire::encode(self.encoding, &resp, fields), effect))
+    }
+}
+
+/// Items with ids after `page.after_id`, in id order. The OSS handler drains every page, so
+/// `limit` does not cap the answer.
+fn page<'a, T>(
+    table: &'a Table<T>,
+    page: Option<&proto::Pagination>,
+) -> impl Iterator<Item = &'a T> + 'a {
+    let after = page.map(|p| p.after_id.clone()).unwrap_or_default();
+    table
+        .0
+        .iter()
+        .filter(move |(id, _)| after.is_empty() || id.as_str() > after.as_str())
+        .map(|(_, v)| v)
+}
+
+fn check_embedded_id(embedded: &str, id: &str, what: &str) -> Result<(), TwirpError> {
+    if embedded.is_empty() || embedded == id {
+        Ok(())
+    } else {
+        Err(TwirpError::invalid_argument(format!(
+            "{what} id in the info must be empty or match the id in the update"
+        )))
+    }
+}
+
+fn validate_inbound_diff(diff: &proto::SipInboundTrunkUpdate) -> Result<(), TwirpError> {
+    rules::list_update(diff.numbers.as_ref())?;
+    rules::list_update(diff.allowed_addresses.as_ref())?;
+    rules::list_update(diff.allowed_numbers.as_ref())?;
+    rules::media(diff.media.as_ref())
+}
+
+#[allow(deprecated)]
+fn apply_inbound_diff(
+    mut t: proto::SipInboundTrunkInfo,
+    d: &proto::SipInboundTrunkUpdate,
+) -> proto::SipInboundTrunkInfo {
+    rules::apply_list_update(&mut t.numbers, d.numbers.as_ref());
+    rules::apply_list_update(&mut t.allowed_addresses, d.allowed_addresses.as_ref());
+    rules::apply_list_update(&mut t.allowed_numbers, d.allowed_numbers.as_ref());
+    set_if_some(&mut t.auth_username, &d.auth_username);
+    set_if_some(&mut t.auth_password, &d.auth_password);
+    set_if_some(&mut t.auth_realm, &d.auth_realm);
+    set_if_some(&mut t.name, &d.name);
+    set_if_some(&mut t.metadata, &d.metadata);
+    rules::update_media(
+        &mut t.media,
+        &mut t.media_encryption,
+        d.media.as_ref(),
+        d.media_encryption,
+    );
+    t
+}
+
+#[allow(deprecated)]
+fn apply_outbound_diff(
+    mut t: proto::SipOutboundTrunkInfo,
+    d: &proto::SipOutboundTrunkUpdate,
+) -> proto::SipOutboundTrunkInfo {
+    set_if_some(&mut t.address, &d.address);
+    if let Some(transport) = d.transport {
+        t.transport = transport;
+    }
+    set_if_some(&mut t.destination_country, &d.destination_country);
+    rules::apply_list_update(&mut t.numbers, d.numbers.as_ref());
+    set_if_some(&mut t.auth_username, &d.auth_username);
+    set_if_some(&mut t.auth_password, &d.auth_password);
+    set_if_some(&mut t.name, &d.name);
+    set_if_some(&mut t.metadata, &d.metadata);
+    set_if_some(&mut t.from_host, &d.from_host);
+    rules::update_media(
+        &mut t.media,
+        &mut t.media_encryption,
+        d.media.as_ref(),
+        d.media_encryption,
+    );
+    t
+}
+
+#[allow(deprecated)]
+fn apply_rule_diff(
+    mut r: proto::SipDispatchRuleInfo,
+    d: &proto::SipDispatchRuleUpdate,
+) -> proto::SipDispatchRuleInfo {
+    rules::apply_list_update(&mut r.trunk_ids, d.trunk_ids.as_ref());
+    if let Some(rule) = &d.rule {
+        r.rule = Some(rule.clone());
+    }
+    set_if_some(&mut r.name, &d.name);
+    set_if_some(&mut r.metadata, &d.metadata);
+    rules::apply_map_diff(&mut r.attributes, &d.attributes);
+    rules::update_media(
+        &mut r.media,
+        &mut r.media_encryption,
+        d.media.as_ref(),
+        d.media_encryption,
+    );
+    r
+}
+
+fn set_if_some(field: &mut String, value: &Option<String>) {
+    if let Some(v) = value {
+        field.clone_from(v);
+    }
+}
+
+/// The deprecated create path: top-level fields copied into an Info. `room_config` is not
+/// carried over, so a rule created this way dispatches no agent (the quirk behind the
+/// runbooks' "calls connect, the agent never joins").
+#[allow(deprecated)]
+fn rule_from_deprecated_fields(
+    req: proto::CreateSipDispatchRuleRequest,
+) -> proto::SipDispatchRuleInfo {
+    proto::SipDispatchRuleInfo {
+        rule: req.rule,
+        trunk_ids: req.trunk_ids,
+        inbound_numbers: req.inbound_numbers,
+        hide_phone_number: req.hide_phone_number,
+        name: req.name,
+        metadata: req.metadata,
+        attributes: req.attributes,
+        room_preset: req.room_preset,
+        ..Default::default()
+    }
+}
+
+fn legacy_inbound(t: &proto::SipInboundTrunkInfo) -> proto::SipTrunkInfo {
+    proto::SipTrunkInfo {
+        sip_trunk_id: t.sip_trunk_id.clone(),
+        kind: proto::sip_trunk_info::TrunkKind::TrunkInbound as i32,
+        name: t.name.clone(),
+        metadata: t.metadata.clone(),
+        outbound_number: t.numbers.first().cloned().unwrap_or_default(),
+        inbound_addresses: t.allowed_addresses.clone(),
+        inbound_numbers: t.allowed_numbers.clone(),
+        inbound_username: t.auth_username.clone(),
+        inbound_password: t.auth_password.clone(),
+        ..Default::default()
+    }
+}
+
+fn legacy_outbound(t: &proto::SipOutboundTrunkInfo) -> proto::SipTrunkInfo {
+    proto::SipTrunkInfo {
+        sip_trunk_id: t.sip_trunk_id.clone(),
+        kind: proto::sip_trunk_info::TrunkKind::TrunkOutbound as i32,
+        name: t.name.clone(),
+        metadata: t.metadata.clone(),
+        outbound_address: t.address.clone(),
+        transport: t.transport,
+        outbound_number: t.numbers.first().cloned().unwrap_or_default(),
+        outbound_username: t.auth_username.clone(),
+        outbound_password: t.auth_password.clone(),
+        ..Default::default()
+    }
+}
