@@ -1,1 +1,2 @@
 //! The local emulator of Telnyx, LiveKit and Twilio.
+pub mod livekit;
