@@ -1,1 +1,689 @@
-//! http client.
+//! The HTTP layer every provider call goes through (Telnyx and Twilio entirely; LiveKit's own
+//! Twirp calls, and the gate and guard around the official SIP client's calls).
+//!
+//! One place decides, for every call:
+//! - the hard lock: a write whose target id is protected is refused before it leaves the
+//!   process ([`WriteGuard`]);
+//! - the per-provider concurrency limit and request rate ([`Gate`]);
+//! - a timeout, and retries with exponential backoff and jitter on 429, 5xx and connection
+//!   errors, honoring `Retry-After` (and Telnyx `x-ratelimit-reset`). Only idempotent calls are
+//!   retried on 5xx or a lost connection; a create is retried only after a 429 (a definite
+//!   refusal), because after a lost answer the provider must look the object up first
+//!   ([`super::create_with_recovery`]);
+//! - which base URLs are acceptable: https anywhere, plain http only on loopback.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::{Method, StatusCode, Url};
+use serde::de::DeserializeOwned;
+use tokio::sync::{Mutex, Semaphore};
+use tokio::time::Instant;
+
+use super::{ClientOptions, ProviderError};
+use crate::model::{ProviderName, SecretValue};
+
+/// Parses a base URL and refuses plain http to anything but loopback, so credentials never
+/// travel in clear text over a network.
+pub fn check_base_url(provider: ProviderName, raw: &str) -> Result<Url, ProviderError> {
+    let url = Url::parse(raw.trim_end_matches('/')).map_err(|e| ProviderError::Config {
+        provider,
+        detail: format!("base URL `{raw}` is not a URL: {e}"),
+    })?;
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if is_loopback(&url) => Ok(url),
+        "http" => Err(ProviderError::Config {
+            provider,
+            detail: format!(
+                "base URL `{raw}` uses plain http to a non-loopback host; use https (plain http is allowed only for 127.0.0.0/8, ::1 and localhost)"
+            ),
+        }),
+        other => Err(ProviderError::Config {
+            provider,
+            detail: format!("base URL `{raw}` has unsupported scheme `{other}`"),
+        }),
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => bare.eq_ignore_ascii_case("localhost"),
+    }
+}
+
+/// Joins a path (with its query) onto a base URL that may itself carry a path (`…/v2`).
+pub fn join(base: &Url, path_and_query: &str) -> Url {
+    let mut s = base.as_str().trim_end_matches('/').to_string();
+    if !path_and_query.starts_with('/') {
+        s.push('/');
+    }
+    s.push_str(path_and_query);
+    Url::parse(&s).unwrap_or_else(|_| base.clone())
+}
+
+/// The hard lock: ids no write may target.
+#[derive(Debug, Default)]
+pub struct WriteGuard {
+    protected: BTreeSet<String>,
+}
+
+impl WriteGuard {
+    pub fn new(ids: &[String]) -> Self {
+        Self {
+            protected: ids.iter().map(|s| s.trim().to_string()).collect(),
+        }
+    }
+
+    /// True when some protected entry is a phone number (`+…`), so number writes must look
+    /// the number up before writing.
+    pub fn has_numbers(&self) -> bool {
+        self.protected.iter().any(|p| p.starts_with('+'))
+    }
+
+    pub fn is_protected(&self, id: &str) -> bool {
+        !id.is_empty() && self.protected.contains(id)
+    }
+
+    /// Refuses a write whose targets include a protected id.
+    pub fn check<'a>(
+        &self,
+        object: &str,
+        targets: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), ProviderError> {
+        match targets.into_iter().find(|t| self.is_protected(t)) {
+            Some(id) => Err(ProviderError::Protected {
+                object: object.to_string(),
+                id: id.to_string(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Every path segment of a URL, without a `.json` suffix: the ids a REST write targets.
+    pub fn path_ids(url: &Url) -> Vec<String> {
+        url.path_segments()
+            .map(|segs| {
+                segs.map(|s| s.trim_end_matches(".json").to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// The per-provider concurrency limit and a simple request-rate limiter.
+#[derive(Debug)]
+pub struct Gate {
+    permits: Semaphore,
+    interval: Option<Duration>,
+    next_slot: Mutex<Instant>,
+}
+
+impl Gate {
+    pub fn new(concurrency: usize, rate_limit_rps: f64) -> Self {
+        let interval = (rate_limit_rps > 0.0 && rate_limit_rps.is_finite())
+            .then(|| Duration::from_secs_f64(1.0 / rate_limit_rps));
+        Self {
+            permits: Semaphore::new(concurrency.max(1)),
+            interval,
+            next_slot: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// Waits for a free slot and the next rate tick; the permit is held for one attempt.
+    pub async fn enter(&self) -> tokio::sync::SemaphorePermit<'_> {
+        let permit = self
+            .permits
+            .acquire()
+            .await
+            .expect("the gate's semaphore is never closed");
+        if let Some(interval) = self.interval {
+            let slot = {
+                let mut next = self.next_slot.lock().await;
+                let slot = (*next).max(Instant::now());
+                *next = slot + interval;
+                slot
+            };
+            tokio::time::sleep_until(slot).await;
+        }
+        permit
+    }
+}
+
+/// How a failed attempt may be retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Reads and idempotent writes: retried on 429, 5xx and connection errors.
+    Idempotent,
+    /// Creates: retried only on 429, which the service answers before doing anything.
+    RejectedOnly,
+}
+
+/// Backoff settings shared by every retry loop.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    pub max_retries: u32,
+    pub base: Duration,
+    pub cap: Duration,
+    /// The longest a server-supplied `Retry-After` is honored.
+    pub max_wait: Duration,
+}
+
+impl Backoff {
+    pub fn from_options(opts: &ClientOptions) -> Self {
+        Self {
+            max_retries: opts.max_retries,
+            base: opts.backoff_base,
+            cap: opts.backoff_cap,
+            max_wait: Duration::from_secs(60),
+        }
+    }
+
+    /// Exponential backoff with jitter: a random wait in [d/2, d], d = base * 2^attempt.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        use rand::Rng;
+        let exp = self.base.saturating_mul(1u32 << attempt.min(16));
+        let d = exp.min(self.cap);
+        let half = d / 2;
+        let jitter = rand::rng().random_range(0..=half.as_millis() as u64);
+        half + Duration::from_millis(jitter)
+    }
+
+    /// The wait before the next attempt: the server's word if it gave one, else backoff.
+    pub fn wait(&self, attempt: u32, server: Option<Duration>) -> Duration {
+        match server {
+            Some(d) => d.min(self.max_wait),
+            None => self.delay(attempt),
+        }
+    }
+}
+
+/// The server's requested wait: `Retry-After` (seconds), `Retry-After-Ms`, or on a 429 Telnyx's
+/// `x-ratelimit-reset` (seconds until the window resets).
+pub fn server_wait(status: StatusCode, headers: &HeaderMap) -> Option<Duration> {
+    let secs = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|v| v.is_finite() && *v >= 0.0)
+    };
+    if let Some(ms) = secs("retry-after-ms") {
+        return Some(Duration::from_secs_f64(ms / 1000.0));
+    }
+    if let Some(s) = secs("retry-after") {
+        return Some(Duration::from_secs_f64(s));
+    }
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        return secs("x-ratelimit-reset").map(Duration::from_secs_f64);
+    }
+    None
+}
+
+/// True for the statuses a retry can help with.
+pub fn retryable_status(status: StatusCode) -> bool {
+    status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+}
+
+/// How a client authenticates. Debug never shows the secret.
+#[derive(Clone)]
+pub enum Auth {
+    Bearer(SecretValue),
+    Basic {
+        user: String,
+        password: SecretValue,
+    },
+    /// A token minted per attempt (LiveKit's short-lived JWTs).
+    Minted(Arc<dyn Fn() -> Result<String, ProviderError> + Send + Sync>),
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Bearer(_) => f.write_str("Bearer((sensitive))"),
+            Self::Basic { user, .. } => write!(f, "Basic({user}, (sensitive))"),
+            Self::Minted(_) => f.write_str("Minted((sensitive))"),
+        }
+    }
+}
+
+impl Auth {
+    fn header(&self) -> Result<HeaderValue, ProviderError> {
+        use base64::Engine;
+        let raw = match self {
+            Self::Bearer(key) => format!("Bearer {}", key.expose()),
+            Self::Basic { user, password } => {
+                let pair = format!("{user}:{}", password.expose());
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(pair)
+                )
+            }
+            Self::Minted(mint) => format!("Bearer {}", mint()?),
+        };
+        let mut value = HeaderValue::from_str(&raw).map_err(|_| ProviderError::Config {
+            provider: ProviderName::Telnyx,
+            detail: "a credential contains characters that cannot go in an HTTP header".to_string(),
+        })?;
+        value.set_sensitive(true);
+        Ok(value)
+    }
+}
+
+/// A request body.
+#[derive(Clone)]
+pub enum Body {
+    Empty,
+    Json(serde_json::Value),
+    Form(Vec<(String, String)>),
+    Protobuf(Vec<u8>),
+}
+
+/// One call as a provider describes it.
+#[derive(Clone)]
+pub struct Call {
+    pub method: Method,
+    pub url: Url,
+    pub body: Body,
+    /// What is being done, for errors (`list phone_numbers`, `PATCH credential_connection`).
+    pub operation: String,
+    /// The object it is done to, for errors (an address, an id, a number).
+    pub object: String,
+    pub retry: Retry,
+    /// True when the call changes something; the hard lock applies.
+    pub write: bool,
+    /// Ids the write targets besides those in the path (a Twirp body id, a number).
+    pub targets: Vec<String>,
+}
+
+impl Call {
+    /// A read: GET, idempotent, no lock check.
+    pub fn get(url: Url, operation: impl Into<String>, object: impl Into<String>) -> Self {
+        Self {
+            method: Method::GET,
+            url,
+            body: Body::Empty,
+            operation: operation.into(),
+            object: object.into(),
+            retry: Retry::Idempotent,
+            write: false,
+            targets: Vec::new(),
+        }
+    }
+
+    /// A write with the given method and body; PATCH, PUT and DELETE are idempotent, POST is
+    /// not unless [`Call::idempotent`] says so.
+    pub fn write(
+        method: Method,
+        url: Url,
+        body: Body,
+        operation: impl Into<String>,
+        object: impl Into<String>,
+    ) -> Self {
+        let retry = if method == Method::POST {
+            Retry::RejectedOnly
+        } else {
+            Retry::Idempotent
+        };
+        Self {
+            method,
+            url,
+            body,
+            operation: operation.into(),
+            object: object.into(),
+            retry,
+            write: true,
+            targets: Vec::new(),
+        }
+    }
+
+    pub fn idempotent(mut self) -> Self {
+        self.retry = Retry::Idempotent;
+        self
+    }
+
+    pub fn target(mut self, id: impl Into<String>) -> Self {
+        self.targets.push(id.into());
+        self
+    }
+}
+
+/// A successful answer.
+#[derive(Debug)]
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+/// Reads the provider's own error code and detail out of an error body.
+pub type ErrorDecoder = fn(&[u8]) -> Option<(String, String)>;
+
+/// A provider's HTTP client: auth, gate, guard and retries around reqwest.
+#[derive(Clone)]
+pub struct HttpClient {
+    provider: ProviderName,
+    client: reqwest::Client,
+    auth: Auth,
+    gate: Arc<Gate>,
+    guard: Arc<WriteGuard>,
+    backoff: Backoff,
+    decode_error: ErrorDecoder,
+}
+
+impl fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpClient")
+            .field("provider", &self.provider)
+            .field("auth", &self.auth)
+            .field("backoff", &self.backoff)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpClient {
+    pub fn new(
+        provider: ProviderName,
+        opts: &ClientOptions,
+        auth: Auth,
+        guard: Arc<WriteGuard>,
+        decode_error: ErrorDecoder,
+    ) -> Result<Self, ProviderError> {
+        let client = reqwest::Client::builder()
+            .timeout(opts.timeout)
+            .connect_timeout(opts.timeout.min(Duration::from_secs(10)))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("cwa/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ProviderError::Config {
+                provider,
+                detail: format!("cannot build the HTTP client: {e}"),
+            })?;
+        Ok(Self {
+            provider,
+            client,
+            auth,
+            gate: Arc::new(Gate::new(
+                opts.concurrency.get(provider),
+                opts.rate_limit_rps.get(provider),
+            )),
+            guard,
+            backoff: Backoff::from_options(opts),
+            decode_error,
+        })
+    }
+
+    pub fn provider(&self) -> ProviderName {
+        self.provider
+    }
+
+    pub fn guard(&self) -> &WriteGuard {
+        &self.guard
+    }
+
+    pub fn gate(&self) -> &Arc<Gate> {
+        &self.gate
+    }
+
+    pub fn backoff(&self) -> Backoff {
+        self.backoff
+    }
+
+    /// Sends a call, retrying as its [`Retry`] allows; a non-2xx answer becomes
+    /// [`ProviderError::Api`] with the provider's own code and detail.
+    pub async fn send(&self, call: Call) -> Result<Response, ProviderError> {
+        if call.write {
+            let path_ids = WriteGuard::path_ids(&call.url);
+            self.guard.check(
+                &call.object,
+                path_ids
+                    .iter()
+                    .map(String::as_str)
+                    .chain(call.targets.iter().map(String::as_str)),
+            )?;
+        }
+        let mut attempt = 0;
+        loop {
+            let outcome = self.attempt(&call).await;
+            let retry_after = match &outcome {
+                Ok(_) => return outcome.map_err(|f| self.error(&call, f)),
+                Err(Failure::Status {
+                    status, headers, ..
+                }) if retryable_status(*status)
+                    && (call.retry == Retry::Idempotent
+                        || *status == StatusCode::TOO_MANY_REQUESTS) =>
+                {
+                    Some(server_wait(*status, headers))
+                }
+                Err(Failure::Transport(_)) if call.retry == Retry::Idempotent => Some(None),
+                Err(_) => None,
+            };
+            match retry_after {
+                Some(server) if attempt < self.backoff.max_retries => {
+                    let wait = self.backoff.wait(attempt, server);
+                    tracing::debug!(
+                        provider = %self.provider,
+                        operation = %call.operation,
+                        object = %call.object,
+                        attempt,
+                        wait_ms = wait.as_millis() as u64,
+                        "retrying"
+                    );
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                _ => return outcome.map_err(|f| self.error(&call, f)),
+            }
+        }
+    }
+
+    /// Sends a call and decodes a JSON answer.
+    pub async fn json<T: DeserializeOwned>(&self, call: Call) -> Result<T, ProviderError> {
+        let operation = call.operation.clone();
+        let object = call.object.clone();
+        let resp = self.send(call).await?;
+        serde_json::from_slice(&resp.body).map_err(|e| ProviderError::Decode {
+            provider: self.provider,
+            operation,
+            object,
+            detail: e.to_string(),
+        })
+    }
+
+    async fn attempt(&self, call: &Call) -> Result<Response, Failure> {
+        let _permit = self.gate.enter().await;
+        let auth = self.auth.header().map_err(Failure::Local)?;
+        let mut req = self
+            .client
+            .request(call.method.clone(), call.url.clone())
+            .header(AUTHORIZATION, auth);
+        req = match &call.body {
+            Body::Empty => req,
+            Body::Json(v) => req.json(v),
+            Body::Form(pairs) => req.form(pairs),
+            Body::Protobuf(bytes) => req
+                .header(CONTENT_TYPE, "application/protobuf")
+                .body(bytes.clone()),
+        };
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| Failure::Transport(describe_transport(&e)))?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| Failure::Transport(describe_transport(&e)))?
+            .to_vec();
+        if status.is_success() {
+            Ok(Response {
+                status,
+                headers,
+                body,
+            })
+        } else {
+            Err(Failure::Status {
+                status,
+                headers,
+                body,
+            })
+        }
+    }
+
+    fn error(&self, call: &Call, failure: Failure) -> ProviderError {
+        match failure {
+            Failure::Local(e) => e,
+            Failure::Transport(detail) => ProviderError::Transport {
+                provider: self.provider,
+                operation: call.operation.clone(),
+                object: call.object.clone(),
+                detail,
+            },
+            Failure::Status { status, body, .. } => {
+                let (code, detail) = (self.decode_error)(&body).unwrap_or_else(|| {
+                    (
+                        status.as_u16().to_string(),
+                        status.canonical_reason().unwrap_or("error").to_string(),
+                    )
+                });
+                ProviderError::Api {
+                    provider: self.provider,
+                    operation: call.operation.clone(),
+                    object: call.object.clone(),
+                    status: status.as_u16(),
+                    code,
+                    detail,
+                }
+            }
+        }
+    }
+}
+
+enum Failure {
+    Local(ProviderError),
+    Transport(String),
+    Status {
+        status: StatusCode,
+        headers: HeaderMap,
+        body: Vec<u8>,
+    },
+}
+
+/// A transport error without its URL (which may carry query values) and without any header.
+fn describe_transport(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else if e.is_body() || e.is_decode() {
+        "the answer was cut off"
+    } else {
+        "the request failed"
+    };
+    let mut detail = kind.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        detail = format!("{detail}: {s}");
+        source = s.source();
+    }
+    detail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_only_on_loopback() {
+        let p = ProviderName::Telnyx;
+        assert!(check_base_url(p, "https://api.telnyx.com/v2").is_ok());
+        assert!(check_base_url(p, "http://127.0.0.1:8080/v2").is_ok());
+        assert!(check_base_url(p, "http://127.8.9.10").is_ok());
+        assert!(check_base_url(p, "http://localhost:1").is_ok());
+        assert!(check_base_url(p, "http://[::1]:9/").is_ok());
+        assert!(check_base_url(p, "http://api.telnyx.com/v2").is_err());
+        assert!(check_base_url(p, "http://10.0.0.1").is_err());
+        assert!(check_base_url(p, "ftp://127.0.0.1").is_err());
+    }
+
+    #[test]
+    fn join_keeps_the_base_path() {
+        let base = Url::parse("http://127.0.0.1:9/v2").unwrap();
+        assert_eq!(
+            join(&base, "/phone_numbers?page[size]=250").as_str(),
+            "http://127.0.0.1:9/v2/phone_numbers?page[size]=250"
+        );
+    }
+
+    #[test]
+    fn guard_checks_path_segments_and_targets() {
+        let guard = WriteGuard::new(&["ST_Xa3Bp9aixRFP".to_string(), "PN1".to_string()]);
+        let url =
+            Url::parse("https://x/2010-04-01/Accounts/AC1/IncomingPhoneNumbers/PN1.json").unwrap();
+        let ids = WriteGuard::path_ids(&url);
+        assert!(matches!(
+            guard.check("n", ids.iter().map(String::as_str)),
+            Err(ProviderError::Protected { id, .. }) if id == "PN1"
+        ));
+        assert!(guard.check("t", ["ST_Xa3Bp9aixRFP"]).is_err());
+        assert!(guard.check("t", ["ST_other", ""]).is_ok());
+    }
+
+    #[test]
+    fn server_wait_prefers_retry_after() {
+        let mut h = HeaderMap::new();
+        h.insert("x-ratelimit-reset", HeaderValue::from_static("3"));
+        assert_eq!(
+            server_wait(StatusCode::TOO_MANY_REQUESTS, &h),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(server_wait(StatusCode::SERVICE_UNAVAILABLE, &h), None);
+        h.insert("retry-after", HeaderValue::from_static("1"));
+        assert_eq!(
+            server_wait(StatusCode::SERVICE_UNAVAILABLE, &h),
+            Some(Duration::from_secs(1))
+        );
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let b = Backoff {
+            max_retries: 5,
+            base: Duration::from_millis(100),
+            cap: Duration::from_millis(800),
+            max_wait: Duration::from_secs(60),
+        };
+        for attempt in 0..10 {
+            let d = b.delay(attempt);
+            assert!(d <= Duration::from_millis(800));
+            let full = Duration::from_millis(100 * (1u64 << attempt.min(16)))
+                .min(Duration::from_millis(800));
+            assert!(d >= full / 2);
+        }
+        assert_eq!(
+            b.wait(0, Some(Duration::from_secs(600))),
+            Duration::from_secs(60)
+        );
+    }
+
+    #[test]
+    fn auth_debug_hides_secrets() {
+        let a = Auth::Basic {
+            user: "AC1".into(),
+            password: SecretValue::new("tok-123"),
+        };
+        assert!(!format!("{a:?}").contains("tok-123"));
+        let b = Auth::Bearer(SecretValue::new("KEY123"));
+        assert!(!format!("{b:?}").contains("KEY123"));
+    }
+}

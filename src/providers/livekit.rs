@@ -1,1 +1,1192 @@
-//! livekit client.
+//! The LiveKit SIP client: inbound trunks, outbound trunks and dispatch rules.
+//!
+//! Creates, updates, lists and deletes go through the official
+//! `livekit_api::services::sip::SIPClient`, which signs a fresh token with only the SIP admin
+//! grant for every request. Its region failover is switched off: it replays a request on a
+//! 5xx, which for a create could make a second trunk; cwa's own retry loop below retries
+//! only idempotent calls and looks a lost create up first ([`super::post_once`]).
+//!
+//! A thin Twirp call of cwa's own (prost body, a 10-minute JWT with only `sip.admin`), through
+//! the shared HTTP layer, covers what the crate lacks:
+//! - `GetSIPInboundTrunk` / `GetSIPOutboundTrunk`: the crate has no Get wrappers, and `read`
+//!   must be exact and cheap;
+//! - filtered lists (`ListSIPDispatchRule` by id or trunk, `ListSIPInboundTrunk` by number):
+//!   the crate always sends an empty filter;
+//! - `CreateSIPOutboundTrunk`: the crate's wrapper drops `destination_country` (and
+//!   `media`, `from_host`, `include_headers`).
+//!
+//! Dispatch rules are always written through the `dispatch_rule` wrapper with
+//! `room_config.agents` set (the deprecated top-level fields silently drop the agents), and
+//! trunks and rules are changed in place with a full replace built from the current object,
+//! never deleted and created again.
+//!
+//! Canonical forms: numbers E.164 with `+`, sorted; allowed addresses and numbers sorted;
+//! transport lower-case `auto`/`udp`/`tcp`/`tls`; outbound address without `sip:`;
+//! `destination_country` upper-case; trunk ids and agents sorted; an empty auth password is
+//! `None`, any other is the fingerprint of the value LiveKit returns.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use livekit_api::access_token::{AccessToken, SIPGrants};
+use livekit_api::services::sip::{
+    CreateSIPDispatchRuleOptions, CreateSIPInboundTrunkOptions, ListSIPDispatchRuleFilter,
+    ListSIPInboundTrunkFilter, ListSIPOutboundTrunkFilter, SIPClient,
+};
+use livekit_api::services::{ServerError, ServiceError};
+use livekit_protocol as proto;
+use prost::Message;
+use reqwest::{Method, Url};
+
+use super::http::{self, Auth, Body, Call, Gate, HttpClient, Retry, WriteGuard};
+use super::{post_once, ClientOptions, Env, Provider, ProviderError, WriteRequest};
+use crate::model::{
+    fingerprint, AgentDispatch, DispatchKind, DispatchRuleSpec, InboundTrunkSpec, Kind, LiveObject,
+    NumberRef, OutboundTrunkSpec, ProviderName, Ref, SecretRef, SecretValue, Spec, E164,
+};
+
+const P: ProviderName = ProviderName::Livekit;
+/// Lifetime of the tokens cwa mints for its own Twirp calls.
+const TOKEN_TTL: Duration = Duration::from_secs(600);
+
+/// The LiveKit provider. Debug shows the API key, never the secret.
+pub struct LivekitProvider {
+    sip: SIPClient,
+    twirp: HttpClient,
+    base: Url,
+    api_key: String,
+}
+
+impl fmt::Debug for LivekitProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LivekitProvider")
+            .field("base", &self.base.as_str())
+            .field("api_key", &self.api_key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `wss://` and `ws://` project URLs name the same host as `https://` and `http://`.
+pub fn http_url(raw: &str) -> String {
+    if let Some(rest) = raw.strip_prefix("wss://") {
+        format!("https://{rest}")
+    } else if let Some(rest) = raw.strip_prefix("ws://") {
+        format!("http://{rest}")
+    } else {
+        raw.to_string()
+    }
+}
+
+/// A JWT with only the SIP admin grant, valid for ten minutes.
+fn mint(api_key: &str, api_secret: &SecretValue) -> Result<String, ProviderError> {
+    AccessToken::with_api_key(api_key, api_secret.expose())
+        .with_ttl(TOKEN_TTL)
+        .with_sip_grants(SIPGrants {
+            admin: true,
+            call: false,
+        })
+        .to_jwt()
+        .map_err(|e| ProviderError::Config {
+            provider: P,
+            detail: format!("cannot sign a LiveKit token: {e}"),
+        })
+}
+
+/// Twirp error body `{"code","msg"}` → (code, msg).
+fn decode_twirp_error(body: &[u8]) -> Option<(String, String)> {
+    #[derive(serde::Deserialize)]
+    struct TwirpError {
+        code: String,
+        #[serde(default)]
+        msg: String,
+    }
+    let e: TwirpError = serde_json::from_slice(body).ok()?;
+    Some((e.code, e.msg))
+}
+
+/// The HTTP status twirp v8 gives each error code.
+pub fn twirp_status(code: &str) -> u16 {
+    match code {
+        "canceled" | "deadline_exceeded" => 408,
+        "invalid_argument" | "malformed" | "out_of_range" => 400,
+        "not_found" | "bad_route" => 404,
+        "already_exists" | "aborted" => 409,
+        "permission_denied" => 403,
+        "unauthenticated" => 401,
+        "resource_exhausted" => 429,
+        "failed_precondition" => 412,
+        "unimplemented" => 501,
+        "unavailable" => 503,
+        _ => 500,
+    }
+}
+
+fn service_error(e: ServiceError, operation: &str, object: &str) -> ProviderError {
+    let (operation, object) = (operation.to_string(), object.to_string());
+    match e {
+        ServiceError::Twirp(ServerError::Twirp(t)) => ProviderError::Api {
+            provider: P,
+            operation,
+            object,
+            status: twirp_status(&t.code),
+            code: t.code,
+            detail: t.msg,
+        },
+        ServiceError::Twirp(ServerError::Request(r)) => ProviderError::Transport {
+            provider: P,
+            operation,
+            object,
+            detail: match r.status() {
+                Some(s) => format!("HTTP {s} with an unreadable body"),
+                None if r.is_timeout() => "timed out".to_string(),
+                None if r.is_connect() => "could not connect".to_string(),
+                None => "the request failed or the answer was unreadable".to_string(),
+            },
+        },
+        ServiceError::Twirp(ServerError::Prost(d)) => ProviderError::Decode {
+            provider: P,
+            operation,
+            object,
+            detail: d.to_string(),
+        },
+        other => ProviderError::Config {
+            provider: P,
+            detail: format!("{operation} {object}: {other}"),
+        },
+    }
+}
+
+fn retryable(e: &ProviderError, retry: Retry) -> bool {
+    match (e, retry) {
+        (ProviderError::Api { status: 429, .. }, _) => true,
+        (ProviderError::Api { status, .. }, Retry::Idempotent) => *status >= 500,
+        (ProviderError::Transport { .. }, Retry::Idempotent) => true,
+        _ => false,
+    }
+}
+
+impl LivekitProvider {
+    /// Reads `LIVEKIT_URL` (required; `wss://` becomes `https://`; plain http only on
+    /// loopback), `LIVEKIT_API_KEY` and `LIVEKIT_API_SECRET`.
+    pub fn from_env(env: &Env, opts: &ClientOptions) -> Result<Self, ProviderError> {
+        let raw_url = env.require(P, "LIVEKIT_URL")?;
+        let api_key = env.require(P, "LIVEKIT_API_KEY")?.to_string();
+        let api_secret = SecretValue::new(env.require(P, "LIVEKIT_API_SECRET")?);
+        let base = http::check_base_url(P, &http_url(raw_url))?;
+        let sip = SIPClient::with_api_key(base.as_str(), &api_key, api_secret.expose())
+            .with_failover(false)
+            .with_request_timeout(opts.timeout);
+        let (key, secret) = (api_key.clone(), api_secret.clone());
+        let auth = Auth::Minted(Arc::new(move || mint(&key, &secret)));
+        let guard = Arc::new(WriteGuard::new(&opts.protected_ids));
+        let twirp = HttpClient::new(P, opts, auth, guard, decode_twirp_error)?;
+        Ok(Self {
+            sip,
+            twirp,
+            base,
+            api_key,
+        })
+    }
+
+    fn gate(&self) -> &Arc<Gate> {
+        self.twirp.gate()
+    }
+
+    fn guard(&self) -> &WriteGuard {
+        self.twirp.guard()
+    }
+
+    /// One call of the official client, under the gate, retried as `retry` allows.
+    async fn sdk<T, F, Fut>(
+        &self,
+        operation: &str,
+        object: &str,
+        retry: Retry,
+        call: F,
+    ) -> Result<T, ProviderError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, ServiceError>>,
+    {
+        let backoff = self.twirp.backoff();
+        let mut attempt = 0;
+        loop {
+            let result = {
+                let _permit = self.gate().enter().await;
+                call().await
+            };
+            match result {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    let err = service_error(e, operation, object);
+                    if !retryable(&err, retry) || attempt >= backoff.max_retries {
+                        return Err(err);
+                    }
+                    tokio::time::sleep(backoff.delay(attempt)).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    /// cwa's own Twirp call (protobuf), for what the crate lacks.
+    async fn twirp<Req: Message, Resp: Message + Default>(
+        &self,
+        method: &str,
+        req: &Req,
+        object: &str,
+        write: Option<&str>,
+    ) -> Result<Resp, ProviderError> {
+        let url = http::join(&self.base, &format!("/twirp/livekit.SIP/{method}"));
+        let mut call = Call::write(
+            Method::POST,
+            url,
+            Body::Protobuf(req.encode_to_vec()),
+            method,
+            object,
+        );
+        call.write = write.is_some();
+        call.retry = if method.starts_with("Create") {
+            Retry::RejectedOnly
+        } else {
+            Retry::Idempotent
+        };
+        if let Some(id) = write.filter(|id| !id.is_empty()) {
+            call = call.target(id);
+        }
+        let resp = self.twirp.send(call).await?;
+        Resp::decode(resp.body.as_slice()).map_err(|e| ProviderError::Decode {
+            provider: P,
+            operation: method.to_string(),
+            object: object.to_string(),
+            detail: e.to_string(),
+        })
+    }
+
+    async fn get_inbound(
+        &self,
+        id: &str,
+    ) -> Result<Option<proto::SipInboundTrunkInfo>, ProviderError> {
+        let req = proto::GetSipInboundTrunkRequest {
+            sip_trunk_id: id.to_string(),
+        };
+        match self
+            .twirp::<_, proto::GetSipInboundTrunkResponse>("GetSIPInboundTrunk", &req, id, None)
+            .await
+        {
+            Ok(r) => Ok(r.trunk),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn get_outbound(
+        &self,
+        id: &str,
+    ) -> Result<Option<proto::SipOutboundTrunkInfo>, ProviderError> {
+        let req = proto::GetSipOutboundTrunkRequest {
+            sip_trunk_id: id.to_string(),
+        };
+        match self
+            .twirp::<_, proto::GetSipOutboundTrunkResponse>("GetSIPOutboundTrunk", &req, id, None)
+            .await
+        {
+            Ok(r) => Ok(r.trunk),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn list_rules(
+        &self,
+        ids: Vec<String>,
+        trunk_ids: Vec<String>,
+        object: &str,
+    ) -> Result<Vec<proto::SipDispatchRuleInfo>, ProviderError> {
+        let req = proto::ListSipDispatchRuleRequest {
+            page: None,
+            dispatch_rule_ids: ids,
+            trunk_ids,
+        };
+        let resp: proto::ListSipDispatchRuleResponse = self
+            .twirp("ListSIPDispatchRule", &req, object, None)
+            .await?;
+        Ok(resp.items)
+    }
+
+    async fn get_rule(
+        &self,
+        id: &str,
+    ) -> Result<Option<proto::SipDispatchRuleInfo>, ProviderError> {
+        let rules = self
+            .list_rules(vec![id.to_string()], Vec::new(), id)
+            .await?;
+        Ok(rules.into_iter().find(|r| r.sip_dispatch_rule_id == id))
+    }
+
+    async fn refresh_all(&self) -> Result<Vec<LiveObject>, ProviderError> {
+        let (inbound, outbound, rules) = futures::try_join!(
+            self.sdk(
+                "ListSIPInboundTrunk",
+                "inbound trunks",
+                Retry::Idempotent,
+                || {
+                    self.sip
+                        .list_sip_inbound_trunk(ListSIPInboundTrunkFilter::All)
+                }
+            ),
+            self.sdk(
+                "ListSIPOutboundTrunk",
+                "outbound trunks",
+                Retry::Idempotent,
+                || {
+                    self.sip
+                        .list_sip_outbound_trunk(ListSIPOutboundTrunkFilter::All)
+                }
+            ),
+            self.sdk(
+                "ListSIPDispatchRule",
+                "dispatch rules",
+                Retry::Idempotent,
+                || {
+                    self.sip
+                        .list_sip_dispatch_rule(ListSIPDispatchRuleFilter::All)
+                }
+            ),
+        )?;
+        let mut out = Vec::with_capacity(inbound.len() + outbound.len() + rules.len());
+        out.extend(inbound.iter().map(inbound_object));
+        out.extend(outbound.iter().map(outbound_object));
+        out.extend(rules.iter().map(rule_object));
+        Ok(out)
+    }
+
+    async fn create_inbound(
+        &self,
+        req: &WriteRequest,
+        spec: &InboundTrunkSpec,
+    ) -> Result<LiveObject, ProviderError> {
+        let object = req.object.as_str();
+        let info = inbound_info(spec, None, object)?;
+        let made = post_once(
+            1,
+            || {
+                self.sdk("CreateSIPInboundTrunk", object, Retry::RejectedOnly, || {
+                    self.sip.create_sip_inbound_trunk(
+                        info.name.clone(),
+                        info.numbers.clone(),
+                        CreateSIPInboundTrunkOptions {
+                            metadata: Some(info.metadata.clone()),
+                            allowed_addresses: Some(info.allowed_addresses.clone()),
+                            allowed_numbers: Some(info.allowed_numbers.clone()),
+                            auth_username: Some(info.auth_username.clone()),
+                            auth_password: Some(info.auth_password.clone()),
+                            krisp_enabled: Some(info.krisp_enabled),
+                            ..Default::default()
+                        },
+                    )
+                })
+            },
+            || async { Ok(self.find_inbound(spec, object).await?) },
+        )
+        .await?;
+        Ok(inbound_object(&made))
+    }
+
+    async fn find_inbound(
+        &self,
+        spec: &InboundTrunkSpec,
+        object: &str,
+    ) -> Result<Option<proto::SipInboundTrunkInfo>, ProviderError> {
+        let numbers = number_strings(&spec.numbers, object)?;
+        let req = proto::ListSipInboundTrunkRequest {
+            page: None,
+            trunk_ids: Vec::new(),
+            numbers: numbers.clone(),
+        };
+        let resp: proto::ListSipInboundTrunkResponse = self
+            .twirp("ListSIPInboundTrunk", &req, object, None)
+            .await?;
+        let want = sorted(numbers);
+        Ok(resp
+            .items
+            .into_iter()
+            .find(|t| t.name == spec.name && sorted(normalize_all(&t.numbers)) == want))
+    }
+
+    async fn create_outbound(
+        &self,
+        req: &WriteRequest,
+        spec: &OutboundTrunkSpec,
+    ) -> Result<LiveObject, ProviderError> {
+        let object = req.object.as_str();
+        let info = outbound_info(spec, None, object)?;
+        let made = post_once(
+            1,
+            || async {
+                let r = proto::CreateSipOutboundTrunkRequest {
+                    trunk: Some(info.clone()),
+                };
+                self.twirp::<_, proto::SipOutboundTrunkInfo>(
+                    "CreateSIPOutboundTrunk",
+                    &r,
+                    object,
+                    Some(""),
+                )
+                .await
+            },
+            || self.find_outbound(spec, object),
+        )
+        .await?;
+        Ok(outbound_object(&made))
+    }
+
+    async fn find_outbound(
+        &self,
+        spec: &OutboundTrunkSpec,
+        object: &str,
+    ) -> Result<Option<proto::SipOutboundTrunkInfo>, ProviderError> {
+        let all = self
+            .sdk("ListSIPOutboundTrunk", object, Retry::Idempotent, || {
+                self.sip
+                    .list_sip_outbound_trunk(ListSIPOutboundTrunkFilter::All)
+            })
+            .await?;
+        Ok(all
+            .into_iter()
+            .find(|t| t.name == spec.name && strip_sip(&t.address) == strip_sip(&spec.address)))
+    }
+
+    async fn create_rule(
+        &self,
+        req: &WriteRequest,
+        spec: &DispatchRuleSpec,
+    ) -> Result<LiveObject, ProviderError> {
+        let object = req.object.as_str();
+        let info = rule_info(spec, None, object)?;
+        let rule = info
+            .rule
+            .clone()
+            .and_then(|r| r.rule)
+            .expect("rule_info always sets the rule");
+        let made = post_once(
+            1,
+            || {
+                self.sdk("CreateSIPDispatchRule", object, Retry::RejectedOnly, || {
+                    self.sip.create_sip_dispatch_rule(
+                        rule.clone(),
+                        CreateSIPDispatchRuleOptions {
+                            name: info.name.clone(),
+                            metadata: info.metadata.clone(),
+                            trunk_ids: info.trunk_ids.clone(),
+                            hide_phone_number: info.hide_phone_number,
+                            room_config: info.room_config.clone(),
+                            ..Default::default()
+                        },
+                    )
+                })
+            },
+            || self.find_rule(spec, object),
+        )
+        .await?;
+        Ok(rule_object(&made))
+    }
+
+    async fn find_rule(
+        &self,
+        spec: &DispatchRuleSpec,
+        object: &str,
+    ) -> Result<Option<proto::SipDispatchRuleInfo>, ProviderError> {
+        let trunks = ref_ids(&spec.trunks, object)?;
+        let want = sorted(trunks.clone());
+        let rules = self.list_rules(Vec::new(), trunks, object).await?;
+        Ok(rules
+            .into_iter()
+            .find(|r| r.name == spec.name && sorted(r.trunk_ids.clone()) == want))
+    }
+
+    async fn update_inbound(
+        &self,
+        id: &str,
+        spec: &InboundTrunkSpec,
+        object: &str,
+    ) -> Result<LiveObject, ProviderError> {
+        self.guard().check(object, [id])?;
+        let current = self
+            .get_inbound(id)
+            .await?
+            .ok_or_else(|| gone(object, id))?;
+        let info = inbound_info(spec, Some(current), object)?;
+        let updated = self
+            .sdk("UpdateSIPInboundTrunk", object, Retry::Idempotent, || {
+                self.sip
+                    .update_sip_inbound_trunk_replace(id.to_string(), info.clone())
+            })
+            .await?;
+        Ok(inbound_object(&updated))
+    }
+
+    async fn update_outbound(
+        &self,
+        id: &str,
+        spec: &OutboundTrunkSpec,
+        object: &str,
+    ) -> Result<LiveObject, ProviderError> {
+        self.guard().check(object, [id])?;
+        let current = self
+            .get_outbound(id)
+            .await?
+            .ok_or_else(|| gone(object, id))?;
+        let info = outbound_info(spec, Some(current), object)?;
+        let updated = self
+            .sdk("UpdateSIPOutboundTrunk", object, Retry::Idempotent, || {
+                self.sip
+                    .update_sip_outbound_trunk_replace(id.to_string(), info.clone())
+            })
+            .await?;
+        Ok(outbound_object(&updated))
+    }
+
+    async fn update_rule(
+        &self,
+        id: &str,
+        spec: &DispatchRuleSpec,
+        object: &str,
+    ) -> Result<LiveObject, ProviderError> {
+        self.guard().check(object, [id])?;
+        let current = self.get_rule(id).await?.ok_or_else(|| gone(object, id))?;
+        let info = rule_info(spec, Some(current), object)?;
+        let updated = self
+            .sdk("UpdateSIPDispatchRule", object, Retry::Idempotent, || {
+                self.sip
+                    .update_sip_dispatch_rule_replace(id.to_string(), info.clone())
+            })
+            .await?;
+        Ok(rule_object(&updated))
+    }
+}
+
+fn gone(object: &str, id: &str) -> ProviderError {
+    ProviderError::Api {
+        provider: P,
+        operation: "update".into(),
+        object: object.to_string(),
+        status: 404,
+        code: "not_found".into(),
+        detail: format!("{id} does not exist"),
+    }
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v.dedup();
+    v
+}
+
+fn normalize_all(numbers: &[String]) -> Vec<String> {
+    numbers
+        .iter()
+        .map(|n| {
+            E164::normalize(n)
+                .map(String::from)
+                .unwrap_or_else(|_| n.clone())
+        })
+        .collect()
+}
+
+fn strip_sip(address: &str) -> String {
+    address
+        .trim()
+        .trim_start_matches("sips:")
+        .trim_start_matches("sip:")
+        .to_ascii_lowercase()
+}
+
+/// Numbers a trunk holds, as LiveKit takes them; each must already be a number.
+fn number_strings(numbers: &[NumberRef], object: &str) -> Result<Vec<String>, ProviderError> {
+    numbers
+        .iter()
+        .map(|n| match n {
+            NumberRef::Number(e) => Ok(e.as_str().to_string()),
+            NumberRef::Of(a) => Err(ProviderError::Config {
+                provider: P,
+                detail: format!("{object}: the number of {a} was not resolved"),
+            }),
+        })
+        .collect()
+}
+
+fn ref_ids(refs: &[Ref], object: &str) -> Result<Vec<String>, ProviderError> {
+    refs.iter()
+        .map(|r| match r {
+            Ref::Id(id) => Ok(id.clone()),
+            Ref::Addr(a) => Err(ProviderError::Config {
+                provider: P,
+                detail: format!("{object}: the reference to {a} was not resolved to a live id"),
+            }),
+        })
+        .collect()
+}
+
+/// The password to send: the resolved value; none wanted means empty; a secret known only by
+/// fingerprint keeps what the trunk has.
+fn password_to_send(
+    want: &Option<SecretRef>,
+    current: &str,
+    object: &str,
+) -> Result<String, ProviderError> {
+    match want {
+        None => Ok(String::new()),
+        Some(SecretRef::Value(v)) => Ok(v.expose().to_string()),
+        Some(SecretRef::Fingerprint(f)) if !current.is_empty() && fingerprint(current) == *f => {
+            Ok(current.to_string())
+        }
+        Some(_) => Err(ProviderError::Config {
+            provider: P,
+            detail: format!("{object}: the auth password must be resolved from its environment variable before writing"),
+        }),
+    }
+}
+
+fn secret(value: &str) -> Option<SecretRef> {
+    (!value.is_empty()).then(|| SecretRef::Fingerprint(fingerprint(value)))
+}
+
+/// Splits trunk numbers into E.164 numbers and anything else (kept in `extra`).
+fn split_numbers(numbers: &[String]) -> (Vec<NumberRef>, Vec<String>) {
+    let mut ok = Vec::new();
+    let mut other = Vec::new();
+    for n in numbers {
+        match E164::normalize(n) {
+            Ok(e) => ok.push(e),
+            Err(_) => other.push(n.clone()),
+        }
+    }
+    ok.sort();
+    ok.dedup();
+    (ok.into_iter().map(NumberRef::Number).collect(), other)
+}
+
+pub fn transport_name(t: i32) -> &'static str {
+    match proto::SipTransport::try_from(t) {
+        Ok(proto::SipTransport::Udp) => "udp",
+        Ok(proto::SipTransport::Tcp) => "tcp",
+        Ok(proto::SipTransport::Tls) => "tls",
+        _ => "auto",
+    }
+}
+
+pub fn transport_value(name: &str, object: &str) -> Result<i32, ProviderError> {
+    Ok(match name.to_ascii_lowercase().as_str() {
+        "" | "auto" => proto::SipTransport::Auto,
+        "udp" => proto::SipTransport::Udp,
+        "tcp" => proto::SipTransport::Tcp,
+        "tls" => proto::SipTransport::Tls,
+        other => {
+            return Err(ProviderError::Config {
+                provider: P,
+                detail: format!("{object}: unknown transport `{other}` (auto, udp, tcp or tls)"),
+            })
+        }
+    } as i32)
+}
+
+pub fn inbound_object(t: &proto::SipInboundTrunkInfo) -> LiveObject {
+    let (numbers, unparsed) = split_numbers(&t.numbers);
+    let mut extra = BTreeMap::new();
+    if !unparsed.is_empty() {
+        extra.insert("unparsed_numbers".to_string(), unparsed.join(","));
+    }
+    if !t.auth_realm.is_empty() {
+        extra.insert("auth_realm".to_string(), t.auth_realm.clone());
+    }
+    extra.insert("record_type".to_string(), "sip_inbound_trunk".to_string());
+    LiveObject {
+        id: t.sip_trunk_id.clone(),
+        spec: Spec::LivekitInboundTrunk(InboundTrunkSpec {
+            name: t.name.clone(),
+            metadata: t.metadata.clone(),
+            numbers,
+            allowed_addresses: sorted(t.allowed_addresses.clone()),
+            allowed_numbers: sorted(t.allowed_numbers.clone()),
+            auth_username: t.auth_username.clone(),
+            auth_password: secret(&t.auth_password),
+            krisp_enabled: t.krisp_enabled,
+        }),
+        extra,
+    }
+}
+
+pub fn outbound_object(t: &proto::SipOutboundTrunkInfo) -> LiveObject {
+    let (numbers, unparsed) = split_numbers(&t.numbers);
+    let mut extra = BTreeMap::new();
+    if !unparsed.is_empty() {
+        extra.insert("unparsed_numbers".to_string(), unparsed.join(","));
+    }
+    if !t.from_host.is_empty() {
+        extra.insert("from_host".to_string(), t.from_host.clone());
+    }
+    extra.insert("record_type".to_string(), "sip_outbound_trunk".to_string());
+    LiveObject {
+        id: t.sip_trunk_id.clone(),
+        spec: Spec::LivekitOutboundTrunk(OutboundTrunkSpec {
+            name: t.name.clone(),
+            metadata: t.metadata.clone(),
+            address: strip_sip(&t.address),
+            transport: transport_name(t.transport).to_string(),
+            numbers,
+            auth_username: t.auth_username.clone(),
+            auth_password: secret(&t.auth_password),
+            headers: t
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            destination_country: t.destination_country.to_ascii_uppercase(),
+        }),
+        extra,
+    }
+}
+
+fn dispatch_kind(rule: Option<&proto::SipDispatchRule>) -> DispatchKind {
+    use proto::sip_dispatch_rule::Rule;
+    match rule.and_then(|r| r.rule.as_ref()) {
+        Some(Rule::DispatchRuleDirect(d)) => DispatchKind::Direct {
+            room_name: d.room_name.clone(),
+            pin: d.pin.clone(),
+        },
+        Some(Rule::DispatchRuleCallee(c)) => DispatchKind::Callee {
+            room_prefix: c.room_prefix.clone(),
+            pin: c.pin.clone(),
+            randomize: c.randomize,
+        },
+        Some(Rule::DispatchRuleIndividual(i)) => DispatchKind::Individual {
+            room_prefix: i.room_prefix.clone(),
+            pin: i.pin.clone(),
+        },
+        None => DispatchKind::Individual {
+            room_prefix: String::new(),
+            pin: String::new(),
+        },
+    }
+}
+
+pub fn rule_object(r: &proto::SipDispatchRuleInfo) -> LiveObject {
+    let mut agents: Vec<AgentDispatch> = r
+        .room_config
+        .as_ref()
+        .map(|c| {
+            c.agents
+                .iter()
+                .map(|a| AgentDispatch {
+                    agent_name: a.agent_name.clone(),
+                    metadata: a.metadata.clone(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    agents.sort();
+    let mut trunks = sorted(r.trunk_ids.clone());
+    trunks.retain(|t| !t.is_empty());
+    let mut extra = BTreeMap::new();
+    extra.insert("record_type".to_string(), "sip_dispatch_rule".to_string());
+    if r.rule.as_ref().and_then(|x| x.rule.as_ref()).is_none() {
+        extra.insert("rule".to_string(), "missing".to_string());
+    }
+    for (key, list) in [
+        ("inbound_numbers", &r.inbound_numbers),
+        ("numbers", &r.numbers),
+    ] {
+        if !list.is_empty() {
+            extra.insert(key.to_string(), sorted(list.clone()).join(","));
+        }
+    }
+    if !r.room_preset.is_empty() {
+        extra.insert("room_preset".to_string(), r.room_preset.clone());
+    }
+    LiveObject {
+        id: r.sip_dispatch_rule_id.clone(),
+        spec: Spec::LivekitDispatchRule(DispatchRuleSpec {
+            name: r.name.clone(),
+            metadata: r.metadata.clone(),
+            trunks: trunks.into_iter().map(Ref::Id).collect(),
+            rule: dispatch_kind(r.rule.as_ref()),
+            agents,
+            hide_phone_number: r.hide_phone_number,
+        }),
+        extra,
+    }
+}
+
+/// The full trunk to create, or to replace `current` with: the spec's fields over what the
+/// trunk has (headers, media, timeouts… that cwa does not manage are kept).
+pub fn inbound_info(
+    spec: &InboundTrunkSpec,
+    current: Option<proto::SipInboundTrunkInfo>,
+    object: &str,
+) -> Result<proto::SipInboundTrunkInfo, ProviderError> {
+    let mut t = current.unwrap_or_default();
+    t.auth_password = password_to_send(&spec.auth_password, &t.auth_password, object)?;
+    t.name = spec.name.clone();
+    t.metadata = spec.metadata.clone();
+    t.numbers = number_strings(&spec.numbers, object)?;
+    t.allowed_addresses = spec.allowed_addresses.clone();
+    t.allowed_numbers = spec.allowed_numbers.clone();
+    t.auth_username = spec.auth_username.clone();
+    t.krisp_enabled = spec.krisp_enabled;
+    Ok(t)
+}
+
+pub fn outbound_info(
+    spec: &OutboundTrunkSpec,
+    current: Option<proto::SipOutboundTrunkInfo>,
+    object: &str,
+) -> Result<proto::SipOutboundTrunkInfo, ProviderError> {
+    let mut t = current.unwrap_or_default();
+    t.auth_password = password_to_send(&spec.auth_password, &t.auth_password, object)?;
+    t.name = spec.name.clone();
+    t.metadata = spec.metadata.clone();
+    t.address = strip_sip(&spec.address);
+    t.transport = transport_value(&spec.transport, object)?;
+    t.numbers = number_strings(&spec.numbers, object)?;
+    t.auth_username = spec.auth_username.clone();
+    t.headers = spec
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect::<HashMap<_, _>>();
+    t.destination_country = spec.destination_country.to_ascii_uppercase();
+    Ok(t)
+}
+
+fn proto_rule(
+    kind: &DispatchKind,
+    current: Option<&proto::SipDispatchRule>,
+) -> proto::SipDispatchRule {
+    use proto::sip_dispatch_rule::Rule;
+    let keep_no_randomness = match current.and_then(|r| r.rule.as_ref()) {
+        Some(Rule::DispatchRuleIndividual(i)) => i.no_randomness,
+        _ => false,
+    };
+    let rule = match kind {
+        DispatchKind::Individual { room_prefix, pin } => {
+            Rule::DispatchRuleIndividual(proto::SipDispatchRuleIndividual {
+                room_prefix: room_prefix.clone(),
+                pin: pin.clone(),
+                no_randomness: keep_no_randomness,
+            })
+        }
+        DispatchKind::Direct { room_name, pin } => {
+            Rule::DispatchRuleDirect(proto::SipDispatchRuleDirect {
+                room_name: room_name.clone(),
+                pin: pin.clone(),
+            })
+        }
+        DispatchKind::Callee {
+            room_prefix,
+            pin,
+            randomize,
+        } => Rule::DispatchRuleCallee(proto::SipDispatchRuleCallee {
+            room_prefix: room_prefix.clone(),
+            pin: pin.clone(),
+            randomize: *randomize,
+        }),
+    };
+    proto::SipDispatchRule { rule: Some(rule) }
+}
+
+/// The full rule to create or replace with, agents always in `room_config.agents` (an
+/// existing agent keeps the settings cwa does not manage).
+pub fn rule_info(
+    spec: &DispatchRuleSpec,
+    current: Option<proto::SipDispatchRuleInfo>,
+    object: &str,
+) -> Result<proto::SipDispatchRuleInfo, ProviderError> {
+    let mut r = current.unwrap_or_default();
+    r.rule = Some(proto_rule(&spec.rule, r.rule.as_ref()));
+    r.name = spec.name.clone();
+    r.metadata = spec.metadata.clone();
+    r.trunk_ids = ref_ids(&spec.trunks, object)?;
+    r.hide_phone_number = spec.hide_phone_number;
+    let mut config = r.room_config.take().unwrap_or_default();
+    let previous = std::mem::take(&mut config.agents);
+    config.agents = spec
+        .agents
+        .iter()
+        .map(|a| {
+            let mut agent = previous
+                .iter()
+                .find(|p| p.agent_name == a.agent_name)
+                .cloned()
+                .unwrap_or_default();
+            agent.agent_name = a.agent_name.clone();
+            agent.metadata = a.metadata.clone();
+            agent
+        })
+        .collect();
+    r.room_config = Some(config);
+    Ok(r)
+}
+
+#[async_trait]
+impl Provider for LivekitProvider {
+    fn name(&self) -> ProviderName {
+        P
+    }
+
+    async fn refresh(&self) -> Result<Vec<LiveObject>, ProviderError> {
+        self.refresh_all().await
+    }
+
+    async fn read(&self, kind: Kind, id: &str) -> Result<Option<LiveObject>, ProviderError> {
+        Ok(match kind {
+            Kind::LivekitInboundTrunk => self.get_inbound(id).await?.map(|t| inbound_object(&t)),
+            Kind::LivekitOutboundTrunk => self.get_outbound(id).await?.map(|t| outbound_object(&t)),
+            Kind::LivekitDispatchRule => self.get_rule(id).await?.map(|r| rule_object(&r)),
+            _ => None,
+        })
+    }
+
+    async fn create(&self, req: &WriteRequest) -> Result<LiveObject, ProviderError> {
+        match &req.spec {
+            Spec::LivekitInboundTrunk(s) => self.create_inbound(req, s).await,
+            Spec::LivekitOutboundTrunk(s) => self.create_outbound(req, s).await,
+            Spec::LivekitDispatchRule(s) => self.create_rule(req, s).await,
+            other => Err(not_mine(other.kind(), "create", &req.object)),
+        }
+    }
+
+    async fn update(
+        &self,
+        id: &str,
+        _before: &Spec,
+        req: &WriteRequest,
+    ) -> Result<LiveObject, ProviderError> {
+        let object = req.object.as_str();
+        match &req.spec {
+            Spec::LivekitInboundTrunk(s) => self.update_inbound(id, s, object).await,
+            Spec::LivekitOutboundTrunk(s) => self.update_outbound(id, s, object).await,
+            Spec::LivekitDispatchRule(s) => self.update_rule(id, s, object).await,
+            other => Err(not_mine(other.kind(), "update", object)),
+        }
+    }
+
+    async fn delete(&self, kind: Kind, id: &str) -> Result<(), ProviderError> {
+        self.guard().check(id, [id])?;
+        let result = match kind {
+            Kind::LivekitInboundTrunk | Kind::LivekitOutboundTrunk => self
+                .sdk("DeleteSIPTrunk", id, Retry::Idempotent, || {
+                    self.sip.delete_sip_trunk(id)
+                })
+                .await
+                .map(|_| ()),
+            Kind::LivekitDispatchRule => self
+                .sdk("DeleteSIPDispatchRule", id, Retry::Idempotent, || {
+                    self.sip.delete_sip_dispatch_rule(id)
+                })
+                .await
+                .map(|_| ()),
+            other => return Err(not_mine(other, "delete", id)),
+        };
+        match result {
+            Err(e) if e.is_not_found() => Ok(()),
+            other => other,
+        }
+    }
+
+    async fn find_created(&self, req: &WriteRequest) -> Result<Option<LiveObject>, ProviderError> {
+        let object = req.object.as_str();
+        Ok(match &req.spec {
+            Spec::LivekitInboundTrunk(s) => self
+                .find_inbound(s, object)
+                .await?
+                .map(|t| inbound_object(&t)),
+            Spec::LivekitOutboundTrunk(s) => self
+                .find_outbound(s, object)
+                .await?
+                .map(|t| outbound_object(&t)),
+            Spec::LivekitDispatchRule(s) => {
+                self.find_rule(s, object).await?.map(|r| rule_object(&r))
+            }
+            _ => None,
+        })
+    }
+}
+
+fn not_mine(kind: Kind, operation: &str, object: &str) -> ProviderError {
+    ProviderError::Unsupported {
+        provider: P,
+        operation: operation.to_string(),
+        object: object.to_string(),
+        detail: format!("{kind} is not a LiveKit kind"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agent(name: &str, metadata: &str) -> AgentDispatch {
+        AgentDispatch {
+            agent_name: name.into(),
+            metadata: metadata.into(),
+        }
+    }
+
+    fn rule_spec() -> DispatchRuleSpec {
+        DispatchRuleSpec {
+            name: "Melvindale Church of God Dispatch".into(),
+            metadata: String::new(),
+            trunks: vec![Ref::Id("ST_3KMJ5YEjF2fF".into())],
+            rule: DispatchKind::Individual {
+                room_prefix: "call-".into(),
+                pin: String::new(),
+            },
+            agents: vec![agent("churchwiseai-voice", r#"{"source": "phone"}"#)],
+            hide_phone_number: false,
+        }
+    }
+
+    #[test]
+    fn wss_becomes_https() {
+        assert_eq!(http_url("wss://x.livekit.cloud"), "https://x.livekit.cloud");
+        assert_eq!(http_url("ws://127.0.0.1:7880"), "http://127.0.0.1:7880");
+        assert_eq!(http_url("https://x"), "https://x");
+    }
+
+    #[test]
+    fn rule_info_sets_agents_in_room_config_and_keeps_the_rest() {
+        let current = proto::SipDispatchRuleInfo {
+            sip_dispatch_rule_id: "SDR_9vRb2XcLeY7s".into(),
+            room_preset: "preset".into(),
+            room_config: Some(proto::RoomConfiguration {
+                empty_timeout: 30,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let info = rule_info(&rule_spec(), Some(current), "x").unwrap();
+        let config = info.room_config.unwrap();
+        assert_eq!(config.empty_timeout, 30);
+        assert_eq!(config.agents.len(), 1);
+        assert_eq!(config.agents[0].agent_name, "churchwiseai-voice");
+        assert_eq!(info.room_preset, "preset");
+        assert_eq!(info.trunk_ids, vec!["ST_3KMJ5YEjF2fF"]);
+    }
+
+    #[test]
+    fn rule_round_trips_through_the_wire_form() {
+        let info = rule_info(&rule_spec(), None, "x").unwrap();
+        let obj = rule_object(&info);
+        assert_eq!(obj.spec, Spec::LivekitDispatchRule(rule_spec()));
+    }
+
+    #[test]
+    fn inbound_normalizes_and_clears_auth() {
+        let t = proto::SipInboundTrunkInfo {
+            sip_trunk_id: "ST_1".into(),
+            name: "n".into(),
+            numbers: vec!["+17473897673".into(), "14144007103".into()],
+            auth_username: "churchwiseai".into(),
+            auth_password: "pw".into(),
+            krisp_enabled: true,
+            ..Default::default()
+        };
+        let obj = inbound_object(&t);
+        let Spec::LivekitInboundTrunk(s) = &obj.spec else {
+            panic!()
+        };
+        assert_eq!(
+            s.numbers,
+            vec![
+                NumberRef::Number(E164::parse("+14144007103").unwrap()),
+                NumberRef::Number(E164::parse("+17473897673").unwrap())
+            ]
+        );
+        assert_eq!(
+            s.auth_password,
+            Some(SecretRef::Fingerprint(fingerprint("pw")))
+        );
+        let mut cleared = s.clone();
+        cleared.auth_username = String::new();
+        cleared.auth_password = None;
+        let info = inbound_info(&cleared, Some(t), "x").unwrap();
+        assert_eq!(info.auth_username, "");
+        assert_eq!(info.auth_password, "");
+        assert!(info.krisp_enabled);
+    }
+
+    #[test]
+    fn unchanged_fingerprint_keeps_the_password() {
+        assert_eq!(
+            password_to_send(&Some(SecretRef::Fingerprint(fingerprint("pw"))), "pw", "x").unwrap(),
+            "pw"
+        );
+        assert!(password_to_send(&Some(SecretRef::Env("X".into())), "pw", "x").is_err());
+    }
+
+    #[test]
+    fn outbound_transport_and_headers() {
+        let spec = OutboundTrunkSpec {
+            name: "Telnyx Outbound".into(),
+            metadata: String::new(),
+            address: "sip:sip.telnyx.com".into(),
+            transport: "TCP".into(),
+            numbers: vec![NumberRef::Number(E164::parse("+12268830000").unwrap())],
+            auth_username: "cwaoutbound".into(),
+            auth_password: Some(SecretRef::Value(SecretValue::new("s3cret"))),
+            headers: [("X-Telnyx-Username".to_string(), "cwaoutbound".to_string())].into(),
+            destination_country: "us".into(),
+        };
+        let info = outbound_info(&spec, None, "x").unwrap();
+        assert_eq!(info.transport, proto::SipTransport::Tcp as i32);
+        assert_eq!(info.address, "sip.telnyx.com");
+        assert_eq!(info.destination_country, "US");
+        assert_eq!(
+            info.headers.get("X-Telnyx-Username").unwrap(),
+            "cwaoutbound"
+        );
+        let obj = outbound_object(&info);
+        let Spec::LivekitOutboundTrunk(s) = obj.spec else {
+            panic!()
+        };
+        assert_eq!(s.transport, "tcp");
+        assert_eq!(
+            s.auth_password,
+            Some(SecretRef::Fingerprint(fingerprint("s3cret")))
+        );
+    }
+
+    #[test]
+    fn twirp_codes_map_to_statuses() {
+        assert_eq!(twirp_status("not_found"), 404);
+        assert_eq!(twirp_status("resource_exhausted"), 429);
+        assert_eq!(twirp_status("unavailable"), 503);
+        assert_eq!(
+            decode_twirp_error(
+                br#"{"code":"not_found","msg":"requested sip trunk does not exist"}"#
+            ),
+            Some((
+                "not_found".into(),
+                "requested sip trunk does not exist".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn debug_hides_the_secret() {
+        let env = Env::from_pairs([
+            ("LIVEKIT_URL", "wss://x.livekit.cloud"),
+            ("LIVEKIT_API_KEY", "APIkey"),
+            ("LIVEKIT_API_SECRET", "very-secret-value"),
+        ]);
+        let p = LivekitProvider::from_env(&env, &ClientOptions::default()).unwrap();
+        let debug = format!("{p:?}");
+        assert!(!debug.contains("very-secret-value"));
+        assert!(debug.contains("https://x.livekit.cloud"));
+    }
+}

@@ -7,7 +7,9 @@ pub mod livekit;
 pub mod telnyx;
 pub mod twilio;
 
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -44,7 +46,10 @@ pub enum ProviderError {
         detail: String,
     },
     #[error("{provider}: the environment variable {variable} is not set")]
-    #[diagnostic(code(cwa::provider::env), help("export {variable}, or run the command with --sandbox"))]
+    #[diagnostic(
+        code(cwa::provider::env),
+        help("export {variable}, or run the command with --sandbox")
+    )]
     MissingEnv {
         provider: ProviderName,
         variable: String,
@@ -56,7 +61,10 @@ pub enum ProviderError {
         detail: String,
     },
     #[error("refused to write {object} ({id}): it is protected")]
-    #[diagnostic(code(cwa::provider::protected), help("protected ids are hard-locked; no command of cwa writes to them"))]
+    #[diagnostic(
+        code(cwa::provider::protected),
+        help("protected ids are hard-locked; no command of cwa writes to them")
+    )]
     Protected { object: String, id: String },
     #[error("{provider}: {operation} {object}: the write was accepted but did not take effect: {field} is {actual}, expected {expected}")]
     #[diagnostic(code(cwa::provider::ignored_write))]
@@ -136,10 +144,7 @@ pub trait Provider: Send + Sync {
 
     /// Finds an object created with the given idempotency reference, after a lost answer.
     /// Providers without references search by the spec's natural key instead.
-    async fn find_created(
-        &self,
-        req: &WriteRequest,
-    ) -> Result<Option<LiveObject>, ProviderError>;
+    async fn find_created(&self, req: &WriteRequest) -> Result<Option<LiveObject>, ProviderError>;
 }
 
 /// The three providers, as one value the planner and executor pass around.
@@ -217,7 +222,10 @@ impl Env {
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.vars.get(name).map(String::as_str).filter(|v| !v.is_empty())
+        self.vars
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     /// The variable, or an error naming it and the provider that needs it.
@@ -231,5 +239,200 @@ impl Env {
     /// Every value, so output can be scrubbed of them.
     pub fn values(&self) -> impl Iterator<Item = &str> {
         self.vars.values().map(String::as_str)
+    }
+}
+
+/// One value per provider (concurrency limits, request rates).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PerProvider<T> {
+    pub telnyx: T,
+    pub livekit: T,
+    pub twilio: T,
+}
+
+impl<T: Copy> PerProvider<T> {
+    pub fn get(&self, name: ProviderName) -> T {
+        match name {
+            ProviderName::Telnyx => self.telnyx,
+            ProviderName::Livekit => self.livekit,
+            ProviderName::Twilio => self.twilio,
+        }
+    }
+}
+
+/// How the provider clients behave: timeouts, retries, limits, policy and hard locks.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Timeout of one HTTP attempt.
+    pub timeout: Duration,
+    /// Retries after the first attempt of a retryable call (429, 5xx, lost connection).
+    pub max_retries: u32,
+    /// First backoff step; it doubles per retry, with jitter, up to `backoff_cap`.
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+    /// Calls in flight at once, per provider.
+    pub concurrency: PerProvider<usize>,
+    /// Requests per second, per provider (0 means unlimited).
+    pub rate_limit_rps: PerProvider<f64>,
+    /// `[policy] twilio_writes`: Twilio objects are read-only unless this is true.
+    pub twilio_writes: bool,
+    /// Ids (or numbers) no write may target; refused before a request leaves the process.
+    pub protected_ids: Vec<String>,
+    /// How long to wait for a Telnyx number order to complete: polls, and the first interval
+    /// (it doubles up to 5 s).
+    pub order_poll_attempts: u32,
+    pub order_poll_interval: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(30),
+            max_retries: 5,
+            backoff_base: Duration::from_millis(250),
+            backoff_cap: Duration::from_secs(8),
+            concurrency: PerProvider {
+                telnyx: 8,
+                livekit: 4,
+                twilio: 4,
+            },
+            rate_limit_rps: PerProvider {
+                telnyx: 20.0,
+                livekit: 10.0,
+                twilio: 20.0,
+            },
+            twilio_writes: false,
+            protected_ids: Vec::new(),
+            order_poll_attempts: 30,
+            order_poll_interval: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Builds the clients for the providers asked for. A missing variable is an error only for a
+/// provider in `which`.
+pub fn connect(
+    env: &Env,
+    opts: &ClientOptions,
+    which: &[ProviderName],
+) -> Result<Providers, ProviderError> {
+    let wanted = |p: ProviderName| which.contains(&p);
+    let telnyx = if wanted(ProviderName::Telnyx) {
+        Some(Arc::new(telnyx::TelnyxProvider::from_env(env, opts)?) as Arc<dyn Provider>)
+    } else {
+        None
+    };
+    let livekit = if wanted(ProviderName::Livekit) {
+        Some(Arc::new(livekit::LivekitProvider::from_env(env, opts)?) as Arc<dyn Provider>)
+    } else {
+        None
+    };
+    let twilio = if wanted(ProviderName::Twilio) {
+        Some(Arc::new(twilio::TwilioProvider::from_env(env, opts)?) as Arc<dyn Provider>)
+    } else {
+        None
+    };
+    Ok(Providers {
+        telnyx,
+        livekit,
+        twilio,
+    })
+}
+
+/// Sends a non-idempotent write (a create, a number order) without ever blindly repeating it:
+/// when the answer is lost (a connection error or a 5xx), `find` looks for what the first
+/// attempt may have made, and only if nothing is found is the write sent again.
+pub(crate) async fn post_once<T, P, PFut, F, FFut>(
+    max_retries: u32,
+    mut post: P,
+    mut find: F,
+) -> Result<T, ProviderError>
+where
+    P: FnMut() -> PFut,
+    PFut: Future<Output = Result<T, ProviderError>>,
+    F: FnMut() -> FFut,
+    FFut: Future<Output = Result<Option<T>, ProviderError>>,
+{
+    let mut attempt = 0;
+    loop {
+        match post().await {
+            Ok(made) => return Ok(made),
+            Err(e) if e.outcome_unknown() => {
+                tracing::debug!(error = %e, "answer to a create was lost; looking it up");
+                if let Some(found) = find().await? {
+                    return Ok(found);
+                }
+                if attempt >= max_retries {
+                    return Err(e);
+                }
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lost() -> ProviderError {
+        ProviderError::Transport {
+            provider: ProviderName::Telnyx,
+            operation: "order".into(),
+            object: "n".into(),
+            detail: "connection reset".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn post_once_finds_before_resending() {
+        let posts = std::sync::atomic::AtomicU32::new(0);
+        let got = post_once(
+            3,
+            || async {
+                posts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Err::<u32, _>(lost())
+            },
+            || async { Ok(Some(7)) },
+        )
+        .await
+        .unwrap();
+        assert_eq!(got, 7);
+        assert_eq!(posts.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn post_once_resends_only_when_nothing_was_made() {
+        let posts = std::sync::atomic::AtomicU32::new(0);
+        let got = post_once(
+            3,
+            || async {
+                let n = posts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if n == 0 {
+                    Err(lost())
+                } else {
+                    Ok(n)
+                }
+            },
+            || async { Ok(None) },
+        )
+        .await
+        .unwrap();
+        assert_eq!(got, 1);
+    }
+
+    #[test]
+    fn missing_env_only_for_needed_providers() {
+        let env = Env::from_pairs([("TELNYX_API_KEY", "k")]);
+        let opts = ClientOptions::default();
+        let p = connect(&env, &opts, &[ProviderName::Telnyx]).unwrap();
+        assert!(p.telnyx.is_some() && p.livekit.is_none());
+        let err = connect(&env, &opts, &[ProviderName::Livekit])
+            .err()
+            .unwrap();
+        assert!(
+            matches!(err, ProviderError::MissingEnv { ref variable, .. } if variable == "LIVEKIT_URL")
+        );
     }
 }

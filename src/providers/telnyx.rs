@@ -1,1 +1,1366 @@
-//! telnyx client.
+//! The Telnyx v2 client: numbers (search, order, bind, release), FQDN and credential
+//! connections, FQDN records, outbound voice profiles and TeXML applications.
+//!
+//! Why not the `telnyx` crate: on crates.io it is 0.1.0, a single release by a community
+//! author rather than Telnyx, with a large generated surface and its own transport, so cwa
+//! could not put its hard lock, retries, rate limit and lost-answer recovery under it. The
+//! dozen endpoints cwa uses are written here with reqwest + serde instead ([`wire`]).
+//!
+//! Telnyx quirks this module encodes (see `shared/reference/telnyx.md` and the runbooks):
+//! - connection settings live in nested `inbound` / `outbound` objects, and a flat
+//!   `outbound_voice_profile_id` is silently ignored; every connection update is GET, modify
+//!   the nested objects, PATCH the complete objects;
+//! - `inbound.default_primary_fqdn_id` is what makes an FQDN record receive calls;
+//! - the number order's line id is not the `/phone_numbers` id: the number is looked up by
+//!   `filter[phone_number]` with digits only;
+//! - orders carry `customer_reference`, so a lost answer is found again instead of buying
+//!   twice; releasing a number is `DELETE /phone_numbers/{id}`.
+
+mod wire;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::{StreamExt, TryStreamExt};
+use reqwest::{Method, Url};
+use serde::de::DeserializeOwned;
+use serde_json::{json, Map, Value};
+
+use super::http::{self, Auth, Body, Call, HttpClient, WriteGuard};
+use super::{post_once, ClientOptions, Env, Provider, ProviderError, WriteRequest};
+use crate::model::{
+    CredentialConnectionSpec, FqdnConnectionSpec, FqdnSpec, Kind, LiveObject, NumberSpec,
+    OutboundVoiceProfileSpec, ProviderName, Ref, SecretRef, Spec, TelnyxNumberSpec,
+    TexmlApplicationSpec, E164,
+};
+use wire::{
+    AvailableNumber, Connection, Fqdn, NumberOrder, One, Page, PhoneNumber, TexmlApp, VoiceProfile,
+};
+
+const P: ProviderName = ProviderName::Telnyx;
+/// The largest page Telnyx serves.
+pub const PAGE_SIZE: u32 = 250;
+pub const DEFAULT_BASE_URL: &str = "https://api.telnyx.com/v2";
+
+/// The collection path of each Telnyx kind.
+fn collection(kind: Kind) -> Option<&'static str> {
+    Some(match kind {
+        Kind::TelnyxNumber => "phone_numbers",
+        Kind::TelnyxFqdnConnection => "fqdn_connections",
+        Kind::TelnyxFqdn => "fqdns",
+        Kind::TelnyxCredentialConnection => "credential_connections",
+        Kind::TelnyxOutboundVoiceProfile => "outbound_voice_profiles",
+        Kind::TelnyxTexmlApplication => "texml_applications",
+        _ => return None,
+    })
+}
+
+/// The Telnyx provider. Debug shows no credential.
+#[derive(Debug)]
+pub struct TelnyxProvider {
+    http: HttpClient,
+    base: Url,
+    max_retries: u32,
+    poll_attempts: u32,
+    poll_interval: Duration,
+}
+
+impl TelnyxProvider {
+    /// Reads `TELNYX_API_KEY` and the optional `TELNYX_BASE_URL` (default
+    /// `https://api.telnyx.com/v2`; plain http only on loopback).
+    pub fn from_env(env: &Env, opts: &ClientOptions) -> Result<Self, ProviderError> {
+        let key = env.require(P, "TELNYX_API_KEY")?;
+        let base = http::check_base_url(P, env.get("TELNYX_BASE_URL").unwrap_or(DEFAULT_BASE_URL))?;
+        let guard = std::sync::Arc::new(WriteGuard::new(&opts.protected_ids));
+        let http = HttpClient::new(
+            P,
+            opts,
+            Auth::Bearer(crate::model::SecretValue::new(key)),
+            guard,
+            wire::decode_error,
+        )?;
+        Ok(Self {
+            http,
+            base,
+            max_retries: opts.max_retries,
+            poll_attempts: opts.order_poll_attempts,
+            poll_interval: opts.order_poll_interval,
+        })
+    }
+
+    fn url(&self, path: &str, query: &[(&str, &str)]) -> Url {
+        let mut url = http::join(&self.base, path);
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        url
+    }
+
+    fn decode_err(&self, operation: &str, object: &str, detail: String) -> ProviderError {
+        ProviderError::Decode {
+            provider: P,
+            operation: operation.to_string(),
+            object: object.to_string(),
+            detail,
+        }
+    }
+
+    /// Every item of a collection: page 1 says how many pages there are; the rest are
+    /// fetched concurrently (the gate bounds how many at once), one request per page.
+    async fn list_all<T: DeserializeOwned + Send>(
+        &self,
+        path: &str,
+        filters: &[(&str, &str)],
+    ) -> Result<Vec<T>, ProviderError> {
+        let first: Page<T> = self.page(path, filters, 1).await?;
+        let total_pages = first.meta.as_ref().and_then(|m| m.total_pages);
+        let mut items = first.data;
+        match total_pages {
+            Some(total) if total > 1 => {
+                let rest: Vec<(u64, Vec<T>)> =
+                    futures::stream::iter(2..=total)
+                        .map(|n| async move {
+                            self.page::<T>(path, filters, n).await.map(|p| (n, p.data))
+                        })
+                        .buffer_unordered(16)
+                        .try_collect()
+                        .await?;
+                let mut rest = rest;
+                rest.sort_by_key(|(n, _)| *n);
+                items.extend(rest.into_iter().flat_map(|(_, d)| d));
+            }
+            Some(_) => {}
+            None => {
+                // No paging metadata: keep reading until a short page.
+                let mut n = 1;
+                let mut last_len = items.len();
+                while last_len == PAGE_SIZE as usize {
+                    n += 1;
+                    let page: Page<T> = self.page(path, filters, n).await?;
+                    last_len = page.data.len();
+                    items.extend(page.data);
+                }
+            }
+        }
+        Ok(items)
+    }
+
+    async fn page<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        filters: &[(&str, &str)],
+        number: u64,
+    ) -> Result<Page<T>, ProviderError> {
+        let number = number.to_string();
+        let size = PAGE_SIZE.to_string();
+        let mut query: Vec<(&str, &str)> = vec![("page[number]", &number), ("page[size]", &size)];
+        query.extend_from_slice(filters);
+        let url = self.url(&format!("/{path}"), &query);
+        self.http
+            .json(Call::get(
+                url,
+                format!("list {path}"),
+                format!("page {number}"),
+            ))
+            .await
+    }
+
+    /// GET one object; `None` on 404.
+    async fn get_one<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        id: &str,
+    ) -> Result<Option<T>, ProviderError> {
+        let url = self.url(&format!("/{path}/{id}"), &[]);
+        match self
+            .http
+            .json::<One<T>>(Call::get(url, format!("get {path}"), id))
+            .await
+        {
+            Ok(one) => Ok(Some(one.data)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn get_raw(&self, path: &str, id: &str) -> Result<Value, ProviderError> {
+        let url = self.url(&format!("/{path}/{id}"), &[]);
+        let one: One<Value> = self
+            .http
+            .json(Call::get(url, format!("get {path}"), id))
+            .await?;
+        Ok(one.data)
+    }
+
+    async fn write<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Value,
+        object: &str,
+        targets: &[&str],
+    ) -> Result<T, ProviderError> {
+        let url = self.url(path, &[]);
+        let operation = format!("{method} {}", path.trim_start_matches('/'));
+        let mut call = Call::write(method, url, Body::Json(body), operation, object);
+        for t in targets {
+            call = call.target(*t);
+        }
+        let one: One<T> = self.http.json(call).await?;
+        Ok(one.data)
+    }
+
+    /// A create: a POST never blindly repeated; after a lost answer `find_created` runs first.
+    async fn create_object<T: DeserializeOwned>(
+        &self,
+        req: &WriteRequest,
+        path: &str,
+        body: Value,
+    ) -> Result<LiveObject, ProviderError>
+    where
+        T: Into<Converted>,
+    {
+        post_once(
+            self.max_retries,
+            || async {
+                let made: T = self
+                    .write(Method::POST, path, body.clone(), &req.object, &[])
+                    .await?;
+                Ok(made.into().into_live())
+            },
+            || self.find_created(req),
+        )
+        .await
+    }
+
+    async fn fqdn_with_primary(&self, f: Fqdn) -> Result<LiveObject, ProviderError> {
+        let primary = match &f.connection_id {
+            Some(conn) => self
+                .get_one::<Connection>("fqdn_connections", conn)
+                .await?
+                .and_then(|c| c.default_primary_fqdn_id().map(str::to_string)),
+            None => None,
+        };
+        Ok(wire::fqdn_object(&f, primary.as_deref()))
+    }
+
+    fn number_object(&self, n: &PhoneNumber, object: &str) -> Result<LiveObject, ProviderError> {
+        wire::number_object(n).map_err(|d| self.decode_err("read phone_number", object, d))
+    }
+
+    // ---- refresh ----
+
+    async fn refresh_all(&self) -> Result<Vec<LiveObject>, ProviderError> {
+        let (numbers, fqdn_conns, fqdns, creds, profiles, apps) = futures::try_join!(
+            self.list_all::<PhoneNumber>("phone_numbers", &[]),
+            self.list_all::<Connection>("fqdn_connections", &[]),
+            self.list_all::<Fqdn>("fqdns", &[]),
+            self.list_all::<Connection>("credential_connections", &[]),
+            self.list_all::<VoiceProfile>("outbound_voice_profiles", &[]),
+            self.list_all::<TexmlApp>("texml_applications", &[]),
+        )?;
+        let primaries: std::collections::HashMap<&str, &str> = fqdn_conns
+            .iter()
+            .filter_map(|c| c.default_primary_fqdn_id().map(|p| (c.id.as_str(), p)))
+            .collect();
+        let mut out = Vec::with_capacity(numbers.len() + fqdn_conns.len() + fqdns.len());
+        for n in &numbers {
+            out.push(self.number_object(n, &n.id)?);
+        }
+        out.extend(fqdn_conns.iter().map(wire::fqdn_connection_object));
+        out.extend(fqdns.iter().map(|f| {
+            let primary = f
+                .connection_id
+                .as_deref()
+                .and_then(|c| primaries.get(c).copied());
+            wire::fqdn_object(f, primary)
+        }));
+        out.extend(creds.iter().map(wire::credential_connection_object));
+        out.extend(profiles.iter().map(wire::voice_profile_object));
+        out.extend(apps.iter().map(wire::texml_object));
+        Ok(out)
+    }
+
+    // ---- numbers ----
+
+    /// Picks the number to order: the fixed number if Telnyx offers it, else the first
+    /// friendly ending in order, else the first available number in the area code.
+    async fn choose_number(&self, spec: &NumberSpec, object: &str) -> Result<E164, ProviderError> {
+        match spec {
+            NumberSpec::Fixed { number } => {
+                let query = fixed_search_query(number);
+                let found = self.search_available(&query, object).await?;
+                found
+                    .into_iter()
+                    .find(|n| E164::normalize(&n.phone_number).ok().as_ref() == Some(number))
+                    .map(|_| number.clone())
+                    .ok_or_else(|| {
+                        unavailable(object, &format!("{number} is not available to order"))
+                    })
+            }
+            NumberSpec::Auto {
+                country,
+                area_code,
+                endings,
+            } => {
+                for ending in endings {
+                    let query = auto_search_query(country, area_code, Some(ending));
+                    let found = self.search_available(&query, object).await?;
+                    if let Some(n) = pick_ending(&found, ending) {
+                        return Ok(n);
+                    }
+                }
+                let query = auto_search_query(country, area_code, None);
+                let found = self.search_available(&query, object).await?;
+                pick_first(&found).ok_or_else(|| {
+                    unavailable(
+                        object,
+                        &format!("no number is available in {country} area code {area_code}"),
+                    )
+                })
+            }
+        }
+    }
+
+    async fn search_available(
+        &self,
+        query: &[(String, String)],
+        object: &str,
+    ) -> Result<Vec<AvailableNumber>, ProviderError> {
+        let pairs: Vec<(&str, &str)> = query
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let url = self.url("/available_phone_numbers", &pairs);
+        let page: Page<AvailableNumber> = self
+            .http
+            .json(Call::get(url, "search available_phone_numbers", object))
+            .await?;
+        Ok(page.data)
+    }
+
+    async fn post_order(
+        &self,
+        number: &E164,
+        connection: Option<&str>,
+        reference: &str,
+        object: &str,
+    ) -> Result<NumberOrder, ProviderError> {
+        self.write(
+            Method::POST,
+            "/number_orders",
+            order_body(number, connection, reference),
+            object,
+            &[number.as_str()],
+        )
+        .await
+    }
+
+    async fn find_order(&self, reference: &str) -> Result<Option<NumberOrder>, ProviderError> {
+        if reference.is_empty() {
+            return Ok(None);
+        }
+        let orders: Vec<NumberOrder> = self
+            .list_all(
+                "number_orders",
+                &[("filter[customer_reference]", reference)],
+            )
+            .await?;
+        Ok(orders
+            .into_iter()
+            .find(|o| o.customer_reference.as_deref() == Some(reference)))
+    }
+
+    /// Polls the order until it succeeds, with a bounded, growing interval.
+    async fn wait_for_order(
+        &self,
+        mut order: NumberOrder,
+        object: &str,
+    ) -> Result<NumberOrder, ProviderError> {
+        let mut interval = self.poll_interval;
+        for _ in 0..self.poll_attempts {
+            match order.status.as_str() {
+                "success" => return Ok(order),
+                "failure" => return Err(order_failed(&order, object)),
+                _ => {}
+            }
+            tokio::time::sleep(interval).await;
+            interval = (interval * 2).min(Duration::from_secs(5));
+            order = self
+                .get_one::<NumberOrder>("number_orders", &order.id)
+                .await?
+                .ok_or_else(|| {
+                    self.decode_err(
+                        "get number_order",
+                        object,
+                        format!("order {} vanished", order.id),
+                    )
+                })?;
+        }
+        if order.status == "success" {
+            return Ok(order);
+        }
+        Err(ProviderError::Transport {
+            provider: P,
+            operation: "wait for number order".into(),
+            object: object.to_string(),
+            detail: format!(
+                "order {} is still {} after {} polls",
+                order.id, order.status, self.poll_attempts
+            ),
+        })
+    }
+
+    /// The `/phone_numbers` record of a number (digits-only filter), polling briefly while a
+    /// fresh purchase appears.
+    async fn number_record(
+        &self,
+        number: &E164,
+        object: &str,
+    ) -> Result<Option<PhoneNumber>, ProviderError> {
+        let found: Vec<PhoneNumber> = self
+            .list_all(
+                "phone_numbers",
+                &[("filter[phone_number]", number.digits())],
+            )
+            .await?;
+        let _ = object;
+        Ok(found
+            .into_iter()
+            .find(|n| E164::normalize(&n.phone_number).ok().as_ref() == Some(number)))
+    }
+
+    async fn wait_for_record(
+        &self,
+        number: &E164,
+        object: &str,
+    ) -> Result<PhoneNumber, ProviderError> {
+        let mut interval = self.poll_interval;
+        for _ in 0..self.poll_attempts {
+            if let Some(n) = self.number_record(number, object).await? {
+                return Ok(n);
+            }
+            tokio::time::sleep(interval).await;
+            interval = (interval * 2).min(Duration::from_secs(5));
+        }
+        Err(self.decode_err(
+            "find ordered number",
+            object,
+            format!("{number} was ordered but never appeared in /phone_numbers"),
+        ))
+    }
+
+    /// Points a number at its connection (and sets its tags) once it is active, if the order
+    /// did not already do so.
+    async fn bind_when_active(
+        &self,
+        mut record: PhoneNumber,
+        spec: &TelnyxNumberSpec,
+        object: &str,
+    ) -> Result<PhoneNumber, ProviderError> {
+        let want_conn = spec
+            .connection
+            .as_ref()
+            .map(|r| live_id(r, object))
+            .transpose()?;
+        let want_tags = sorted(spec.tags.clone());
+        let have_tags = sorted(record.tags.clone().unwrap_or_default());
+        if record.connection_id.as_deref() == want_conn && have_tags == want_tags {
+            return Ok(record);
+        }
+        let mut interval = self.poll_interval;
+        for _ in 0..self.poll_attempts {
+            if record.status.as_deref().is_none_or(|s| s == "active") {
+                break;
+            }
+            tokio::time::sleep(interval).await;
+            interval = (interval * 2).min(Duration::from_secs(5));
+            record = self
+                .get_one("phone_numbers", &record.id)
+                .await?
+                .unwrap_or(record);
+        }
+        self.patch_number(
+            &record.id,
+            &record.phone_number,
+            want_conn,
+            &want_tags,
+            object,
+        )
+        .await
+    }
+
+    async fn patch_number(
+        &self,
+        id: &str,
+        number: &str,
+        connection: Option<&str>,
+        tags: &[String],
+        object: &str,
+    ) -> Result<PhoneNumber, ProviderError> {
+        self.write(
+            Method::PATCH,
+            &format!("/phone_numbers/{id}"),
+            json!({ "connection_id": connection, "tags": tags }),
+            object,
+            &[number],
+        )
+        .await
+    }
+
+    async fn order_number(
+        &self,
+        req: &WriteRequest,
+        spec: &TelnyxNumberSpec,
+    ) -> Result<LiveObject, ProviderError> {
+        let object = req.object.as_str();
+        let connection = spec
+            .connection
+            .as_ref()
+            .map(|r| live_id(r, object))
+            .transpose()?;
+        let number = self.choose_number(&spec.number, object).await?;
+        let order = post_once(
+            self.max_retries,
+            || self.post_order(&number, connection, &req.reference, object),
+            || self.find_order(&req.reference),
+        )
+        .await?;
+        self.complete_order(order, spec, object).await
+    }
+
+    /// Waits for an order, finds the number it bought and binds it.
+    async fn complete_order(
+        &self,
+        order: NumberOrder,
+        spec: &TelnyxNumberSpec,
+        object: &str,
+    ) -> Result<LiveObject, ProviderError> {
+        let order = self.wait_for_order(order, object).await?;
+        let bought = order
+            .phone_numbers
+            .iter()
+            .find_map(|l| E164::normalize(&l.phone_number).ok())
+            .ok_or_else(|| {
+                self.decode_err(
+                    "number order",
+                    object,
+                    format!("order {} lists no number", order.id),
+                )
+            })?;
+        let record = self.wait_for_record(&bought, object).await?;
+        let record = self.bind_when_active(record, spec, object).await?;
+        self.number_object(&record, object)
+    }
+
+    async fn find_number(
+        &self,
+        req: &WriteRequest,
+        spec: &TelnyxNumberSpec,
+    ) -> Result<Option<LiveObject>, ProviderError> {
+        let object = req.object.as_str();
+        if let Some(order) = self.find_order(&req.reference).await? {
+            return self.complete_order(order, spec, object).await.map(Some);
+        }
+        if !req.reference.is_empty() {
+            let by_ref: Vec<PhoneNumber> = self
+                .list_all(
+                    "phone_numbers",
+                    &[("filter[customer_reference]", req.reference.as_str())],
+                )
+                .await?;
+            if let Some(n) = by_ref
+                .iter()
+                .find(|n| n.customer_reference.as_deref() == Some(req.reference.as_str()))
+            {
+                return self.number_object(n, object).map(Some);
+            }
+        }
+        if let NumberSpec::Fixed { number } = &spec.number {
+            if let Some(n) = self.number_record(number, object).await? {
+                return self.number_object(&n, object).map(Some);
+            }
+        }
+        Ok(None)
+    }
+
+    // ---- connections ----
+
+    async fn set_default_primary(
+        &self,
+        connection: &str,
+        fqdn_id: Option<&str>,
+        object: &str,
+    ) -> Result<(), ProviderError> {
+        let current = self.get_raw("fqdn_connections", connection).await?;
+        let mut inbound = nested(&current, "inbound");
+        inbound.insert("default_primary_fqdn_id".into(), json!(fqdn_id));
+        let _: Value = self
+            .write(
+                Method::PATCH,
+                &format!("/fqdn_connections/{connection}"),
+                json!({ "inbound": inbound }),
+                object,
+                &[],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn create_fqdn(
+        &self,
+        req: &WriteRequest,
+        spec: &FqdnSpec,
+    ) -> Result<LiveObject, ProviderError> {
+        let object = req.object.as_str();
+        let connection = live_id(&spec.connection, object)?.to_string();
+        let made = post_once(
+            self.max_retries,
+            || async {
+                self.write::<Fqdn>(
+                    Method::POST,
+                    "/fqdns",
+                    fqdn_body(spec, &connection),
+                    object,
+                    &[&connection],
+                )
+                .await
+            },
+            || async { Ok(self.find_fqdn(&connection, spec).await?) },
+        )
+        .await?;
+        if spec.default_primary {
+            self.set_default_primary(&connection, Some(&made.id), object)
+                .await?;
+        }
+        self.fqdn_with_primary(made).await
+    }
+
+    async fn find_fqdn(
+        &self,
+        connection: &str,
+        spec: &FqdnSpec,
+    ) -> Result<Option<Fqdn>, ProviderError> {
+        let fqdns: Vec<Fqdn> = self
+            .list_all(
+                "fqdns",
+                &[
+                    ("filter[connection_id]", connection),
+                    ("filter[fqdn]", spec.fqdn.as_str()),
+                ],
+            )
+            .await?;
+        Ok(fqdns.into_iter().find(|f| {
+            let o = wire::fqdn_object(f, None);
+            matches!(&o.spec, Spec::TelnyxFqdn(s) if s.fqdn == spec.fqdn.to_ascii_lowercase() && s.port == spec.port)
+        }))
+    }
+
+    async fn update_fqdn(
+        &self,
+        id: &str,
+        before: &Spec,
+        spec: &FqdnSpec,
+        object: &str,
+    ) -> Result<LiveObject, ProviderError> {
+        let connection = live_id(&spec.connection, object)?.to_string();
+        let updated: Fqdn = self
+            .write(
+                Method::PATCH,
+                &format!("/fqdns/{id}"),
+                fqdn_body(spec, &connection),
+                object,
+                &[],
+            )
+            .await?;
+        let was_primary = matches!(before, Spec::TelnyxFqdn(b) if b.default_primary);
+        let current = self
+            .get_one::<Connection>("fqdn_connections", &connection)
+            .await?;
+        let points_here = current.as_ref().and_then(|c| c.default_primary_fqdn_id()) == Some(id);
+        if spec.default_primary && !points_here {
+            self.set_default_primary(&connection, Some(id), object)
+                .await?;
+        } else if !spec.default_primary && points_here && was_primary {
+            self.set_default_primary(&connection, None, object).await?;
+        }
+        self.fqdn_with_primary(updated).await
+    }
+
+    /// GET the connection, modify its nested objects, PATCH the complete objects back.
+    async fn update_connection(
+        &self,
+        path: &str,
+        id: &str,
+        object: &str,
+        body: impl Fn(&Value) -> Result<Value, ProviderError>,
+    ) -> Result<Connection, ProviderError> {
+        let current = self.get_raw(path, id).await?;
+        self.write(
+            Method::PATCH,
+            &format!("/{path}/{id}"),
+            body(&current)?,
+            object,
+            &[],
+        )
+        .await
+    }
+
+    async fn find_by_name(
+        &self,
+        kind: Kind,
+        name: &str,
+    ) -> Result<Option<LiveObject>, ProviderError> {
+        let (path, filter) = match kind {
+            Kind::TelnyxFqdnConnection => ("fqdn_connections", "filter[connection_name][contains]"),
+            Kind::TelnyxCredentialConnection => (
+                "credential_connections",
+                "filter[connection_name][contains]",
+            ),
+            Kind::TelnyxOutboundVoiceProfile => {
+                ("outbound_voice_profiles", "filter[name][contains]")
+            }
+            Kind::TelnyxTexmlApplication => ("texml_applications", "filter[friendly_name]"),
+            _ => return Ok(None),
+        };
+        let items: Vec<Value> = self.list_all(path, &[(filter, name)]).await?;
+        for item in items {
+            let obj = self.convert_value(kind, item, name)?;
+            if obj.spec.label() == name {
+                return Ok(Some(obj));
+            }
+        }
+        Ok(None)
+    }
+
+    fn convert_value(
+        &self,
+        kind: Kind,
+        v: Value,
+        object: &str,
+    ) -> Result<LiveObject, ProviderError> {
+        let bad = |e: serde_json::Error| self.decode_err("read", object, e.to_string());
+        Ok(match kind {
+            Kind::TelnyxFqdnConnection => {
+                wire::fqdn_connection_object(&serde_json::from_value(v).map_err(bad)?)
+            }
+            Kind::TelnyxCredentialConnection => {
+                wire::credential_connection_object(&serde_json::from_value(v).map_err(bad)?)
+            }
+            Kind::TelnyxOutboundVoiceProfile => {
+                wire::voice_profile_object(&serde_json::from_value(v).map_err(bad)?)
+            }
+            Kind::TelnyxTexmlApplication => {
+                wire::texml_object(&serde_json::from_value(v).map_err(bad)?)
+            }
+            _ => {
+                return Err(self.decode_err("read", object, format!("{kind} is not read by name")))
+            }
+        })
+    }
+
+    /// The hard lock for a number: its id is checked by the HTTP layer, its number here.
+    async fn check_number_lock(&self, id: &str, object: &str) -> Result<(), ProviderError> {
+        if !self.http.guard().has_numbers() {
+            return Ok(());
+        }
+        if let Some(n) = self.get_one::<PhoneNumber>("phone_numbers", id).await? {
+            if let Ok(e) = E164::normalize(&n.phone_number) {
+                self.http.guard().check(object, [e.as_str(), e.digits()])?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a create returns, before conversion.
+enum Converted {
+    FqdnConnection(Connection),
+    CredentialConnection(Connection),
+    VoiceProfile(VoiceProfile),
+    Texml(TexmlApp),
+}
+
+impl Converted {
+    fn into_live(self) -> LiveObject {
+        match self {
+            Self::FqdnConnection(c) => wire::fqdn_connection_object(&c),
+            Self::CredentialConnection(c) => wire::credential_connection_object(&c),
+            Self::VoiceProfile(p) => wire::voice_profile_object(&p),
+            Self::Texml(a) => wire::texml_object(&a),
+        }
+    }
+}
+
+struct AsFqdnConnection(Connection);
+struct AsCredentialConnection(Connection);
+
+impl<'de> serde::Deserialize<'de> for AsFqdnConnection {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Connection::deserialize(d).map(Self)
+    }
+}
+impl<'de> serde::Deserialize<'de> for AsCredentialConnection {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Connection::deserialize(d).map(Self)
+    }
+}
+impl From<AsFqdnConnection> for Converted {
+    fn from(c: AsFqdnConnection) -> Self {
+        Self::FqdnConnection(c.0)
+    }
+}
+impl From<AsCredentialConnection> for Converted {
+    fn from(c: AsCredentialConnection) -> Self {
+        Self::CredentialConnection(c.0)
+    }
+}
+impl From<VoiceProfile> for Converted {
+    fn from(p: VoiceProfile) -> Self {
+        Self::VoiceProfile(p)
+    }
+}
+impl From<TexmlApp> for Converted {
+    fn from(a: TexmlApp) -> Self {
+        Self::Texml(a)
+    }
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// A reference must be a live id by the time it reaches a provider.
+fn live_id<'a>(r: &'a Ref, object: &str) -> Result<&'a str, ProviderError> {
+    match r {
+        Ref::Id(id) => Ok(id),
+        Ref::Addr(a) => Err(ProviderError::Config {
+            provider: P,
+            detail: format!("{object}: the reference to {a} was not resolved to a live id"),
+        }),
+    }
+}
+
+/// The plain value of a secret, when it was resolved for this write.
+fn secret_value(s: &Option<SecretRef>) -> Option<&str> {
+    s.as_ref().and_then(SecretRef::value).map(|v| v.expose())
+}
+
+fn unavailable(object: &str, detail: &str) -> ProviderError {
+    ProviderError::Unsupported {
+        provider: P,
+        operation: "order number".into(),
+        object: object.to_string(),
+        detail: detail.to_string(),
+    }
+}
+
+fn order_failed(order: &NumberOrder, object: &str) -> ProviderError {
+    let lines: Vec<String> = order
+        .phone_numbers
+        .iter()
+        .map(|l| format!("{} {}", l.phone_number, l.status.as_deref().unwrap_or("?")))
+        .collect();
+    ProviderError::Api {
+        provider: P,
+        operation: "number order".into(),
+        object: object.to_string(),
+        status: 200,
+        code: order.status.clone(),
+        detail: format!("order {} failed: {}", order.id, lines.join(", ")),
+    }
+}
+
+/// A nested object of a connection as it is now (`inbound`, `outbound`), to modify and send
+/// back whole.
+fn nested(current: &Value, key: &str) -> Map<String, Value> {
+    current
+        .get(key)
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The search for one fixed number: its area code as NDC and the rest as `ends_with`.
+pub fn fixed_search_query(number: &E164) -> Vec<(String, String)> {
+    let digits = number.digits();
+    let mut q = Vec::new();
+    match number.area_code() {
+        Some(ndc) => {
+            q.push(("filter[national_destination_code]".into(), ndc.to_string()));
+            q.push((
+                "filter[phone_number][ends_with]".into(),
+                digits[4..].to_string(),
+            ));
+        }
+        None => q.push(("filter[phone_number][contains]".into(), digits.to_string())),
+    }
+    q.push(("filter[limit]".into(), "10".into()));
+    q
+}
+
+/// The search of an area code, optionally for one friendly ending.
+pub fn auto_search_query(
+    country: &str,
+    area_code: &str,
+    ending: Option<&str>,
+) -> Vec<(String, String)> {
+    let mut q = vec![
+        (
+            "filter[country_code]".to_string(),
+            country.to_ascii_uppercase(),
+        ),
+        (
+            "filter[national_destination_code]".to_string(),
+            area_code.to_string(),
+        ),
+    ];
+    if let Some(e) = ending {
+        q.push(("filter[phone_number][ends_with]".into(), e.to_string()));
+    }
+    q.push(("filter[features]".into(), "voice".into()));
+    q.push(("filter[limit]".into(), "10".into()));
+    q
+}
+
+/// The first offered number that really ends with the ending (best-effort results are not
+/// exact matches and are skipped).
+pub fn pick_ending(found: &[AvailableNumber], ending: &str) -> Option<E164> {
+    found
+        .iter()
+        .filter(|n| !n.best_effort)
+        .filter_map(|n| E164::normalize(&n.phone_number).ok())
+        .find(|n| n.digits().ends_with(ending))
+}
+
+/// The first exact offer, else the first offer at all.
+pub fn pick_first(found: &[AvailableNumber]) -> Option<E164> {
+    let exact = found.iter().filter(|n| !n.best_effort);
+    exact
+        .chain(found.iter())
+        .find_map(|n| E164::normalize(&n.phone_number).ok())
+}
+
+pub fn order_body(number: &E164, connection: Option<&str>, reference: &str) -> Value {
+    let mut body = json!({ "phone_numbers": [{ "phone_number": number.as_str() }] });
+    if let Some(c) = connection {
+        body["connection_id"] = json!(c);
+    }
+    if !reference.is_empty() {
+        body["customer_reference"] = json!(reference);
+    }
+    body
+}
+
+pub fn fqdn_body(spec: &FqdnSpec, connection: &str) -> Value {
+    let mut body = json!({
+        "connection_id": connection,
+        "fqdn": spec.fqdn,
+        "dns_record_type": spec.dns_record_type.to_ascii_lowercase(),
+    });
+    if spec.port != 0 {
+        body["port"] = json!(spec.port);
+    }
+    body
+}
+
+/// The body of an FQDN connection create or update: top-level fields plus the complete
+/// `inbound` and `outbound` objects (the current ones, modified), never a flat nested field.
+pub fn fqdn_connection_body(
+    spec: &FqdnConnectionSpec,
+    current: &Value,
+    object: &str,
+) -> Result<Value, ProviderError> {
+    let mut inbound = nested(current, "inbound");
+    if !spec.ani_number_format.is_empty() {
+        inbound.insert("ani_number_format".into(), json!(spec.ani_number_format));
+    }
+    if !spec.dnis_number_format.is_empty() {
+        inbound.insert("dnis_number_format".into(), json!(spec.dnis_number_format));
+    }
+    let mut outbound = nested(current, "outbound");
+    let ovp = spec
+        .outbound_voice_profile
+        .as_ref()
+        .map(|r| live_id(r, object))
+        .transpose()?;
+    outbound.insert("outbound_voice_profile_id".into(), json!(ovp));
+    let mut body = json!({
+        "connection_name": spec.connection_name,
+        "active": spec.active,
+        "transport_protocol": spec.transport_protocol.to_ascii_uppercase(),
+        "inbound": inbound,
+        "outbound": outbound,
+    });
+    match &spec.user_name {
+        Some(u) => body["user_name"] = json!(u),
+        None if current
+            .get("user_name")
+            .and_then(Value::as_str)
+            .is_some_and(|u| !u.is_empty()) =>
+        {
+            body["user_name"] = json!("")
+        }
+        None => {}
+    }
+    if let Some(pw) = secret_value(&spec.password) {
+        body["password"] = json!(pw);
+    }
+    Ok(body)
+}
+
+/// The body of a credential connection create or update; the outbound voice profile goes in
+/// the complete `outbound` object (a flat field is silently ignored by Telnyx).
+pub fn credential_connection_body(
+    spec: &CredentialConnectionSpec,
+    current: &Value,
+    object: &str,
+) -> Result<Value, ProviderError> {
+    let mut outbound = nested(current, "outbound");
+    let ovp = spec
+        .outbound_voice_profile
+        .as_ref()
+        .map(|r| live_id(r, object))
+        .transpose()?;
+    outbound.insert("outbound_voice_profile_id".into(), json!(ovp));
+    let mut body = json!({
+        "connection_name": spec.connection_name,
+        "active": spec.active,
+        "user_name": spec.user_name,
+        "outbound": outbound,
+    });
+    if let Some(pw) = secret_value(&spec.password) {
+        body["password"] = json!(pw);
+    }
+    Ok(body)
+}
+
+pub fn voice_profile_body(spec: &OutboundVoiceProfileSpec) -> Value {
+    json!({
+        "name": spec.name,
+        "enabled": spec.enabled,
+        "whitelisted_destinations": sorted(spec.whitelisted_destinations.iter().map(|d| d.to_ascii_uppercase()).collect()),
+    })
+}
+
+/// TeXML create and update both require `friendly_name` and `voice_url`.
+pub fn texml_body(spec: &TexmlApplicationSpec) -> Value {
+    json!({
+        "friendly_name": spec.friendly_name,
+        "voice_url": spec.voice_url,
+        "voice_method": spec.voice_method.to_ascii_lowercase(),
+    })
+}
+
+#[async_trait]
+impl Provider for TelnyxProvider {
+    fn name(&self) -> ProviderName {
+        P
+    }
+
+    async fn refresh(&self) -> Result<Vec<LiveObject>, ProviderError> {
+        self.refresh_all().await
+    }
+
+    async fn read(&self, kind: Kind, id: &str) -> Result<Option<LiveObject>, ProviderError> {
+        let Some(path) = collection(kind) else {
+            return Ok(None);
+        };
+        match kind {
+            Kind::TelnyxNumber => match self.get_one::<PhoneNumber>(path, id).await? {
+                Some(n) => self.number_object(&n, id).map(Some),
+                None => Ok(None),
+            },
+            Kind::TelnyxFqdn => match self.get_one::<Fqdn>(path, id).await? {
+                Some(f) => self.fqdn_with_primary(f).await.map(Some),
+                None => Ok(None),
+            },
+            _ => match self.get_one::<Value>(path, id).await? {
+                Some(v) => self.convert_value(kind, v, id).map(Some),
+                None => Ok(None),
+            },
+        }
+    }
+
+    async fn create(&self, req: &WriteRequest) -> Result<LiveObject, ProviderError> {
+        let object = req.object.as_str();
+        match &req.spec {
+            Spec::TelnyxNumber(s) => self.order_number(req, s).await,
+            Spec::TelnyxFqdnConnection(s) => {
+                let body = fqdn_connection_body(s, &Value::Null, object)?;
+                self.create_object::<AsFqdnConnection>(req, "/fqdn_connections", body)
+                    .await
+            }
+            Spec::TelnyxFqdn(s) => self.create_fqdn(req, s).await,
+            Spec::TelnyxCredentialConnection(s) => {
+                if secret_value(&s.password).is_none() {
+                    return Err(ProviderError::Config {
+                        provider: P,
+                        detail: format!(
+                            "{object}: creating a credential connection needs its password value"
+                        ),
+                    });
+                }
+                let body = credential_connection_body(s, &Value::Null, object)?;
+                self.create_object::<AsCredentialConnection>(req, "/credential_connections", body)
+                    .await
+            }
+            Spec::TelnyxOutboundVoiceProfile(s) => {
+                self.create_object::<VoiceProfile>(
+                    req,
+                    "/outbound_voice_profiles",
+                    voice_profile_body(s),
+                )
+                .await
+            }
+            Spec::TelnyxTexmlApplication(s) => {
+                self.create_object::<TexmlApp>(req, "/texml_applications", texml_body(s))
+                    .await
+            }
+            other => Err(not_mine(other.kind(), "create", object)),
+        }
+    }
+
+    async fn update(
+        &self,
+        id: &str,
+        before: &Spec,
+        req: &WriteRequest,
+    ) -> Result<LiveObject, ProviderError> {
+        let object = req.object.as_str();
+        match &req.spec {
+            Spec::TelnyxNumber(s) => {
+                let connection = s
+                    .connection
+                    .as_ref()
+                    .map(|r| live_id(r, object))
+                    .transpose()?;
+                let number = s
+                    .number
+                    .fixed()
+                    .map(|n| n.as_str().to_string())
+                    .unwrap_or_default();
+                self.check_number_lock(id, object).await?;
+                let n = self
+                    .patch_number(id, &number, connection, &sorted(s.tags.clone()), object)
+                    .await?;
+                self.number_object(&n, object)
+            }
+            Spec::TelnyxFqdnConnection(s) => {
+                let c = self
+                    .update_connection("fqdn_connections", id, object, |cur| {
+                        fqdn_connection_body(s, cur, object)
+                    })
+                    .await?;
+                Ok(wire::fqdn_connection_object(&c))
+            }
+            Spec::TelnyxFqdn(s) => self.update_fqdn(id, before, s, object).await,
+            Spec::TelnyxCredentialConnection(s) => {
+                let c = self
+                    .update_connection("credential_connections", id, object, |cur| {
+                        credential_connection_body(s, cur, object)
+                    })
+                    .await?;
+                Ok(wire::credential_connection_object(&c))
+            }
+            Spec::TelnyxOutboundVoiceProfile(s) => {
+                let p: VoiceProfile = self
+                    .write(
+                        Method::PATCH,
+                        &format!("/outbound_voice_profiles/{id}"),
+                        voice_profile_body(s),
+                        object,
+                        &[],
+                    )
+                    .await?;
+                Ok(wire::voice_profile_object(&p))
+            }
+            Spec::TelnyxTexmlApplication(s) => {
+                let a: TexmlApp = self
+                    .write(
+                        Method::PATCH,
+                        &format!("/texml_applications/{id}"),
+                        texml_body(s),
+                        object,
+                        &[],
+                    )
+                    .await?;
+                Ok(wire::texml_object(&a))
+            }
+            other => Err(not_mine(other.kind(), "update", object)),
+        }
+    }
+
+    async fn delete(&self, kind: Kind, id: &str) -> Result<(), ProviderError> {
+        let path = collection(kind).ok_or_else(|| not_mine(kind, "delete", id))?;
+        if kind == Kind::TelnyxNumber {
+            self.check_number_lock(id, id).await?;
+        }
+        let url = self.url(&format!("/{path}/{id}"), &[]);
+        let call = Call::write(
+            Method::DELETE,
+            url,
+            Body::Empty,
+            format!("DELETE {path}"),
+            id,
+        );
+        match self.http.send(call).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn find_created(&self, req: &WriteRequest) -> Result<Option<LiveObject>, ProviderError> {
+        match &req.spec {
+            Spec::TelnyxNumber(s) => self.find_number(req, s).await,
+            Spec::TelnyxFqdn(s) => {
+                let connection = live_id(&s.connection, &req.object)?;
+                match self.find_fqdn(connection, s).await? {
+                    Some(f) => self.fqdn_with_primary(f).await.map(Some),
+                    None => Ok(None),
+                }
+            }
+            spec => self.find_by_name(spec.kind(), &spec.label()).await,
+        }
+    }
+}
+
+fn not_mine(kind: Kind, operation: &str, object: &str) -> ProviderError {
+    ProviderError::Unsupported {
+        provider: P,
+        operation: operation.to_string(),
+        object: object.to_string(),
+        detail: format!("{kind} is not a Telnyx kind"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::SecretValue;
+
+    fn e(s: &str) -> E164 {
+        E164::parse(s).unwrap()
+    }
+
+    #[test]
+    fn fixed_search_uses_ndc_and_the_rest() {
+        let q = fixed_search_query(&e("+14144007103"));
+        assert!(q.contains(&("filter[national_destination_code]".into(), "414".into())));
+        assert!(q.contains(&("filter[phone_number][ends_with]".into(), "4007103".into())));
+    }
+
+    #[test]
+    fn picks_friendly_ending_and_skips_best_effort() {
+        let found = vec![
+            AvailableNumber {
+                phone_number: "+14145550000".into(),
+                best_effort: true,
+            },
+            AvailableNumber {
+                phone_number: "+14147214000".into(),
+                best_effort: false,
+            },
+            AvailableNumber {
+                phone_number: "+14147210000".into(),
+                best_effort: false,
+            },
+        ];
+        assert_eq!(pick_ending(&found, "0000"), Some(e("+14147210000")));
+        assert_eq!(pick_ending(&found, "4000"), Some(e("+14147214000")));
+        assert_eq!(pick_ending(&found, "9999"), None);
+        assert_eq!(pick_first(&found), Some(e("+14147214000")));
+    }
+
+    #[test]
+    fn order_carries_reference_and_connection() {
+        let b = order_body(&e("+14147210000"), Some("2925081061861885519"), "cwa-ref-1");
+        assert_eq!(b["phone_numbers"][0]["phone_number"], "+14147210000");
+        assert_eq!(b["connection_id"], "2925081061861885519");
+        assert_eq!(b["customer_reference"], "cwa-ref-1");
+    }
+
+    #[test]
+    fn credential_connection_profile_is_nested_and_keeps_other_outbound_fields() {
+        let spec = CredentialConnectionSpec {
+            connection_name: "CWA Verticals Platform Outbound".into(),
+            active: true,
+            user_name: "cwaoutbound".into(),
+            password: None,
+            outbound_voice_profile: Some(Ref::Id("2925086295615079772".into())),
+        };
+        let current = json!({"outbound": {"outbound_voice_profile_id": null, "channel_limit": 10}});
+        let body = credential_connection_body(&spec, &current, "x").unwrap();
+        assert_eq!(
+            body["outbound"]["outbound_voice_profile_id"],
+            "2925086295615079772"
+        );
+        assert_eq!(body["outbound"]["channel_limit"], 10);
+        assert!(body.get("outbound_voice_profile_id").is_none());
+        assert!(body.get("password").is_none());
+    }
+
+    #[test]
+    fn fqdn_connection_body_keeps_default_primary_and_sends_resolved_password() {
+        let spec = FqdnConnectionSpec {
+            connection_name: "LiveKit ChurchWiseAI".into(),
+            active: true,
+            transport_protocol: "tcp".into(),
+            user_name: Some("churchwiseai".into()),
+            password: Some(SecretRef::Value(SecretValue::new("pw-123456"))),
+            ani_number_format: "+E.164".into(),
+            dnis_number_format: "+e164".into(),
+            outbound_voice_profile: None,
+        };
+        let current = json!({"inbound": {"default_primary_fqdn_id": "2925083349418510207"}});
+        let body = fqdn_connection_body(&spec, &current, "x").unwrap();
+        assert_eq!(body["transport_protocol"], "TCP");
+        assert_eq!(
+            body["inbound"]["default_primary_fqdn_id"],
+            "2925083349418510207"
+        );
+        assert_eq!(body["inbound"]["dnis_number_format"], "+e164");
+        assert_eq!(body["password"], "pw-123456");
+        assert!(body["outbound"]["outbound_voice_profile_id"].is_null());
+    }
+
+    #[test]
+    fn unresolved_reference_is_refused() {
+        let spec = CredentialConnectionSpec {
+            connection_name: "c".into(),
+            active: true,
+            user_name: "u".into(),
+            password: None,
+            outbound_voice_profile: Some(Ref::Addr(crate::model::Address::new(
+                Kind::TelnyxOutboundVoiceProfile,
+                "main",
+            ))),
+        };
+        assert!(matches!(
+            credential_connection_body(&spec, &Value::Null, "x"),
+            Err(ProviderError::Config { .. })
+        ));
+    }
+
+    #[test]
+    fn debug_hides_the_api_key() {
+        let env = Env::from_pairs([("TELNYX_API_KEY", "KEYsecret-value")]);
+        let p = TelnyxProvider::from_env(&env, &ClientOptions::default()).unwrap();
+        assert!(!format!("{p:?}").contains("KEYsecret-value"));
+    }
+
+    #[test]
+    fn plain_http_base_refused_off_loopback() {
+        let env = Env::from_pairs([
+            ("TELNYX_API_KEY", "k"),
+            ("TELNYX_BASE_URL", "http://example.com/v2"),
+        ]);
+        assert!(matches!(
+            TelnyxProvider::from_env(&env, &ClientOptions::default()),
+            Err(ProviderError::Config { .. })
+        ));
+    }
+}

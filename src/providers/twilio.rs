@@ -1,1 +1,823 @@
-//! twilio client.
+//! The Twilio client: legacy incoming numbers, Elastic SIP trunks, their numbers and their
+//! origination URLs. The runbooks keep Twilio read-only ("no new Twilio numbers are
+//! purchased"), so every write is refused unless `[policy] twilio_writes = true`
+//! ([`ClientOptions::twilio_writes`]); buying a Twilio number is never done.
+//!
+//! Wire facts: HTTP Basic with the account SID and auth token; v2010 paths end in `.json` and
+//! page with a relative `next_page_uri`; trunking v1 pages with an absolute
+//! `meta.next_page_url` (only its path and query are followed, on the configured base, so
+//! credentials never go to another host); writes are form-encoded POSTs with PascalCase
+//! keys.
+//!
+//! Ids: numbers `PN…`, trunks `TK…`, a number on a trunk `<TK sid>/<PN sid>`. Canonical
+//! forms: numbers E.164 with `+`; origination URLs sorted; domain names lower-case.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use futures::{StreamExt, TryStreamExt};
+use reqwest::{Method, Url};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::http::{self, Auth, Body, Call, HttpClient, WriteGuard};
+use super::{post_once, ClientOptions, Env, Provider, ProviderError, WriteRequest};
+use crate::model::{
+    Kind, LiveObject, OriginationUrl, ProviderName, Ref, SecretValue, Spec, TwilioNumberSpec,
+    TwilioTrunkNumberSpec, TwilioTrunkSpec, E164,
+};
+
+const P: ProviderName = ProviderName::Twilio;
+pub const DEFAULT_API_BASE_URL: &str = "https://api.twilio.com";
+pub const DEFAULT_TRUNKING_BASE_URL: &str = "https://trunking.twilio.com";
+/// The largest page Twilio serves.
+pub const PAGE_SIZE: u32 = 1000;
+
+/// The Twilio provider. Debug shows the account SID, never the token.
+#[derive(Debug)]
+pub struct TwilioProvider {
+    http: HttpClient,
+    api: Url,
+    trunking: Url,
+    account: String,
+    writes: bool,
+    max_retries: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct IncomingNumber {
+    pub sid: String,
+    #[serde(default)]
+    pub phone_number: String,
+    #[serde(default)]
+    pub friendly_name: Option<String>,
+    #[serde(default)]
+    pub trunk_sid: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub voice_url: Option<String>,
+    #[serde(default)]
+    pub voice_application_sid: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Trunk {
+    pub sid: String,
+    #[serde(default)]
+    pub friendly_name: Option<String>,
+    #[serde(default)]
+    pub domain_name: Option<String>,
+    #[serde(default)]
+    pub secure: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TrunkNumber {
+    pub sid: String,
+    #[serde(default)]
+    pub trunk_sid: Option<String>,
+    #[serde(default)]
+    pub phone_number: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct OriginationUrlWire {
+    pub sid: String,
+    #[serde(default)]
+    pub friendly_name: Option<String>,
+    #[serde(default)]
+    pub sip_url: String,
+    #[serde(default)]
+    pub priority: Option<u16>,
+    #[serde(default)]
+    pub weight: Option<u16>,
+    #[serde(default)]
+    pub enabled: Option<bool>,
+}
+
+/// `{"code":20404,"message":"…"}` → (code, message).
+fn decode_error(body: &[u8]) -> Option<(String, String)> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let code = match v.get("code")? {
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.clone(),
+        _ => return None,
+    };
+    let message = v
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    Some((code, message))
+}
+
+fn str_or_empty(s: &Option<String>) -> String {
+    s.clone().unwrap_or_default()
+}
+
+pub fn number_object(n: &IncomingNumber) -> Result<LiveObject, String> {
+    let number = E164::normalize(&n.phone_number).map_err(|e| format!("number {}: {e}", n.sid))?;
+    let extra = [
+        ("trunk_sid", &n.trunk_sid),
+        ("status", &n.status),
+        ("voice_url", &n.voice_url),
+        ("voice_application_sid", &n.voice_application_sid),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| {
+        v.as_ref()
+            .filter(|v| !v.is_empty())
+            .map(|v| (k.to_string(), v.clone()))
+    })
+    .collect();
+    Ok(LiveObject {
+        id: n.sid.clone(),
+        spec: Spec::TwilioNumber(TwilioNumberSpec {
+            number,
+            friendly_name: str_or_empty(&n.friendly_name),
+        }),
+        extra,
+    })
+}
+
+pub fn origination_url(u: &OriginationUrlWire) -> OriginationUrl {
+    OriginationUrl {
+        friendly_name: str_or_empty(&u.friendly_name),
+        sip_url: u.sip_url.clone(),
+        priority: u.priority.unwrap_or(10),
+        weight: u.weight.unwrap_or(10),
+        enabled: u.enabled.unwrap_or(true),
+    }
+}
+
+pub fn trunk_object(t: &Trunk, urls: &[OriginationUrlWire]) -> LiveObject {
+    let mut origination_urls: Vec<OriginationUrl> = urls.iter().map(origination_url).collect();
+    origination_urls.sort();
+    let mut extra = BTreeMap::new();
+    if let Some(secure) = t.secure {
+        extra.insert("secure".to_string(), secure.to_string());
+    }
+    LiveObject {
+        id: t.sid.clone(),
+        spec: Spec::TwilioTrunk(TwilioTrunkSpec {
+            friendly_name: str_or_empty(&t.friendly_name),
+            domain_name: str_or_empty(&t.domain_name).to_ascii_lowercase(),
+            origination_urls,
+        }),
+        extra,
+    }
+}
+
+pub fn trunk_number_id(trunk: &str, number: &str) -> String {
+    format!("{trunk}/{number}")
+}
+
+pub fn trunk_number_object(trunk: &str, n: &TrunkNumber) -> LiveObject {
+    let trunk = n
+        .trunk_sid
+        .clone()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| trunk.to_string());
+    let mut extra = BTreeMap::new();
+    if let Ok(e) = E164::normalize(&n.phone_number) {
+        extra.insert("phone_number".to_string(), e.to_string());
+    }
+    LiveObject {
+        id: trunk_number_id(&trunk, &n.sid),
+        spec: Spec::TwilioTrunkNumber(TwilioTrunkNumberSpec {
+            trunk: Ref::Id(trunk),
+            number: Ref::Id(n.sid.clone()),
+        }),
+        extra,
+    }
+}
+
+pub fn origination_form(u: &OriginationUrl) -> Vec<(String, String)> {
+    vec![
+        ("FriendlyName".into(), u.friendly_name.clone()),
+        ("SipUrl".into(), u.sip_url.clone()),
+        ("Priority".into(), u.priority.to_string()),
+        ("Weight".into(), u.weight.to_string()),
+        ("Enabled".into(), u.enabled.to_string()),
+    ]
+}
+
+pub fn trunk_form(s: &TwilioTrunkSpec) -> Vec<(String, String)> {
+    vec![
+        ("FriendlyName".into(), s.friendly_name.clone()),
+        ("DomainName".into(), s.domain_name.clone()),
+    ]
+}
+
+fn live_id<'a>(r: &'a Ref, object: &str) -> Result<&'a str, ProviderError> {
+    match r {
+        Ref::Id(id) => Ok(id),
+        Ref::Addr(a) => Err(ProviderError::Config {
+            provider: P,
+            detail: format!("{object}: the reference to {a} was not resolved to a live id"),
+        }),
+    }
+}
+
+/// Only the path and query of a server-supplied next-page link, so paging stays on the
+/// configured host.
+fn path_and_query(link: &str) -> String {
+    match Url::parse(link) {
+        Ok(u) => match u.query() {
+            Some(q) => format!("{}?{q}", u.path()),
+            None => u.path().to_string(),
+        },
+        Err(_) => link.to_string(),
+    }
+}
+
+impl TwilioProvider {
+    /// Reads `TWILIO_ACCOUNT_SID`, `TWILIO_AUTH_TOKEN` and the optional
+    /// `TWILIO_API_BASE_URL` / `TWILIO_TRUNKING_BASE_URL`.
+    pub fn from_env(env: &Env, opts: &ClientOptions) -> Result<Self, ProviderError> {
+        let account = env.require(P, "TWILIO_ACCOUNT_SID")?.to_string();
+        let token = SecretValue::new(env.require(P, "TWILIO_AUTH_TOKEN")?);
+        let api = http::check_base_url(
+            P,
+            env.get("TWILIO_API_BASE_URL")
+                .unwrap_or(DEFAULT_API_BASE_URL),
+        )?;
+        let trunking = http::check_base_url(
+            P,
+            env.get("TWILIO_TRUNKING_BASE_URL")
+                .unwrap_or(DEFAULT_TRUNKING_BASE_URL),
+        )?;
+        let auth = Auth::Basic {
+            user: account.clone(),
+            password: token,
+        };
+        let guard = std::sync::Arc::new(WriteGuard::new(&opts.protected_ids));
+        let http = HttpClient::new(P, opts, auth, guard, decode_error)?;
+        Ok(Self {
+            http,
+            api,
+            trunking,
+            account,
+            writes: opts.twilio_writes,
+            max_retries: opts.max_retries,
+        })
+    }
+
+    fn numbers_path(&self) -> String {
+        format!("/2010-04-01/Accounts/{}/IncomingPhoneNumbers", self.account)
+    }
+
+    fn writable(&self, operation: &str, object: &str) -> Result<(), ProviderError> {
+        if self.writes {
+            return Ok(());
+        }
+        Err(ProviderError::Unsupported {
+            provider: P,
+            operation: operation.to_string(),
+            object: object.to_string(),
+            detail: "Twilio objects are read-only under the policy `policy.twilio_writes = false`; set `twilio_writes = true` under [policy] in lines.toml to allow this write".to_string(),
+        })
+    }
+
+    fn decode<T: DeserializeOwned>(
+        &self,
+        v: Value,
+        operation: &str,
+        object: &str,
+    ) -> Result<T, ProviderError> {
+        serde_json::from_value(v).map_err(|e| ProviderError::Decode {
+            provider: P,
+            operation: operation.to_string(),
+            object: object.to_string(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// Every item of a list: `key` names the array; the next link is followed on `base`.
+    async fn list_all<T: DeserializeOwned>(
+        &self,
+        base: &Url,
+        first: &str,
+        key: &str,
+    ) -> Result<Vec<T>, ProviderError> {
+        let mut items = Vec::new();
+        let sep = if first.contains('?') { '&' } else { '?' };
+        let mut next = Some(format!("{first}{sep}PageSize={PAGE_SIZE}"));
+        while let Some(path) = next.take() {
+            let url = http::join(base, &path);
+            let page: Value = self
+                .http
+                .json(Call::get(url, format!("list {key}"), path.clone()))
+                .await?;
+            let data = page.get(key).cloned().unwrap_or(Value::Array(Vec::new()));
+            items.extend(self.decode::<Vec<T>>(data, &format!("list {key}"), &path)?);
+            next = page
+                .get("next_page_uri")
+                .or_else(|| page.get("meta").and_then(|m| m.get("next_page_url")))
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(path_and_query);
+        }
+        Ok(items)
+    }
+
+    async fn get<T: DeserializeOwned>(
+        &self,
+        base: &Url,
+        path: &str,
+        object: &str,
+    ) -> Result<Option<T>, ProviderError> {
+        let url = http::join(base, path);
+        match self.http.json::<Value>(Call::get(url, "get", object)).await {
+            Ok(v) => self.decode(v, "get", object).map(Some),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn post<T: DeserializeOwned>(
+        &self,
+        base: &Url,
+        path: &str,
+        form: Vec<(String, String)>,
+        object: &str,
+        idempotent: bool,
+    ) -> Result<T, ProviderError> {
+        let url = http::join(base, path);
+        let mut call = Call::write(
+            Method::POST,
+            url,
+            Body::Form(form),
+            format!("POST {path}"),
+            object,
+        );
+        if idempotent {
+            call = call.idempotent();
+        }
+        let v: Value = self.http.json(call).await?;
+        self.decode(v, "POST", object)
+    }
+
+    async fn delete_path(&self, base: &Url, path: &str, object: &str) -> Result<(), ProviderError> {
+        let url = http::join(base, path);
+        let call = Call::write(
+            Method::DELETE,
+            url,
+            Body::Empty,
+            format!("DELETE {path}"),
+            object,
+        );
+        match self.http.send(call).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn origination_urls(
+        &self,
+        trunk: &str,
+    ) -> Result<Vec<OriginationUrlWire>, ProviderError> {
+        self.list_all(
+            &self.trunking,
+            &format!("/v1/Trunks/{trunk}/OriginationUrls"),
+            "origination_urls",
+        )
+        .await
+    }
+
+    async fn trunk_numbers(&self, trunk: &str) -> Result<Vec<TrunkNumber>, ProviderError> {
+        self.list_all(
+            &self.trunking,
+            &format!("/v1/Trunks/{trunk}/PhoneNumbers"),
+            "phone_numbers",
+        )
+        .await
+    }
+
+    async fn refresh_all(&self) -> Result<Vec<LiveObject>, ProviderError> {
+        let numbers_path = format!("{}.json", self.numbers_path());
+        let (numbers, trunks) = futures::try_join!(
+            self.list_all::<IncomingNumber>(&self.api, &numbers_path, "incoming_phone_numbers"),
+            self.list_all::<Trunk>(&self.trunking, "/v1/Trunks", "trunks"),
+        )?;
+        let sids: Vec<String> = trunks.iter().map(|t| t.sid.clone()).collect();
+        let per_trunk: Vec<(Vec<OriginationUrlWire>, Vec<TrunkNumber>)> =
+            futures::stream::iter(sids)
+                .map(|sid| async move {
+                    futures::try_join!(self.origination_urls(&sid), self.trunk_numbers(&sid))
+                })
+                .buffered(4)
+                .try_collect()
+                .await?;
+        let mut out = Vec::new();
+        for n in &numbers {
+            out.push(number_object(n).map_err(|d| ProviderError::Decode {
+                provider: P,
+                operation: "list incoming_phone_numbers".into(),
+                object: n.sid.clone(),
+                detail: d,
+            })?);
+        }
+        for (t, (urls, attached)) in trunks.iter().zip(&per_trunk) {
+            out.push(trunk_object(t, urls));
+            out.extend(attached.iter().map(|n| trunk_number_object(&t.sid, n)));
+        }
+        Ok(out)
+    }
+
+    async fn read_trunk(&self, sid: &str) -> Result<Option<LiveObject>, ProviderError> {
+        let Some(t) = self
+            .get::<Trunk>(&self.trunking, &format!("/v1/Trunks/{sid}"), sid)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let urls = self.origination_urls(sid).await?;
+        Ok(Some(trunk_object(&t, &urls)))
+    }
+
+    async fn find_trunk(&self, spec: &TwilioTrunkSpec) -> Result<Option<Trunk>, ProviderError> {
+        let trunks: Vec<Trunk> = self
+            .list_all(&self.trunking, "/v1/Trunks", "trunks")
+            .await?;
+        let domain = spec.domain_name.to_ascii_lowercase();
+        Ok(trunks
+            .into_iter()
+            .find(|t| str_or_empty(&t.domain_name).to_ascii_lowercase() == domain))
+    }
+
+    async fn create_origination_url(
+        &self,
+        trunk: &str,
+        u: &OriginationUrl,
+        object: &str,
+    ) -> Result<(), ProviderError> {
+        let path = format!("/v1/Trunks/{trunk}/OriginationUrls");
+        post_once(
+            self.max_retries,
+            || {
+                self.post::<OriginationUrlWire>(
+                    &self.trunking,
+                    &path,
+                    origination_form(u),
+                    object,
+                    false,
+                )
+            },
+            || async {
+                Ok(self
+                    .origination_urls(trunk)
+                    .await?
+                    .into_iter()
+                    .find(|w| w.sip_url == u.sip_url))
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Makes the trunk's origination URLs match: creates and updates first, deletes last, so
+    /// the trunk is never left without a route in between.
+    async fn sync_origination_urls(
+        &self,
+        trunk: &str,
+        want: &[OriginationUrl],
+        object: &str,
+    ) -> Result<(), ProviderError> {
+        let current = self.origination_urls(trunk).await?;
+        for u in want {
+            match current.iter().find(|c| c.sip_url == u.sip_url) {
+                None => self.create_origination_url(trunk, u, object).await?,
+                Some(c) if origination_url(c) != *u => {
+                    let path = format!("/v1/Trunks/{trunk}/OriginationUrls/{}", c.sid);
+                    self.post::<Value>(&self.trunking, &path, origination_form(u), object, true)
+                        .await?;
+                }
+                Some(_) => {}
+            }
+        }
+        for c in current
+            .iter()
+            .filter(|c| !want.iter().any(|u| u.sip_url == c.sip_url))
+        {
+            self.delete_path(
+                &self.trunking,
+                &format!("/v1/Trunks/{trunk}/OriginationUrls/{}", c.sid),
+                object,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn create_trunk(
+        &self,
+        req: &WriteRequest,
+        spec: &TwilioTrunkSpec,
+    ) -> Result<LiveObject, ProviderError> {
+        let object = req.object.as_str();
+        let trunk = post_once(
+            self.max_retries,
+            || {
+                self.post::<Trunk>(
+                    &self.trunking,
+                    "/v1/Trunks",
+                    trunk_form(spec),
+                    object,
+                    false,
+                )
+            },
+            || self.find_trunk(spec),
+        )
+        .await?;
+        self.sync_origination_urls(&trunk.sid, &spec.origination_urls, object)
+            .await?;
+        self.read_trunk(&trunk.sid)
+            .await?
+            .ok_or_else(|| vanished(object, &trunk.sid))
+    }
+
+    async fn attach_number(
+        &self,
+        req: &WriteRequest,
+        spec: &TwilioTrunkNumberSpec,
+    ) -> Result<LiveObject, ProviderError> {
+        let object = req.object.as_str();
+        let trunk = live_id(&spec.trunk, object)?;
+        let number = live_id(&spec.number, object)?;
+        let path = format!("/v1/Trunks/{trunk}/PhoneNumbers");
+        let form = vec![("PhoneNumberSid".to_string(), number.to_string())];
+        let one_path = format!("{path}/{number}");
+        let attached = post_once(
+            self.max_retries,
+            || {
+                let call_path = path.clone();
+                let form = form.clone();
+                async move {
+                    let url = http::join(&self.trunking, &call_path);
+                    let call = Call::write(
+                        Method::POST,
+                        url,
+                        Body::Form(form),
+                        format!("POST {call_path}"),
+                        object,
+                    )
+                    .target(number);
+                    let v: Value = self.http.json(call).await?;
+                    self.decode::<TrunkNumber>(v, "POST", object)
+                }
+            },
+            || self.get::<TrunkNumber>(&self.trunking, &one_path, object),
+        )
+        .await?;
+        Ok(trunk_number_object(trunk, &attached))
+    }
+}
+
+fn vanished(object: &str, sid: &str) -> ProviderError {
+    ProviderError::Decode {
+        provider: P,
+        operation: "read after create".into(),
+        object: object.to_string(),
+        detail: format!("{sid} was created but cannot be read back"),
+    }
+}
+
+fn not_mine(kind: Kind, operation: &str, object: &str) -> ProviderError {
+    ProviderError::Unsupported {
+        provider: P,
+        operation: operation.to_string(),
+        object: object.to_string(),
+        detail: format!("{kind} is not a Twilio kind"),
+    }
+}
+
+fn split_trunk_number(id: &str) -> Option<(&str, &str)> {
+    id.split_once('/')
+}
+
+#[async_trait]
+impl Provider for TwilioProvider {
+    fn name(&self) -> ProviderName {
+        P
+    }
+
+    async fn refresh(&self) -> Result<Vec<LiveObject>, ProviderError> {
+        self.refresh_all().await
+    }
+
+    async fn read(&self, kind: Kind, id: &str) -> Result<Option<LiveObject>, ProviderError> {
+        match kind {
+            Kind::TwilioNumber => {
+                let path = format!("{}/{id}.json", self.numbers_path());
+                match self.get::<IncomingNumber>(&self.api, &path, id).await? {
+                    Some(n) => number_object(&n)
+                        .map(Some)
+                        .map_err(|d| ProviderError::Decode {
+                            provider: P,
+                            operation: "get".into(),
+                            object: id.to_string(),
+                            detail: d,
+                        }),
+                    None => Ok(None),
+                }
+            }
+            Kind::TwilioTrunk => self.read_trunk(id).await,
+            Kind::TwilioTrunkNumber => {
+                let Some((trunk, number)) = split_trunk_number(id) else {
+                    return Ok(None);
+                };
+                let path = format!("/v1/Trunks/{trunk}/PhoneNumbers/{number}");
+                Ok(self
+                    .get::<TrunkNumber>(&self.trunking, &path, id)
+                    .await?
+                    .map(|n| trunk_number_object(trunk, &n)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    async fn create(&self, req: &WriteRequest) -> Result<LiveObject, ProviderError> {
+        let object = req.object.as_str();
+        match &req.spec {
+            Spec::TwilioNumber(_) => Err(ProviderError::Unsupported {
+                provider: P,
+                operation: "create".into(),
+                object: object.to_string(),
+                detail: "cwa never buys Twilio numbers; new lines get Telnyx numbers".into(),
+            }),
+            Spec::TwilioTrunk(s) => {
+                self.writable("create trunk", object)?;
+                self.create_trunk(req, s).await
+            }
+            Spec::TwilioTrunkNumber(s) => {
+                self.writable("attach number to trunk", object)?;
+                self.attach_number(req, s).await
+            }
+            other => Err(not_mine(other.kind(), "create", object)),
+        }
+    }
+
+    async fn update(
+        &self,
+        id: &str,
+        _before: &Spec,
+        req: &WriteRequest,
+    ) -> Result<LiveObject, ProviderError> {
+        let object = req.object.as_str();
+        match &req.spec {
+            Spec::TwilioNumber(s) => {
+                self.writable("update number", object)?;
+                let path = format!("{}/{id}.json", self.numbers_path());
+                let form = vec![("FriendlyName".to_string(), s.friendly_name.clone())];
+                let n: IncomingNumber = self.post(&self.api, &path, form, object, true).await?;
+                number_object(&n).map_err(|d| vanished(object, &d))
+            }
+            Spec::TwilioTrunk(s) => {
+                self.writable("update trunk", object)?;
+                self.http.guard().check(object, [id])?;
+                let _: Value = self
+                    .post(&self.trunking, &format!("/v1/Trunks/{id}"), trunk_form(s), object, true)
+                    .await?;
+                self.sync_origination_urls(id, &s.origination_urls, object).await?;
+                self.read_trunk(id).await?.ok_or_else(|| vanished(object, id))
+            }
+            Spec::TwilioTrunkNumber(_) => Err(ProviderError::Unsupported {
+                provider: P,
+                operation: "update".into(),
+                object: object.to_string(),
+                detail: "a number on a trunk has no settings; attach it to the other trunk, then detach it".into(),
+            }),
+            other => Err(not_mine(other.kind(), "update", object)),
+        }
+    }
+
+    async fn delete(&self, kind: Kind, id: &str) -> Result<(), ProviderError> {
+        match kind {
+            Kind::TwilioNumber => {
+                self.writable("release number", id)?;
+                self.delete_path(&self.api, &format!("{}/{id}.json", self.numbers_path()), id)
+                    .await
+            }
+            Kind::TwilioTrunk => {
+                self.writable("delete trunk", id)?;
+                self.delete_path(&self.trunking, &format!("/v1/Trunks/{id}"), id)
+                    .await
+            }
+            Kind::TwilioTrunkNumber => {
+                self.writable("detach number from trunk", id)?;
+                let (trunk, number) =
+                    split_trunk_number(id).ok_or_else(|| ProviderError::Config {
+                        provider: P,
+                        detail: format!("`{id}` is not a <trunk sid>/<number sid> id"),
+                    })?;
+                self.delete_path(
+                    &self.trunking,
+                    &format!("/v1/Trunks/{trunk}/PhoneNumbers/{number}"),
+                    id,
+                )
+                .await
+            }
+            other => Err(not_mine(other, "delete", id)),
+        }
+    }
+
+    async fn find_created(&self, req: &WriteRequest) -> Result<Option<LiveObject>, ProviderError> {
+        match &req.spec {
+            Spec::TwilioTrunk(s) => match self.find_trunk(s).await? {
+                Some(t) => self.read_trunk(&t.sid).await,
+                None => Ok(None),
+            },
+            Spec::TwilioTrunkNumber(s) => {
+                let trunk = live_id(&s.trunk, &req.object)?;
+                let number = live_id(&s.number, &req.object)?;
+                self.read(Kind::TwilioTrunkNumber, &trunk_number_id(trunk, number))
+                    .await
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn number_normalizes() {
+        let n: IncomingNumber = serde_json::from_value(json!({
+            "sid": "PN1", "phone_number": "+18886030316", "friendly_name": "Sales (toll-free)",
+            "trunk_sid": "TK1", "voice_url": ""
+        }))
+        .unwrap();
+        let o = number_object(&n).unwrap();
+        assert_eq!(o.extra.get("trunk_sid").map(String::as_str), Some("TK1"));
+        assert!(!o.extra.contains_key("voice_url"));
+    }
+
+    #[test]
+    fn trunk_urls_sorted() {
+        let t: Trunk = serde_json::from_value(json!({
+            "sid": "TK1", "friendly_name": "LiveKit Main", "domain_name": "ChurchWiseAI.pstn.twilio.com"
+        }))
+        .unwrap();
+        let urls: Vec<OriginationUrlWire> = serde_json::from_value(json!([
+            {"sid": "OU2", "friendly_name": "b", "sip_url": "sip:b", "priority": 20, "weight": 10, "enabled": true},
+            {"sid": "OU1", "friendly_name": "a", "sip_url": "sip:a", "priority": 10, "weight": 10, "enabled": true}
+        ]))
+        .unwrap();
+        let Spec::TwilioTrunk(s) = trunk_object(&t, &urls).spec else {
+            panic!()
+        };
+        assert_eq!(s.domain_name, "churchwiseai.pstn.twilio.com");
+        assert_eq!(s.origination_urls[0].sip_url, "sip:a");
+    }
+
+    #[test]
+    fn trunk_number_id_is_trunk_slash_number() {
+        let n: TrunkNumber = serde_json::from_value(
+            json!({"sid": "PN9", "trunk_sid": "TK1", "phone_number": "+13658253552"}),
+        )
+        .unwrap();
+        let o = trunk_number_object("TK1", &n);
+        assert_eq!(o.id, "TK1/PN9");
+    }
+
+    #[test]
+    fn next_links_stay_on_the_configured_host() {
+        assert_eq!(
+            path_and_query(
+                "https://trunking.twilio.com/v1/Trunks?PageSize=50&Page=1&PageToken=PT1"
+            ),
+            "/v1/Trunks?PageSize=50&Page=1&PageToken=PT1"
+        );
+        assert_eq!(
+            path_and_query("/2010-04-01/Accounts/AC1/IncomingPhoneNumbers.json?Page=1"),
+            "/2010-04-01/Accounts/AC1/IncomingPhoneNumbers.json?Page=1"
+        );
+    }
+
+    #[test]
+    fn error_body() {
+        assert_eq!(
+            decode_error(br#"{"code":20404,"message":"not found","status":404}"#),
+            Some(("20404".into(), "not found".into()))
+        );
+    }
+
+    #[tokio::test]
+    async fn writes_refused_without_policy() {
+        let env = Env::from_pairs([
+            ("TWILIO_ACCOUNT_SID", "AC1"),
+            ("TWILIO_AUTH_TOKEN", "tok-secret"),
+        ]);
+        let p = TwilioProvider::from_env(&env, &ClientOptions::default()).unwrap();
+        assert!(!format!("{p:?}").contains("tok-secret"));
+        let err = p.delete(Kind::TwilioTrunk, "TK1").await.unwrap_err();
+        assert!(err.to_string().contains("twilio_writes"));
+    }
+}
