@@ -1,1 +1,146 @@
 //! Parses lines.toml into the desired resource graph, with diagnostics that point into the file.
+//!
+//! Stages, each with one job: [`raw`] reads TOML into spanned blocks (syntax, unknown keys,
+//! types); [`expand`] resolves references and expands churches by convention into
+//! [`model::Desired`](crate::model::Desired); [`checks`] runs the runbooks' network-free
+//! checks; [`graph`] builds the dependency graph and rejects cycles. Every stage records
+//! problems instead of stopping, so one run reports all of them.
+
+pub mod checks;
+pub mod error;
+pub mod expand;
+pub mod graph;
+pub mod raw;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use miette::NamedSource;
+
+pub use error::{ConfigError, Problem, ProblemKind};
+
+use crate::model::{Desired, Kind};
+
+/// A parsed, expanded and checked lines.toml, and what is needed to point at it later.
+#[derive(Debug)]
+pub struct Loaded {
+    pub desired: Desired,
+    pub path: PathBuf,
+    pub text: String,
+    /// Findings that do not make the file invalid; print them.
+    pub warnings: Vec<miette::Report>,
+}
+
+impl Loaded {
+    /// The file as a miette source, so later stages (the planner) can label a span of it.
+    pub fn named_source(&self) -> NamedSource<String> {
+        NamedSource::new(self.path.display().to_string(), self.text.clone())
+    }
+
+    /// "2 churches, 21 resources (telnyx_number 4, …), 2 protected ids, twilio read-only".
+    pub fn summary(&self) -> String {
+        let d = &self.desired;
+        let counts: Vec<String> = Kind::ALL
+            .iter()
+            .filter_map(|k| {
+                let n = d.resources.keys().filter(|a| a.kind == *k).count();
+                (n > 0).then(|| format!("{k} {n}"))
+            })
+            .collect();
+        let plural =
+            |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        format!(
+            "{}: {}, {} ({}), {}, twilio {}",
+            self.path.display(),
+            plural(d.churches.len(), "church", "churches"),
+            plural(d.resources.len(), "resource", "resources"),
+            counts.join(", "),
+            plural(d.protected.len(), "protected id", "protected ids"),
+            if d.policy.twilio_writes {
+                "read-write"
+            } else {
+                "read-only"
+            },
+        )
+    }
+}
+
+/// Reads and parses the file at `path`.
+pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(path, &text)
+}
+
+/// Parses `text`, naming it `path_for_messages` in diagnostics. Fails with every error found;
+/// warnings ride along in [`Loaded::warnings`] (or in the error, when there are errors too).
+pub fn parse(path_for_messages: &Path, text: &str) -> Result<Loaded, ConfigError> {
+    let mut problems = Vec::new();
+    let desired = raw::parse(text, &mut problems)
+        .filter(|_| !problems.iter().any(blocks_expansion))
+        .map(|raw| {
+            let expanded = expand::expand(&raw, text.len(), &mut problems);
+            checks::run(&expanded, &mut problems);
+            cycle_problems(&expanded, &mut problems);
+            expanded.desired
+        });
+    problems.sort_by_key(Problem::primary_offset);
+    let source = NamedSource::new(
+        path_for_messages.display().to_string(),
+        Arc::new(text.to_string()),
+    );
+    let problems: Vec<Problem> = problems
+        .into_iter()
+        .map(|p| p.with_source(source.clone()))
+        .collect();
+    match desired {
+        Some(desired) if !problems.iter().any(Problem::is_error) => Ok(Loaded {
+            desired,
+            path: path_for_messages.to_path_buf(),
+            text: text.to_string(),
+            warnings: problems.into_iter().map(miette::Report::new).collect(),
+        }),
+        _ => Err(ConfigError::Invalid {
+            path: path_for_messages.to_path_buf(),
+            summary: error::count_summary(&problems),
+            problems,
+        }),
+    }
+}
+
+/// A block that failed to deserialize is missing from the file as far as later stages know,
+/// so expanding would only add echoes of it. Unknown keys are dropped from intact blocks and
+/// do not stop expansion.
+fn blocks_expansion(p: &Problem) -> bool {
+    p.is_error() && !matches!(p.kind, ProblemKind::UnknownKey | ProblemKind::InlineSecret)
+}
+
+fn cycle_problems(x: &expand::Expanded, problems: &mut Vec<Problem>) {
+    let Err(cycle) = graph::build(&x.desired) else {
+        return;
+    };
+    let spans: Vec<_> = cycle
+        .members
+        .iter()
+        .filter_map(|a| {
+            let r = x.desired.get(a)?;
+            Some((x.spans.get(a, "depends_on").unwrap_or(r.span), a))
+        })
+        .collect();
+    let Some(((first_span, first), rest)) = spans.split_first() else {
+        return;
+    };
+    let mut p = Problem::error(
+        ProblemKind::Cycle,
+        *first_span,
+        format!("{first} is on the cycle"),
+        cycle.to_string(),
+    )
+    .with_help("nothing on a cycle can be created first; remove one of the depends_on (or references) that close it");
+    for (span, addr) in rest {
+        p = p.with_label(*span, format!("{addr} is on the cycle"));
+    }
+    problems.push(p);
+}

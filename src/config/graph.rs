@@ -1,0 +1,396 @@
+//! The desired resource graph: an edge runs from what a resource needs to the resource, so a
+//! topological order is a creation order. Built in named steps (nodes, reference edges,
+//! number edges, explicit `depends_on`), then checked for cycles, then rendered.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::Direction;
+
+use crate::model::{Address, Desired, DesiredResource, Kind, NumberRef, Spec, E164};
+
+/// Why one resource waits for another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum EdgeKind {
+    /// The spec refers to it (a trunk of a rule, the connection of a number).
+    Reference,
+    /// A trunk holds the number that resource owns.
+    Holds,
+    /// An explicit `depends_on`.
+    DependsOn,
+}
+
+/// The desired resources and what each waits for, in a fixed creation order.
+#[derive(Debug, Clone)]
+pub struct DesiredGraph {
+    pub graph: DiGraph<Address, EdgeKind>,
+    index: BTreeMap<Address, NodeIndex>,
+    order: Vec<NodeIndex>,
+}
+
+/// A dependency cycle; `members` are every address on it, sorted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("dependency cycle among {}", members.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "))]
+pub struct CycleError {
+    pub members: Vec<Address>,
+}
+
+/// Builds the graph of `desired` and rejects cycles. Dependencies on addresses that are not
+/// declared are skipped here: validation reports them where they are written.
+pub fn build(desired: &Desired) -> Result<DesiredGraph, CycleError> {
+    let mut g = DesiredGraph {
+        graph: DiGraph::new(),
+        index: BTreeMap::new(),
+        order: Vec::new(),
+    };
+    g.add_nodes(desired);
+    let mut edges = BTreeSet::new();
+    reference_edges(desired, &mut edges);
+    number_edges(desired, &mut edges);
+    depends_on_edges(desired, &mut edges);
+    g.add_edges(edges);
+    g.order = g.creation_order()?;
+    Ok(g)
+}
+
+/// Where each kind sits when nothing else decides: providers' base objects first.
+fn kind_rank(kind: Kind) -> usize {
+    const ORDER: [Kind; 12] = [
+        Kind::TelnyxOutboundVoiceProfile,
+        Kind::TelnyxFqdnConnection,
+        Kind::TelnyxCredentialConnection,
+        Kind::TelnyxTexmlApplication,
+        Kind::TelnyxFqdn,
+        Kind::TelnyxNumber,
+        Kind::TwilioTrunk,
+        Kind::TwilioNumber,
+        Kind::TwilioTrunkNumber,
+        Kind::LivekitInboundTrunk,
+        Kind::LivekitOutboundTrunk,
+        Kind::LivekitDispatchRule,
+    ];
+    ORDER.iter().position(|k| *k == kind).unwrap_or(ORDER.len())
+}
+
+type EdgeSet = BTreeSet<(Address, Address, EdgeKind)>;
+
+fn reference_edges(desired: &Desired, edges: &mut EdgeSet) {
+    for r in desired.resources.values() {
+        for dep in r.spec.refs().into_iter().filter_map(|r| r.addr()) {
+            edges.insert((dep.clone(), r.addr.clone(), EdgeKind::Reference));
+        }
+    }
+}
+
+/// A trunk waits for the numbers it holds: `(number of …)` entries by address, literal
+/// numbers by the declared resource that owns that number.
+fn number_edges(desired: &Desired, edges: &mut EdgeSet) {
+    let owners: BTreeMap<&E164, &Address> = desired
+        .resources
+        .values()
+        .filter_map(|r| match &r.spec {
+            Spec::TelnyxNumber(s) => s.number.fixed().map(|n| (n, &r.addr)),
+            Spec::TwilioNumber(s) => Some((&s.number, &r.addr)),
+            _ => None,
+        })
+        .collect();
+    for r in desired.resources.values() {
+        for n in r.spec.number_refs() {
+            let owner = match n {
+                NumberRef::Of(a) => Some(a),
+                NumberRef::Number(n) => owners.get(n).copied(),
+            };
+            if let Some(owner) = owner {
+                edges.insert((owner.clone(), r.addr.clone(), EdgeKind::Holds));
+            }
+        }
+    }
+}
+
+fn depends_on_edges(desired: &Desired, edges: &mut EdgeSet) {
+    for r in desired.resources.values() {
+        for dep in &r.depends_on {
+            edges.insert((dep.clone(), r.addr.clone(), EdgeKind::DependsOn));
+        }
+    }
+}
+
+impl DesiredGraph {
+    fn add_nodes(&mut self, desired: &Desired) {
+        for addr in desired.resources.keys() {
+            let ix = self.graph.add_node(addr.clone());
+            self.index.insert(addr.clone(), ix);
+        }
+    }
+
+    fn add_edges(&mut self, edges: EdgeSet) {
+        let mut seen = BTreeSet::new();
+        for (from, to, kind) in edges {
+            let (Some(&a), Some(&b)) = (self.index.get(&from), self.index.get(&to)) else {
+                continue;
+            };
+            if seen.insert((a, b)) {
+                self.graph.add_edge(a, b, kind);
+            }
+        }
+    }
+
+    /// Kahn's algorithm with a sorted ready set, so the order is the same on every run.
+    fn creation_order(&self) -> Result<Vec<NodeIndex>, CycleError> {
+        let key = |ix: NodeIndex| {
+            let a = &self.graph[ix];
+            (kind_rank(a.kind), a.clone(), ix)
+        };
+        let mut waiting: BTreeMap<NodeIndex, usize> = self
+            .graph
+            .node_indices()
+            .map(|ix| {
+                (
+                    ix,
+                    self.graph
+                        .neighbors_directed(ix, Direction::Incoming)
+                        .count(),
+                )
+            })
+            .collect();
+        let mut ready: BTreeSet<_> = waiting
+            .iter()
+            .filter(|(_, n)| **n == 0)
+            .map(|(ix, _)| key(*ix))
+            .collect();
+        let mut order = Vec::new();
+        while let Some(next) = ready.pop_first() {
+            let ix = next.2;
+            order.push(ix);
+            for succ in self.graph.neighbors_directed(ix, Direction::Outgoing) {
+                let n = waiting.get_mut(&succ).expect("every node is counted");
+                *n -= 1;
+                if *n == 0 {
+                    ready.insert(key(succ));
+                }
+            }
+        }
+        if order.len() == self.graph.node_count() {
+            Ok(order)
+        } else {
+            Err(self.first_cycle())
+        }
+    }
+
+    fn first_cycle(&self) -> CycleError {
+        let mut cycles: Vec<Vec<Address>> = petgraph::algo::tarjan_scc(&self.graph)
+            .into_iter()
+            .filter(|scc| scc.len() > 1 || self.graph.contains_edge(scc[0], scc[0]))
+            .map(|scc| {
+                let mut members: Vec<Address> =
+                    scc.iter().map(|ix| self.graph[*ix].clone()).collect();
+                members.sort();
+                members
+            })
+            .collect();
+        cycles.sort();
+        CycleError {
+            members: cycles.into_iter().next().unwrap_or_default(),
+        }
+    }
+
+    /// Addresses in creation order: each after everything it needs.
+    pub fn order(&self) -> Vec<&Address> {
+        self.order.iter().map(|ix| &self.graph[*ix]).collect()
+    }
+
+    /// What `addr` waits for, with why.
+    pub fn needs(&self, addr: &Address) -> Vec<(&Address, EdgeKind)> {
+        let Some(&ix) = self.index.get(addr) else {
+            return Vec::new();
+        };
+        let mut out: Vec<(&Address, EdgeKind)> = self
+            .graph
+            .edges_directed(ix, Direction::Incoming)
+            .map(|e| {
+                (
+                    &self.graph[petgraph::visit::EdgeRef::source(&e)],
+                    *e.weight(),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn edges_in_order(&self) -> Vec<(&Address, &Address, EdgeKind)> {
+        self.order()
+            .into_iter()
+            .flat_map(|to| {
+                self.needs(to)
+                    .into_iter()
+                    .map(move |(from, k)| (from, to, k))
+            })
+            .collect()
+    }
+
+    /// One line per resource in creation order, each followed by what it needs.
+    pub fn render_text(&self, desired: &Desired) -> String {
+        let mut out = format!(
+            "# {} resources in creation order; each line after what it needs\n",
+            self.order.len()
+        );
+        for addr in self.order() {
+            let _ = writeln!(out, "{addr}{}", annotation(desired.get(addr)));
+            for (dep, kind) in self.needs(addr) {
+                let why = match kind {
+                    EdgeKind::Reference => "refers to",
+                    EdgeKind::Holds => "holds the number of",
+                    EdgeKind::DependsOn => "depends_on",
+                };
+                let _ = writeln!(out, "    {why} {dep}");
+            }
+        }
+        out
+    }
+
+    /// Graphviz dot, one cluster per church.
+    pub fn render_dot(&self, desired: &Desired) -> String {
+        let mut out = String::from("digraph desired {\n  rankdir=LR;\n  node [shape=box];\n");
+        let (by_church, shared) = self.grouped(desired);
+        for (church, addrs) in &by_church {
+            let _ = writeln!(out, "  subgraph \"cluster_{}\" {{", dot_escape(church));
+            let _ = writeln!(out, "    label=\"church {}\";", dot_escape(church));
+            for a in addrs {
+                let _ = writeln!(out, "    {}", dot_node(a, desired));
+            }
+            out.push_str("  }\n");
+        }
+        for a in shared {
+            let _ = writeln!(out, "  {}", dot_node(a, desired));
+        }
+        for (from, to, kind) in self.edges_in_order() {
+            let style = if kind == EdgeKind::DependsOn {
+                " [style=dashed]"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                out,
+                "  \"{}\" -> \"{}\"{style};",
+                dot_escape(&from.to_string()),
+                dot_escape(&to.to_string())
+            );
+        }
+        out.push_str("}\n");
+        out
+    }
+
+    /// A Mermaid flowchart (renders in GitHub pull requests), one subgraph per church.
+    pub fn render_mermaid(&self, desired: &Desired) -> String {
+        let ids: BTreeMap<&Address, String> = self
+            .order()
+            .into_iter()
+            .enumerate()
+            .map(|(i, a)| (a, format!("n{i}")))
+            .collect();
+        let node = |a: &Address| {
+            format!(
+                "{}[\"{}\"]",
+                ids[a],
+                mermaid_escape(&node_label(a, desired, "<br/>"))
+            )
+        };
+        let mut out = String::from("flowchart LR\n");
+        let (by_church, shared) = self.grouped(desired);
+        for (church, addrs) in &by_church {
+            let _ = writeln!(
+                out,
+                "  subgraph church_{}[\"church {}\"]",
+                mermaid_id(church),
+                mermaid_escape(church)
+            );
+            for a in addrs {
+                let _ = writeln!(out, "    {}", node(a));
+            }
+            out.push_str("  end\n");
+        }
+        for a in shared {
+            let _ = writeln!(out, "  {}", node(a));
+        }
+        for (from, to, kind) in self.edges_in_order() {
+            let arrow = if kind == EdgeKind::DependsOn {
+                "-.->"
+            } else {
+                "-->"
+            };
+            let _ = writeln!(out, "  {} {arrow} {}", ids[from], ids[to]);
+        }
+        out
+    }
+
+    /// Resources per church (in creation order), then the shared ones.
+    fn grouped<'a>(
+        &'a self,
+        desired: &Desired,
+    ) -> (BTreeMap<String, Vec<&'a Address>>, Vec<&'a Address>) {
+        let mut by_church: BTreeMap<String, Vec<&Address>> = BTreeMap::new();
+        let mut shared = Vec::new();
+        for a in self.order() {
+            match desired.get(a).and_then(|r| r.church.clone()) {
+                Some(c) => by_church.entry(c).or_default().push(a),
+                None => shared.push(a),
+            }
+        }
+        (by_church, shared)
+    }
+}
+
+fn annotation(res: Option<&DesiredResource>) -> String {
+    let Some(r) = res else { return String::new() };
+    let mut out = format!("  \"{}\"", r.spec.label());
+    if let Some(c) = &r.church {
+        let _ = write!(out, "  [church {c}]");
+    }
+    if r.read_only {
+        out.push_str("  (read-only)");
+    }
+    out
+}
+
+fn node_label(a: &Address, desired: &Desired, newline: &str) -> String {
+    match desired.get(a) {
+        Some(r) => {
+            let ro = if r.read_only {
+                format!("{newline}(read-only)")
+            } else {
+                String::new()
+            };
+            format!("{a}{newline}{}{ro}", r.spec.label())
+        }
+        None => a.to_string(),
+    }
+}
+
+fn dot_node(a: &Address, desired: &Desired) -> String {
+    format!(
+        "\"{}\" [label=\"{}\"];",
+        dot_escape(&a.to_string()),
+        dot_escape(&node_label(a, desired, "\n"))
+    )
+}
+
+fn dot_escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn mermaid_escape(s: &str) -> String {
+    s.replace('"', "#quot;")
+        .replace('<', "#lt;")
+        .replace('>', "#gt;")
+        .replace("#lt;br/#gt;", "<br/>")
+}
+
+fn mermaid_id(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
+}
