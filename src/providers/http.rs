@@ -488,15 +488,39 @@ impl HttpClient {
 
     /// Sends a call and decodes a JSON answer.
     pub async fn json<T: DeserializeOwned>(&self, call: Call) -> Result<T, ProviderError> {
-        let operation = call.operation.clone();
-        let object = call.object.clone();
-        let resp = self.send(call).await?;
-        serde_json::from_slice(&resp.body).map_err(|e| ProviderError::Decode {
-            provider: self.provider,
-            operation,
-            object,
-            detail: e.to_string(),
+        self.decoded(call, |body| {
+            serde_json::from_slice(body).map_err(|e| e.to_string())
         })
+        .await
+    }
+
+    /// Sends a call and decodes the answer with `decode`. An idempotent call whose answer
+    /// cannot be read (cut off, malformed) is sent again like any other failed attempt.
+    pub async fn decoded<T>(
+        &self,
+        call: Call,
+        decode: impl Fn(&[u8]) -> Result<T, String>,
+    ) -> Result<T, ProviderError> {
+        let mut attempt = 0;
+        loop {
+            let resp = self.send(call.clone()).await?;
+            match decode(&resp.body) {
+                Ok(v) => return Ok(v),
+                Err(e) if call.retry == Retry::Idempotent && attempt < self.backoff.max_retries => {
+                    tracing::debug!(operation = %call.operation, error = %e, "unreadable answer; retrying");
+                    tokio::time::sleep(self.backoff.delay(attempt)).await;
+                    attempt += 1;
+                }
+                Err(detail) => {
+                    return Err(ProviderError::Decode {
+                        provider: self.provider,
+                        operation: call.operation.clone(),
+                        object: call.object.clone(),
+                        detail,
+                    })
+                }
+            }
+        }
     }
 
     async fn attempt(&self, call: &Call) -> Result<Response, Failure> {

@@ -164,7 +164,7 @@ fn retryable(e: &ProviderError, retry: Retry) -> bool {
     match (e, retry) {
         (ProviderError::Api { status: 429, .. }, _) => true,
         (ProviderError::Api { status, .. }, Retry::Idempotent) => *status >= 500,
-        (ProviderError::Transport { .. }, Retry::Idempotent) => true,
+        (ProviderError::Transport { .. } | ProviderError::Decode { .. }, Retry::Idempotent) => true,
         _ => false,
     }
 }
@@ -258,13 +258,9 @@ impl LivekitProvider {
         if let Some(id) = write.filter(|id| !id.is_empty()) {
             call = call.target(id);
         }
-        let resp = self.twirp.send(call).await?;
-        Resp::decode(resp.body.as_slice()).map_err(|e| ProviderError::Decode {
-            provider: P,
-            operation: method.to_string(),
-            object: object.to_string(),
-            detail: e.to_string(),
-        })
+        self.twirp
+            .decoded(call, |body| Resp::decode(body).map_err(|e| e.to_string()))
+            .await
     }
 
     async fn get_inbound(
@@ -391,7 +387,7 @@ impl LivekitProvider {
                     )
                 })
             },
-            || async { Ok(self.find_inbound(spec, object).await?) },
+            || self.find_inbound(spec, object),
         )
         .await?;
         Ok(inbound_object(&made))

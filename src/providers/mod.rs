@@ -87,11 +87,11 @@ pub enum ProviderError {
 }
 
 impl ProviderError {
-    /// True when the request may have been carried out although no answer arrived, so a
-    /// non-idempotent write must be looked up before it is tried again.
+    /// True when the request may have been carried out although no readable answer arrived,
+    /// so a non-idempotent write must be looked up before it is tried again.
     pub fn outcome_unknown(&self) -> bool {
         match self {
-            Self::Transport { .. } => true,
+            Self::Transport { .. } | Self::Decode { .. } => true,
             Self::Api { status, .. } => *status >= 500,
             _ => false,
         }

@@ -211,14 +211,14 @@ impl TelnyxProvider {
     }
 
     /// A create: a POST never blindly repeated; after a lost answer `find_created` runs first.
-    async fn create_object<T: DeserializeOwned>(
+    async fn create_object<T>(
         &self,
         req: &WriteRequest,
         path: &str,
         body: Value,
     ) -> Result<LiveObject, ProviderError>
     where
-        T: Into<Converted>,
+        T: DeserializeOwned + Into<Converted>,
     {
         post_once(
             self.max_retries,
@@ -626,7 +626,7 @@ impl TelnyxProvider {
                 )
                 .await
             },
-            || async { Ok(self.find_fqdn(&connection, spec).await?) },
+            || self.find_fqdn(&connection, spec),
         )
         .await?;
         if spec.default_primary {
