@@ -1130,6 +1130,7 @@ impl Provider for TelnyxProvider {
         req: &WriteRequest,
     ) -> Result<LiveObject, ProviderError> {
         let object = req.object.as_str();
+        self.http.guard().check(object, [id])?;
         match &req.spec {
             Spec::TelnyxNumber(s) => {
                 let connection = s
@@ -1195,6 +1196,7 @@ impl Provider for TelnyxProvider {
 
     async fn delete(&self, kind: Kind, id: &str) -> Result<(), ProviderError> {
         let path = collection(kind).ok_or_else(|| not_mine(kind, "delete", id))?;
+        self.http.guard().check(id, [id])?;
         if kind == Kind::TelnyxNumber {
             self.check_number_lock(id, id).await?;
         }
