@@ -1,1 +1,221 @@
-//! Computes a plan from desired, state and live.
+//! A plan is data: the list of changes that would make live match lines.toml, the order they
+//! run in, what is unmanaged, what the checks found, and fingerprints of everything read.
+//! [`compute`] builds it and never prints; renderers and the executor consume it.
+
+mod diff;
+mod fields;
+mod graph;
+mod matching;
+mod safety;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Address, Kind, SourceSpan, Spec};
+
+pub use diff::{compute, PlanInput, PlanOptions};
+pub use fields::FieldChange;
+pub use graph::{order, ChangeGraph, CycleError};
+
+/// The version of the JSON plan schema (`cwa plan --json`, plan files). Bumped on any
+/// incompatible change; readers refuse a newer major version.
+pub const FORMAT_VERSION: &str = "1.0";
+
+/// What a change does. A closed set: every change is exactly one of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// Live matches lines.toml.
+    NoOp,
+    /// Not live yet: create it (for a number: search, buy, bind).
+    Create,
+    /// Live differs in fields that can change in place.
+    Update,
+    /// Live differs in a field that cannot change in place: create the new object, repoint
+    /// what uses it, then remove the old one (a number is kept, never released).
+    Replace,
+    /// Owned by cwa, no longer declared: remove it (for a number: release, irreversible).
+    Delete,
+    /// Declared and live but not yet owned: record it in state, then update any differing
+    /// fields. Never a duplicate create.
+    Adopt,
+    /// Protected or read-only: compared, never written.
+    Verify,
+    /// A number no longer declared, kept (not released) because releasing is irreversible.
+    Retain,
+    /// Owned, not declared, and already gone from live: drop it from state.
+    Forget,
+}
+
+impl Action {
+    pub const ALL: [Action; 9] = [
+        Self::Create,
+        Self::Adopt,
+        Self::Update,
+        Self::Replace,
+        Self::Delete,
+        Self::Forget,
+        Self::Retain,
+        Self::Verify,
+        Self::NoOp,
+    ];
+
+    /// Whether applying this action calls a provider or changes state.
+    pub fn changes_anything(self) -> bool {
+        !matches!(self, Self::NoOp | Self::Verify | Self::Retain)
+    }
+
+    /// The marker the human and Markdown views put before the address.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Self::NoOp => " ",
+            Self::Create => "+",
+            Self::Update => "~",
+            Self::Replace => "-/+",
+            Self::Delete => "-",
+            Self::Adopt => "<=",
+            Self::Verify => "?",
+            Self::Retain => "=",
+            Self::Forget => "x",
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NoOp => "no-op",
+            Self::Create => "create",
+            Self::Update => "update",
+            Self::Replace => "replace",
+            Self::Delete => "delete",
+            Self::Adopt => "adopt",
+            Self::Verify => "verify",
+            Self::Retain => "retain",
+            Self::Forget => "forget",
+        }
+    }
+}
+
+/// One planned change to one resource.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub address: Address,
+    pub kind: Kind,
+    pub action: Action,
+    /// The live id, when the object exists.
+    pub id: Option<String>,
+    pub church: Option<String>,
+    pub protected: bool,
+    /// Releasing a number: it cannot be undone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub irreversible: bool,
+    /// Why this action: e.g. "in state, not in lines.toml".
+    pub reason: String,
+    pub fields: Vec<FieldChange>,
+    /// Live as read (references as addresses where known). Absent for creates.
+    pub before: Option<Spec>,
+    /// As declared (references as addresses). Absent for deletes.
+    pub after: Option<Spec>,
+    /// Addresses this change must wait for.
+    pub depends_on: Vec<Address>,
+    /// Monthly cost this change adds (negative: saves), in US cents.
+    #[serde(default)]
+    pub monthly_cost_delta_cents: i64,
+}
+
+/// A live object neither declared nor owned: reported, never touched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unmanaged {
+    pub kind: Kind,
+    pub id: String,
+    pub label: String,
+}
+
+/// How serious a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Warning,
+    Error,
+}
+
+/// A finding of the certification checks, or a reason the plan cannot be applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    pub severity: Severity,
+    /// Stable machine-readable name, e.g. `protected-write`, `trunk-auth`.
+    pub code: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub help: Option<String>,
+    /// Where in lines.toml the cause is declared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span: Option<SourceSpan>,
+}
+
+/// Fingerprints of everything a plan was computed from, so a saved plan can be refused when
+/// any of it has changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprints {
+    pub config: String,
+    pub state: String,
+    /// `kind/id` -> fingerprint of every live object read.
+    pub live: BTreeMap<String, String>,
+}
+
+/// The whole plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub format_version: String,
+    /// Whether live services were read (false: planned against state alone).
+    pub refreshed: bool,
+    /// Every change, in the order apply runs them (dependencies first, deletes last and in
+    /// reverse).
+    pub changes: Vec<Change>,
+    /// Edges of the change graph as (from, to) indices into `changes`: `to` waits for `from`.
+    pub edges: Vec<(usize, usize)>,
+    pub unmanaged: Vec<Unmanaged>,
+    pub checks: Vec<Finding>,
+    pub errors: Vec<Finding>,
+    pub summary: BTreeMap<Action, usize>,
+    pub monthly_cost_delta_cents: i64,
+    pub fingerprints: Fingerprints,
+}
+
+impl Plan {
+    /// True when applying would call a provider or change state.
+    pub fn has_changes(&self) -> bool {
+        self.changes.iter().any(|c| c.action.changes_anything())
+    }
+
+    pub fn is_error(&self) -> bool {
+        !self.errors.is_empty()
+    }
+
+    /// The changes that do something, in apply order.
+    pub fn actionable(&self) -> impl Iterator<Item = &Change> {
+        self.changes.iter().filter(|c| c.action.changes_anything())
+    }
+
+    pub fn change(&self, addr: &Address) -> Option<&Change> {
+        self.changes.iter().find(|c| &c.address == addr)
+    }
+
+    /// Reads a plan file, refusing one from a newer schema.
+    pub fn from_json(text: &str) -> Result<Plan, String> {
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let version = value
+            .get("format_version")
+            .and_then(|v| v.as_str())
+            .ok_or("missing format_version")?;
+        let major = |v: &str| v.split('.').next().unwrap_or("").to_string();
+        if major(version) != major(FORMAT_VERSION) {
+            return Err(format!(
+                "format_version {version} is not readable by this cwa (it reads {FORMAT_VERSION})"
+            ));
+        }
+        serde_json::from_value(value).map_err(|e| e.to_string())
+    }
+}

@@ -1,1 +1,251 @@
-//! What cwa owns: state/state.json, its lock, journal and audit log.
+//! What cwa owns: `state/state.json` maps each address to the live object behind it.
+//!
+//! State is committed to git, so it is written for small diffs: pretty JSON, keys sorted, one
+//! resource per address. Writes are atomic (temp file, fsync, rename) with a backup of the
+//! previous version, and carry a `lineage` (which state this is) and a `serial` (how many
+//! times it was written), as Terraform's state does.
+
+mod journal;
+mod lock;
+mod store;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Address, Kind, Live, LiveObject, ProviderName, Spec};
+
+pub use journal::{AuditEntry, Journal, JournalEntry, JournalPhase};
+pub use lock::{LockInfo, StateLock};
+pub use store::StateStore;
+
+/// The newest state format this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Everything that can go wrong reading or writing state/.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum StateError {
+    #[error("cannot {action} {path}: {source}")]
+    #[diagnostic(code(cwa::state::io))]
+    Io {
+        action: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not a valid cwa state file: {detail}")]
+    #[diagnostic(
+        code(cwa::state::corrupt),
+        help("restore it from git (`git checkout -- {path}`) or from the backup next to it (state.json.backup)")
+    )]
+    Corrupt { path: String, detail: String },
+    #[error("{path} has format version {found}, newer than this cwa understands ({supported})")]
+    #[diagnostic(
+        code(cwa::state::newer),
+        help("upgrade cwa; an older build must not rewrite a newer state")
+    )]
+    NewerFormat {
+        path: String,
+        found: u32,
+        supported: u32,
+    },
+    #[error("state/ is locked by {holder} (pid {pid}) since {time}")]
+    #[diagnostic(
+        code(cwa::state::locked),
+        help("another cwa apply is running; wait for it, pass --lock-timeout SECONDS to wait, or if that process is gone run `cwa state unlock`")
+    )]
+    Locked {
+        holder: String,
+        pid: u32,
+        time: String,
+    },
+    #[error("state/ is locked by {holder} (pid {pid}, since {time}), but that process is no longer running")]
+    #[diagnostic(
+        code(cwa::state::stale_lock),
+        help("check nothing else is applying, then run `cwa state unlock`")
+    )]
+    StaleLock {
+        holder: String,
+        pid: u32,
+        time: String,
+    },
+    #[error("state/ is not locked")]
+    #[diagnostic(code(cwa::state::not_locked))]
+    NotLocked,
+    #[error("no resource at {0} in state")]
+    #[diagnostic(code(cwa::state::unknown), help("`cwa state list` shows every owned address"))]
+    Unknown(String),
+}
+
+/// One owned object: the address it is known by and the live object behind it, as last seen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateResource {
+    pub id: String,
+    /// The object's attributes as last read or written, references as live ids and secrets as
+    /// fingerprints, so that a plan without refresh can run from state alone.
+    pub spec: Spec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub church: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub protected: bool,
+}
+
+impl StateResource {
+    pub fn kind(&self) -> Kind {
+        self.spec.kind()
+    }
+
+    pub fn as_live(&self) -> LiveObject {
+        LiveObject {
+            id: self.id.clone(),
+            spec: self.spec.clone(),
+            extra: BTreeMap::new(),
+        }
+    }
+}
+
+/// The contents of state.json.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    pub format_version: u32,
+    pub lineage: String,
+    pub serial: u64,
+    /// Owned resources by address, sorted.
+    #[serde(default)]
+    pub resources: BTreeMap<String, StateResource>,
+    /// Protected live ids and why. Once here, an id stays protected even if lines.toml stops
+    /// declaring it: only an explicit edit of this file unlocks it.
+    #[serde(default)]
+    pub protected: BTreeMap<String, String>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl State {
+    /// An empty state with a fresh lineage.
+    pub fn new() -> Self {
+        Self {
+            format_version: FORMAT_VERSION,
+            lineage: uuid::Uuid::new_v4().to_string(),
+            serial: 0,
+            resources: BTreeMap::new(),
+            protected: BTreeMap::new(),
+        }
+    }
+
+    pub fn get(&self, addr: &Address) -> Option<&StateResource> {
+        self.resources.get(&addr.to_string())
+    }
+
+    /// Every owned resource with its parsed address; entries whose key no longer parses are
+    /// skipped (they cannot be planned, and `cwa state list` shows them raw).
+    pub fn owned(&self) -> impl Iterator<Item = (Address, &StateResource)> {
+        self.resources
+            .iter()
+            .filter_map(|(k, r)| k.parse::<Address>().ok().map(|a| (a, r)))
+    }
+
+    /// The address that owns a live id of a kind, if any.
+    pub fn address_of(&self, kind: Kind, id: &str) -> Option<Address> {
+        self.owned()
+            .find(|(a, r)| a.kind == kind && r.id == id)
+            .map(|(a, _)| a)
+    }
+
+    pub fn upsert(&mut self, addr: &Address, resource: StateResource) {
+        self.resources.insert(addr.to_string(), resource);
+    }
+
+    pub fn remove(&mut self, addr: &Address) -> Option<StateResource> {
+        self.resources.remove(&addr.to_string())
+    }
+
+    pub fn is_protected(&self, id: &str) -> bool {
+        self.protected.contains_key(id)
+    }
+
+    /// A live snapshot built from state alone, for `plan --refresh=false`.
+    pub fn as_live(&self) -> Live {
+        let mut live = Live::default();
+        for (_, r) in self.owned() {
+            live.insert(r.as_live());
+        }
+        live.refreshed = ProviderName::ALL.to_vec();
+        live
+    }
+
+    /// A fingerprint of the content, so a saved plan can tell the state moved since.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let json = serde_json::to_string(&(&self.lineage, &self.resources, &self.protected))
+            .unwrap_or_default();
+        format!("sha256:{}", hex::encode(Sha256::digest(json.as_bytes())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{OutboundVoiceProfileSpec, Ref, TelnyxNumberSpec, NumberSpec, E164};
+
+    fn number(id: &str, n: &str) -> StateResource {
+        StateResource {
+            id: id.into(),
+            spec: Spec::TelnyxNumber(TelnyxNumberSpec {
+                number: NumberSpec::Fixed {
+                    number: E164::parse(n).unwrap(),
+                },
+                connection: Some(Ref::Id("2925081061861885519".into())),
+                tags: vec![],
+            }),
+            church: Some("medhanialem".into()),
+            protected: false,
+        }
+    }
+
+    #[test]
+    fn round_trips_through_json_with_ids_not_addresses() {
+        let mut state = State::new();
+        let addr = Address::new(Kind::TelnyxNumber, "medhanialem");
+        state.upsert(&addr, number("2926113000000000001", "+14144007103"));
+        state.upsert(
+            &Address::new(Kind::TelnyxOutboundVoiceProfile, "main"),
+            StateResource {
+                id: "2925086295615079772".into(),
+                spec: Spec::TelnyxOutboundVoiceProfile(OutboundVoiceProfileSpec {
+                    name: "ChurchWiseAI".into(),
+                    enabled: true,
+                    whitelisted_destinations: vec!["CA".into(), "US".into()],
+                }),
+                church: None,
+                protected: false,
+            },
+        );
+        let json = serde_json::to_string_pretty(&state).unwrap();
+        let back: State = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, state);
+        assert_eq!(
+            back.address_of(Kind::TelnyxNumber, "2926113000000000001"),
+            Some(addr)
+        );
+        let Spec::TelnyxNumber(spec) = &back.resources["telnyx_number.medhanialem"].spec else {
+            panic!("wrong kind");
+        };
+        assert_eq!(spec.connection, Some(Ref::Id("2925081061861885519".into())));
+    }
+
+    #[test]
+    fn fingerprint_changes_with_content() {
+        let mut state = State::new();
+        let before = state.fingerprint();
+        state.upsert(
+            &Address::new(Kind::TelnyxNumber, "x"),
+            number("1", "+14144007103"),
+        );
+        assert_ne!(before, state.fingerprint());
+    }
+}

@@ -1,0 +1,574 @@
+//! desired × state × live → plan.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use super::fields::{self, FieldChange};
+use super::matching::{self, Index};
+use super::{graph, safety, Action, Change, Finding, Fingerprints, Plan, Severity, Unmanaged};
+use crate::model::{
+    Address, Desired, DesiredResource, Kind, Live, LiveObject, NumberRef, NumberSpec,
+    ProviderName, SecretRef, Spec,
+};
+use crate::state::State;
+
+/// Choices the user makes on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    pub allow_mass_change: bool,
+    pub release_numbers: bool,
+    /// Limit the plan to these addresses and what they depend on.
+    pub targets: Vec<Address>,
+}
+
+/// Everything a plan is computed from.
+pub struct PlanInput<'a> {
+    pub desired: &'a Desired,
+    pub state: &'a State,
+    pub live: &'a Live,
+    /// Whether `live` came from the providers (false: it is state itself).
+    pub refreshed: bool,
+    pub config_fingerprint: String,
+    pub options: PlanOptions,
+}
+
+/// Computes the plan. Pure: reads its inputs and the environment variables that name secrets
+/// (to compare fingerprints), never prints, never calls a provider.
+pub fn compute(input: &PlanInput<'_>) -> Plan {
+    let mut planner = Planner::new(input);
+    planner.plan_declared();
+    planner.plan_undeclared();
+    planner.find_unmanaged();
+    planner.guard_protected();
+    planner.finish()
+}
+
+struct Planner<'a> {
+    input: &'a PlanInput<'a>,
+    index: Index,
+    changes: Vec<Change>,
+    errors: Vec<Finding>,
+    checks: Vec<Finding>,
+    unmanaged: Vec<Unmanaged>,
+    protected: BTreeMap<String, String>,
+}
+
+impl<'a> Planner<'a> {
+    fn new(input: &'a PlanInput<'a>) -> Self {
+        let mut index = Index::default();
+        for (addr, r) in input.state.owned() {
+            if input.live.get(r.kind(), &r.id).is_some() || !provider_read(input, addr.kind) {
+                index.insert(addr, r.id.clone());
+            }
+        }
+        let mut protected = input.state.protected.clone();
+        for p in &input.desired.protected {
+            protected.insert(p.id.clone(), p.reason.clone());
+        }
+        Self {
+            input,
+            index,
+            changes: Vec::new(),
+            errors: Vec::new(),
+            checks: Vec::new(),
+            unmanaged: Vec::new(),
+            protected,
+        }
+    }
+
+    fn desired(&self) -> &'a Desired {
+        self.input.desired
+    }
+
+    /// Declared resources, in an order where references are matched before their users.
+    fn plan_declared(&mut self) {
+        let mut declared: Vec<&DesiredResource> = self.desired().resources.values().collect();
+        declared.sort_by_key(|r| (matching::kind_rank(r.addr.kind), r.addr.clone()));
+        let mut taken = HashSet::new();
+        for resource in declared {
+            let change = self.plan_one(resource, &mut taken);
+            self.changes.push(change);
+        }
+    }
+
+    fn plan_one(&mut self, resource: &DesiredResource, taken: &mut HashSet<String>) -> Change {
+        let after = self.resolve_desired(resource);
+        let (live, reason) = self.find_live(resource, &after, taken);
+        let Some(live) = live else {
+            return self.create_change(resource, after, reason);
+        };
+        taken.insert(live.id.clone());
+        let adopted = self.index.id(&resource.addr).is_none();
+        self.index.insert(resource.addr.clone(), live.id.clone());
+        let before = matching::to_addresses(&live.spec, &self.index);
+        let after = pin_auto_number(after, &before);
+        let changed = fields::diff(&before, &after);
+        let protected = self.is_protected(&live.id, &before);
+        let action = self.existing_action(resource, adopted, protected, &changed);
+        let reason = existing_reason(action, adopted, protected, resource.read_only, &reason);
+        if resource.read_only && !changed.is_empty() {
+            self.checks.push(read_only_drift(resource, &changed));
+        }
+        Change {
+            address: resource.addr.clone(),
+            kind: resource.addr.kind,
+            action,
+            id: Some(live.id.clone()),
+            church: resource.church.clone(),
+            protected,
+            irreversible: false,
+            reason,
+            fields: changed,
+            before: Some(before),
+            after: Some(after),
+            depends_on: resource.dependencies(),
+            monthly_cost_delta_cents: 0,
+        }
+    }
+
+    fn existing_action(
+        &self,
+        resource: &DesiredResource,
+        adopted: bool,
+        protected: bool,
+        changed: &[FieldChange],
+    ) -> Action {
+        let kind = resource.addr.kind;
+        if protected || resource.read_only {
+            Action::Verify
+        } else if changed.iter().any(|c| fields::requires_replace(kind, &c.path)) {
+            Action::Replace
+        } else if adopted {
+            Action::Adopt
+        } else if changed.is_empty() {
+            Action::NoOp
+        } else {
+            Action::Update
+        }
+    }
+
+    fn create_change(&mut self, resource: &DesiredResource, after: Spec, reason: String) -> Change {
+        let kind = resource.addr.kind;
+        if resource.read_only {
+            self.errors.push(Finding {
+                severity: Severity::Error,
+                code: "read-only-create".into(),
+                message: format!(
+                    "{} is not live, and cwa may not create it: {} is read-only by policy",
+                    resource.addr,
+                    kind.provider()
+                ),
+                address: Some(resource.addr.to_string()),
+                help: Some(
+                    "declare the object as it is live, or allow writes in [policy] of lines.toml"
+                        .into(),
+                ),
+                span: Some(resource.span),
+            });
+        }
+        let number = match &after {
+            Spec::TelnyxNumber(n) => n.number.fixed().cloned(),
+            Spec::TwilioNumber(n) => Some(n.number.clone()),
+            _ => None,
+        };
+        let cost = match kind {
+            Kind::TelnyxNumber | Kind::TwilioNumber => kind.monthly_cost_cents(number.as_ref()),
+            _ => 0,
+        };
+        Change {
+            address: resource.addr.clone(),
+            kind,
+            action: if resource.read_only { Action::Verify } else { Action::Create },
+            id: None,
+            church: resource.church.clone(),
+            protected: false,
+            irreversible: false,
+            reason,
+            fields: Vec::new(),
+            before: None,
+            after: Some(after),
+            depends_on: resource.dependencies(),
+            monthly_cost_delta_cents: cost,
+        }
+    }
+
+    /// The live object behind a declared address: by state id, else by natural key.
+    fn find_live(
+        &self,
+        resource: &DesiredResource,
+        after: &Spec,
+        taken: &HashSet<String>,
+    ) -> (Option<&'a LiveObject>, String) {
+        let live = self.input.live;
+        if let Some(r) = self.input.state.get(&resource.addr) {
+            if let Some(obj) = live.get(r.kind(), &r.id) {
+                return (Some(obj), String::new());
+            }
+            if provider_read(self.input, resource.addr.kind) {
+                return (
+                    None,
+                    format!("owned as {} but gone from {}", r.id, resource.addr.kind.provider()),
+                );
+            }
+        }
+        let wanted = matching::to_ids(after, &self.index);
+        match matching::natural_match(&wanted, live, &self.index, taken) {
+            Some(obj) => (Some(obj), "matched by natural key".into()),
+            None => (None, "declared in lines.toml, not live".into()),
+        }
+    }
+
+    /// The declared spec with numbers of bought `auto` numbers filled in and secrets reduced
+    /// to fingerprints, ready to compare with live.
+    fn resolve_desired(&self, resource: &DesiredResource) -> Spec {
+        let mut spec = resource.spec.clone();
+        for n in spec.number_refs_mut() {
+            if let NumberRef::Of(addr) = n {
+                if let Some(number) = self.known_number(addr) {
+                    *n = NumberRef::Number(number);
+                }
+            }
+        }
+        for secret in spec.secrets_mut() {
+            if let Ok(SecretRef::Value(v)) = secret.resolve() {
+                *secret = SecretRef::Fingerprint(v.fingerprint());
+            }
+        }
+        spec
+    }
+
+    fn known_number(&self, addr: &Address) -> Option<crate::model::E164> {
+        let declared = self.desired().get(addr).and_then(|r| match &r.spec {
+            Spec::TelnyxNumber(n) => n.number.fixed().cloned(),
+            _ => None,
+        });
+        declared.or_else(|| match self.input.state.get(addr).map(|r| &r.spec) {
+            Some(Spec::TelnyxNumber(n)) => n.number.fixed().cloned(),
+            _ => None,
+        })
+    }
+
+    /// Owned addresses lines.toml no longer declares.
+    fn plan_undeclared(&mut self) {
+        let owned: Vec<(Address, crate::state::StateResource)> = self
+            .input
+            .state
+            .owned()
+            .filter(|(a, _)| self.desired().get(a).is_none())
+            .map(|(a, r)| (a, r.clone()))
+            .collect();
+        for (addr, owned) in owned {
+            let change = self.plan_removal(&addr, &owned);
+            self.changes.push(change);
+        }
+    }
+
+    fn plan_removal(&mut self, addr: &Address, owned: &crate::state::StateResource) -> Change {
+        let live = self.input.live.get(owned.kind(), &owned.id);
+        let before = live.map(|o| matching::to_addresses(&o.spec, &self.index));
+        let protected = self.is_protected(&owned.id, &owned.spec);
+        let is_number = addr.kind == Kind::TelnyxNumber || addr.kind == Kind::TwilioNumber;
+        let read_only = addr.kind.provider() == ProviderName::Twilio
+            && !self.desired().policy.twilio_writes;
+        let (action, reason) = match live {
+            None => (Action::Forget, "owned, not declared, already gone from live".to_string()),
+            Some(_) if read_only => (
+                Action::Forget,
+                "not declared; Twilio is read-only by policy, so cwa stops managing it".into(),
+            ),
+            Some(_) if is_number && !self.input.options.release_numbers => (
+                Action::Retain,
+                "not declared; kept because releasing a number is irreversible (pass --release-numbers to release it)".into(),
+            ),
+            Some(_) => (Action::Delete, "in state, not in lines.toml".into()),
+        };
+        let number = match &owned.spec {
+            Spec::TelnyxNumber(n) => n.number.fixed().cloned(),
+            Spec::TwilioNumber(n) => Some(n.number.clone()),
+            _ => None,
+        };
+        let cost = if action == Action::Delete && is_number {
+            -addr.kind.monthly_cost_cents(number.as_ref())
+        } else {
+            0
+        };
+        Change {
+            address: addr.clone(),
+            kind: addr.kind,
+            action,
+            id: Some(owned.id.clone()),
+            church: owned.church.clone(),
+            protected,
+            irreversible: action == Action::Delete && is_number,
+            reason,
+            fields: Vec::new(),
+            before,
+            after: None,
+            depends_on: Vec::new(),
+            monthly_cost_delta_cents: cost,
+        }
+    }
+
+    fn find_unmanaged(&mut self) {
+        let claimed: HashSet<&str> = self.changes.iter().filter_map(|c| c.id.as_deref()).collect();
+        let unmanaged: Vec<Unmanaged> = self
+            .input
+            .live
+            .objects
+            .values()
+            .filter(|o| !claimed.contains(o.id.as_str()))
+            .map(|o| Unmanaged {
+                kind: o.kind(),
+                id: o.id.clone(),
+                label: o.spec.label(),
+            })
+            .collect();
+        self.unmanaged = unmanaged;
+    }
+
+    fn is_protected(&self, id: &str, spec: &Spec) -> bool {
+        self.protected.contains_key(id)
+            || match spec {
+                Spec::TelnyxNumber(n) => n
+                    .number
+                    .fixed()
+                    .is_some_and(|n| self.protected.contains_key(n.as_str())),
+                Spec::TwilioNumber(n) => self.protected.contains_key(n.number.as_str()),
+                _ => false,
+            }
+    }
+
+    /// Any write that touches a protected object, directly or through what points at it, is an
+    /// error that names the line of lines.toml responsible.
+    fn guard_protected(&mut self) {
+        let mut errors = Vec::new();
+        for change in &self.changes {
+            if let Some(e) = self.protected_violation(change) {
+                errors.push(e);
+            }
+        }
+        self.errors.extend(errors);
+    }
+
+    fn protected_violation(&self, change: &Change) -> Option<Finding> {
+        let protected_ids: Vec<&String> = self.protected.keys().collect();
+        let id = change.id.clone().unwrap_or_default();
+        let message = if change.protected && !change.fields.is_empty() {
+            Some(format!(
+                "lines.toml declares {} differently from the protected object {id} ({}); applying would write to it",
+                change.address,
+                change
+                    .fields
+                    .iter()
+                    .map(|f| f.path.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        } else if change.protected && change.action == Action::Delete {
+            Some(format!("{} ({id}) is protected and would be deleted", change.address))
+        } else {
+            self.indirect_violation(change, &protected_ids)
+        }?;
+        Some(Finding {
+            severity: Severity::Error,
+            code: "protected-write".into(),
+            message,
+            address: Some(change.address.to_string()),
+            help: Some(format!(
+                "protected ids are hard-locked ({}); declare the object exactly as it is live, or leave it out",
+                protected_ids.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            )),
+            span: self.span_for(change, &id),
+        })
+    }
+
+    /// A rule repointed away from a protected trunk, a number moved off one, a rule deleted
+    /// from one.
+    fn indirect_violation(&self, change: &Change, protected: &[&String]) -> Option<String> {
+        if !change.action.changes_anything() {
+            return None;
+        }
+        let protected_addrs: Vec<Address> = protected
+            .iter()
+            .filter_map(|id| self.index.addr(id).cloned())
+            .collect();
+        let on_protected = |spec: &Option<Spec>| -> Vec<String> {
+            let Some(Spec::LivekitDispatchRule(rule)) = spec else {
+                return Vec::new();
+            };
+            rule.trunks
+                .iter()
+                .filter(|t| {
+                    t.addr().is_some_and(|a| protected_addrs.contains(a))
+                        || t.id().is_some_and(|id| protected.iter().any(|p| *p == id))
+                })
+                .map(|t| t.to_string())
+                .collect()
+        };
+        let (was, will) = (on_protected(&change.before), on_protected(&change.after));
+        if was != will {
+            return Some(format!(
+                "{} would change which protected trunk it routes (from [{}] to [{}])",
+                change.address,
+                was.join(", "),
+                will.join(", ")
+            ));
+        }
+        let Some(Spec::LivekitInboundTrunk(trunk)) = &change.after else {
+            return None;
+        };
+        let held = self.numbers_on_protected_trunks(&change.address);
+        trunk
+            .numbers
+            .iter()
+            .find_map(|n| held.iter().find(|(num, _)| num == n))
+            .map(|(num, owner)| {
+                format!(
+                    "{} would take {num}, which the protected trunk {owner} holds",
+                    change.address
+                )
+            })
+    }
+
+    fn numbers_on_protected_trunks(&self, except: &Address) -> Vec<(NumberRef, String)> {
+        self.changes
+            .iter()
+            .filter(|c| c.protected && &c.address != except)
+            .filter_map(|c| match &c.before {
+                Some(Spec::LivekitInboundTrunk(t)) => Some((t, c.id.clone().unwrap_or_default())),
+                _ => None,
+            })
+            .flat_map(|(t, id)| t.numbers.iter().map(move |n| (n.clone(), id.clone())))
+            .collect()
+    }
+
+    fn span_for(&self, change: &Change, id: &str) -> Option<crate::model::SourceSpan> {
+        self.desired()
+            .get(&change.address)
+            .map(|r| r.span)
+            .or_else(|| self.desired().protected_id(id).and_then(|p| p.span))
+    }
+
+    fn finish(self) -> Plan {
+        let Planner {
+            input,
+            mut changes,
+            mut errors,
+            checks,
+            unmanaged,
+            ..
+        } = self;
+        changes = restrict_to_targets(changes, &input.options.targets, input.desired);
+        errors.extend(safety::mass_change(&changes, input.state, input.desired, &input.options));
+        let (changes, edges) = match graph::order(changes) {
+            Ok(ordered) => ordered,
+            Err((changes, cycle)) => {
+                errors.push(Finding {
+                    severity: Severity::Error,
+                    code: "cycle".into(),
+                    message: cycle.to_string(),
+                    address: cycle.members.first().cloned(),
+                    help: Some("remove one of the depends_on or references between them".into()),
+                    span: None,
+                });
+                (changes, Vec::new())
+            }
+        };
+        let mut summary = BTreeMap::new();
+        for c in &changes {
+            *summary.entry(c.action).or_insert(0) += 1;
+        }
+        let fingerprints = Fingerprints {
+            config: input.config_fingerprint.clone(),
+            state: input.state.fingerprint(),
+            live: input
+                .live
+                .objects
+                .values()
+                .map(|o| (format!("{}/{}", o.kind(), o.id), o.fingerprint()))
+                .collect(),
+        };
+        Plan {
+            format_version: super::FORMAT_VERSION.to_string(),
+            refreshed: input.refreshed,
+            monthly_cost_delta_cents: changes.iter().map(|c| c.monthly_cost_delta_cents).sum(),
+            changes,
+            edges,
+            unmanaged,
+            checks,
+            errors,
+            summary,
+            fingerprints,
+        }
+    }
+}
+
+/// Whether the plan read this kind's provider (false: its objects are unknown, not absent).
+fn provider_read(input: &PlanInput<'_>, kind: Kind) -> bool {
+    input.live.was_refreshed(kind.provider())
+}
+
+/// An `auto` number that is already bought compares as the number it became.
+fn pin_auto_number(after: Spec, before: &Spec) -> Spec {
+    match (after, before) {
+        (Spec::TelnyxNumber(mut a), Spec::TelnyxNumber(b)) => {
+            if let (NumberSpec::Auto { .. }, Some(n)) = (&a.number, b.number.fixed()) {
+                a.number = NumberSpec::Fixed { number: n.clone() };
+            }
+            Spec::TelnyxNumber(a)
+        }
+        (after, _) => after,
+    }
+}
+
+fn existing_reason(
+    action: Action,
+    adopted: bool,
+    protected: bool,
+    read_only: bool,
+    matched: &str,
+) -> String {
+    match action {
+        Action::Verify if protected => "protected: compared, never written".into(),
+        Action::Verify if read_only => "read-only by policy: compared, never written".into(),
+        Action::Replace => "a field that cannot change in place differs".into(),
+        Action::Adopt => format!("live but not yet owned ({matched}): adopt"),
+        Action::Update => "live differs from lines.toml".into(),
+        _ if adopted => matched.to_string(),
+        _ => String::new(),
+    }
+}
+
+fn read_only_drift(resource: &DesiredResource, changed: &[FieldChange]) -> Finding {
+    Finding {
+        severity: Severity::Warning,
+        code: "read-only-drift".into(),
+        message: format!(
+            "{} differs from lines.toml in {}, but {} is read-only by policy: nothing will be written",
+            resource.addr,
+            changed.iter().map(|c| c.path.as_str()).collect::<Vec<_>>().join(", "),
+            resource.addr.kind.provider()
+        ),
+        address: Some(resource.addr.to_string()),
+        help: Some("declare the object as it is live, or fix it by hand".into()),
+        span: Some(resource.span),
+    }
+}
+
+/// Keeps only the targets and everything they depend on (transitively); undeclared targets
+/// (removals) are kept when named.
+fn restrict_to_targets(changes: Vec<Change>, targets: &[Address], desired: &Desired) -> Vec<Change> {
+    if targets.is_empty() {
+        return changes;
+    }
+    let mut keep: BTreeSet<Address> = BTreeSet::new();
+    let mut todo: Vec<Address> = targets.to_vec();
+    while let Some(addr) = todo.pop() {
+        if !keep.insert(addr.clone()) {
+            continue;
+        }
+        if let Some(r) = desired.get(&addr) {
+            todo.extend(r.dependencies());
+        }
+    }
+    changes.into_iter().filter(|c| keep.contains(&c.address)).collect()
+}

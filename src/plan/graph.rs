@@ -1,0 +1,149 @@
+//! The change graph: a petgraph DAG of changes with dependency edges, validated (a cycle is
+//! an error naming its members) and ordered the way apply runs it: dependencies first, every
+//! removal after every creation, removals in reverse dependency order.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+
+use petgraph::algo::tarjan_scc;
+use petgraph::graph::{DiGraph, NodeIndex};
+
+use super::matching::kind_rank;
+use super::{Action, Change};
+use crate::model::{Address, NumberRef, Spec};
+
+/// The change graph over a plan's changes (node weights are indices into `changes`).
+pub type ChangeGraph = DiGraph<usize, ()>;
+
+/// Changes that depend on each other in a loop.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("dependency cycle between {}", members.join(" -> "))]
+pub struct CycleError {
+    pub members: Vec<String>,
+}
+
+/// Orders changes for apply and returns the edges (from, to) between their new positions.
+/// On a cycle, the changes come back unordered with the cycle's members.
+#[allow(clippy::type_complexity)]
+pub fn order(
+    changes: Vec<Change>,
+) -> Result<(Vec<Change>, Vec<(usize, usize)>), (Vec<Change>, CycleError)> {
+    let graph = build(&changes);
+    let sorted = match kahn(&graph, &changes) {
+        Some(sorted) => sorted,
+        None => {
+            let cycle = find_cycle(&graph, &changes);
+            return Err((changes, cycle));
+        }
+    };
+    let mut position = vec![0; changes.len()];
+    for (new, &old) in sorted.iter().enumerate() {
+        position[old] = new;
+    }
+    let edges = graph
+        .edge_indices()
+        .filter_map(|e| graph.edge_endpoints(e))
+        .map(|(a, b)| (position[graph[a]], position[graph[b]]))
+        .collect();
+    let mut slots: Vec<Option<Change>> = changes.into_iter().map(Some).collect();
+    let ordered = sorted.iter().filter_map(|&i| slots[i].take()).collect();
+    Ok((ordered, edges))
+}
+
+/// Groups a plan's changes into waves: every change of a wave has all its dependencies in
+/// earlier waves, so a wave may run in parallel.
+pub fn waves(count: usize, edges: &[(usize, usize)]) -> Vec<Vec<usize>> {
+    let mut level = vec![0usize; count];
+    for i in 0..count {
+        for &(from, to) in edges.iter().filter(|(_, to)| *to == i) {
+            level[to] = level[to].max(level[from] + 1);
+        }
+    }
+    let mut waves: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (i, l) in level.into_iter().enumerate() {
+        waves.entry(l).or_default().push(i);
+    }
+    waves.into_values().collect()
+}
+
+fn is_removal(action: Action) -> bool {
+    matches!(action, Action::Delete | Action::Forget | Action::Retain)
+}
+
+/// Edges: a dependency before its user; a removal after everything that used the object.
+fn build(changes: &[Change]) -> ChangeGraph {
+    let mut graph = ChangeGraph::new();
+    let nodes: Vec<NodeIndex> = (0..changes.len()).map(|i| graph.add_node(i)).collect();
+    let by_addr: BTreeMap<&Address, usize> =
+        changes.iter().enumerate().map(|(i, c)| (&c.address, i)).collect();
+    for (i, change) in changes.iter().enumerate() {
+        if is_removal(change.action) {
+            for (j, user) in changes.iter().enumerate() {
+                if j != i && referenced_by(&change.address, user.before.as_ref()) {
+                    graph.update_edge(nodes[j], nodes[i], ());
+                }
+            }
+            continue;
+        }
+        for dep in &change.depends_on {
+            if let Some(&j) = by_addr.get(dep) {
+                if !is_removal(changes[j].action) {
+                    graph.update_edge(nodes[j], nodes[i], ());
+                }
+            }
+        }
+    }
+    graph
+}
+
+fn referenced_by(addr: &Address, spec: Option<&Spec>) -> bool {
+    let Some(spec) = spec else { return false };
+    spec.refs().into_iter().any(|r| r.addr() == Some(addr))
+        || spec
+            .number_refs()
+            .into_iter()
+            .any(|n| matches!(n, NumberRef::Of(a) if a == addr))
+}
+
+/// Kahn's algorithm with a priority: creations and updates before removals, lower kinds
+/// first, removals of higher kinds first, then by address for a stable order.
+fn kahn(graph: &ChangeGraph, changes: &[Change]) -> Option<Vec<usize>> {
+    let key = |i: usize| {
+        let c = &changes[i];
+        let rank = kind_rank(c.kind);
+        let removal = is_removal(c.action);
+        let rank = if removal { u8::MAX - rank } else { rank };
+        Reverse((removal, rank, c.address.clone(), i))
+    };
+    let mut indegree: Vec<usize> = graph
+        .node_indices()
+        .map(|n| graph.neighbors_directed(n, petgraph::Direction::Incoming).count())
+        .collect();
+    let mut ready: BinaryHeap<_> = (0..changes.len()).filter(|&i| indegree[i] == 0).map(key).collect();
+    let mut out = Vec::with_capacity(changes.len());
+    while let Some(Reverse((_, _, _, i))) = ready.pop() {
+        out.push(i);
+        for next in graph.neighbors(NodeIndex::new(i)) {
+            let n = next.index();
+            indegree[n] -= 1;
+            if indegree[n] == 0 {
+                ready.push(key(n));
+            }
+        }
+    }
+    (out.len() == changes.len()).then_some(out)
+}
+
+fn find_cycle(graph: &ChangeGraph, changes: &[Change]) -> CycleError {
+    let members = tarjan_scc(graph)
+        .into_iter()
+        .find(|scc| scc.len() > 1)
+        .map(|scc| {
+            let mut names: Vec<String> =
+                scc.iter().map(|n| changes[graph[*n]].address.to_string()).collect();
+            names.sort();
+            names
+        })
+        .unwrap_or_default();
+    CycleError { members }
+}

@@ -1,0 +1,159 @@
+//! Identity: which live object each address stands for. State ids come first; an address
+//! with no state entry is matched by its natural key (the number, the trunk holding it, a
+//! connection's name, a rule's trunks), so existing objects are adopted, never duplicated.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use crate::model::{Address, Kind, Live, LiveObject, NumberRef, Ref, Spec};
+
+/// Two-way map between addresses and live ids.
+#[derive(Debug, Clone, Default)]
+pub struct Index {
+    by_id: HashMap<String, Address>,
+    by_addr: BTreeMap<Address, String>,
+}
+
+impl Index {
+    pub fn insert(&mut self, addr: Address, id: String) {
+        self.by_id.insert(id.clone(), addr.clone());
+        self.by_addr.insert(addr, id);
+    }
+
+    pub fn remove(&mut self, addr: &Address) {
+        if let Some(id) = self.by_addr.remove(addr) {
+            self.by_id.remove(&id);
+        }
+    }
+
+    pub fn id(&self, addr: &Address) -> Option<&str> {
+        self.by_addr.get(addr).map(String::as_str)
+    }
+
+    pub fn addr(&self, id: &str) -> Option<&Address> {
+        self.by_id.get(id)
+    }
+
+    pub fn claims(&self, id: &str) -> bool {
+        self.by_id.contains_key(id)
+    }
+}
+
+/// The spec with every live-id reference the index knows replaced by its address.
+pub fn to_addresses(spec: &Spec, index: &Index) -> Spec {
+    let mut out = spec.clone();
+    for r in out.refs_mut() {
+        if let Ref::Id(id) = r {
+            if let Some(addr) = index.addr(id) {
+                *r = Ref::Addr(addr.clone());
+            }
+        }
+    }
+    sort_refs(&mut out);
+    out
+}
+
+/// The spec with every address reference the index knows replaced by its live id.
+pub fn to_ids(spec: &Spec, index: &Index) -> Spec {
+    let mut out = spec.clone();
+    for r in out.refs_mut() {
+        if let Ref::Addr(addr) = r {
+            if let Some(id) = index.id(addr) {
+                *r = Ref::Id(id.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Lists of references have no meaningful order; sort them so order never shows as a diff.
+fn sort_refs(spec: &mut Spec) {
+    if let Spec::LivekitDispatchRule(rule) = spec {
+        rule.trunks.sort();
+    }
+}
+
+/// Finds the live object a declared resource already is, by natural key, among objects no
+/// address has claimed. `wanted` has references translated to ids where known.
+pub fn natural_match<'a>(
+    wanted: &Spec,
+    live: &'a Live,
+    index: &Index,
+    taken: &HashSet<String>,
+) -> Option<&'a LiveObject> {
+    let kind = wanted.kind();
+    let free = |o: &&LiveObject| !index.claims(&o.id) && !taken.contains(&o.id);
+    let mut candidates = live.of_kind(kind).filter(free);
+    candidates.find(|o| same_natural_key(wanted, &o.spec))
+}
+
+fn same_natural_key(wanted: &Spec, live: &Spec) -> bool {
+    match (wanted, live) {
+        (Spec::TelnyxNumber(w), Spec::TelnyxNumber(l)) => {
+            w.number.fixed().is_some() && w.number.fixed() == l.number.fixed()
+        }
+        (Spec::TelnyxFqdnConnection(w), Spec::TelnyxFqdnConnection(l)) => {
+            w.connection_name == l.connection_name
+        }
+        (Spec::TelnyxCredentialConnection(w), Spec::TelnyxCredentialConnection(l)) => {
+            w.connection_name == l.connection_name || w.user_name.eq_ignore_ascii_case(&l.user_name)
+        }
+        (Spec::TelnyxFqdn(w), Spec::TelnyxFqdn(l)) => {
+            w.fqdn == l.fqdn && w.port == l.port && refs_compatible(&w.connection, &l.connection)
+        }
+        (Spec::TelnyxOutboundVoiceProfile(w), Spec::TelnyxOutboundVoiceProfile(l)) => w.name == l.name,
+        (Spec::TelnyxTexmlApplication(w), Spec::TelnyxTexmlApplication(l)) => {
+            w.friendly_name == l.friendly_name
+        }
+        (Spec::LivekitInboundTrunk(w), Spec::LivekitInboundTrunk(l)) => {
+            shares_number(&w.numbers, &l.numbers)
+        }
+        (Spec::LivekitOutboundTrunk(w), Spec::LivekitOutboundTrunk(l)) => {
+            w.name == l.name || shares_number(&w.numbers, &l.numbers)
+        }
+        (Spec::LivekitDispatchRule(w), Spec::LivekitDispatchRule(l)) => {
+            let ids = |v: &[Ref]| {
+                let mut ids: Vec<String> = v.iter().filter_map(|r| r.id().map(str::to_string)).collect();
+                ids.sort();
+                ids
+            };
+            let wanted_ids = ids(&w.trunks);
+            (!wanted_ids.is_empty() && wanted_ids.len() == w.trunks.len() && wanted_ids == ids(&l.trunks))
+                || (!w.name.is_empty() && w.name == l.name)
+        }
+        (Spec::TwilioNumber(w), Spec::TwilioNumber(l)) => w.number == l.number,
+        (Spec::TwilioTrunk(w), Spec::TwilioTrunk(l)) => w.domain_name == l.domain_name,
+        (Spec::TwilioTrunkNumber(w), Spec::TwilioTrunkNumber(l)) => {
+            refs_compatible(&w.trunk, &l.trunk) && refs_compatible(&w.number, &l.number)
+        }
+        _ => false,
+    }
+}
+
+/// A reference still written as an address (its target not live yet) cannot rule a match out
+/// or in; two ids must be equal.
+fn refs_compatible(wanted: &Ref, live: &Ref) -> bool {
+    match (wanted, live) {
+        (Ref::Id(a), Ref::Id(b)) => a == b,
+        _ => false,
+    }
+}
+
+fn shares_number(wanted: &[NumberRef], live: &[NumberRef]) -> bool {
+    wanted.iter().any(|w| matches!(w, NumberRef::Number(_)) && live.contains(w))
+}
+
+/// The order in which kinds are matched and diffed, so that a resource's references are
+/// already matched when it is.
+pub fn kind_rank(kind: Kind) -> u8 {
+    match kind {
+        Kind::TelnyxOutboundVoiceProfile
+        | Kind::TelnyxTexmlApplication
+        | Kind::TwilioNumber
+        | Kind::TwilioTrunk => 0,
+        Kind::TelnyxFqdnConnection | Kind::TelnyxCredentialConnection | Kind::TwilioTrunkNumber => 1,
+        Kind::TelnyxFqdn => 2,
+        Kind::TelnyxNumber => 3,
+        Kind::LivekitInboundTrunk | Kind::LivekitOutboundTrunk => 4,
+        Kind::LivekitDispatchRule => 5,
+    }
+}

@@ -1,0 +1,217 @@
+//! The write-ahead journal and the audit log.
+//!
+//! Before every mutating call the executor records its intent (with the idempotency reference
+//! it will send); after the call, its result. A run killed between the two leaves an intent
+//! with no result, which the next run reconciles against live before doing anything else.
+//! The audit log is the permanent, append-only record of every mutating call cwa made.
+
+use std::fs;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{StateError, StateStore};
+
+/// Whether a journal line records what is about to happen or what happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JournalPhase {
+    Intent,
+    Done,
+    Failed,
+}
+
+/// One line of journal.jsonl.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    pub run: String,
+    pub time: String,
+    pub address: String,
+    /// `create`, `update`, `delete`, …
+    pub operation: String,
+    pub phase: JournalPhase,
+    /// The idempotency reference sent with the call (e.g. Telnyx `customer_reference`).
+    pub reference: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// One line of audit.jsonl.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub time: String,
+    pub operator: String,
+    pub address: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub action: String,
+    pub outcome: String,
+}
+
+/// Appends to journal.jsonl and audit.jsonl, each line fsynced before the call it describes.
+#[derive(Debug, Clone)]
+pub struct Journal {
+    journal: PathBuf,
+    audit: PathBuf,
+}
+
+impl Journal {
+    pub fn new(store: &StateStore) -> Self {
+        Self {
+            journal: store.journal_path(),
+            audit: store.audit_path(),
+        }
+    }
+
+    pub fn record(&self, entry: &JournalEntry) -> Result<(), StateError> {
+        append_line(&self.journal, entry)
+    }
+
+    pub fn audit(&self, entry: &AuditEntry) -> Result<(), StateError> {
+        append_line(&self.audit, entry)
+    }
+
+    /// Every journal entry, oldest first. A torn last line (a crash mid-write) is ignored:
+    /// its call was never made, because the line is synced before the call.
+    pub fn entries(&self) -> Result<Vec<JournalEntry>, StateError> {
+        read_lines(&self.journal)
+    }
+
+    /// Intents with no result: calls that may or may not have happened.
+    pub fn unfinished(&self) -> Result<Vec<JournalEntry>, StateError> {
+        let entries = self.entries()?;
+        Ok(entries
+            .iter()
+            .filter(|e| e.phase == JournalPhase::Intent)
+            .filter(|intent| {
+                !entries.iter().any(|e| {
+                    e.phase != JournalPhase::Intent
+                        && e.reference == intent.reference
+                        && e.address == intent.address
+                })
+            })
+            .cloned()
+            .collect())
+    }
+
+    /// Empties the journal once every intent in it has been settled in state.
+    pub fn clear(&self) -> Result<(), StateError> {
+        match fs::remove_file(&self.journal) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(StateError::Io {
+                action: "clear",
+                path: self.journal.display().to_string(),
+                source,
+            }),
+        }
+    }
+
+    pub fn audit_entries(&self) -> Result<Vec<AuditEntry>, StateError> {
+        read_lines(&self.audit)
+    }
+}
+
+fn append_line<T: Serialize>(path: &Path, value: &T) -> Result<(), StateError> {
+    let io = |action: &'static str, source: std::io::Error| StateError::Io {
+        action,
+        path: path.display().to_string(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(|e| io("create the directory of", e))?;
+    }
+    let mut line = serde_json::to_string(value).map_err(|e| StateError::Corrupt {
+        path: path.display().to_string(),
+        detail: e.to_string(),
+    })?;
+    line.push('\n');
+    let mut file = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| io("open", e))?;
+    file.write_all(line.as_bytes()).map_err(|e| io("append to", e))?;
+    file.sync_data().map_err(|e| io("fsync", e))
+}
+
+fn read_lines<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>, StateError> {
+    let file = match fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(StateError::Io {
+                action: "read",
+                path: path.display().to_string(),
+                source,
+            })
+        }
+    };
+    let lines: Vec<String> = std::io::BufReader::new(file)
+        .lines()
+        .collect::<Result<_, _>>()
+        .map_err(|source| StateError::Io {
+            action: "read",
+            path: path.display().to_string(),
+            source,
+        })?;
+    let last = lines.len().saturating_sub(1);
+    let mut out = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        match serde_json::from_str(line) {
+            Ok(v) => out.push(v),
+            Err(_) if i == last => break,
+            Err(e) => {
+                return Err(StateError::Corrupt {
+                    path: path.display().to_string(),
+                    detail: format!("line {}: {e}", i + 1),
+                })
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(phase: JournalPhase, reference: &str) -> JournalEntry {
+        JournalEntry {
+            run: "r1".into(),
+            time: "t".into(),
+            address: "telnyx_number.a".into(),
+            operation: "create".into(),
+            phase,
+            reference: reference.into(),
+            id: None,
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn unfinished_are_intents_without_results() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::new(&StateStore::new(dir.path()));
+        journal.record(&entry(JournalPhase::Intent, "a")).unwrap();
+        journal.record(&entry(JournalPhase::Done, "a")).unwrap();
+        journal.record(&entry(JournalPhase::Intent, "b")).unwrap();
+        let open = journal.unfinished().unwrap();
+        assert_eq!(open.len(), 1);
+        assert_eq!(open[0].reference, "b");
+    }
+
+    #[test]
+    fn torn_last_line_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::new(dir.path());
+        let journal = Journal::new(&store);
+        journal.record(&entry(JournalPhase::Intent, "a")).unwrap();
+        let mut f = fs::OpenOptions::new().append(true).open(store.journal_path()).unwrap();
+        f.write_all(b"{\"run\":\"r1\",\"ti").unwrap();
+        assert_eq!(journal.entries().unwrap().len(), 1);
+    }
+}

@@ -1,0 +1,178 @@
+//! The lock on state/: one apply at a time. The lock file says who holds it, so a second run
+//! can say whom it is waiting for, and a lock left by a dead process can be told apart.
+
+use std::fs;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::{StateError, StateStore};
+
+/// What the lock file holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockInfo {
+    pub holder: String,
+    pub pid: u32,
+    pub time: String,
+    pub operation: String,
+}
+
+/// A held lock; released when dropped.
+#[derive(Debug)]
+pub struct StateLock {
+    path: PathBuf,
+}
+
+impl StateLock {
+    /// Takes the lock, waiting up to `wait` for a live holder to let go.
+    pub fn acquire(store: &StateStore, operation: &str, wait: Duration) -> Result<Self, StateError> {
+        let deadline = Instant::now() + wait;
+        loop {
+            match Self::try_acquire(store, operation) {
+                Err(StateError::Locked { .. }) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn try_acquire(store: &StateStore, operation: &str) -> Result<Self, StateError> {
+        let path = store.lock_path();
+        let io = |action: &'static str, source: std::io::Error| StateError::Io {
+            action,
+            path: path.display().to_string(),
+            source,
+        };
+        fs::create_dir_all(store.dir()).map_err(|e| io("create the directory of", e))?;
+        let info = LockInfo {
+            holder: holder_name(),
+            pid: std::process::id(),
+            time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            operation: operation.to_string(),
+        };
+        match fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(mut file) => {
+                let json = serde_json::to_vec_pretty(&info).unwrap_or_default();
+                file.write_all(&json).map_err(|e| io("write", e))?;
+                file.sync_all().map_err(|e| io("fsync", e))?;
+                Ok(Self { path })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Err(held_error(read_info(store)?))
+            }
+            Err(e) => Err(io("create", e)),
+        }
+    }
+
+    /// Removes a lock. Without `force`, refuses while its holder is still running.
+    pub fn force_unlock(store: &StateStore, force: bool) -> Result<LockInfo, StateError> {
+        let info = read_info(store)?;
+        if !force && process_alive(info.pid) && info.pid != std::process::id() {
+            return Err(StateError::Locked {
+                holder: info.holder,
+                pid: info.pid,
+                time: info.time,
+            });
+        }
+        fs::remove_file(store.lock_path()).map_err(|source| StateError::Io {
+            action: "remove",
+            path: store.lock_path().display().to_string(),
+            source,
+        })?;
+        Ok(info)
+    }
+}
+
+impl Drop for StateLock {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+fn read_info(store: &StateStore) -> Result<LockInfo, StateError> {
+    let path = store.lock_path();
+    let text = match fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StateError::NotLocked),
+        Err(source) => {
+            return Err(StateError::Io {
+                action: "read",
+                path: path.display().to_string(),
+                source,
+            })
+        }
+    };
+    serde_json::from_str(&text).map_err(|e| StateError::Corrupt {
+        path: path.display().to_string(),
+        detail: format!("the lock file is unreadable ({e}); remove it with `cwa state unlock --force`"),
+    })
+}
+
+fn held_error(info: LockInfo) -> StateError {
+    if process_alive(info.pid) {
+        StateError::Locked {
+            holder: info.holder,
+            pid: info.pid,
+            time: info.time,
+        }
+    } else {
+        StateError::StaleLock {
+            holder: info.holder,
+            pid: info.pid,
+            time: info.time,
+        }
+    }
+}
+
+/// Whether a process with this pid exists on this machine (Linux: /proc).
+fn process_alive(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// `user@host`, from the environment; CI sets GITHUB_ACTOR.
+pub fn holder_name() -> String {
+    let user = std::env::var("CWA_OPERATOR")
+        .or_else(|_| std::env::var("GITHUB_ACTOR"))
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "unknown".into());
+    let host = fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    format!("{user}@{host}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_acquire_fails_while_held_and_succeeds_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::new(dir.path());
+        let lock = StateLock::acquire(&store, "apply", Duration::ZERO).unwrap();
+        let err = StateLock::acquire(&store, "apply", Duration::ZERO).unwrap_err();
+        assert!(matches!(err, StateError::Locked { .. }));
+        drop(lock);
+        StateLock::acquire(&store, "apply", Duration::ZERO).unwrap();
+    }
+
+    #[test]
+    fn lock_of_dead_process_is_stale_and_unlockable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::new(dir.path());
+        let info = LockInfo {
+            holder: "ci@runner".into(),
+            pid: u32::MAX - 1,
+            time: "2026-01-01T00:00:00Z".into(),
+            operation: "apply".into(),
+        };
+        fs::write(store.lock_path(), serde_json::to_vec(&info).unwrap()).unwrap();
+        let err = StateLock::acquire(&store, "apply", Duration::ZERO).unwrap_err();
+        assert!(matches!(err, StateError::StaleLock { .. }));
+        StateLock::force_unlock(&store, false).unwrap();
+        assert!(!store.lock_path().exists());
+    }
+}
