@@ -1,0 +1,838 @@
+//! The HTTP side of the sandbox: a loopback listener whose connections can be dropped on
+//! purpose (lost responses), the one catch-all handler, journaling, replay and the request log.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::connect_info::Connected;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::response::Response;
+use axum::serve::{IncomingStream, Listener};
+use axum::Router;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{json, Value};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::faults::{truncate_body, Decision, FaultConfig, Faults};
+use super::http::{parse_query, ApiRequest, ApiResponse};
+use super::livekit::{TwirpRequest, TwirpResponse};
+use super::store::{JournalEntry, Store};
+use super::world::World;
+use super::{
+    calls, telnyx, twilio, RequestLogEntry, SandboxError, LIVEKIT_API_KEY, LIVEKIT_API_SECRET,
+    REQUEST_LOG,
+};
+
+const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+const TWIRP_SIP_PREFIX: &str = "/twirp/livekit.SIP/";
+
+/// Which emulator a path belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Provider {
+    Telnyx,
+    Livekit,
+    Twilio,
+    Control,
+    Unknown,
+}
+
+impl Provider {
+    fn of(path: &str) -> Self {
+        let first = path.split('/').find(|s| !s.is_empty()).unwrap_or_default();
+        match first {
+            "v2" => Self::Telnyx,
+            "twirp" => Self::Livekit,
+            "2010-04-01" | "v1" => Self::Twilio,
+            "sandbox" => Self::Control,
+            _ => Self::Unknown,
+        }
+    }
+
+    fn parse(name: &str) -> Self {
+        match name {
+            "telnyx" => Self::Telnyx,
+            "livekit" => Self::Livekit,
+            "twilio" => Self::Twilio,
+            "sandbox" => Self::Control,
+            _ => Self::Unknown,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Telnyx => "telnyx",
+            Self::Livekit => "livekit",
+            Self::Twilio => "twilio",
+            Self::Control => "sandbox",
+            Self::Unknown => "unknown",
+        }
+    }
+
+    /// The provider's 429, with `Retry-After` (and Telnyx's `x-ratelimit-*`).
+    fn rate_limited(self, limit: u64, reset_secs: u64) -> ApiResponse {
+        let response = match self {
+            Self::Telnyx => telnyx::too_many_requests()
+                .with_header("x-ratelimit-limit", limit.to_string())
+                .with_header("x-ratelimit-remaining", "0")
+                .with_header("x-ratelimit-reset", reset_secs.to_string()),
+            Self::Twilio => twilio::too_many_requests(),
+            _ => twirp_error(429, "resource_exhausted", "rate limit exceeded"),
+        };
+        response.with_header("retry-after", reset_secs.to_string())
+    }
+
+    /// The provider's 5xx.
+    fn server_error(self, status: u16) -> ApiResponse {
+        match self {
+            Self::Telnyx => telnyx::server_error(status),
+            Self::Twilio => twilio::server_error(status),
+            _ if status == 503 => twirp_error(503, "unavailable", "service unavailable"),
+            _ => twirp_error(status, "internal", "internal error"),
+        }
+    }
+}
+
+fn twirp_error(status: u16, code: &str, msg: &str) -> ApiResponse {
+    ApiResponse::json(status, &json!({"code": code, "msg": msg}))
+}
+
+/// One request as received, owned, so it can move to a blocking task.
+#[derive(Debug, Clone)]
+struct Incoming {
+    method: String,
+    path: String,
+    query: Vec<(String, String)>,
+    content_type: Option<String>,
+    authorization: Option<String>,
+    body: Vec<u8>,
+}
+
+impl Incoming {
+    fn api_request<'a>(&'a self, now: DateTime<Utc>, base_url: &'a str) -> ApiRequest<'a> {
+        ApiRequest {
+            method: &self.method,
+            path: &self.path,
+            query: &self.query,
+            content_type: self.content_type.as_deref(),
+            authorization: self.authorization.as_deref(),
+            body: &self.body,
+            now,
+            base_url,
+        }
+    }
+}
+
+/// What the handler ends with: an answer, or a dropped connection.
+enum Outcome {
+    Answer(ApiResponse),
+    Drop {
+        resource_id: Option<String>,
+        write: bool,
+    },
+}
+
+/// State shared by every request.
+struct Shared {
+    world: Arc<Mutex<World>>,
+    store: Mutex<Store>,
+    faults: Mutex<Faults>,
+    log: Mutex<File>,
+    base_url: String,
+    stop: watch::Receiver<bool>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A world read from DIR (or seeded), with its journal, ready to serve.
+pub(super) struct Loaded {
+    world: World,
+    store: Store,
+}
+
+/// Opens DIR: snapshot plus replayed journal, or a fresh `seed` world; then compacts.
+pub(super) fn load_world(dir: &Path, seed: &str) -> Result<Loaded, SandboxError> {
+    let (mut store, snapshot, entries) = Store::open(dir)?;
+    let mut world = match snapshot {
+        Some(world) => world,
+        None => World::seeded(seed)?,
+    };
+    replay(&mut world, &entries);
+    store.compact(&world)?;
+    Ok(Loaded { world, store })
+}
+
+/// The server task and what it shares, for the [`super::Sandbox`] handle.
+pub(super) struct Running {
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<io::Result<()>>>,
+}
+
+pub(super) fn serve(
+    listener: TcpListener,
+    addr: SocketAddr,
+    dir: &Path,
+    loaded: Loaded,
+    faults: FaultConfig,
+) -> Result<Running, SandboxError> {
+    let log_path = dir.join(REQUEST_LOG);
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| SandboxError::io(&log_path, e))?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let shared = Arc::new(Shared {
+        world: Arc::new(Mutex::new(loaded.world)),
+        store: Mutex::new(loaded.store),
+        faults: Mutex::new(Faults::new(faults)),
+        log: Mutex::new(log),
+        base_url: format!("http://{addr}"),
+        stop: stop_rx.clone(),
+    });
+    let app = Router::new()
+        .fallback(handle)
+        .with_state(shared.clone())
+        .into_make_service_with_connect_info::<ConnHandle>();
+    let mut stop = stop_rx;
+    let server = axum::serve(KillableListener(listener), app).with_graceful_shutdown(async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    });
+    let task = tokio::spawn(async move { server.await });
+    Ok(Running {
+        shared,
+        stop: stop_tx,
+        task: Some(task),
+    })
+}
+
+impl Running {
+    pub(super) fn world(&self) -> Arc<Mutex<World>> {
+        self.shared.world.clone()
+    }
+
+    pub(super) fn faults(&self) -> FaultConfig {
+        lock(&self.shared.faults).config().clone()
+    }
+
+    pub(super) fn set_faults(&self, config: FaultConfig) {
+        lock(&self.shared.faults).set(config);
+    }
+
+    /// Stops accepting, lets in-flight requests finish, then compacts the world on disk.
+    pub(super) async fn stop(mut self) -> Result<(), SandboxError> {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            task.await
+                .map_err(|e| SandboxError::Server(e.to_string()))?
+                .map_err(|e| SandboxError::Server(e.to_string()))?;
+        }
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || {
+            let world = lock(&shared.world);
+            lock(&shared.store).compact(&world)
+        })
+        .await
+        .map_err(|e| SandboxError::Server(e.to_string()))?
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+// ---- the handler -------------------------------------------------------------------------
+
+async fn handle(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(conn): ConnectInfo<ConnHandle>,
+    request: Request,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
+        return respond(ApiResponse::json(
+            413,
+            &json!({"error": "request body too large"}),
+        ));
+    };
+    let header = |name| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let incoming = Incoming {
+        method: parts.method.as_str().to_string(),
+        path: parts.uri.path().to_string(),
+        query: parse_query(parts.uri.query()),
+        content_type: header(CONTENT_TYPE),
+        authorization: header(AUTHORIZATION),
+        body: body.to_vec(),
+    };
+    let provider = Provider::of(&incoming.path);
+    let outcome = match provider {
+        Provider::Control => Outcome::Answer(control(&shared, &incoming)),
+        Provider::Unknown => Outcome::Answer(ApiResponse::json(
+            404,
+            &json!({"error": format!("no emulated service serves {}", incoming.path)}),
+        )),
+        _ => provider_request(&shared, provider, incoming.clone()).await,
+    };
+    log_request(&shared, provider, &incoming, &outcome);
+    match outcome {
+        Outcome::Answer(response) => respond(response),
+        Outcome::Drop { .. } => {
+            conn.kill();
+            respond(ApiResponse::empty(500))
+        }
+    }
+}
+
+async fn provider_request(shared: &Arc<Shared>, provider: Provider, incoming: Incoming) -> Outcome {
+    let latency = lock(&shared.faults).latency_ms();
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+    let now = Utc::now();
+    let now_ms = u64::try_from(now.timestamp_millis()).unwrap_or_default();
+    let decision =
+        lock(&shared.faults).decide(provider.name(), &incoming.method, &incoming.path, now_ms);
+    let write = !matches!(incoming.method.as_str(), "GET" | "HEAD");
+    match decision {
+        Decision::RateLimited { limit, reset_secs } => {
+            Outcome::Answer(provider.rate_limited(limit, reset_secs).with_write(write))
+        }
+        Decision::Error(status) => Outcome::Answer(provider.server_error(status).with_write(write)),
+        Decision::Hang(seconds) => {
+            let mut stop = shared.stop.clone();
+            let _ = tokio::time::timeout(
+                Duration::from_secs(seconds),
+                stop.wait_for(|stopped| *stopped),
+            )
+            .await;
+            Outcome::Drop {
+                resource_id: None,
+                write,
+            }
+        }
+        Decision::Pass | Decision::LostResponse | Decision::Malformed => {
+            let worker = shared.clone();
+            let response =
+                tokio::task::spawn_blocking(move || process(&worker, provider, &incoming, now))
+                    .await
+                    .unwrap_or_else(|e| {
+                        ApiResponse::json(
+                            500,
+                            &json!({"error": format!("sandbox handler failed: {e}")}),
+                        )
+                    });
+            match decision {
+                Decision::LostResponse => Outcome::Drop {
+                    resource_id: response.resource_id,
+                    write: response.write,
+                },
+                Decision::Malformed => Outcome::Answer(ApiResponse {
+                    status: 200,
+                    body: truncate_body(&response.body),
+                    ..response
+                }),
+                _ => Outcome::Answer(with_rate_headers(shared, provider, response, now_ms)),
+            }
+        }
+    }
+}
+
+/// Telnyx reports its rate-limit figures on ordinary answers too.
+fn with_rate_headers(
+    shared: &Shared,
+    provider: Provider,
+    response: ApiResponse,
+    now_ms: u64,
+) -> ApiResponse {
+    if provider != Provider::Telnyx {
+        return response;
+    }
+    match lock(&shared.faults).rate_headers(provider.name(), now_ms) {
+        Some((limit, remaining, reset)) => response
+            .with_header("x-ratelimit-limit", limit.to_string())
+            .with_header("x-ratelimit-remaining", remaining.to_string())
+            .with_header("x-ratelimit-reset", reset.to_string()),
+        None => response,
+    }
+}
+
+/// Runs one provider request against the world and journals it if it changed anything,
+/// before the answer leaves.
+fn process(
+    shared: &Shared,
+    provider: Provider,
+    incoming: &Incoming,
+    now: DateTime<Utc>,
+) -> ApiResponse {
+    let mut world = lock(&shared.world);
+    let before = revisions(&world);
+    let req = incoming.api_request(now, &shared.base_url);
+    let response = dispatch(&mut world, provider, &req, Auth::Check);
+    let changed = match provider {
+        Provider::Livekit => response.write && response.is_success(),
+        _ => revisions(&world) != before,
+    };
+    if changed {
+        let entry = JournalEntry {
+            time: now,
+            provider: provider.name().to_string(),
+            method: incoming.method.clone(),
+            path: incoming.path.clone(),
+            query: incoming.query.clone(),
+            content_type: incoming.content_type.clone(),
+            body: JournalEntry::encode_body(&incoming.body),
+            resource_id: response.resource_id.clone(),
+        };
+        if let Err(e) = lock(&shared.store).append(&entry) {
+            tracing::error!("sandbox: cannot journal a write: {e}");
+            return ApiResponse::json(
+                500,
+                &json!({"error": "the sandbox could not persist this write"}),
+            );
+        }
+    }
+    response
+}
+
+fn revisions(world: &World) -> (u64, u64) {
+    (world.telnyx.revision(), world.twilio.revision())
+}
+
+/// Whether to check credentials (live traffic) or not (replaying the journal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Auth {
+    Check,
+    Replay,
+}
+
+fn dispatch(world: &mut World, provider: Provider, req: &ApiRequest, auth: Auth) -> ApiResponse {
+    match (provider, auth) {
+        (Provider::Telnyx, Auth::Check) => world.telnyx.handle(req),
+        (Provider::Telnyx, Auth::Replay) => world.telnyx.handle_authenticated(req),
+        (Provider::Twilio, Auth::Check) => world.twilio.handle(req),
+        (Provider::Twilio, Auth::Replay) => world.twilio.handle_authenticated(req),
+        (Provider::Livekit, _) => livekit_call(world, req),
+        _ => ApiResponse::json(404, &json!({"error": "no such route"})),
+    }
+}
+
+fn livekit_call(world: &mut World, req: &ApiRequest) -> ApiResponse {
+    let Some(method) = req.path.strip_prefix(TWIRP_SIP_PREFIX) else {
+        return twirp_bad_route(req);
+    };
+    let call = TwirpRequest {
+        method,
+        http_method: req.method,
+        content_type: req.content_type,
+        authorization: req.authorization,
+        body: req.body,
+        api_key: LIVEKIT_API_KEY,
+        api_secret: LIVEKIT_API_SECRET,
+    };
+    from_twirp(world.livekit.handle(&call))
+}
+
+fn twirp_bad_route(req: &ApiRequest) -> ApiResponse {
+    ApiResponse::json(
+        404,
+        &json!({
+            "code": "bad_route",
+            "msg": format!("no handler for path {:?}", req.path),
+            "meta": {"twirp_invalid_route": format!("{} {}", req.method, req.path)},
+        }),
+    )
+}
+
+fn from_twirp(response: TwirpResponse) -> ApiResponse {
+    ApiResponse {
+        status: response.status,
+        content_type: response.content_type,
+        headers: Vec::new(),
+        body: response.body,
+        resource_id: response.resource_id,
+        write: response.write,
+    }
+}
+
+fn respond(response: ApiResponse) -> Response {
+    let mut builder = Response::builder().status(response.status);
+    if !(response.status == 204 && response.body.is_empty()) {
+        builder = builder.header(CONTENT_TYPE, response.content_type);
+    }
+    for (name, value) in &response.headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    builder
+        .body(Body::from(response.body))
+        .unwrap_or_else(|_| Response::new(Body::empty()))
+}
+
+fn log_request(shared: &Shared, provider: Provider, incoming: &Incoming, outcome: &Outcome) {
+    let (status, resource_id, write) = match outcome {
+        Outcome::Answer(r) => (r.status, r.resource_id.clone(), r.write),
+        Outcome::Drop { resource_id, write } => (0, resource_id.clone(), *write),
+    };
+    let entry = RequestLogEntry {
+        time: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+        provider: provider.name().to_string(),
+        method: incoming.method.clone(),
+        path: incoming.path.clone(),
+        status,
+        resource_id,
+        write,
+    };
+    let Ok(mut line) = serde_json::to_vec(&entry) else {
+        return;
+    };
+    line.push(b'\n');
+    if let Err(e) = lock(&shared.log).write_all(&line) {
+        tracing::warn!("sandbox: cannot append to the request log: {e}");
+    }
+}
+
+// ---- control routes ----------------------------------------------------------------------
+
+fn control(shared: &Shared, incoming: &Incoming) -> ApiResponse {
+    let segments: Vec<&str> = incoming.path.split('/').filter(|s| !s.is_empty()).collect();
+    match (incoming.method.as_str(), &segments[1..]) {
+        ("GET", ["world"]) => {
+            let world = lock(&shared.world);
+            match serde_json::to_value(&*world) {
+                Ok(value) => ApiResponse::json(200, &value),
+                Err(e) => ApiResponse::json(500, &json!({"error": e.to_string()})),
+            }
+        }
+        ("GET", ["faults"]) => faults_answer(&lock(&shared.faults)),
+        ("POST", ["faults"]) => match serde_json::from_slice::<FaultConfig>(&incoming.body) {
+            Ok(config) => {
+                let mut faults = lock(&shared.faults);
+                faults.set(config);
+                faults_answer(&faults)
+            }
+            Err(e) => ApiResponse::json(
+                400,
+                &json!({"error": format!("invalid fault configuration: {e}")}),
+            ),
+        },
+        ("POST", ["calls"]) => match call_endpoints(&incoming.body) {
+            Ok((from, to)) => {
+                let world = lock(&shared.world);
+                let result = calls::simulate(&world, &from, &to);
+                ApiResponse::json(200, &serde_json::to_value(result).unwrap_or(Value::Null))
+            }
+            Err(response) => response,
+        },
+        ("POST", ["telnyx", "invite"]) => match call_endpoints(&incoming.body) {
+            Ok((from, to)) => {
+                let world = lock(&shared.world);
+                let answer = match world.telnyx.inbound_invite(&to, &from) {
+                    Ok(invite) => json!({"delivered": true, "invite": invite}),
+                    Err(failure) => json!({"delivered": false, "reason": failure.to_string()}),
+                };
+                ApiResponse::json(200, &answer)
+            }
+            Err(response) => response,
+        },
+        _ => ApiResponse::json(
+            404,
+            &json!({"error": format!("no control route {} {}", incoming.method, incoming.path)}),
+        ),
+    }
+}
+
+fn faults_answer(faults: &Faults) -> ApiResponse {
+    ApiResponse::json(
+        200,
+        &serde_json::to_value(faults.config()).unwrap_or(Value::Null),
+    )
+}
+
+fn call_endpoints(body: &[u8]) -> Result<(String, String), ApiResponse> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiResponse::json(400, &json!({"error": format!("invalid JSON: {e}")})))?;
+    let field = |k: &str| value.get(k).and_then(Value::as_str).map(str::to_string);
+    match (field("from"), field("to")) {
+        (Some(from), Some(to)) => Ok((from, to)),
+        _ => Err(ApiResponse::json(
+            400,
+            &json!({"error": "expected {\"from\": \"+1…\", \"to\": \"+1…\"}"}),
+        )),
+    }
+}
+
+// ---- replay ------------------------------------------------------------------------------
+
+/// Runs journaled requests again, in order, at their recorded times. LiveKit assigns random
+/// ids, so a replayed create gets a new id: later bodies are rewritten to the new id, and
+/// at the end every new id is renamed back to the one the client was told.
+fn replay(world: &mut World, entries: &[JournalEntry]) {
+    let mut renamed: BTreeMap<String, String> = BTreeMap::new();
+    for entry in entries {
+        let mut body = entry.body_bytes();
+        for (original, replayed) in &renamed {
+            replace_same_length(&mut body, original.as_bytes(), replayed.as_bytes());
+        }
+        let provider = Provider::parse(&entry.provider);
+        let token = (provider == Provider::Livekit).then(replay_token).flatten();
+        let authorization = token.map(|t| format!("Bearer {t}"));
+        let req = ApiRequest {
+            method: &entry.method,
+            path: &entry.path,
+            query: &entry.query,
+            content_type: entry.content_type.as_deref(),
+            authorization: authorization.as_deref(),
+            body: &body,
+            now: entry.time,
+            base_url: "",
+        };
+        let response = dispatch(world, provider, &req, Auth::Replay);
+        if provider == Provider::Livekit {
+            if let (Some(original), Some(replayed)) = (&entry.resource_id, &response.resource_id) {
+                let known =
+                    renamed.contains_key(original) || renamed.values().any(|v| v == original);
+                if original != replayed && original.len() == replayed.len() && !known {
+                    renamed.insert(original.clone(), replayed.clone());
+                }
+            }
+        }
+    }
+    if !renamed.is_empty() {
+        rename_livekit_ids(world, &renamed);
+    }
+}
+
+/// A short-lived admin token for replaying LiveKit calls.
+fn replay_token() -> Option<String> {
+    let now = Utc::now().timestamp();
+    let claims = json!({
+        "iss": LIVEKIT_API_KEY,
+        "nbf": now - 10,
+        "exp": now + 600,
+        "sip": {"admin": true, "call": true},
+    });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(LIVEKIT_API_SECRET.as_bytes()),
+    )
+    .ok()
+}
+
+fn replace_same_length(haystack: &mut [u8], from: &[u8], to: &[u8]) {
+    if from.len() != to.len() || from.is_empty() || haystack.len() < from.len() {
+        return;
+    }
+    let mut i = 0;
+    while i + from.len() <= haystack.len() {
+        if &haystack[i..i + from.len()] == from {
+            haystack[i..i + from.len()].copy_from_slice(to);
+            i += from.len();
+        } else {
+            i += 1;
+        }
+    }
+}
+
+fn rename_livekit_ids(world: &mut World, original_of: &BTreeMap<String, String>) {
+    let back: BTreeMap<&str, &str> = original_of
+        .iter()
+        .map(|(original, replayed)| (replayed.as_str(), original.as_str()))
+        .collect();
+    let Ok(mut value) = serde_json::to_value(&world.livekit) else {
+        return;
+    };
+    rename_strings(&mut value, &back);
+    match serde_json::from_value(value) {
+        Ok(livekit) => world.livekit = livekit,
+        Err(e) => tracing::error!("sandbox: cannot restore LiveKit ids after replay: {e}"),
+    }
+}
+
+fn rename_strings(value: &mut Value, back: &BTreeMap<&str, &str>) {
+    match value {
+        Value::String(s) => {
+            if let Some(original) = back.get(s.as_str()) {
+                *s = original.to_string();
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| rename_strings(v, back)),
+        Value::Object(map) => {
+            let entries = std::mem::take(map);
+            for (key, mut v) in entries {
+                rename_strings(&mut v, back);
+                let key = back.get(key.as_str()).map_or(key, |k| k.to_string());
+                map.insert(key, v);
+            }
+        }
+        _ => {}
+    }
+}
+
+// ---- a listener whose connections can be dropped mid-request ------------------------------
+
+struct KillableListener(TcpListener);
+
+impl Listener for KillableListener {
+    type Io = KillableStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            match self.0.accept().await {
+                Ok((stream, addr)) => {
+                    let _ = stream.set_nodelay(true);
+                    let stream = KillableStream {
+                        inner: stream,
+                        killed: Arc::new(AtomicBool::new(false)),
+                    };
+                    return (stream, addr);
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        self.0.local_addr()
+    }
+}
+
+/// A TCP stream that fails every read and write once killed, so hyper drops the connection
+/// without writing an answer.
+struct KillableStream {
+    inner: TcpStream,
+    killed: Arc<AtomicBool>,
+}
+
+impl KillableStream {
+    fn killed_error(&self) -> Option<io::Error> {
+        self.killed.load(Ordering::SeqCst).then(|| {
+            io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "dropped by a sandbox fault",
+            )
+        })
+    }
+}
+
+impl AsyncRead for KillableStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if let Some(e) = self.killed_error() {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for KillableStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if let Some(e) = self.killed_error() {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if let Some(e) = self.killed_error() {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        if let Some(e) = self.killed_error() {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// The kill switch of the connection a request arrived on.
+#[derive(Clone)]
+struct ConnHandle(Arc<AtomicBool>);
+
+impl ConnHandle {
+    fn kill(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Connected<IncomingStream<'_, KillableListener>> for ConnHandle {
+    fn connect_info(stream: IncomingStream<'_, KillableListener>) -> Self {
+        ConnHandle(stream.io().killed.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_length_replacement_rewrites_every_occurrence() {
+        let mut body = b"{\"a\":\"ST_aaaaaaaaaaaa\",\"b\":[\"ST_aaaaaaaaaaaa\"]}".to_vec();
+        replace_same_length(&mut body, b"ST_aaaaaaaaaaaa", b"ST_bbbbbbbbbbbb");
+        assert_eq!(
+            body,
+            b"{\"a\":\"ST_bbbbbbbbbbbb\",\"b\":[\"ST_bbbbbbbbbbbb\"]}".to_vec()
+        );
+    }
+
+    #[test]
+    fn providers_route_by_first_segment() {
+        assert_eq!(Provider::of("/v2/phone_numbers"), Provider::Telnyx);
+        assert_eq!(
+            Provider::of("/twirp/livekit.SIP/ListSIPInboundTrunk"),
+            Provider::Livekit
+        );
+        assert_eq!(
+            Provider::of("/2010-04-01/Accounts/AC/IncomingPhoneNumbers.json"),
+            Provider::Twilio
+        );
+        assert_eq!(Provider::of("/v1/Trunks"), Provider::Twilio);
+        assert_eq!(Provider::of("/sandbox/world"), Provider::Control);
+        assert_eq!(Provider::of("/"), Provider::Unknown);
+    }
+}
