@@ -72,8 +72,9 @@ impl Store {
     pub fn open(dir: &Path) -> Result<(Store, Option<World>, Vec<JournalEntry>), SandboxError> {
         fs::create_dir_all(dir).map_err(|e| SandboxError::io(dir, e))?;
         let world = read_snapshot(dir)?;
-        let entries = read_journal(dir)?;
+        let (entries, valid_len) = read_journal(dir)?;
         let journal = open_journal(dir)?;
+        cut_torn_tail(&journal, valid_len).map_err(|e| SandboxError::io(&dir.join(JOURNAL), e))?;
         let store = Store {
             dir: dir.to_path_buf(),
             journal,
@@ -122,6 +123,17 @@ pub fn remove_world(dir: &Path) -> Result<(), SandboxError> {
     Ok(())
 }
 
+/// Drops a partial last line, so the next append starts on a line of its own.
+fn cut_torn_tail(mut journal: &File, valid_len: u64) -> std::io::Result<()> {
+    let len = journal.metadata()?.len();
+    if valid_len < len {
+        journal.set_len(valid_len)?;
+    } else if valid_len > len {
+        journal.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
 fn open_journal(dir: &Path) -> Result<File, SandboxError> {
     let path = dir.join(JOURNAL);
     OpenOptions::new()
@@ -154,11 +166,12 @@ fn read_snapshot(dir: &Path) -> Result<Option<World>, SandboxError> {
     Ok(Some(snapshot.world))
 }
 
-fn read_journal(dir: &Path) -> Result<Vec<JournalEntry>, SandboxError> {
+/// The journal's entries and the length of its intact part (a torn last line is cut off).
+fn read_journal(dir: &Path) -> Result<(Vec<JournalEntry>, u64), SandboxError> {
     let path = dir.join(JOURNAL);
     let file = match File::open(&path) {
         Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
         Err(e) => return Err(SandboxError::io(&path, e)),
     };
     let lines: Vec<String> = BufReader::new(file)
@@ -167,9 +180,13 @@ fn read_journal(dir: &Path) -> Result<Vec<JournalEntry>, SandboxError> {
         .map_err(|e| SandboxError::io(&path, e))?;
     let count = lines.len();
     let mut entries = Vec::with_capacity(count);
+    let mut valid_len = 0u64;
     for (i, line) in lines.iter().enumerate() {
         match serde_json::from_str::<JournalEntry>(line) {
-            Ok(entry) => entries.push(entry),
+            Ok(entry) => {
+                entries.push(entry);
+                valid_len += line.len() as u64 + 1;
+            }
             Err(_) if i + 1 == count => break,
             Err(e) => {
                 return Err(SandboxError::Corrupt {
@@ -179,7 +196,7 @@ fn read_journal(dir: &Path) -> Result<Vec<JournalEntry>, SandboxError> {
             }
         }
     }
-    Ok(entries)
+    Ok((entries, valid_len))
 }
 
 /// Writes the snapshot atomically: temp file, fsync, rename, fsync of the directory.
@@ -235,6 +252,10 @@ mod tests {
         let (mut store, _, entries) = Store::open(dir.path()).unwrap();
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[1].path, "/v2/phone_numbers/2");
+        store.append(&entry(3)).unwrap();
+        drop(store);
+        let (mut store, _, entries) = Store::open(dir.path()).unwrap();
+        assert_eq!(entries.len(), 3, "a torn line is cut off, not buried");
         store.compact(&World::default()).unwrap();
         let (_, world, entries) = Store::open(dir.path()).unwrap();
         assert!(world.is_some());
