@@ -85,6 +85,8 @@ pub struct Problem {
     pub help: Option<String>,
     /// The first label is the primary one: its line:column is what the report leads with.
     pub labels: Vec<(SourceSpan, String)>,
+    /// A secret value written into the file: rendered as `*`s in every snippet.
+    pub(crate) mask: Option<SourceSpan>,
     source: Option<NamedSource<Arc<String>>>,
 }
 
@@ -102,6 +104,7 @@ impl Problem {
             message: message.into(),
             help: None,
             labels: vec![(span, label.into())],
+            mask: None,
             source: None,
         }
     }
@@ -127,6 +130,12 @@ impl Problem {
     /// A secondary place that explains the first (the other trunk, the other number).
     pub fn with_label(mut self, span: SourceSpan, label: impl Into<String>) -> Self {
         self.labels.push((span, label.into()));
+        self
+    }
+
+    /// Marks `span` as holding a secret value, so no snippet ever shows it.
+    pub(crate) fn masking(mut self, span: SourceSpan) -> Self {
+        self.mask = Some(span);
         self
     }
 
@@ -217,6 +226,20 @@ impl ConfigError {
             Self::Invalid { problems, .. } => problems,
         }
     }
+}
+
+/// `text` with the bytes of every masked span replaced by `*`, offsets unchanged.
+pub(crate) fn masked(text: &str, problems: &[Problem]) -> String {
+    let spans: Vec<SourceSpan> = problems.iter().filter_map(|p| p.mask).collect();
+    text.char_indices()
+        .map(|(i, c)| {
+            if spans.iter().any(|s| i >= s.offset && i < s.offset + s.len) {
+                "*".repeat(c.len_utf8())
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// "1 error" / "3 errors, 1 warning".

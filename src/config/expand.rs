@@ -570,7 +570,8 @@ impl Expander<'_> {
                     "not an environment variable name",
                     "an `_env` key must hold the NAME of an environment variable, not a value",
                 )
-                .with_help("e.g. password_env = \"TELNYX_FQDN_PASSWORD\"; if a secret was written here, remove it and rotate it"),
+                .with_help("e.g. password_env = \"TELNYX_FQDN_PASSWORD\"; if a secret was written here, remove it and rotate it")
+                .masking(span_of(f)),
             );
             return None;
         }
@@ -613,7 +614,15 @@ impl Expander<'_> {
         span: SourceSpan,
     ) -> Option<NumberSpec> {
         let Some(number) = &line.number else {
-            self.missing(addr, span, "number");
+            self.push(
+                Problem::error(
+                    ProblemKind::MissingField,
+                    span,
+                    "needs `number`",
+                    format!("`{}` has no `number`", addr.name),
+                )
+                .with_help("add number = \"+1…\" (or number = \"auto\" with area_code = \"…\")"),
+            );
             return None;
         };
         self.spans.insert(addr, "number", span_of(number));
@@ -695,6 +704,7 @@ impl Expander<'_> {
         let mut ids: BTreeMap<uuid::Uuid, SourceSpan> = BTreeMap::new();
         for block in &raw.churches {
             let Some(church) = self.church(block) else {
+                self.check_numbers_only(block);
                 continue;
             };
             if let Some(first) = ids.get(&church.id) {
@@ -720,9 +730,17 @@ impl Expander<'_> {
         out
     }
 
+    /// A church that could not be built still has its numbers checked, so one run reports
+    /// a bad id and a bad number together.
+    fn check_numbers_only(&mut self, block: &Block<RawChurch>) {
+        for line in church_lines(block) {
+            let addr = Address::new(Kind::TelnyxNumber, &line.name);
+            self.number_spec(&line.raw, None, &addr, line.span);
+        }
+    }
+
     fn church(&mut self, block: &Block<RawChurch>) -> Option<Church> {
         let raw = &block.raw;
-        let where_ = Address::new(Kind::TelnyxNumber, &block.name);
         if raw.lines.is_some() {
             if let Some(n) = &raw.number {
                 self.push(
@@ -765,7 +783,6 @@ impl Expander<'_> {
                 }
             },
         };
-        let _ = where_;
         let name = match &raw.name {
             Some(n) => Some(n.get_ref().clone()),
             None => {

@@ -87,10 +87,8 @@ pub fn parse(path_for_messages: &Path, text: &str) -> Result<Loaded, ConfigError
             expanded.desired
         });
     problems.sort_by_key(Problem::primary_offset);
-    let source = NamedSource::new(
-        path_for_messages.display().to_string(),
-        Arc::new(text.to_string()),
-    );
+    let shown = Arc::new(error::masked(text, &problems));
+    let source = NamedSource::new(path_for_messages.display().to_string(), shown);
     let problems: Vec<Problem> = problems
         .into_iter()
         .map(|p| p.with_source(source.clone()))

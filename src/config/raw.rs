@@ -550,14 +550,17 @@ impl Walker<'_> {
 
     /// One problem per key that is not in `fields` or `sections`.
     fn check_keys(&mut self, table: &DeTable<'_>, fields: &[&str], sections: &[&str]) {
-        for (key, _) in table.iter() {
+        for (key, value) in table.iter() {
             let name: &str = key.get_ref();
             if fields.contains(&name) || sections.contains(&name) {
                 continue;
             }
             let known: Vec<&str> = fields.iter().chain(sections).copied().collect();
-            self.problems
-                .push(unknown_key(name, key.span().into(), &known));
+            let mut problem = unknown_key(name, key.span().into(), &known);
+            if problem.kind == ProblemKind::InlineSecret {
+                problem = problem.masking(value.span().into());
+            }
+            self.problems.push(problem);
         }
     }
 }
