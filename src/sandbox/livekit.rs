@@ -28,6 +28,7 @@ mod ids;
 pub mod matching;
 mod rules;
 mod seed;
+mod synthetic;
 mod wire;
 
 use std::collections::BTreeMap;

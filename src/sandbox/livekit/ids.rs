@@ -33,6 +33,7 @@ pub fn derived(prefix: &str, seed: &str) -> String {
 }
 
 /// Whether `id` has the shape of an id with this prefix.
+#[cfg(test)]
 pub fn is_well_formed(prefix: &str, id: &str) -> bool {
     id.strip_prefix(prefix)
         .is_some_and(|tail| tail.len() == LEN && tail.bytes().all(|b| ALPHABET.contains(&b)))

@@ -324,6 +324,11 @@ pub fn admit(rule: &proto::SipDispatchRuleInfo, from: &str, to: &str, random: &s
     }
 }
 
+/// The random part LiveKit appends to individual rooms (`guid.New("")`).
+pub fn random_suffix() -> String {
+    super::ids::random("")
+}
+
 fn prefixed(prefix: &str, tail: &str) -> String {
     if prefix.is_empty() {
         tail.to_string()

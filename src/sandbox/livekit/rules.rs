@@ -210,14 +210,15 @@ fn sorted(map: &HashMap<String, String>) -> Vec<(&String, &String)> {
 /// `ListUpdate.Validate`: exactly one kind of change, no empty element.
 pub fn list_update(u: Option<&proto::ListUpdate>) -> Result<()> {
     let Some(u) = u else { return Ok(()) };
-    let change = !(u.set.is_empty() && u.add.is_empty() && u.remove.is_empty());
+    let changes_items = !(u.add.is_empty() && u.remove.is_empty());
+    let change = !u.set.is_empty() || changes_items;
     if !u.clear && !change {
         return Err(invalid("unsupported list update operation"));
     }
     if u.clear && change {
         return Err(invalid("cannot clear and change the list at the same time"));
     }
-    if !u.set.is_empty() && !(u.add.is_empty() && u.remove.is_empty()) {
+    if !u.set.is_empty() && changes_items {
         return Err(invalid("cannot set and change the list at the same time"));
     }
     if u.set
