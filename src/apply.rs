@@ -1,1 +1,869 @@
-//! Carries out a plan: ordered, journaled, verified.
+//! Carries out a plan: waves of the change graph in dependency order with bounded
+//! parallelism; every mutating call journaled before it is made and after it returns; every
+//! write read back and compared; state saved as steps complete; hard locks enforced again.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use futures::future::join_all;
+use tokio::sync::{Mutex, Semaphore};
+
+use crate::model::{
+    Address, Kind, LiveObject, NumberRef, NumberSpec, Ref, SecretRef, SecretSource, Spec,
+};
+use crate::plan::{graph_waves, Action, Change, FieldChange, Plan};
+use crate::providers::{Provider, ProviderError, Providers, WriteRequest};
+use crate::state::{
+    AuditEntry, Journal, JournalEntry, JournalPhase, State, StateError, StateResource, StateStore,
+};
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    pub parallelism: usize,
+    pub rollback_on_failure: bool,
+    pub progress: Progress,
+}
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// A bar per wave (terminals).
+    Bars,
+    /// One plain line per action (CI logs, pipes).
+    Lines,
+    Quiet,
+}
+
+/// Why a change failed.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum ApplyError {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Provider(#[from] ProviderError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    State(#[from] StateError),
+    #[error("refused to write {address} ({id}): it is protected")]
+    #[diagnostic(
+        code(cwa::apply::protected),
+        help("protected ids are hard-locked; the plan file may have been edited")
+    )]
+    Protected { address: String, id: String },
+    #[error(
+        "{address}: the environment variable {variable} (a secret lines.toml names) is not set"
+    )]
+    #[diagnostic(
+        code(cwa::apply::secret),
+        help("export {variable} and run apply again")
+    )]
+    MissingSecret { address: String, variable: String },
+    #[error("{address}: depends on {missing}, which has no live id yet")]
+    #[diagnostic(code(cwa::apply::unresolved))]
+    Unresolved { address: String, missing: String },
+    #[error("{address}: no client for {provider}")]
+    #[diagnostic(code(cwa::apply::no_provider))]
+    NoProvider { address: String, provider: String },
+    #[error("{address}: the provider accepted the write but did not perform it: {field} is {actual}, expected {expected}")]
+    #[diagnostic(
+        code(cwa::apply::ignored_write),
+        help(
+            "the provider silently ignored part of the request; cwa recorded what is really live"
+        )
+    )]
+    IgnoredWrite {
+        address: String,
+        field: String,
+        expected: String,
+        actual: String,
+    },
+}
+
+/// What happened to one change.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub address: Address,
+    pub action: Action,
+    pub id: Option<String>,
+    pub error: Option<String>,
+}
+
+/// What a run did and did not do.
+#[derive(Debug, Default)]
+pub struct ApplyReport {
+    pub done: Vec<Outcome>,
+    pub failed: Vec<Outcome>,
+    pub not_started: Vec<Address>,
+    pub rolled_back: Vec<Address>,
+    pub interrupted: bool,
+}
+
+impl ApplyReport {
+    pub fn succeeded(&self) -> bool {
+        self.failed.is_empty() && self.not_started.is_empty() && !self.interrupted
+    }
+}
+
+/// Everything the executor works with.
+pub struct Executor {
+    providers: Providers,
+    store: StateStore,
+    journal: Journal,
+    secrets: SecretSource,
+    protected: Vec<String>,
+    run: String,
+    operator: String,
+    shared: Mutex<Shared>,
+    stop: Arc<AtomicBool>,
+    options: ApplyOptions,
+}
+
+struct Shared {
+    state: State,
+    ids: BTreeMap<Address, String>,
+    created: Vec<(Address, Kind, String)>,
+    steps_since_save: usize,
+}
+
+impl Executor {
+    pub fn new(
+        providers: Providers,
+        store: StateStore,
+        state: State,
+        secrets: SecretSource,
+        protected: Vec<String>,
+        options: ApplyOptions,
+    ) -> Self {
+        let ids = state.owned().map(|(a, r)| (a, r.id.clone())).collect();
+        Self {
+            providers,
+            journal: Journal::new(&store),
+            store,
+            secrets,
+            protected,
+            run: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
+            operator: crate::state::operator(),
+            shared: Mutex::new(Shared {
+                state,
+                ids,
+                created: Vec::new(),
+                steps_since_save: 0,
+            }),
+            stop: Arc::new(AtomicBool::new(false)),
+            options,
+        }
+    }
+
+    /// A flag that, once set, stops scheduling new changes (the first Ctrl-C sets it).
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+
+    /// The state as it is now.
+    pub async fn state(&self) -> State {
+        self.shared.lock().await.state.clone()
+    }
+
+    /// Runs the plan's changes wave by wave. Stops scheduling at the first failure or
+    /// interrupt, lets in-flight calls finish, saves state, and reports.
+    pub async fn execute(&self, plan: &Plan) -> ApplyReport {
+        let mut report = ApplyReport::default();
+        let waves = graph_waves(plan.changes.len(), &plan.edges);
+        let limit = Arc::new(Semaphore::new(self.options.parallelism.max(1)));
+        let total = plan.actionable().count();
+        let mut finished = 0;
+        for (n, wave) in waves.iter().enumerate() {
+            let changes: Vec<&Change> = wave
+                .iter()
+                .map(|&i| &plan.changes[i])
+                .filter(|c| c.action.changes_anything() || needs_recording(c))
+                .collect();
+            if changes.is_empty() {
+                continue;
+            }
+            if self.stop.load(Ordering::SeqCst) || !report.failed.is_empty() {
+                report.interrupted |= self.stop.load(Ordering::SeqCst);
+                report
+                    .not_started
+                    .extend(changes.iter().map(|c| c.address.clone()));
+                continue;
+            }
+            let bar = self.wave_bar(n + 1, waves.len(), changes.len());
+            let runs = changes.iter().map(|change| {
+                let limit = limit.clone();
+                let bar = bar.clone();
+                async move {
+                    let _permit = limit.acquire().await;
+                    if self.stop.load(Ordering::SeqCst) {
+                        return (change, None);
+                    }
+                    let result = self.run_change(change).await;
+                    if let Some(bar) = &bar {
+                        bar.inc(1);
+                    }
+                    (change, Some(result))
+                }
+            });
+            for (change, result) in join_all(runs).await {
+                match result {
+                    None => report.not_started.push(change.address.clone()),
+                    Some(Ok(id)) => {
+                        if change.action.changes_anything() {
+                            finished += 1;
+                            self.line(&format!(
+                                "[{finished}/{total}] {} {} {}",
+                                change.action.symbol(),
+                                past(change.action),
+                                describe(&change.address, id.as_deref())
+                            ));
+                        }
+                        report.done.push(outcome(change, id, None));
+                    }
+                    Some(Err(e)) => {
+                        self.line(&format!(
+                            "FAILED {} {}: {e}",
+                            change.action.as_str(),
+                            change.address
+                        ));
+                        report.failed.push(outcome(
+                            change,
+                            change.id.clone(),
+                            Some(format!("{e:?}")),
+                        ));
+                    }
+                }
+            }
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+            if let Err(e) = self.save(true).await {
+                report.failed.push(Outcome {
+                    address: Address::new(Kind::TelnyxNumber, "state"),
+                    action: Action::NoOp,
+                    id: None,
+                    error: Some(e.to_string()),
+                });
+            }
+        }
+        report.interrupted |= self.stop.load(Ordering::SeqCst);
+        if !report.failed.is_empty() && self.options.rollback_on_failure {
+            report.rolled_back = self.rollback().await;
+        }
+        if report.succeeded() {
+            let _ = self.journal.clear();
+        }
+        report
+    }
+
+    fn wave_bar(&self, n: usize, of: usize, len: usize) -> Option<indicatif::ProgressBar> {
+        if self.options.progress != Progress::Bars {
+            return None;
+        }
+        let bar = indicatif::ProgressBar::new(len as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("wave {msg} [{bar:30}] {pos}/{len}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_message(format!("{n}/{of}"));
+        Some(bar)
+    }
+
+    fn line(&self, text: &str) {
+        if self.options.progress != Progress::Quiet {
+            println!("{text}");
+        }
+    }
+
+    async fn run_change(&self, change: &Change) -> Result<Option<String>, ApplyError> {
+        self.refuse_protected(change)?;
+        match change.action {
+            Action::NoOp | Action::Retain => Ok(change.id.clone()),
+            Action::Verify => self.record_verified(change).await,
+            Action::Forget => self.forget(change).await,
+            Action::Adopt => self.adopt(change).await,
+            Action::Create => self.create(change, &change.address).await.map(Some),
+            Action::Update => self.update(change).await.map(Some),
+            Action::Replace => self.replace(change).await.map(Some),
+            Action::Delete => self.delete(change).await.map(|_| change.id.clone()),
+        }
+    }
+
+    /// The executor's own hard lock: whatever the plan says, no write to a protected id.
+    fn refuse_protected(&self, change: &Change) -> Result<(), ApplyError> {
+        let writes = match change.action {
+            Action::Update | Action::Replace | Action::Delete => true,
+            Action::Adopt => !change.fields.is_empty(),
+            _ => false,
+        };
+        let id = change.id.clone().unwrap_or_default();
+        if writes && (change.protected || self.protected.contains(&id)) {
+            return Err(ApplyError::Protected {
+                address: change.address.to_string(),
+                id,
+            });
+        }
+        Ok(())
+    }
+
+    fn provider(&self, addr: &Address) -> Result<&Arc<dyn Provider>, ApplyError> {
+        self.providers
+            .for_kind(addr.kind)
+            .ok_or_else(|| ApplyError::NoProvider {
+                address: addr.to_string(),
+                provider: addr.kind.provider().to_string(),
+            })
+    }
+
+    async fn record_verified(&self, change: &Change) -> Result<Option<String>, ApplyError> {
+        let Some(id) = change.id.clone() else {
+            return Ok(None);
+        };
+        let known = self.shared.lock().await.ids.get(&change.address) == Some(&id);
+        if !known {
+            let live = self.read(&change.address, &id).await?;
+            self.remember(&change.address, change, live, change.protected)
+                .await?;
+        }
+        Ok(Some(id))
+    }
+
+    async fn forget(&self, change: &Change) -> Result<Option<String>, ApplyError> {
+        let mut shared = self.shared.lock().await;
+        shared.state.remove(&change.address);
+        shared.ids.remove(&change.address);
+        shared.steps_since_save += 1;
+        Ok(change.id.clone())
+    }
+
+    async fn adopt(&self, change: &Change) -> Result<Option<String>, ApplyError> {
+        let id = change.id.clone().unwrap_or_default();
+        let live = self.read(&change.address, &id).await?;
+        self.remember(&change.address, change, live, false).await?;
+        self.audit(&change.address, Some(&id), "adopt", "ok");
+        if change.fields.is_empty() {
+            return Ok(Some(id));
+        }
+        self.update(change).await.map(Some)
+    }
+
+    async fn read(&self, addr: &Address, id: &str) -> Result<LiveObject, ApplyError> {
+        let provider = self.provider(addr)?;
+        provider.read(addr.kind, id).await?.ok_or_else(|| {
+            ApplyError::Provider(ProviderError::Api {
+                provider: addr.kind.provider(),
+                operation: "read".into(),
+                object: format!("{addr} ({id})"),
+                status: 404,
+                code: "not_found".into(),
+                detail: "the object disappeared during apply".into(),
+            })
+        })
+    }
+
+    async fn create(&self, change: &Change, addr: &Address) -> Result<String, ApplyError> {
+        let provider = self.provider(addr)?.clone();
+        let spec = self.for_write(change).await?;
+        let reference = format!("cwa-{}-{}", self.run, short_hash(&addr.to_string()));
+        let req = WriteRequest {
+            object: addr.to_string(),
+            spec: spec.clone(),
+            reference: reference.clone(),
+        };
+        self.intent(addr, "create", &reference, None, Some(&spec))?;
+        let created = match provider.create(&req).await {
+            Ok(obj) => obj,
+            Err(e) => return Err(self.failed(addr, "create", &reference, None, e)),
+        };
+        self.result(addr, "create", &reference, &created)?;
+        self.audit(addr, Some(&created.id), "create", "ok");
+        self.shared
+            .lock()
+            .await
+            .created
+            .push((addr.clone(), addr.kind, created.id.clone()));
+        let live = self.read(addr, &created.id).await.unwrap_or(created);
+        self.remember(addr, change, live.clone(), false).await?;
+        verify(addr, &spec, &live.spec)?;
+        Ok(live.id)
+    }
+
+    async fn update(&self, change: &Change) -> Result<String, ApplyError> {
+        let addr = &change.address;
+        let id = change.id.clone().unwrap_or_default();
+        let provider = self.provider(addr)?.clone();
+        let spec = self.for_write(change).await?;
+        let before = match &change.before {
+            Some(b) => self.to_ids(b).await,
+            None => self.read(addr, &id).await?.spec,
+        };
+        let reference = format!("cwa-{}-{}", self.run, short_hash(&addr.to_string()));
+        let req = WriteRequest {
+            object: addr.to_string(),
+            spec: spec.clone(),
+            reference: reference.clone(),
+        };
+        self.intent(addr, "update", &reference, Some(&id), Some(&spec))?;
+        let updated = match provider.update(&id, &before, &req).await {
+            Ok(obj) => obj,
+            Err(e) => return Err(self.failed(addr, "update", &reference, Some(&id), e)),
+        };
+        self.result(addr, "update", &reference, &updated)?;
+        self.audit(addr, Some(&id), "update", "ok");
+        let live = self.read(addr, &id).await?;
+        self.remember(addr, change, live.clone(), false).await?;
+        verify(addr, &spec, &live.spec)?;
+        Ok(id)
+    }
+
+    /// Create the new object first; then remove the old one, except a number, which is kept
+    /// under a `_retired_` address and never released.
+    async fn replace(&self, change: &Change) -> Result<String, ApplyError> {
+        let old = change.id.clone().unwrap_or_default();
+        let new = self.create(change, &change.address).await?;
+        if matches!(change.kind, Kind::TelnyxNumber | Kind::TwilioNumber) {
+            let live = self.read(&change.address, &old).await?;
+            let digits = live
+                .spec
+                .label()
+                .chars()
+                .filter(char::is_ascii_digit)
+                .collect::<String>();
+            let retired = Address::new(
+                change.kind,
+                format!("{}_retired_{digits}", change.address.name),
+            );
+            self.remember(&retired, change, live, false).await?;
+        } else {
+            let provider = self.provider(&change.address)?.clone();
+            let reference = format!(
+                "cwa-{}-{}-old",
+                self.run,
+                short_hash(&change.address.to_string())
+            );
+            self.intent(&change.address, "delete", &reference, Some(&old), None)?;
+            if let Err(e) = provider.delete(change.kind, &old).await {
+                return Err(self.failed(&change.address, "delete", &reference, Some(&old), e));
+            }
+            self.done(&change.address, "delete", &reference, &old)?;
+            self.audit(&change.address, Some(&old), "delete (replaced)", "ok");
+        }
+        Ok(new)
+    }
+
+    async fn delete(&self, change: &Change) -> Result<(), ApplyError> {
+        let addr = &change.address;
+        let id = change.id.clone().unwrap_or_default();
+        let provider = self.provider(addr)?.clone();
+        let reference = format!("cwa-{}-{}", self.run, short_hash(&addr.to_string()));
+        self.intent(addr, "delete", &reference, Some(&id), None)?;
+        match provider.delete(addr.kind, &id).await {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(self.failed(addr, "delete", &reference, Some(&id), e)),
+        }
+        self.done(addr, "delete", &reference, &id)?;
+        self.audit(
+            addr,
+            Some(&id),
+            if change.irreversible {
+                "release"
+            } else {
+                "delete"
+            },
+            "ok",
+        );
+        let mut shared = self.shared.lock().await;
+        shared.state.remove(addr);
+        shared.ids.remove(addr);
+        shared.steps_since_save += 1;
+        drop(shared);
+        self.save(false).await?;
+        Ok(())
+    }
+
+    /// The declared spec, ready to send: references as live ids, numbers of bought `auto`
+    /// numbers filled in, secrets read from the environment.
+    async fn for_write(&self, change: &Change) -> Result<Spec, ApplyError> {
+        let addr = change.address.to_string();
+        let after = change.after.clone().ok_or_else(|| ApplyError::Unresolved {
+            address: addr.clone(),
+            missing: "its declaration".into(),
+        })?;
+        let shared = self.shared.lock().await;
+        let mut spec = after;
+        for r in spec.refs_mut() {
+            if let Ref::Addr(target) = r {
+                let id = shared
+                    .ids
+                    .get(target)
+                    .ok_or_else(|| ApplyError::Unresolved {
+                        address: addr.clone(),
+                        missing: target.to_string(),
+                    })?;
+                *r = Ref::Id(id.clone());
+            }
+        }
+        for n in spec.number_refs_mut() {
+            if let NumberRef::Of(target) = n {
+                let number = match shared.state.get(target).map(|r| &r.spec) {
+                    Some(Spec::TelnyxNumber(t)) => t.number.fixed().cloned(),
+                    _ => None,
+                };
+                *n = NumberRef::Number(number.ok_or_else(|| ApplyError::Unresolved {
+                    address: addr.clone(),
+                    missing: target.to_string(),
+                })?);
+            }
+        }
+        drop(shared);
+        for secret in spec.secrets_mut() {
+            if let SecretRef::Env(name) = secret {
+                let variable = name.clone();
+                let resolved = self.secrets.resolve(secret);
+                *secret = resolved.map_err(|_| ApplyError::MissingSecret {
+                    address: addr.clone(),
+                    variable,
+                })?;
+            }
+        }
+        Ok(spec)
+    }
+
+    async fn to_ids(&self, spec: &Spec) -> Spec {
+        let shared = self.shared.lock().await;
+        let mut spec = spec.clone();
+        for r in spec.refs_mut() {
+            if let Ref::Addr(target) = r {
+                if let Some(id) = shared.ids.get(target) {
+                    *r = Ref::Id(id.clone());
+                }
+            }
+        }
+        spec
+    }
+
+    /// Records a live object as owned by `addr`.
+    async fn remember(
+        &self,
+        addr: &Address,
+        change: &Change,
+        live: LiveObject,
+        protected: bool,
+    ) -> Result<(), StateError> {
+        let mut shared = self.shared.lock().await;
+        shared.ids.insert(addr.clone(), live.id.clone());
+        shared.state.upsert(
+            addr,
+            StateResource {
+                id: live.id,
+                spec: live.spec,
+                church: change.church.clone(),
+                protected,
+            },
+        );
+        if protected {
+            if let Some(id) = &change.id {
+                shared
+                    .state
+                    .protected
+                    .entry(id.clone())
+                    .or_insert_with(|| "declared protected in lines.toml".into());
+            }
+        }
+        shared.steps_since_save += 1;
+        drop(shared);
+        self.save(false).await
+    }
+
+    /// Saves state now when it is small; a large state is saved per wave (the journal holds
+    /// every result in between, so nothing is lost if the run dies).
+    async fn save(&self, force: bool) -> Result<(), StateError> {
+        let mut shared = self.shared.lock().await;
+        if shared.steps_since_save == 0 {
+            return Ok(());
+        }
+        if !force && shared.state.resources.len() > 2_000 {
+            return Ok(());
+        }
+        shared.steps_since_save = 0;
+        self.store.save(&mut shared.state)
+    }
+
+    fn intent(
+        &self,
+        addr: &Address,
+        op: &str,
+        reference: &str,
+        id: Option<&str>,
+        spec: Option<&Spec>,
+    ) -> Result<(), StateError> {
+        self.journal.record(&JournalEntry {
+            run: self.run.clone(),
+            time: now(),
+            address: addr.to_string(),
+            operation: op.into(),
+            phase: JournalPhase::Intent,
+            reference: reference.into(),
+            id: id.map(str::to_string),
+            detail: None,
+            spec: spec.cloned(),
+        })
+    }
+
+    fn result(
+        &self,
+        addr: &Address,
+        op: &str,
+        reference: &str,
+        obj: &LiveObject,
+    ) -> Result<(), StateError> {
+        self.journal.record(&JournalEntry {
+            run: self.run.clone(),
+            time: now(),
+            address: addr.to_string(),
+            operation: op.into(),
+            phase: JournalPhase::Done,
+            reference: reference.into(),
+            id: Some(obj.id.clone()),
+            detail: None,
+            spec: Some(obj.spec.clone()),
+        })
+    }
+
+    fn done(&self, addr: &Address, op: &str, reference: &str, id: &str) -> Result<(), StateError> {
+        self.journal.record(&JournalEntry {
+            run: self.run.clone(),
+            time: now(),
+            address: addr.to_string(),
+            operation: op.into(),
+            phase: JournalPhase::Done,
+            reference: reference.into(),
+            id: Some(id.into()),
+            detail: None,
+            spec: None,
+        })
+    }
+
+    /// Records a failed call. When the provider may have carried it out (no answer), the
+    /// intent is left open so the next run looks it up before doing anything.
+    fn failed(
+        &self,
+        addr: &Address,
+        op: &str,
+        reference: &str,
+        id: Option<&str>,
+        e: ProviderError,
+    ) -> ApplyError {
+        if !e.outcome_unknown() {
+            let _ = self.journal.record(&JournalEntry {
+                run: self.run.clone(),
+                time: now(),
+                address: addr.to_string(),
+                operation: op.into(),
+                phase: JournalPhase::Failed,
+                reference: reference.into(),
+                id: id.map(str::to_string),
+                detail: Some(e.to_string()),
+                spec: None,
+            });
+        }
+        self.audit(addr, id, op, &format!("failed: {e}"));
+        ApplyError::Provider(e)
+    }
+
+    fn audit(&self, addr: &Address, id: Option<&str>, action: &str, outcome: &str) {
+        let entry = AuditEntry {
+            time: now(),
+            operator: self.operator.clone(),
+            address: addr.to_string(),
+            id: id.map(str::to_string),
+            action: action.into(),
+            outcome: outcome.into(),
+        };
+        if let Err(e) = self.journal.audit(&entry) {
+            tracing::warn!("cannot append to the audit log: {e}");
+        }
+    }
+
+    /// Deletes configuration objects this run created, newest first. Numbers are never
+    /// released by a rollback.
+    async fn rollback(&self) -> Vec<Address> {
+        let created = self.shared.lock().await.created.clone();
+        let mut undone = Vec::new();
+        for (addr, kind, id) in created.into_iter().rev() {
+            if matches!(kind, Kind::TelnyxNumber | Kind::TwilioNumber) {
+                continue;
+            }
+            let Ok(provider) = self.provider(&addr) else {
+                continue;
+            };
+            if provider.delete(kind, &id).await.is_ok() {
+                self.audit(&addr, Some(&id), "rollback delete", "ok");
+                let mut shared = self.shared.lock().await;
+                shared.state.remove(&addr);
+                shared.ids.remove(&addr);
+                shared.steps_since_save += 1;
+                undone.push(addr);
+            }
+        }
+        let _ = self.save(true).await;
+        undone
+    }
+}
+
+/// Protected objects matched by natural key still get their id recorded in state, so their
+/// protection survives the deletion of their declaration.
+fn needs_recording(change: &Change) -> bool {
+    change.action == Action::Verify && change.id.is_some()
+}
+
+/// Compares what was asked with what was read back. Secrets a provider does not return, and
+/// an `auto` number (which becomes whatever was bought), are not compared.
+fn verify(addr: &Address, asked: &Spec, actual: &Spec) -> Result<(), ApplyError> {
+    let asked = match (asked, actual) {
+        (Spec::TelnyxNumber(a), Spec::TelnyxNumber(b))
+            if matches!(a.number, NumberSpec::Auto { .. }) =>
+        {
+            let mut a = a.clone();
+            a.number = b.number.clone();
+            Spec::TelnyxNumber(a)
+        }
+        _ => asked.clone(),
+    };
+    let mismatch: Option<FieldChange> = crate::plan::diff_fields(actual, &asked)
+        .into_iter()
+        .find(|f| !(f.sensitive && f.before.is_null()));
+    match mismatch {
+        None => Ok(()),
+        Some(f) => Err(ApplyError::IgnoredWrite {
+            address: addr.to_string(),
+            field: f.path,
+            expected: crate::render::value_text(&f.after),
+            actual: crate::render::value_text(&f.before),
+        }),
+    }
+}
+
+/// Settles a journal left by a run that died: results are written into state, and creates
+/// with no result are looked up by their reference (a number order by its
+/// customer_reference) so that nothing is bought twice and nothing created is forgotten.
+pub async fn reconcile(
+    journal: &Journal,
+    store: &StateStore,
+    state: &mut State,
+    providers: &Providers,
+) -> Result<Vec<String>, ApplyError> {
+    let entries = journal.entries()?;
+    if entries.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut notes = Vec::new();
+    for e in entries.iter().filter(|e| e.phase == JournalPhase::Done) {
+        let Ok(addr) = e.address.parse::<Address>() else {
+            continue;
+        };
+        match (e.operation.as_str(), &e.spec, &e.id) {
+            ("delete", _, _) => {
+                if state.get(&addr).map(|r| &r.id) == e.id.as_ref() {
+                    state.remove(&addr);
+                }
+            }
+            (_, Some(spec), Some(id)) => {
+                let church = state.get(&addr).and_then(|r| r.church.clone());
+                state.upsert(
+                    &addr,
+                    StateResource {
+                        id: id.clone(),
+                        spec: spec.clone(),
+                        church,
+                        protected: false,
+                    },
+                );
+            }
+            _ => {}
+        }
+    }
+    for intent in journal.unfinished()? {
+        let Ok(addr) = intent.address.parse::<Address>() else {
+            continue;
+        };
+        if intent.operation != "create" {
+            notes.push(format!(
+                "{} {} may or may not have happened; the new plan re-reads it",
+                intent.operation, addr
+            ));
+            continue;
+        }
+        let (Some(spec), Some(provider)) = (&intent.spec, providers.for_kind(addr.kind)) else {
+            continue;
+        };
+        let req = WriteRequest {
+            object: addr.to_string(),
+            spec: spec.clone(),
+            reference: intent.reference.clone(),
+        };
+        match provider.find_created(&req).await? {
+            Some(found) => {
+                notes.push(format!(
+                    "found {} ({}) created by an interrupted run; recorded it",
+                    addr, found.id
+                ));
+                let church = state.get(&addr).and_then(|r| r.church.clone());
+                state.upsert(
+                    &addr,
+                    StateResource {
+                        id: found.id,
+                        spec: found.spec,
+                        church,
+                        protected: false,
+                    },
+                );
+            }
+            None => notes.push(format!("{addr}: the interrupted create never took effect")),
+        }
+    }
+    store.save(state)?;
+    journal.clear()?;
+    Ok(notes)
+}
+
+fn outcome(change: &Change, id: Option<String>, error: Option<String>) -> Outcome {
+    Outcome {
+        address: change.address.clone(),
+        action: change.action,
+        id,
+        error,
+    }
+}
+
+fn past(action: Action) -> &'static str {
+    match action {
+        Action::Create => "created",
+        Action::Update => "updated",
+        Action::Replace => "replaced",
+        Action::Delete => "deleted",
+        Action::Adopt => "adopted",
+        Action::Forget => "forgot",
+        Action::Verify => "verified",
+        Action::Retain => "kept",
+        Action::NoOp => "unchanged",
+    }
+}
+
+fn describe(addr: &Address, id: Option<&str>) -> String {
+    match id {
+        Some(id) => format!("{addr} ({id})"),
+        None => addr.to_string(),
+    }
+}
+
+fn short_hash(s: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(&Sha256::digest(s.as_bytes())[..4])
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

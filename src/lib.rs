@@ -6,6 +6,7 @@
 //! [`sandbox`] emulates the three services on loopback.
 
 pub mod apply;
+pub mod checks;
 pub mod cli;
 pub mod commands;
 pub mod config;

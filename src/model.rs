@@ -103,7 +103,9 @@ impl Kind {
             Self::LivekitInboundTrunk | Self::LivekitOutboundTrunk | Self::LivekitDispatchRule => {
                 ProviderName::Livekit
             }
-            Self::TwilioNumber | Self::TwilioTrunk | Self::TwilioTrunkNumber => ProviderName::Twilio,
+            Self::TwilioNumber | Self::TwilioTrunk | Self::TwilioTrunkNumber => {
+                ProviderName::Twilio
+            }
         }
     }
 
@@ -250,7 +252,10 @@ impl E164 {
         let d = self.digits();
         d.len() == 11
             && d.starts_with('1')
-            && matches!(&d[1..4], "800" | "833" | "844" | "855" | "866" | "877" | "888")
+            && matches!(
+                &d[1..4],
+                "800" | "833" | "844" | "855" | "866" | "877" | "888"
+            )
     }
 
     /// The NANP area code, when there is one.
@@ -425,6 +430,46 @@ impl SecretRef {
     }
 }
 
+/// Where secret values come from: the process environment, plus values the embedded sandbox
+/// supplies for its own fake secrets (so they never have to be exported).
+#[derive(Clone, Default)]
+pub struct SecretSource {
+    overrides: BTreeMap<String, String>,
+}
+
+impl fmt::Debug for SecretSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.overrides.keys()).finish()
+    }
+}
+
+impl SecretSource {
+    pub fn with_overrides(overrides: impl IntoIterator<Item = (String, String)>) -> Self {
+        Self {
+            overrides: overrides.into_iter().collect(),
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.overrides
+            .get(name)
+            .cloned()
+            .or_else(|| std::env::var(name).ok())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// Resolves an `Env` secret to its value; the error is the missing variable's name.
+    pub fn resolve(&self, secret: &SecretRef) -> Result<SecretRef, String> {
+        match secret {
+            SecretRef::Env(name) => self
+                .get(name)
+                .map(|v| SecretRef::Value(SecretValue::new(v)))
+                .ok_or_else(|| name.clone()),
+            other => Ok(other.clone()),
+        }
+    }
+}
+
 impl Serialize for SecretRef {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -580,8 +625,14 @@ pub struct OutboundTrunkSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "type")]
 pub enum DispatchKind {
-    Individual { room_prefix: String, pin: String },
-    Direct { room_name: String, pin: String },
+    Individual {
+        room_prefix: String,
+        pin: String,
+    },
+    Direct {
+        room_name: String,
+        pin: String,
+    },
     Callee {
         room_prefix: String,
         pin: String,
@@ -736,12 +787,16 @@ impl Spec {
             Self::TelnyxCredentialConnection(s) => {
                 s.password.iter().map(|v| ("password", v)).collect()
             }
-            Self::LivekitInboundTrunk(s) => {
-                s.auth_password.iter().map(|v| ("auth_password", v)).collect()
-            }
-            Self::LivekitOutboundTrunk(s) => {
-                s.auth_password.iter().map(|v| ("auth_password", v)).collect()
-            }
+            Self::LivekitInboundTrunk(s) => s
+                .auth_password
+                .iter()
+                .map(|v| ("auth_password", v))
+                .collect(),
+            Self::LivekitOutboundTrunk(s) => s
+                .auth_password
+                .iter()
+                .map(|v| ("auth_password", v))
+                .collect(),
             _ => Vec::new(),
         }
     }
@@ -962,10 +1017,22 @@ mod tests {
     #[test]
     fn e164_parse_and_normalize() {
         assert!(E164::parse("+14144007103").is_ok());
-        assert!(matches!(E164::parse("14144007103"), Err(E164Error::MissingPlus(_))));
-        assert!(matches!(E164::parse("+1414400710"), Err(E164Error::Nanp(_))));
-        assert_eq!(E164::normalize("14144007103").unwrap().as_str(), "+14144007103");
-        assert_eq!(E164::normalize("+1 (414) 400-7103").unwrap().as_str(), "+14144007103");
+        assert!(matches!(
+            E164::parse("14144007103"),
+            Err(E164Error::MissingPlus(_))
+        ));
+        assert!(matches!(
+            E164::parse("+1414400710"),
+            Err(E164Error::Nanp(_))
+        ));
+        assert_eq!(
+            E164::normalize("14144007103").unwrap().as_str(),
+            "+14144007103"
+        );
+        assert_eq!(
+            E164::normalize("+1 (414) 400-7103").unwrap().as_str(),
+            "+14144007103"
+        );
     }
 
     #[test]

@@ -1,7 +1,11 @@
 //! One module per verb: thin orchestration over the library, no business logic.
 
+mod apply;
 mod graph;
+mod plan;
 mod sandbox;
+pub mod session;
+mod state;
 mod validate;
 
 use crate::cli::{Cli, Command, GlobalArgs};
@@ -54,6 +58,11 @@ pub async fn dispatch(cli: Cli) -> miette::Result<ExitStatus> {
         Command::Validate => validate::validate(&global),
         Command::Graph(args) => graph::graph(&global, &args),
         Command::Sandbox(cmd) => sandbox::sandbox(&global, cmd).await,
-        other => Err(miette::miette!("{other:?} is not available in this build yet")),
+        Command::Plan(args) => plan::plan(&global, &args).await,
+        Command::Apply(args) => apply::apply(&global, &args).await,
+        Command::State(cmd) => state::state(&global, &cmd),
+        other => Err(miette::miette!(
+            "{other:?} is not available in this build yet"
+        )),
     }
 }

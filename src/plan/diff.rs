@@ -6,8 +6,8 @@ use super::fields::{self, FieldChange};
 use super::matching::{self, Index};
 use super::{graph, safety, Action, Change, Finding, Fingerprints, Plan, Severity, Unmanaged};
 use crate::model::{
-    Address, Desired, DesiredResource, Kind, Live, LiveObject, NumberRef, NumberSpec,
-    ProviderName, SecretRef, Spec,
+    Address, Desired, DesiredResource, Kind, Live, LiveObject, NumberRef, NumberSpec, ProviderName,
+    SecretRef, Spec,
 };
 use crate::state::State;
 
@@ -29,6 +29,8 @@ pub struct PlanInput<'a> {
     pub refreshed: bool,
     pub config_fingerprint: String,
     pub options: PlanOptions,
+    /// Where the values of secrets named in lines.toml come from, to compare fingerprints.
+    pub secrets: &'a crate::model::SecretSource,
 }
 
 /// Computes the plan. Pure: reads its inputs and the environment variables that name secrets
@@ -135,7 +137,10 @@ impl<'a> Planner<'a> {
         let kind = resource.addr.kind;
         if protected || resource.read_only {
             Action::Verify
-        } else if changed.iter().any(|c| fields::requires_replace(kind, &c.path)) {
+        } else if changed
+            .iter()
+            .any(|c| fields::requires_replace(kind, &c.path))
+        {
             Action::Replace
         } else if adopted {
             Action::Adopt
@@ -177,7 +182,11 @@ impl<'a> Planner<'a> {
         Change {
             address: resource.addr.clone(),
             kind,
-            action: if resource.read_only { Action::Verify } else { Action::Create },
+            action: if resource.read_only {
+                Action::Verify
+            } else {
+                Action::Create
+            },
             id: None,
             church: resource.church.clone(),
             protected: false,
@@ -206,7 +215,11 @@ impl<'a> Planner<'a> {
             if provider_read(self.input, resource.addr.kind) {
                 return (
                     None,
-                    format!("owned as {} but gone from {}", r.id, resource.addr.kind.provider()),
+                    format!(
+                        "owned as {} but gone from {}",
+                        r.id,
+                        resource.addr.kind.provider()
+                    ),
                 );
             }
         }
@@ -229,10 +242,11 @@ impl<'a> Planner<'a> {
             }
         }
         for secret in spec.secrets_mut() {
-            if let Ok(SecretRef::Value(v)) = secret.resolve() {
+            if let Ok(SecretRef::Value(v)) = self.input.secrets.resolve(secret) {
                 *secret = SecretRef::Fingerprint(v.fingerprint());
             }
         }
+        matching::normalize(&mut spec);
         spec
     }
 
@@ -267,8 +281,8 @@ impl<'a> Planner<'a> {
         let before = live.map(|o| matching::to_addresses(&o.spec, &self.index));
         let protected = self.is_protected(&owned.id, &owned.spec);
         let is_number = addr.kind == Kind::TelnyxNumber || addr.kind == Kind::TwilioNumber;
-        let read_only = addr.kind.provider() == ProviderName::Twilio
-            && !self.desired().policy.twilio_writes;
+        let read_only =
+            addr.kind.provider() == ProviderName::Twilio && !self.desired().policy.twilio_writes;
         let (action, reason) = match live {
             None => (Action::Forget, "owned, not declared, already gone from live".to_string()),
             Some(_) if read_only => (
@@ -309,7 +323,11 @@ impl<'a> Planner<'a> {
     }
 
     fn find_unmanaged(&mut self) {
-        let claimed: HashSet<&str> = self.changes.iter().filter_map(|c| c.id.as_deref()).collect();
+        let claimed: HashSet<&str> = self
+            .changes
+            .iter()
+            .filter_map(|c| c.id.as_deref())
+            .collect();
         let unmanaged: Vec<Unmanaged> = self
             .input
             .live
@@ -364,7 +382,10 @@ impl<'a> Planner<'a> {
                     .join(", ")
             ))
         } else if change.protected && change.action == Action::Delete {
-            Some(format!("{} ({id}) is protected and would be deleted", change.address))
+            Some(format!(
+                "{} ({id}) is protected and would be deleted",
+                change.address
+            ))
         } else {
             self.indirect_violation(change, &protected_ids)
         }?;
@@ -458,7 +479,12 @@ impl<'a> Planner<'a> {
             ..
         } = self;
         changes = restrict_to_targets(changes, &input.options.targets, input.desired);
-        errors.extend(safety::mass_change(&changes, input.state, input.desired, &input.options));
+        errors.extend(safety::mass_change(
+            &changes,
+            input.state,
+            input.desired,
+            &input.options,
+        ));
         let (changes, edges) = match graph::order(changes) {
             Ok(ordered) => ordered,
             Err((changes, cycle)) => {
@@ -531,7 +557,7 @@ fn existing_reason(
         Action::Verify if protected => "protected: compared, never written".into(),
         Action::Verify if read_only => "read-only by policy: compared, never written".into(),
         Action::Replace => "a field that cannot change in place differs".into(),
-        Action::Adopt => format!("live but not yet owned ({matched}): adopt"),
+        Action::Adopt => format!("live, not yet in state ({matched})"),
         Action::Update => "live differs from lines.toml".into(),
         _ if adopted => matched.to_string(),
         _ => String::new(),
@@ -556,7 +582,11 @@ fn read_only_drift(resource: &DesiredResource, changed: &[FieldChange]) -> Findi
 
 /// Keeps only the targets and everything they depend on (transitively); undeclared targets
 /// (removals) are kept when named.
-fn restrict_to_targets(changes: Vec<Change>, targets: &[Address], desired: &Desired) -> Vec<Change> {
+fn restrict_to_targets(
+    changes: Vec<Change>,
+    targets: &[Address],
+    desired: &Desired,
+) -> Vec<Change> {
     if targets.is_empty() {
         return changes;
     }
@@ -570,5 +600,8 @@ fn restrict_to_targets(changes: Vec<Change>, targets: &[Address], desired: &Desi
             todo.extend(r.dependencies());
         }
     }
-    changes.into_iter().filter(|c| keep.contains(&c.address)).collect()
+    changes
+        .into_iter()
+        .filter(|c| keep.contains(&c.address))
+        .collect()
 }

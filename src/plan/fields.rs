@@ -70,7 +70,12 @@ fn walk(prefix: &str, before: &Value, after: &Value, out: &mut Vec<FieldChange>)
                     format!("{prefix}.{key}")
                 };
                 let null = Value::Null;
-                walk(&path, b.get(key).unwrap_or(&null), a.get(key).unwrap_or(&null), out);
+                walk(
+                    &path,
+                    b.get(key).unwrap_or(&null),
+                    a.get(key).unwrap_or(&null),
+                    out,
+                );
             }
         }
         _ if before != after => out.push(FieldChange {
@@ -124,7 +129,10 @@ mod tests {
     #[test]
     fn secrets_are_masked_and_unknown_secrets_never_differ() {
         let live = trunk("u", Some(SecretRef::Fingerprint("sha256:aaaa".into())));
-        let changed = diff(&live, &trunk("u", Some(SecretRef::Fingerprint("sha256:bbbb".into()))));
+        let changed = diff(
+            &live,
+            &trunk("u", Some(SecretRef::Fingerprint("sha256:bbbb".into()))),
+        );
         assert_eq!(changed.len(), 1);
         assert!(changed[0].sensitive);
         assert_eq!(changed[0].after, Value::String(SENSITIVE.into()));

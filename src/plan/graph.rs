@@ -74,8 +74,11 @@ fn is_removal(action: Action) -> bool {
 fn build(changes: &[Change]) -> ChangeGraph {
     let mut graph = ChangeGraph::new();
     let nodes: Vec<NodeIndex> = (0..changes.len()).map(|i| graph.add_node(i)).collect();
-    let by_addr: BTreeMap<&Address, usize> =
-        changes.iter().enumerate().map(|(i, c)| (&c.address, i)).collect();
+    let by_addr: BTreeMap<&Address, usize> = changes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (&c.address, i))
+        .collect();
     for (i, change) in changes.iter().enumerate() {
         if is_removal(change.action) {
             for (j, user) in changes.iter().enumerate() {
@@ -117,9 +120,16 @@ fn kahn(graph: &ChangeGraph, changes: &[Change]) -> Option<Vec<usize>> {
     };
     let mut indegree: Vec<usize> = graph
         .node_indices()
-        .map(|n| graph.neighbors_directed(n, petgraph::Direction::Incoming).count())
+        .map(|n| {
+            graph
+                .neighbors_directed(n, petgraph::Direction::Incoming)
+                .count()
+        })
         .collect();
-    let mut ready: BinaryHeap<_> = (0..changes.len()).filter(|&i| indegree[i] == 0).map(key).collect();
+    let mut ready: BinaryHeap<_> = (0..changes.len())
+        .filter(|&i| indegree[i] == 0)
+        .map(key)
+        .collect();
     let mut out = Vec::with_capacity(changes.len());
     while let Some(Reverse((_, _, _, i))) = ready.pop() {
         out.push(i);
@@ -139,8 +149,10 @@ fn find_cycle(graph: &ChangeGraph, changes: &[Change]) -> CycleError {
         .into_iter()
         .find(|scc| scc.len() > 1)
         .map(|scc| {
-            let mut names: Vec<String> =
-                scc.iter().map(|n| changes[graph[*n]].address.to_string()).collect();
+            let mut names: Vec<String> = scc
+                .iter()
+                .map(|n| changes[graph[*n]].address.to_string())
+                .collect();
             names.sort();
             names
         })

@@ -19,12 +19,6 @@ impl Index {
         self.by_addr.insert(addr, id);
     }
 
-    pub fn remove(&mut self, addr: &Address) {
-        if let Some(id) = self.by_addr.remove(addr) {
-            self.by_id.remove(&id);
-        }
-    }
-
     pub fn id(&self, addr: &Address) -> Option<&str> {
         self.by_addr.get(addr).map(String::as_str)
     }
@@ -48,7 +42,7 @@ pub fn to_addresses(spec: &Spec, index: &Index) -> Spec {
             }
         }
     }
-    sort_refs(&mut out);
+    normalize(&mut out);
     out
 }
 
@@ -65,10 +59,19 @@ pub fn to_ids(spec: &Spec, index: &Index) -> Spec {
     out
 }
 
-/// Lists of references have no meaningful order; sort them so order never shows as a diff.
-fn sort_refs(spec: &mut Spec) {
-    if let Spec::LivekitDispatchRule(rule) = spec {
-        rule.trunks.sort();
+/// Lists whose order means nothing (a trunk's numbers, a rule's trunks, whitelisted
+/// countries) are sorted so that order never shows as a diff.
+pub fn normalize(spec: &mut Spec) {
+    match spec {
+        Spec::LivekitDispatchRule(rule) => rule.trunks.sort(),
+        Spec::LivekitInboundTrunk(t) => {
+            t.numbers.sort();
+            t.allowed_addresses.sort();
+            t.allowed_numbers.sort();
+        }
+        Spec::LivekitOutboundTrunk(t) => t.numbers.sort(),
+        Spec::TelnyxOutboundVoiceProfile(p) => p.whitelisted_destinations.sort(),
+        _ => {}
     }
 }
 
@@ -100,7 +103,9 @@ fn same_natural_key(wanted: &Spec, live: &Spec) -> bool {
         (Spec::TelnyxFqdn(w), Spec::TelnyxFqdn(l)) => {
             w.fqdn == l.fqdn && w.port == l.port && refs_compatible(&w.connection, &l.connection)
         }
-        (Spec::TelnyxOutboundVoiceProfile(w), Spec::TelnyxOutboundVoiceProfile(l)) => w.name == l.name,
+        (Spec::TelnyxOutboundVoiceProfile(w), Spec::TelnyxOutboundVoiceProfile(l)) => {
+            w.name == l.name
+        }
         (Spec::TelnyxTexmlApplication(w), Spec::TelnyxTexmlApplication(l)) => {
             w.friendly_name == l.friendly_name
         }
@@ -112,12 +117,17 @@ fn same_natural_key(wanted: &Spec, live: &Spec) -> bool {
         }
         (Spec::LivekitDispatchRule(w), Spec::LivekitDispatchRule(l)) => {
             let ids = |v: &[Ref]| {
-                let mut ids: Vec<String> = v.iter().filter_map(|r| r.id().map(str::to_string)).collect();
+                let mut ids: Vec<String> = v
+                    .iter()
+                    .filter_map(|r| r.id().map(str::to_string))
+                    .collect();
                 ids.sort();
                 ids
             };
             let wanted_ids = ids(&w.trunks);
-            (!wanted_ids.is_empty() && wanted_ids.len() == w.trunks.len() && wanted_ids == ids(&l.trunks))
+            (!wanted_ids.is_empty()
+                && wanted_ids.len() == w.trunks.len()
+                && wanted_ids == ids(&l.trunks))
                 || (!w.name.is_empty() && w.name == l.name)
         }
         (Spec::TwilioNumber(w), Spec::TwilioNumber(l)) => w.number == l.number,
@@ -139,7 +149,9 @@ fn refs_compatible(wanted: &Ref, live: &Ref) -> bool {
 }
 
 fn shares_number(wanted: &[NumberRef], live: &[NumberRef]) -> bool {
-    wanted.iter().any(|w| matches!(w, NumberRef::Number(_)) && live.contains(w))
+    wanted
+        .iter()
+        .any(|w| matches!(w, NumberRef::Number(_)) && live.contains(w))
 }
 
 /// The order in which kinds are matched and diffed, so that a resource's references are
@@ -150,7 +162,9 @@ pub fn kind_rank(kind: Kind) -> u8 {
         | Kind::TelnyxTexmlApplication
         | Kind::TwilioNumber
         | Kind::TwilioTrunk => 0,
-        Kind::TelnyxFqdnConnection | Kind::TelnyxCredentialConnection | Kind::TwilioTrunkNumber => 1,
+        Kind::TelnyxFqdnConnection | Kind::TelnyxCredentialConnection | Kind::TwilioTrunkNumber => {
+            1
+        }
         Kind::TelnyxFqdn => 2,
         Kind::TelnyxNumber => 3,
         Kind::LivekitInboundTrunk | Kind::LivekitOutboundTrunk => 4,

@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 use crate::model::{Address, Kind, SourceSpan, Spec};
 
 pub use diff::{compute, PlanInput, PlanOptions};
-pub use fields::FieldChange;
-pub use graph::{order, ChangeGraph, CycleError};
+pub use fields::{diff as diff_fields, FieldChange};
+pub use graph::{order, waves as graph_waves, ChangeGraph, CycleError};
 
 /// The version of the JSON plan schema (`cwa plan --json`, plan files). Bumped on any
 /// incompatible change; readers refuse a newer major version.

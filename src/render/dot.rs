@@ -5,7 +5,9 @@ use crate::plan::{Action, Plan};
 /// One node per change that does something (plus verified protected objects), edges as the
 /// graph has them.
 pub fn dot(plan: &Plan) -> String {
-    let mut out = String::from("digraph plan {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n");
+    let mut out = String::from(
+        "digraph plan {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n",
+    );
     for (i, c) in plan.changes.iter().enumerate() {
         if c.action == Action::NoOp {
             continue;

@@ -40,13 +40,25 @@ pub fn human(plan: &Plan, opts: &HumanOptions) -> String {
     render_unmanaged(&mut out, plan, opts);
     render_findings(&mut out, "Checks", &plan.checks, opts);
     render_findings(&mut out, "Errors", &plan.errors, opts);
-    let _ = writeln!(out, "Monthly cost: {}", money(plan.monthly_cost_delta_cents));
+    let _ = writeln!(
+        out,
+        "Monthly cost: {}",
+        money(plan.monthly_cost_delta_cents)
+    );
     let verdict = if plan.is_error() {
-        paint("Plan refused: fix the errors above.", Style::Delete, opts.color)
+        paint(
+            "Plan refused: fix the errors above.",
+            Style::Delete,
+            opts.color,
+        )
     } else if plan.has_changes() {
         format!("Plan: {}.", summary_line(plan))
     } else {
-        paint("No changes. Live matches lines.toml.", Style::Create, opts.color)
+        paint(
+            "No changes. Live matches lines.toml.",
+            Style::Create,
+            opts.color,
+        )
     };
     let _ = writeln!(out, "{verdict}");
     out
@@ -58,14 +70,21 @@ fn groups<'a>(plan: &'a Plan, opts: &HumanOptions) -> Vec<(String, Vec<&'a Chang
     for change in plan.changes.iter().filter(|c| shown(c, opts)) {
         let key = match &change.church {
             Some(key) => {
-                let name = opts.church_names.get(key).cloned().unwrap_or_else(|| key.clone());
+                let name = opts
+                    .church_names
+                    .get(key)
+                    .cloned()
+                    .unwrap_or_else(|| key.clone());
                 (0, format!("Church {name} ({key})"))
             }
             None => (1, "Account and shared objects".to_string()),
         };
         by_group.entry(key).or_default().push(change);
     }
-    by_group.into_iter().map(|((_, name), v)| (name, v)).collect()
+    by_group
+        .into_iter()
+        .map(|((_, name), v)| (name, v))
+        .collect()
 }
 
 fn shown(change: &Change, opts: &HumanOptions) -> bool {
@@ -89,14 +108,22 @@ fn style_of(action: Action) -> Style {
 }
 
 fn render_change(out: &mut String, change: &Change, opts: &HumanOptions) {
-    let id = change.id.as_deref().map(|id| format!(" ({id})")).unwrap_or_default();
+    let id = change
+        .id
+        .as_deref()
+        .map(|id| format!(" ({id})"))
+        .unwrap_or_default();
     let lock = if change.protected { " [protected]" } else { "" };
     let head = format!("{:>3} {}{id}{lock}", change.action.symbol(), change.address);
     let _ = writeln!(
         out,
         "{}  {}",
         paint(&head, style_of(change.action), opts.color),
-        paint(&format!("# {}: {}", change.action.as_str(), change.reason), Style::Dim, opts.color)
+        paint(
+            &format!("# {}: {}", change.action.as_str(), change.reason),
+            Style::Dim,
+            opts.color
+        )
     );
     if change.action == Action::Create {
         render_created(out, change, opts);
@@ -108,7 +135,9 @@ fn render_change(out: &mut String, change: &Change, opts: &HumanOptions) {
 
 fn render_created(out: &mut String, change: &Change, opts: &HumanOptions) {
     let Some(after) = &change.after else { return };
-    let Ok(Value::Object(map)) = serde_json::to_value(after) else { return };
+    let Ok(Value::Object(map)) = serde_json::to_value(after) else {
+        return;
+    };
     let secrets: Vec<&str> = after.secrets().into_iter().map(|(n, _)| n).collect();
     for (key, value) in map.iter().filter(|(k, _)| k.as_str() != "kind") {
         let text = if secrets.contains(&key.as_str()) {
@@ -116,7 +145,11 @@ fn render_created(out: &mut String, change: &Change, opts: &HumanOptions) {
         } else {
             value_text(value)
         };
-        let _ = writeln!(out, "      {key} = {}", paint(&text, Style::Create, opts.color));
+        let _ = writeln!(
+            out,
+            "      {key} = {}",
+            paint(&text, Style::Create, opts.color)
+        );
     }
 }
 
@@ -162,25 +195,57 @@ fn render_removals(out: &mut String, plan: &Plan, opts: &HumanOptions) {
         let _ = writeln!(
             out,
             "{}",
-            paint("Irreversible: numbers to RELEASE (anyone can buy them afterwards)", Style::Delete, opts.color)
+            paint(
+                "Irreversible: numbers to RELEASE (anyone can buy them afterwards)",
+                Style::Delete,
+                opts.color
+            )
         );
         for c in released {
-            let _ = writeln!(out, "  - {} ({})  {}", c.address, c.id.as_deref().unwrap_or(""), label(c));
+            let _ = writeln!(
+                out,
+                "  - {} ({})  {}",
+                c.address,
+                c.id.as_deref().unwrap_or(""),
+                label(c)
+            );
         }
         out.push('\n');
     }
-    let kept: Vec<&Change> = plan.changes.iter().filter(|c| c.action == Action::Retain).collect();
+    let kept: Vec<&Change> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Retain)
+        .collect();
     if !kept.is_empty() {
-        let _ = writeln!(out, "{}", paint("Numbers kept, not released (pass --release-numbers to release)", Style::Heading, opts.color));
+        let _ = writeln!(
+            out,
+            "{}",
+            paint(
+                "Numbers kept, not released (pass --release-numbers to release)",
+                Style::Heading,
+                opts.color
+            )
+        );
         for c in kept {
-            let _ = writeln!(out, "  = {} ({})  {}", c.address, c.id.as_deref().unwrap_or(""), label(c));
+            let _ = writeln!(
+                out,
+                "  = {} ({})  {}",
+                c.address,
+                c.id.as_deref().unwrap_or(""),
+                label(c)
+            );
         }
         out.push('\n');
     }
 }
 
 fn label(change: &Change) -> String {
-    change.before.as_ref().map(|s| s.label()).unwrap_or_default()
+    change
+        .before
+        .as_ref()
+        .map(|s| s.label())
+        .unwrap_or_default()
 }
 
 fn render_unmanaged(out: &mut String, plan: &Plan, opts: &HumanOptions) {
@@ -190,7 +255,11 @@ fn render_unmanaged(out: &mut String, plan: &Plan, opts: &HumanOptions) {
     let _ = writeln!(
         out,
         "{}",
-        paint("Unmanaged (live, neither declared nor owned; never touched)", Style::Heading, opts.color)
+        paint(
+            "Unmanaged (live, neither declared nor owned; never touched)",
+            Style::Heading,
+            opts.color
+        )
     );
     for u in &plan.unmanaged {
         let _ = writeln!(out, "  {} {}  {}", u.kind, u.id, u.label);
@@ -208,7 +277,13 @@ fn render_findings(out: &mut String, title: &str, findings: &[Finding], opts: &H
             Severity::Error => ("error", Style::Delete),
             Severity::Warning => ("warning", Style::Update),
         };
-        let _ = writeln!(out, "  {} [{}] {}", paint(tag, style, opts.color), f.code, f.message);
+        let _ = writeln!(
+            out,
+            "  {} [{}] {}",
+            paint(tag, style, opts.color),
+            f.code,
+            f.message
+        );
         if let Some(help) = &f.help {
             let _ = writeln!(out, "      help: {help}");
         }

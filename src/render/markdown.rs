@@ -16,8 +16,16 @@ pub fn markdown(plan: &Plan) -> String {
     } else {
         "✅ **No changes**"
     };
-    let source = if plan.refreshed { "live services" } else { "state/ only (no credentials: `--refresh=false`)" };
-    let _ = writeln!(out, "### cwa plan\n\n{verdict}, planned against {source}. Monthly cost: {}.\n", money(plan.monthly_cost_delta_cents));
+    let source = if plan.refreshed {
+        "live services"
+    } else {
+        "state/ only (no credentials: `--refresh=false`)"
+    };
+    let _ = writeln!(
+        out,
+        "### cwa plan\n\n{verdict}, planned against {source}. Monthly cost: {}.\n",
+        money(plan.monthly_cost_delta_cents)
+    );
     summary_table(&mut out, plan);
     errors(&mut out, plan);
     mermaid(&mut out, plan);
@@ -37,7 +45,11 @@ fn summary_table(out: &mut String, plan: &Plan) {
 
 fn errors(out: &mut String, plan: &Plan) {
     for f in plan.errors.iter().chain(&plan.checks) {
-        let icon = if f.severity == Severity::Error { "❌" } else { "⚠️" };
+        let icon = if f.severity == Severity::Error {
+            "❌"
+        } else {
+            "⚠️"
+        };
         let _ = writeln!(out, "- {icon} `{}` {}", f.code, f.message);
     }
     if !plan.errors.is_empty() || !plan.checks.is_empty() {
@@ -55,7 +67,12 @@ fn mermaid(out: &mut String, plan: &Plan) {
     let _ = writeln!(out, "```mermaid\nflowchart LR");
     for &i in &shown {
         let c = &plan.changes[i];
-        let _ = writeln!(out, "  n{i}[\"{} {}\"]", c.action.symbol().replace('<', "&lt;"), c.address);
+        let _ = writeln!(
+            out,
+            "  n{i}[\"{} {}\"]",
+            c.action.symbol().replace('<', "&lt;"),
+            c.address
+        );
     }
     for (from, to) in &plan.edges {
         if shown.contains(from) && shown.contains(to) {
@@ -66,21 +83,50 @@ fn mermaid(out: &mut String, plan: &Plan) {
 }
 
 fn details(out: &mut String, plan: &Plan) {
-    let changes: Vec<&Change> = plan.actionable().chain(plan.changes.iter().filter(|c| c.action == Action::Retain)).collect();
+    let changes: Vec<&Change> = plan
+        .actionable()
+        .chain(plan.changes.iter().filter(|c| c.action == Action::Retain))
+        .collect();
     if changes.is_empty() && plan.unmanaged.is_empty() {
         return;
     }
-    let _ = writeln!(out, "<details><summary>Details ({} changes)</summary>\n", changes.len());
+    let _ = writeln!(
+        out,
+        "<details><summary>Details ({} changes)</summary>\n",
+        changes.len()
+    );
     for c in changes {
-        let id = c.id.as_deref().map(|i| format!(" (`{i}`)")).unwrap_or_default();
-        let irreversible = if c.irreversible { " **irreversible**" } else { "" };
-        let _ = writeln!(out, "- `{}` **{}**{id}{irreversible}: {}", c.action.symbol(), c.address, c.reason);
+        let id =
+            c.id.as_deref()
+                .map(|i| format!(" (`{i}`)"))
+                .unwrap_or_default();
+        let irreversible = if c.irreversible {
+            " **irreversible**"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "- `{}` **{}**{id}{irreversible}: {}",
+            c.action.symbol(),
+            c.address,
+            c.reason
+        );
         for f in &c.fields {
-            let _ = writeln!(out, "  - `{}`: `{}` → `{}`", f.path, value_text(&f.before), value_text(&f.after));
+            let _ = writeln!(
+                out,
+                "  - `{}`: `{}` → `{}`",
+                f.path,
+                value_text(&f.before),
+                value_text(&f.after)
+            );
         }
     }
     if !plan.unmanaged.is_empty() {
-        let _ = writeln!(out, "\n**Unmanaged** (live, neither declared nor owned; never touched):\n");
+        let _ = writeln!(
+            out,
+            "\n**Unmanaged** (live, neither declared nor owned; never touched):\n"
+        );
         for u in &plan.unmanaged {
             let _ = writeln!(out, "- `{}` `{}` {}", u.kind, u.id, u.label);
         }

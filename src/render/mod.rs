@@ -13,7 +13,8 @@ pub use markdown::markdown;
 /// The plan as versioned JSON (`format_version` at the top). The same document is the plan
 /// file `cwa apply PLANFILE` reads.
 pub fn json(plan: &Plan) -> String {
-    let mut out = serde_json::to_string_pretty(plan).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    let mut out =
+        serde_json::to_string_pretty(plan).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
     out.push('\n');
     out
 }
@@ -29,7 +30,11 @@ pub fn summary_line(plan: &Plan) -> String {
         format!("{} to replace", n(Action::Replace)),
         format!("{} to delete", n(Action::Delete)),
     ];
-    for (action, label) in [(Action::Forget, "to forget"), (Action::Retain, "kept"), (Action::Verify, "verified")] {
+    for (action, label) in [
+        (Action::Forget, "to forget"),
+        (Action::Retain, "kept"),
+        (Action::Verify, "verified"),
+    ] {
         if n(action) > 0 {
             parts.push(format!("{} {label}", n(action)));
         }
@@ -44,7 +49,11 @@ pub fn money(cents: i64) -> String {
         -1 => "-",
         _ => "",
     };
-    format!("{sign}${}.{:02}/month", cents.abs() / 100, cents.abs() % 100)
+    format!(
+        "{sign}${}.{:02}/month",
+        cents.abs() / 100,
+        cents.abs() % 100
+    )
 }
 
 /// A JSON value as a reviewer reads it: strings bare, null as `(none)`.

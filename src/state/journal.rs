@@ -37,6 +37,10 @@ pub struct JournalEntry {
     pub id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The object as written or found (live ids, secrets as fingerprints): an intent's spec lets
+    /// a lost create be found again; a result's spec lets state be rebuilt from the journal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<crate::model::Spec>,
 }
 
 /// One line of audit.jsonl.
@@ -134,7 +138,8 @@ fn append_line<T: Serialize>(path: &Path, value: &T) -> Result<(), StateError> {
         .append(true)
         .open(path)
         .map_err(|e| io("open", e))?;
-    file.write_all(line.as_bytes()).map_err(|e| io("append to", e))?;
+    file.write_all(line.as_bytes())
+        .map_err(|e| io("append to", e))?;
     file.sync_data().map_err(|e| io("fsync", e))
 }
 
@@ -160,7 +165,11 @@ fn read_lines<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>, State
         })?;
     let last = lines.len().saturating_sub(1);
     let mut out = Vec::with_capacity(lines.len());
-    for (i, line) in lines.iter().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (i, line) in lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         match serde_json::from_str(line) {
             Ok(v) => out.push(v),
             Err(_) if i == last => break,
@@ -189,6 +198,7 @@ mod tests {
             reference: reference.into(),
             id: None,
             detail: None,
+            spec: None,
         }
     }
 
@@ -210,7 +220,10 @@ mod tests {
         let store = StateStore::new(dir.path());
         let journal = Journal::new(&store);
         journal.record(&entry(JournalPhase::Intent, "a")).unwrap();
-        let mut f = fs::OpenOptions::new().append(true).open(store.journal_path()).unwrap();
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .open(store.journal_path())
+            .unwrap();
         f.write_all(b"{\"run\":\"r1\",\"ti").unwrap();
         assert_eq!(journal.entries().unwrap().len(), 1);
     }

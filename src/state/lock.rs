@@ -27,7 +27,11 @@ pub struct StateLock {
 
 impl StateLock {
     /// Takes the lock, waiting up to `wait` for a live holder to let go.
-    pub fn acquire(store: &StateStore, operation: &str, wait: Duration) -> Result<Self, StateError> {
+    pub fn acquire(
+        store: &StateStore,
+        operation: &str,
+        wait: Duration,
+    ) -> Result<Self, StateError> {
         let deadline = Instant::now() + wait;
         loop {
             match Self::try_acquire(store, operation) {
@@ -53,7 +57,11 @@ impl StateLock {
             time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             operation: operation.to_string(),
         };
-        match fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+        match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
             Ok(mut file) => {
                 let json = serde_json::to_vec_pretty(&info).unwrap_or_default();
                 file.write_all(&json).map_err(|e| io("write", e))?;
@@ -107,7 +115,9 @@ fn read_info(store: &StateStore) -> Result<LockInfo, StateError> {
     };
     serde_json::from_str(&text).map_err(|e| StateError::Corrupt {
         path: path.display().to_string(),
-        detail: format!("the lock file is unreadable ({e}); remove it with `cwa state unlock --force`"),
+        detail: format!(
+            "the lock file is unreadable ({e}); remove it with `cwa state unlock --force`"
+        ),
     })
 }
 

@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use crate::model::{Address, Kind, Live, LiveObject, ProviderName, Spec};
 
 pub use journal::{AuditEntry, Journal, JournalEntry, JournalPhase};
-pub use lock::{LockInfo, StateLock};
-pub use store::StateStore;
+pub use lock::{holder_name as operator, LockInfo, StateLock};
+pub use store::{write_atomic, StateStore};
 
 /// The newest state format this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -73,7 +73,10 @@ pub enum StateError {
     #[diagnostic(code(cwa::state::not_locked))]
     NotLocked,
     #[error("no resource at {0} in state")]
-    #[diagnostic(code(cwa::state::unknown), help("`cwa state list` shows every owned address"))]
+    #[diagnostic(
+        code(cwa::state::unknown),
+        help("`cwa state list` shows every owned address")
+    )]
     Unknown(String),
 }
 
@@ -190,7 +193,7 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{OutboundVoiceProfileSpec, Ref, TelnyxNumberSpec, NumberSpec, E164};
+    use crate::model::{NumberSpec, OutboundVoiceProfileSpec, Ref, TelnyxNumberSpec, E164};
 
     fn number(id: &str, n: &str) -> StateResource {
         StateResource {

@@ -86,7 +86,8 @@ pub fn parse_state(path: &Path, text: &str) -> Result<State, StateError> {
         path: path.display().to_string(),
         detail,
     };
-    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))?;
     let found = value
         .get("format_version")
         .and_then(serde_json::Value::as_u64)
@@ -109,7 +110,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
         path: path.display().to_string(),
         source,
     };
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(|e| io("create the directory of", e))?;
     let tmp = dir.join(format!(
         ".{}.tmp.{}",
@@ -165,7 +169,8 @@ mod tests {
 
     #[test]
     fn truncated_file_is_corrupt() {
-        let err = parse_state(Path::new("state.json"), r#"{"format_version": 1, "lin"#).unwrap_err();
+        let err =
+            parse_state(Path::new("state.json"), r#"{"format_version": 1, "lin"#).unwrap_err();
         assert!(matches!(err, StateError::Corrupt { .. }));
     }
 }

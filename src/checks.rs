@@ -1,0 +1,397 @@
+//! The runbooks' certification checks, run on the live world: each incident in the runbooks
+//! becomes a check that names the hop where a call would fail.
+
+use serde::Serialize;
+
+use crate::model::{Desired, Kind, Live, LiveObject, NumberRef, Ref, Spec, E164};
+use crate::plan::{Finding, Severity};
+
+/// The outcome of one check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckResult {
+    /// Stable name, e.g. `trunk-auth`.
+    pub check: String,
+    /// The hop of the call path it concerns: number, connection, fqdn, trunk, dispatch, outbound.
+    pub hop: String,
+    /// What was checked (a number, a connection name).
+    pub subject: String,
+    pub passed: bool,
+    pub message: String,
+}
+
+impl CheckResult {
+    fn new(check: &str, hop: &str, subject: &str, passed: bool, message: String) -> Self {
+        Self {
+            check: check.into(),
+            hop: hop.into(),
+            subject: subject.into(),
+            passed,
+            message,
+        }
+    }
+
+    /// A failed check as a plan warning (the plan may be what fixes it).
+    pub fn into_finding(self) -> Finding {
+        Finding {
+            severity: Severity::Warning,
+            code: self.check,
+            message: format!("live now: {} ({})", self.message, self.subject),
+            address: None,
+            help: None,
+            span: None,
+        }
+    }
+}
+
+/// Runs every check on what lines.toml routes; returns the failures only.
+pub fn certify(desired: &Desired, live: &Live) -> Vec<CheckResult> {
+    run_all(desired, live)
+        .into_iter()
+        .filter(|c| !c.passed)
+        .collect()
+}
+
+/// Runs every check and returns passes and failures.
+pub fn run_all(desired: &Desired, live: &Live) -> Vec<CheckResult> {
+    let mut out = Vec::new();
+    for number in routed_numbers(desired) {
+        check_inbound_number(desired, live, &number, &mut out);
+    }
+    for r in desired.resources.values() {
+        if let Spec::TelnyxCredentialConnection(c) = &r.spec {
+            check_credential_connection(live, &c.connection_name, &mut out);
+        }
+        if let Spec::LivekitOutboundTrunk(t) = &r.spec {
+            check_outbound_dids(desired, live, t, &mut out);
+        }
+    }
+    out
+}
+
+/// Numbers that a declared inbound trunk holds: the lines that must reach the agent.
+fn routed_numbers(desired: &Desired) -> Vec<E164> {
+    let mut numbers: Vec<E164> = desired
+        .resources
+        .values()
+        .filter_map(|r| match &r.spec {
+            Spec::LivekitInboundTrunk(t) => Some(t.numbers.iter().filter_map(|n| match n {
+                NumberRef::Number(n) => Some(n.clone()),
+                NumberRef::Of(_) => None,
+            })),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    numbers.sort();
+    numbers.dedup();
+    numbers
+}
+
+fn check_inbound_number(desired: &Desired, live: &Live, number: &E164, out: &mut Vec<CheckResult>) {
+    let subject = number.as_str();
+    let telnyx = live
+        .of_kind(Kind::TelnyxNumber)
+        .find(|o| live_number(o) == Some(number));
+    let twilio = live
+        .of_kind(Kind::TwilioNumber)
+        .find(|o| matches!(&o.spec, Spec::TwilioNumber(t) if &t.number == number));
+    match (telnyx, twilio) {
+        (Some(n), _) => check_telnyx_number(desired, live, n, subject, out),
+        (None, Some(_)) => out.push(CheckResult::new(
+            "number-owned",
+            "number",
+            subject,
+            true,
+            "a Twilio number".into(),
+        )),
+        (None, None) => {
+            out.push(CheckResult::new(
+                "number-owned",
+                "number",
+                subject,
+                false,
+                "no provider owns this number: callers hear \"not assigned\"".into(),
+            ));
+            return;
+        }
+    }
+    check_trunk_and_dispatch(desired, live, number, telnyx.is_some(), out);
+}
+
+fn live_number(o: &LiveObject) -> Option<&E164> {
+    match &o.spec {
+        Spec::TelnyxNumber(n) => n.number.fixed(),
+        _ => None,
+    }
+}
+
+fn check_telnyx_number(
+    desired: &Desired,
+    live: &Live,
+    n: &LiveObject,
+    subject: &str,
+    out: &mut Vec<CheckResult>,
+) {
+    let status = n
+        .extra
+        .get("status")
+        .map(String::as_str)
+        .unwrap_or("active");
+    out.push(CheckResult::new(
+        "number-active",
+        "number",
+        subject,
+        status == "active",
+        format!("number status is {status}"),
+    ));
+    let Spec::TelnyxNumber(spec) = &n.spec else {
+        return;
+    };
+    let Some(conn_id) = spec.connection.as_ref().and_then(Ref::id) else {
+        out.push(CheckResult::new(
+            "number-bound",
+            "connection",
+            subject,
+            false,
+            "the number is bound to no connection: calls go nowhere".into(),
+        ));
+        return;
+    };
+    match live.get(Kind::TelnyxFqdnConnection, conn_id) {
+        Some(conn) => check_fqdn_connection(desired, live, conn, subject, out),
+        None => out.push(CheckResult::new(
+            "number-bound",
+            "connection",
+            subject,
+            false,
+            format!("bound to {conn_id}, which is not an FQDN connection to LiveKit"),
+        )),
+    }
+}
+
+fn check_fqdn_connection(
+    desired: &Desired,
+    live: &Live,
+    conn: &LiveObject,
+    subject: &str,
+    out: &mut Vec<CheckResult>,
+) {
+    let Spec::TelnyxFqdnConnection(c) = &conn.spec else {
+        return;
+    };
+    let name = format!("{subject} via {} ({})", c.connection_name, conn.id);
+    out.push(CheckResult::new(
+        "connection-active",
+        "connection",
+        &name,
+        c.active,
+        "the connection must be active".into(),
+    ));
+    out.push(CheckResult::new(
+        "connection-transport",
+        "connection",
+        &name,
+        c.transport_protocol.eq_ignore_ascii_case("TCP"),
+        format!(
+            "transport is {} (LiveKit needs TCP; UDP does not work)",
+            c.transport_protocol
+        ),
+    ));
+    let formats_ok = c.ani_number_format == "+E.164" && c.dnis_number_format == "+e164";
+    out.push(CheckResult::new(
+        "number-format",
+        "connection",
+        &name,
+        formats_ok,
+        format!(
+            "number formats are {}/{} (want +E.164/+e164, or numbers arrive without +)",
+            c.ani_number_format, c.dnis_number_format
+        ),
+    ));
+    let fqdns: Vec<&LiveObject> = live
+        .of_kind(Kind::TelnyxFqdn)
+        .filter(|f| matches!(&f.spec, Spec::TelnyxFqdn(s) if s.connection.id() == Some(conn.id.as_str())))
+        .collect();
+    let primary = fqdns
+        .iter()
+        .find(|f| matches!(&f.spec, Spec::TelnyxFqdn(s) if s.default_primary));
+    out.push(CheckResult::new(
+        "default-primary-fqdn",
+        "fqdn",
+        &name,
+        primary.is_some(),
+        "default_primary_fqdn_id must be set, or callers hear \"not assigned\"".into(),
+    ));
+    if let Some(Spec::TelnyxFqdn(f)) = primary.map(|p| &p.spec) {
+        let host = &desired.settings.livekit_sip_host;
+        out.push(CheckResult::new(
+            "sip-host",
+            "fqdn",
+            &name,
+            host.is_empty() || &f.fqdn == host,
+            format!("the FQDN is {} (want the project-id host {host}; a project-name host gives 404 No trunk found)", f.fqdn),
+        ));
+    }
+}
+
+fn check_trunk_and_dispatch(
+    desired: &Desired,
+    live: &Live,
+    number: &E164,
+    from_telnyx: bool,
+    out: &mut Vec<CheckResult>,
+) {
+    let subject = number.as_str();
+    let wanted = NumberRef::Number(number.clone());
+    let trunks: Vec<&LiveObject> = live
+        .of_kind(Kind::LivekitInboundTrunk)
+        .filter(|t| matches!(&t.spec, Spec::LivekitInboundTrunk(s) if s.numbers.contains(&wanted)))
+        .collect();
+    out.push(CheckResult::new(
+        "one-inbound-trunk",
+        "trunk",
+        subject,
+        trunks.len() == 1,
+        format!(
+            "{} inbound trunks hold the number (want exactly 1; none gives 404 No trunk found)",
+            trunks.len()
+        ),
+    ));
+    let Some(trunk) = trunks.first() else { return };
+    if let Spec::LivekitInboundTrunk(t) = &trunk.spec {
+        let no_auth = t.auth_username.is_empty() && t.auth_password.is_none();
+        out.push(CheckResult::new(
+            "trunk-auth",
+            "trunk",
+            &format!("{subject} on {}", trunk.id),
+            no_auth || !from_telnyx,
+            "the trunk asks for authentication the Telnyx FQDN connection never sends: 407, every call rejected".into(),
+        ));
+    }
+    let agent = &desired.settings.agent_name;
+    let rule = live.of_kind(Kind::LivekitDispatchRule).find(|r| {
+        matches!(&r.spec, Spec::LivekitDispatchRule(s) if s.trunks.iter().any(|t| t.id() == Some(trunk.id.as_str())))
+    });
+    let Some(rule) = rule else {
+        out.push(CheckResult::new(
+            "dispatch-rule",
+            "dispatch",
+            subject,
+            false,
+            "no dispatch rule for the trunk: No SIP Dispatch Rules matched".into(),
+        ));
+        return;
+    };
+    let Spec::LivekitDispatchRule(r) = &rule.spec else {
+        return;
+    };
+    let names_agent = r
+        .agents
+        .iter()
+        .any(|a| agent.is_empty() || &a.agent_name == agent);
+    out.push(CheckResult::new(
+        "dispatch-agent",
+        "dispatch",
+        &format!("{subject} via {}", rule.id),
+        !r.agents.is_empty() && names_agent,
+        format!(
+            "the rule dispatches {:?} (want {agent}; none means the agent never joins)",
+            r.agents
+                .iter()
+                .map(|a| a.agent_name.as_str())
+                .collect::<Vec<_>>()
+        ),
+    ));
+}
+
+fn check_credential_connection(live: &Live, name: &str, out: &mut Vec<CheckResult>) {
+    let Some(conn) = live.of_kind(Kind::TelnyxCredentialConnection).find(
+        |c| matches!(&c.spec, Spec::TelnyxCredentialConnection(s) if s.connection_name == name),
+    ) else {
+        out.push(CheckResult::new(
+            "credential-connection",
+            "outbound",
+            name,
+            false,
+            "the credential connection does not exist".into(),
+        ));
+        return;
+    };
+    let Spec::TelnyxCredentialConnection(c) = &conn.spec else {
+        return;
+    };
+    out.push(CheckResult::new(
+        "credential-active",
+        "outbound",
+        name,
+        c.active && !c.user_name.is_empty(),
+        "the connection must be active with a user name".into(),
+    ));
+    let ovp = c
+        .outbound_voice_profile
+        .as_ref()
+        .and_then(Ref::id)
+        .and_then(|id| live.get(Kind::TelnyxOutboundVoiceProfile, id));
+    out.push(CheckResult::new(
+        "outbound-profile-bound",
+        "outbound",
+        name,
+        ovp.is_some(),
+        "no outbound voice profile is bound: Telnyx silently rejects every INVITE (403/D35)".into(),
+    ));
+    if let Some(Spec::TelnyxOutboundVoiceProfile(p)) = ovp.map(|o| &o.spec) {
+        let countries = ["US", "CA"]
+            .iter()
+            .all(|c| p.whitelisted_destinations.iter().any(|d| d == c));
+        out.push(CheckResult::new(
+            "outbound-profile-ready",
+            "outbound",
+            name,
+            p.enabled && countries,
+            format!(
+                "profile {} enabled={} whitelists {:?} (want enabled, US and CA)",
+                p.name, p.enabled, p.whitelisted_destinations
+            ),
+        ));
+    }
+}
+
+fn check_outbound_dids(
+    desired: &Desired,
+    live: &Live,
+    trunk: &crate::model::OutboundTrunkSpec,
+    out: &mut Vec<CheckResult>,
+) {
+    let cred_ids: Vec<&str> = desired
+        .resources
+        .values()
+        .filter_map(|r| match &r.spec {
+            Spec::TelnyxCredentialConnection(c) => live
+                .of_kind(Kind::TelnyxCredentialConnection)
+                .find(|o| matches!(&o.spec, Spec::TelnyxCredentialConnection(s) if s.connection_name == c.connection_name))
+                .map(|o| o.id.as_str()),
+            _ => None,
+        })
+        .collect();
+    for n in trunk.numbers.iter().filter_map(|n| match n {
+        NumberRef::Number(n) => Some(n),
+        NumberRef::Of(_) => None,
+    }) {
+        let bound = live
+            .of_kind(Kind::TelnyxNumber)
+            .find(|o| live_number(o) == Some(n))
+            .and_then(|o| match &o.spec {
+                Spec::TelnyxNumber(s) => {
+                    s.connection.as_ref().and_then(Ref::id).map(str::to_string)
+                }
+                _ => None,
+            });
+        out.push(CheckResult::new(
+            "outbound-did-bound",
+            "outbound",
+            n.as_str(),
+            bound.as_deref().is_some_and(|b| cred_ids.contains(&b)),
+            format!("the outbound DID is bound to {} (want the credential connection, or Telnyx D35-rejects the INVITE)", bound.as_deref().unwrap_or("nothing")),
+        ));
+    }
+}

@@ -1,0 +1,259 @@
+//! `cwa apply [PLANFILE]`.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::time::Duration;
+
+use miette::{miette, IntoDiagnostic};
+
+use super::plan::{self as plan_cmd, Planned};
+use super::session::{self, Session};
+use crate::apply::{self, ApplyOptions, ApplyReport, Executor, Progress};
+use crate::cli::{ApplyArgs, GlobalArgs, OutputFormat};
+use crate::plan::Plan;
+use crate::state::{Journal, StateLock};
+use crate::ExitStatus;
+
+/// Runs `cwa apply`.
+pub async fn apply(global: &GlobalArgs, args: &ApplyArgs) -> miette::Result<ExitStatus> {
+    let session = Session::open(global).await?;
+    let result = run(&session, args).await;
+    session.close().await?;
+    result
+}
+
+async fn run(session: &Session, args: &ApplyArgs) -> miette::Result<ExitStatus> {
+    let store = session.store();
+    let _lock = StateLock::acquire(&store, "apply", Duration::from_secs(args.lock_timeout))?;
+    recover_interrupted_run(session).await?;
+    let mut planning = args.planning.clone();
+    planning.refresh = true;
+    let planned = plan_cmd::compute(session, &planning).await?;
+    let plan = match &args.plan_file {
+        Some(path) => saved_plan(path, &planned)?,
+        None => planned.plan.clone(),
+    };
+    print!(
+        "{}",
+        plan_cmd::render_plan(&plan, &planned.loaded, OutputFormat::Human, &session.global)
+    );
+    if plan.is_error() {
+        return Err(plan_cmd::plan_errors(&plan, &planned.loaded).into());
+    }
+    if !plan.has_changes() && !plan.changes.iter().any(needs_state_only) {
+        return Ok(ExitStatus::Success);
+    }
+    if args.plan_file.is_none() && !args.auto_approve && !confirmed()? {
+        return Err(miette!("apply cancelled; nothing was changed"));
+    }
+    let report = execute(session, &planned, &plan, args).await?;
+    print_report(&report);
+    certify(&planned, &report).await;
+    Ok(if report.succeeded() {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Failure
+    })
+}
+
+/// Protected objects and adoptions are recorded in state even when nothing else changes.
+fn needs_state_only(change: &crate::plan::Change) -> bool {
+    change.action == crate::plan::Action::Verify && change.id.is_some()
+}
+
+/// Before planning, settle what a killed run left in the journal.
+async fn recover_interrupted_run(session: &Session) -> miette::Result<()> {
+    let store = session.store();
+    let journal = Journal::new(&store);
+    if journal.entries()?.is_empty() {
+        return Ok(());
+    }
+    println!("An earlier apply did not finish; reconciling its journal against live first.");
+    let loaded = session.load_config()?;
+    let mut state = session.load_state()?;
+    let providers = session.connect(&loaded.desired, &state)?;
+    for note in apply::reconcile(&journal, &store, &mut state, &providers).await? {
+        println!("  {note}");
+    }
+    Ok(())
+}
+
+/// A saved plan, refused when anything it was computed from has changed since.
+fn saved_plan(path: &std::path::Path, now: &Planned) -> miette::Result<Plan> {
+    let text = std::fs::read_to_string(path).into_diagnostic()?;
+    let saved = Plan::from_json(&text).map_err(|e| {
+        miette!(
+            help = "make a new one with `cwa plan --out FILE`",
+            "{} is not a cwa plan file: {e}",
+            path.display()
+        )
+    })?;
+    let fresh = &now.plan.fingerprints;
+    let stale = |what: &str| {
+        miette!(
+            help = "run `cwa plan --out FILE` again, review it, and apply the new file",
+            "the saved plan {} is stale: {what} changed since it was made",
+            path.display()
+        )
+    };
+    if saved.fingerprints.config != fresh.config {
+        return Err(stale("lines.toml"));
+    }
+    if saved.fingerprints.state != fresh.state {
+        return Err(stale("state/"));
+    }
+    if let Some(moved) = changed_live(&saved.fingerprints.live, &fresh.live) {
+        return Err(stale(&format!("the live object {moved}")));
+    }
+    if saved.changes != now.plan.changes {
+        return Err(stale(
+            "the plan computed now (the file was edited by hand, or cwa's rules changed)",
+        ));
+    }
+    Ok(saved)
+}
+
+fn changed_live(
+    saved: &std::collections::BTreeMap<String, String>,
+    now: &std::collections::BTreeMap<String, String>,
+) -> Option<String> {
+    saved
+        .iter()
+        .find(|(k, v)| now.get(*k) != Some(*v))
+        .map(|(k, _)| k.clone())
+        .or_else(|| now.keys().find(|k| !saved.contains_key(*k)).cloned())
+}
+
+/// Asks for `yes` on a terminal; refuses without one.
+fn confirmed() -> miette::Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        return Err(miette!(
+            help = "pass --auto-approve, or apply a reviewed plan file: cwa plan --out plan.json && cwa apply plan.json",
+            "apply needs confirmation, and there is no terminal to ask on"
+        ));
+    }
+    print!("\nApply these changes? Only 'yes' is accepted: ");
+    std::io::stdout().flush().into_diagnostic()?;
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .into_diagnostic()?;
+    Ok(answer.trim() == "yes")
+}
+
+async fn execute(
+    session: &Session,
+    planned: &Planned,
+    plan: &Plan,
+    args: &ApplyArgs,
+) -> miette::Result<ApplyReport> {
+    let providers = match &planned.providers {
+        Some(p) => p.clone(),
+        None => session.connect(&planned.loaded.desired, &planned.state)?,
+    };
+    let opts = session.client_options(&planned.loaded.desired, &planned.state);
+    let progress = if std::io::stderr().is_terminal() {
+        Progress::Bars
+    } else {
+        Progress::Lines
+    };
+    let executor = Executor::new(
+        providers,
+        session.store(),
+        planned.state.clone(),
+        session.secrets.clone(),
+        opts.protected_ids,
+        ApplyOptions {
+            parallelism: args.parallelism,
+            rollback_on_failure: args.rollback_on_failure,
+            progress,
+        },
+    );
+    watch_interrupts(executor.stop_flag());
+    println!();
+    Ok(executor.execute(plan).await)
+}
+
+/// First Ctrl-C: stop scheduling and let in-flight calls finish. Second: abort now (the
+/// journal still lets the next run converge).
+fn watch_interrupts(stop: std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\nInterrupted: finishing calls in flight, then stopping. Ctrl-C again to abort at once.");
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+}
+
+fn print_report(report: &ApplyReport) {
+    println!(
+        "\nApply {}: {} done, {} failed, {} not started{}.",
+        if report.succeeded() {
+            "complete"
+        } else {
+            "stopped"
+        },
+        report
+            .done
+            .iter()
+            .filter(|o| o.action.changes_anything())
+            .count(),
+        report.failed.len(),
+        report.not_started.len(),
+        if report.interrupted {
+            " (interrupted)"
+        } else {
+            ""
+        }
+    );
+    for f in &report.failed {
+        println!(
+            "  failed: {} {}: {}",
+            f.action.as_str(),
+            f.address,
+            f.error.as_deref().unwrap_or("")
+        );
+    }
+    for a in &report.not_started {
+        println!("  not started: {a}");
+    }
+    for a in &report.rolled_back {
+        println!("  rolled back: {a}");
+    }
+    if !report.succeeded() {
+        println!("State holds everything that was done. Run `cwa apply` again to converge.");
+    }
+}
+
+/// The certification checks of what lines.toml routes, on the world as it is now.
+async fn certify(planned: &Planned, report: &ApplyReport) {
+    if report.done.is_empty() {
+        return;
+    }
+    let Some(providers) = &planned.providers else {
+        return;
+    };
+    let live = match session::refresh(providers).await {
+        Ok(live) => live,
+        Err(e) => {
+            println!("Certification skipped: {e}");
+            return;
+        }
+    };
+    let results = crate::checks::run_all(&planned.loaded.desired, &live);
+    let failed: Vec<_> = results.iter().filter(|r| !r.passed).collect();
+    println!(
+        "\nCertification: {} checks, {} failed.",
+        results.len(),
+        failed.len()
+    );
+    for r in failed {
+        println!(
+            "  FAIL [{}] {} at {}: {}",
+            r.check, r.subject, r.hop, r.message
+        );
+    }
+}

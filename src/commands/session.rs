@@ -1,0 +1,151 @@
+//! What every command that talks to providers sets up: the environment (or the embedded
+//! sandbox standing in for it), lines.toml, state, the provider clients, a refresh.
+
+use std::time::Instant;
+
+use futures::future::join_all;
+use miette::{miette, IntoDiagnostic, WrapErr};
+
+use crate::cli::GlobalArgs;
+use crate::config::{self, Loaded};
+use crate::model::{Desired, Kind, Live, ProviderName, SecretSource};
+use crate::providers::{self, ClientOptions, Env, Providers};
+use crate::sandbox::{self, Sandbox, SandboxOptions};
+use crate::state::{State, StateStore};
+
+/// One command's connection to the world.
+pub struct Session {
+    pub global: GlobalArgs,
+    pub env: Env,
+    pub secrets: SecretSource,
+    sandbox: Option<Sandbox>,
+}
+
+impl Session {
+    /// Reads the environment; with `--sandbox`, starts the embedded sandbox (seeded with the
+    /// runbook world on first use) and points everything at it.
+    pub async fn open(global: &GlobalArgs) -> miette::Result<Session> {
+        if !global.sandbox {
+            return Ok(Session {
+                global: global.clone(),
+                env: Env::from_process(),
+                secrets: SecretSource::default(),
+                sandbox: None,
+            });
+        }
+        let dir = sandbox::embedded_dir();
+        let started = Sandbox::start(SandboxOptions::new(&dir, "runbook"))
+            .await
+            .map_err(|e| {
+                miette!(
+                    "cannot start the embedded sandbox in {}: {e}",
+                    dir.display()
+                )
+            })?;
+        tracing::info!(url = %started.base_url(), dir = %dir.display(), "embedded sandbox started");
+        let vars = started.env();
+        Ok(Session {
+            global: global.clone(),
+            env: Env::from_pairs(vars.clone()),
+            secrets: SecretSource::with_overrides(vars),
+            sandbox: Some(started),
+        })
+    }
+
+    /// Stops the embedded sandbox, if any, persisting its world.
+    pub async fn close(self) -> miette::Result<()> {
+        if let Some(sb) = self.sandbox {
+            sb.shutdown()
+                .await
+                .map_err(|e| miette!("cannot stop the embedded sandbox: {e}"))?;
+        }
+        Ok(())
+    }
+
+    pub fn load_config(&self) -> miette::Result<Loaded> {
+        let loaded = config::load(&self.global.config)?;
+        for warning in &loaded.warnings {
+            eprintln!("{warning:?}");
+        }
+        Ok(loaded)
+    }
+
+    pub fn store(&self) -> StateStore {
+        StateStore::new(&self.global.state_dir)
+    }
+
+    pub fn load_state(&self) -> miette::Result<State> {
+        Ok(self.store().load()?)
+    }
+
+    /// Client options from lines.toml's policy and every protected id (declared or in state).
+    pub fn client_options(&self, desired: &Desired, state: &State) -> ClientOptions {
+        let mut protected: Vec<String> = desired.protected.iter().map(|p| p.id.clone()).collect();
+        protected.extend(state.protected.keys().cloned());
+        protected.sort();
+        protected.dedup();
+        ClientOptions {
+            twilio_writes: desired.policy.twilio_writes,
+            protected_ids: protected,
+            ..ClientOptions::default()
+        }
+    }
+
+    /// Clients for every provider lines.toml or state involves.
+    pub fn connect(&self, desired: &Desired, state: &State) -> miette::Result<Providers> {
+        let needed = needed_providers(desired, state);
+        let opts = self.client_options(desired, state);
+        Ok(providers::connect(&self.env, &opts, &needed)?)
+    }
+}
+
+/// The providers whose objects lines.toml declares or state owns.
+pub fn needed_providers(desired: &Desired, state: &State) -> Vec<ProviderName> {
+    let kinds = desired
+        .resources
+        .keys()
+        .map(|a| a.kind)
+        .chain(state.owned().map(|(a, _)| a.kind));
+    let mut needed: Vec<ProviderName> = kinds.map(Kind::provider).collect();
+    needed.sort();
+    needed.dedup();
+    needed
+}
+
+/// Reads every provider at once.
+pub async fn refresh(providers: &Providers) -> miette::Result<Live> {
+    let started = Instant::now();
+    let reads = ProviderName::ALL.into_iter().filter_map(|name| {
+        providers.get(name).map(|p| {
+            let p = p.clone();
+            async move { (name, p.refresh().await) }
+        })
+    });
+    let mut live = Live::default();
+    for (name, result) in join_all(reads).await {
+        let objects = result.wrap_err_with(|| format!("refreshing {name} failed"))?;
+        for o in objects {
+            live.insert(o);
+        }
+        live.refreshed.push(name);
+    }
+    tracing::info!(
+        objects = live.objects.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "refreshed"
+    );
+    Ok(live)
+}
+
+/// A fingerprint of lines.toml's exact text.
+pub fn config_fingerprint(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    format!("sha256:{}", hex::encode(Sha256::digest(text.as_bytes())))
+}
+
+/// Writes text to a file atomically.
+pub fn write_file(path: &std::path::Path, text: &str) -> miette::Result<()> {
+    crate::state::write_atomic(path, text.as_bytes())
+        .into_diagnostic()
+        .wrap_err_with(|| format!("cannot write {}", path.display()))
+}

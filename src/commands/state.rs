@@ -1,0 +1,60 @@
+//! `cwa state list|show|unlock`.
+
+use crate::cli::{GlobalArgs, StateCommand};
+use crate::model::Address;
+use crate::state::{StateError, StateLock, StateStore};
+use crate::ExitStatus;
+
+/// Runs a `cwa state` subcommand. None of them touches the network.
+pub fn state(global: &GlobalArgs, command: &StateCommand) -> miette::Result<ExitStatus> {
+    let store = StateStore::new(&global.state_dir);
+    match command {
+        StateCommand::List => list(&store),
+        StateCommand::Show { address } => show(&store, address),
+        StateCommand::Unlock { force } => unlock(&store, *force),
+    }
+}
+
+fn list(store: &StateStore) -> miette::Result<ExitStatus> {
+    let state = store.load()?;
+    for (addr, r) in &state.resources {
+        let lock = if r.protected || state.is_protected(&r.id) {
+            "  [protected]"
+        } else {
+            ""
+        };
+        println!("{addr}  {}  {}{lock}", r.id, r.spec.label());
+    }
+    println!(
+        "{} resources, serial {}, lineage {}",
+        state.resources.len(),
+        state.serial,
+        state.lineage
+    );
+    Ok(ExitStatus::Success)
+}
+
+fn show(store: &StateStore, address: &str) -> miette::Result<ExitStatus> {
+    let addr: Address = address.parse().map_err(|e| {
+        miette::miette!(
+            help = "an address looks like livekit_inbound_trunk.medhanialem",
+            "{e}"
+        )
+    })?;
+    let state = store.load()?;
+    let r = state
+        .get(&addr)
+        .ok_or_else(|| StateError::Unknown(addr.to_string()))?;
+    let json = serde_json::to_string_pretty(r).map_err(|e| miette::miette!("{e}"))?;
+    println!("{addr}\n{json}");
+    Ok(ExitStatus::Success)
+}
+
+fn unlock(store: &StateStore, force: bool) -> miette::Result<ExitStatus> {
+    let info = StateLock::force_unlock(store, force)?;
+    println!(
+        "Removed the lock held by {} (pid {}, {} since {}).",
+        info.holder, info.pid, info.operation, info.time
+    );
+    Ok(ExitStatus::Success)
+}
