@@ -25,7 +25,12 @@ pub struct GlobalArgs {
     pub config: PathBuf,
 
     /// The directory holding cwa's state (state.json, lock, journal, audit log).
-    #[arg(long = "state", global = true, default_value = "state", value_name = "DIR")]
+    #[arg(
+        long = "state",
+        global = true,
+        default_value = "state",
+        value_name = "DIR"
+    )]
     pub state_dir: PathBuf,
 
     /// Never color output (NO_COLOR is honored too).
