@@ -419,3 +419,17 @@ async fn outbound_trunk_create_keeps_destination_country() {
         Some(SecretRef::Fingerprint(fingerprint("outbound-test-pw")))
     );
 }
+
+#[tokio::test]
+async fn refresh_of_10000_lines_is_one_list_call_per_kind() {
+    let w = start("synthetic:10000").await;
+    let objects = w.livekit.refresh().await.unwrap();
+    let count = |k: Kind| objects.iter().filter(|o| o.kind() == k).count();
+    assert!(count(Kind::LivekitInboundTrunk) >= 10_000);
+    assert!(count(Kind::LivekitDispatchRule) >= 10_000);
+    let log = read_request_log(w.dir.path()).unwrap();
+    assert_eq!(log.len(), 3, "{log:?}");
+    assert!(log
+        .iter()
+        .all(|e| e.path.starts_with("/twirp/livekit.SIP/List")));
+}
