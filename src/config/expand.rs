@@ -57,7 +57,7 @@ pub struct Expanded {
 
 /// Expands the raw file. Problems are recorded; what could be built is returned regardless,
 /// so later checks still run and one pass reports as much as possible.
-pub fn expand(raw: &RawFile, text_len: usize, problems: &mut Vec<Problem>) -> Expanded {
+pub fn expand(raw: &RawFile, text: &str, problems: &mut Vec<Problem>) -> Expanded {
     let mut x = Expander {
         raw,
         problems,
@@ -68,7 +68,7 @@ pub fn expand(raw: &RawFile, text_len: usize, problems: &mut Vec<Problem>) -> Ex
         policy: Policy::default(),
         shared: Vec::new(),
     };
-    x.check_version(text_len);
+    x.check_version(text.chars().next().map_or(0, char::len_utf8));
     x.policy();
     x.defaults();
     let settings = x.settings();
@@ -191,7 +191,9 @@ impl Expander<'_> {
         self.problems.push(p);
     }
 
-    fn check_version(&mut self, text_len: usize) {
+    /// `first_char` is the byte length of the file's first character, the anchor of a missing
+    /// version.
+    fn check_version(&mut self, first_char: usize) {
         match &self.raw.version {
             Some(v) if *v.get_ref() == 1 => {}
             Some(v) => self.push(
@@ -206,7 +208,7 @@ impl Expander<'_> {
             None => self.push(
                 Problem::error(
                     ProblemKind::Version,
-                    SourceSpan::new(0, usize::from(text_len > 0)),
+                    SourceSpan::new(0, first_char),
                     "no version",
                     "lines.toml has no `version`",
                 )

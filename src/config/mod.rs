@@ -81,7 +81,7 @@ pub fn parse(path_for_messages: &Path, text: &str) -> Result<Loaded, ConfigError
     let desired = raw::parse(text, &mut problems)
         .filter(|_| !problems.iter().any(blocks_expansion))
         .map(|raw| {
-            let expanded = expand::expand(&raw, text.len(), &mut problems);
+            let expanded = expand::expand(&raw, text, &mut problems);
             checks::run(&expanded, &mut problems);
             cycle_problems(&expanded, &mut problems);
             expanded.desired
@@ -141,4 +141,54 @@ fn cycle_problems(x: &expand::Expanded, problems: &mut Vec<Problem>) {
         p = p.with_label(*span, format!("{addr} is on the cycle"));
     }
     problems.push(p);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REPO: &str = include_str!("../../lines.toml");
+
+    /// Parses `text` and checks that it did not panic and that every label lies in the text.
+    fn labels_in_bounds(text: &str) {
+        if let Err(e) = parse(Path::new("t.toml"), text) {
+            for p in e.problems() {
+                for (span, _) in &p.labels {
+                    assert!(span.offset + span.len <= text.len().max(1), "{p:?}");
+                    assert!(text.is_char_boundary(span.offset.min(text.len())), "{p:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_repository_declaration_loads() {
+        let loaded = parse(Path::new("lines.toml"), REPO).unwrap();
+        assert!(loaded.warnings.is_empty());
+        assert_eq!(loaded.desired.churches.len(), 2);
+    }
+
+    #[test]
+    fn dropping_any_line_never_panics() {
+        let lines: Vec<&str> = REPO.lines().collect();
+        for skip in 0..lines.len() {
+            let text: Vec<&str> = lines
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != skip)
+                .map(|(_, l)| *l)
+                .collect();
+            labels_in_bounds(&text.join("\n"));
+        }
+    }
+
+    #[test]
+    fn truncating_anywhere_never_panics() {
+        let cuts = REPO.char_indices().map(|(i, _)| i).step_by(11);
+        for cut in cuts {
+            labels_in_bounds(&REPO[..cut]);
+        }
+        labels_in_bounds("é = 1");
+        labels_in_bounds("");
+    }
 }

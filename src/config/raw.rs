@@ -294,7 +294,6 @@ pub fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<RawFile> {
         return None;
     }
     let mut walker = Walker { problems };
-    let root_span = root.span();
     let mut root = root.into_inner();
     walker.check_keys(&root, TOP_KEYS, &[]);
     let mut file = RawFile::default();
@@ -326,7 +325,6 @@ pub fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<RawFile> {
     if let Some(v) = take("church") {
         file.churches = walker.blocks(v);
     }
-    let _ = root_span;
     Some(file)
 }
 
@@ -344,11 +342,9 @@ fn syntax_problem(text: &str, e: &toml::de::Error) -> Problem {
 
 /// An empty span still deserves a visible caret: widen it to the next character.
 fn widen_empty(text: &str, span: std::ops::Range<usize>) -> std::ops::Range<usize> {
-    if span.is_empty() && span.start < text.len() {
-        let next = text[span.start..].chars().next().map_or(1, char::len_utf8);
-        span.start..span.start + next
-    } else {
-        span
+    match text.get(span.start..).and_then(|rest| rest.chars().next()) {
+        Some(c) if span.is_empty() => span.start..span.start + c.len_utf8(),
+        _ => span,
     }
 }
 
