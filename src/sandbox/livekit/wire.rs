@@ -438,6 +438,30 @@ mod tests {
     }
 
     #[test]
+    fn json_requests_take_enums_by_number_and_durations_as_strings() {
+        let req: proto::CreateSipOutboundTrunkRequest = decode(
+            Encoding::Json,
+            br#"{"trunk":{"transport":2,"numbers":["+1"],"address":"a"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            req.trunk.unwrap().transport,
+            proto::SipTransport::Tcp as i32
+        );
+        let req: proto::CreateSipInboundTrunkRequest = decode(
+            Encoding::Json,
+            br#"{"trunk":{"ringingTimeout":"30s","includeHeaders":"SIP_X_HEADERS"}}"#,
+        )
+        .unwrap();
+        let trunk = req.trunk.unwrap();
+        assert_eq!(trunk.ringing_timeout.unwrap().seconds, 30);
+        assert_eq!(
+            trunk.include_headers,
+            proto::SipHeaderOptions::SipXHeaders as i32
+        );
+    }
+
+    #[test]
     fn malformed_bodies_are_twirp_malformed() {
         let err = decode::<proto::CreateSipInboundTrunkRequest>(Encoding::Json, b"{").unwrap_err();
         assert_eq!((err.code, err.status()), ("malformed", 400));
