@@ -55,7 +55,11 @@ const TOKEN_TTL: Duration = Duration::from_secs(600);
 
 /// The LiveKit provider. Debug shows the API key, never the secret.
 pub struct LivekitProvider {
-    sip: SIPClient,
+    /// The official client with a token minted for it; replaced before the token is half
+    /// through its life, so every call carries a short-lived token.
+    sip: std::sync::Mutex<(std::time::Instant, Arc<SIPClient>)>,
+    api_secret: SecretValue,
+    timeout: Duration,
     twirp: HttpClient,
     base: Url,
     api_key: String,
@@ -94,6 +98,21 @@ fn mint(api_key: &str, api_secret: &SecretValue) -> Result<String, ProviderError
             provider: P,
             detail: format!("cannot sign a LiveKit token: {e}"),
         })
+}
+
+/// The official SIP client with a token of cwa's own: ten minutes, only `sip.admin`. (The
+/// crate's `with_api_key` also signs only the SIP admin grant, but for six hours.) Region
+/// failover is off: it would replay creates.
+fn sip_client(
+    base: &Url,
+    api_key: &str,
+    api_secret: &SecretValue,
+    timeout: Duration,
+) -> Result<SIPClient, ProviderError> {
+    let token = mint(api_key, api_secret)?;
+    Ok(SIPClient::with_token(base.as_str(), &token)
+        .with_failover(false)
+        .with_request_timeout(timeout))
 }
 
 /// Twirp error body `{"code","msg"}` → (code, msg).
@@ -177,19 +196,29 @@ impl LivekitProvider {
         let api_key = env.require(P, "LIVEKIT_API_KEY")?.to_string();
         let api_secret = SecretValue::new(env.require(P, "LIVEKIT_API_SECRET")?);
         let base = http::check_base_url(P, &http_url(raw_url))?;
-        let sip = SIPClient::with_api_key(base.as_str(), &api_key, api_secret.expose())
-            .with_failover(false)
-            .with_request_timeout(opts.timeout);
+        let sip = sip_client(&base, &api_key, &api_secret, opts.timeout)?;
         let (key, secret) = (api_key.clone(), api_secret.clone());
         let auth = Auth::Minted(Arc::new(move || mint(&key, &secret)));
         let guard = Arc::new(WriteGuard::new(&opts.protected_ids));
         let twirp = HttpClient::new(P, opts, auth, guard, decode_twirp_error)?;
         Ok(Self {
-            sip,
+            sip: std::sync::Mutex::new((std::time::Instant::now(), Arc::new(sip))),
+            api_secret,
+            timeout: opts.timeout,
             twirp,
             base,
             api_key,
         })
+    }
+
+    /// The official client, rebuilt with a fresh token once the current one is half spent.
+    fn sip(&self) -> Result<Arc<SIPClient>, ProviderError> {
+        let mut current = self.sip.lock().unwrap_or_else(|e| e.into_inner());
+        if current.0.elapsed() >= TOKEN_TTL / 2 {
+            let fresh = sip_client(&self.base, &self.api_key, &self.api_secret, self.timeout)?;
+            *current = (std::time::Instant::now(), Arc::new(fresh));
+        }
+        Ok(current.1.clone())
     }
 
     fn gate(&self) -> &Arc<Gate> {
@@ -209,15 +238,16 @@ impl LivekitProvider {
         call: F,
     ) -> Result<T, ProviderError>
     where
-        F: Fn() -> Fut,
+        F: Fn(Arc<SIPClient>) -> Fut,
         Fut: Future<Output = Result<T, ServiceError>>,
     {
         let backoff = self.twirp.backoff();
         let mut attempt = 0;
         loop {
+            let sip = self.sip()?;
             let result = {
                 let _permit = self.gate().enter().await;
-                call().await
+                call(sip).await
             };
             match result {
                 Ok(v) => return Ok(v),
@@ -330,27 +360,27 @@ impl LivekitProvider {
                 "ListSIPInboundTrunk",
                 "inbound trunks",
                 Retry::Idempotent,
-                || {
-                    self.sip
-                        .list_sip_inbound_trunk(ListSIPInboundTrunkFilter::All)
+                |sip: Arc<SIPClient>| async move {
+                    sip.list_sip_inbound_trunk(ListSIPInboundTrunkFilter::All)
+                        .await
                 }
             ),
             self.sdk(
                 "ListSIPOutboundTrunk",
                 "outbound trunks",
                 Retry::Idempotent,
-                || {
-                    self.sip
-                        .list_sip_outbound_trunk(ListSIPOutboundTrunkFilter::All)
+                |sip: Arc<SIPClient>| async move {
+                    sip.list_sip_outbound_trunk(ListSIPOutboundTrunkFilter::All)
+                        .await
                 }
             ),
             self.sdk(
                 "ListSIPDispatchRule",
                 "dispatch rules",
                 Retry::Idempotent,
-                || {
-                    self.sip
-                        .list_sip_dispatch_rule(ListSIPDispatchRuleFilter::All)
+                |sip: Arc<SIPClient>| async move {
+                    sip.list_sip_dispatch_rule(ListSIPDispatchRuleFilter::All)
+                        .await
                 }
             ),
         )?;
@@ -367,25 +397,31 @@ impl LivekitProvider {
         spec: &InboundTrunkSpec,
     ) -> Result<LiveObject, ProviderError> {
         let object = req.object.as_str();
-        let info = inbound_info(spec, None, object)?;
+        let info = &inbound_info(spec, None, object)?;
         let made = post_once(
             1,
             || {
-                self.sdk("CreateSIPInboundTrunk", object, Retry::RejectedOnly, || {
-                    self.sip.create_sip_inbound_trunk(
-                        info.name.clone(),
-                        info.numbers.clone(),
-                        CreateSIPInboundTrunkOptions {
-                            metadata: Some(info.metadata.clone()),
-                            allowed_addresses: Some(info.allowed_addresses.clone()),
-                            allowed_numbers: Some(info.allowed_numbers.clone()),
-                            auth_username: Some(info.auth_username.clone()),
-                            auth_password: Some(info.auth_password.clone()),
-                            krisp_enabled: Some(info.krisp_enabled),
-                            ..Default::default()
-                        },
-                    )
-                })
+                self.sdk(
+                    "CreateSIPInboundTrunk",
+                    object,
+                    Retry::RejectedOnly,
+                    |sip: Arc<SIPClient>| async move {
+                        sip.create_sip_inbound_trunk(
+                            info.name.clone(),
+                            info.numbers.clone(),
+                            CreateSIPInboundTrunkOptions {
+                                metadata: Some(info.metadata.clone()),
+                                allowed_addresses: Some(info.allowed_addresses.clone()),
+                                allowed_numbers: Some(info.allowed_numbers.clone()),
+                                auth_username: Some(info.auth_username.clone()),
+                                auth_password: Some(info.auth_password.clone()),
+                                krisp_enabled: Some(info.krisp_enabled),
+                                ..Default::default()
+                            },
+                        )
+                        .await
+                    },
+                )
             },
             || self.find_inbound(spec, object),
         )
@@ -447,10 +483,15 @@ impl LivekitProvider {
         object: &str,
     ) -> Result<Option<proto::SipOutboundTrunkInfo>, ProviderError> {
         let all = self
-            .sdk("ListSIPOutboundTrunk", object, Retry::Idempotent, || {
-                self.sip
-                    .list_sip_outbound_trunk(ListSIPOutboundTrunkFilter::All)
-            })
+            .sdk(
+                "ListSIPOutboundTrunk",
+                object,
+                Retry::Idempotent,
+                |sip: Arc<SIPClient>| async move {
+                    sip.list_sip_outbound_trunk(ListSIPOutboundTrunkFilter::All)
+                        .await
+                },
+            )
             .await?;
         Ok(all
             .into_iter()
@@ -463,8 +504,8 @@ impl LivekitProvider {
         spec: &DispatchRuleSpec,
     ) -> Result<LiveObject, ProviderError> {
         let object = req.object.as_str();
-        let info = rule_info(spec, None, object)?;
-        let rule = info
+        let info = &rule_info(spec, None, object)?;
+        let rule = &info
             .rule
             .clone()
             .and_then(|r| r.rule)
@@ -472,19 +513,25 @@ impl LivekitProvider {
         let made = post_once(
             1,
             || {
-                self.sdk("CreateSIPDispatchRule", object, Retry::RejectedOnly, || {
-                    self.sip.create_sip_dispatch_rule(
-                        rule.clone(),
-                        CreateSIPDispatchRuleOptions {
-                            name: info.name.clone(),
-                            metadata: info.metadata.clone(),
-                            trunk_ids: info.trunk_ids.clone(),
-                            hide_phone_number: info.hide_phone_number,
-                            room_config: info.room_config.clone(),
-                            ..Default::default()
-                        },
-                    )
-                })
+                self.sdk(
+                    "CreateSIPDispatchRule",
+                    object,
+                    Retry::RejectedOnly,
+                    |sip: Arc<SIPClient>| async move {
+                        sip.create_sip_dispatch_rule(
+                            rule.clone(),
+                            CreateSIPDispatchRuleOptions {
+                                name: info.name.clone(),
+                                metadata: info.metadata.clone(),
+                                trunk_ids: info.trunk_ids.clone(),
+                                hide_phone_number: info.hide_phone_number,
+                                room_config: info.room_config.clone(),
+                                ..Default::default()
+                            },
+                        )
+                        .await
+                    },
+                )
             },
             || self.find_rule(spec, object),
         )
@@ -516,12 +563,17 @@ impl LivekitProvider {
             .get_inbound(id)
             .await?
             .ok_or_else(|| gone(object, id))?;
-        let info = inbound_info(spec, Some(current), object)?;
+        let info = &inbound_info(spec, Some(current), object)?;
         let updated = self
-            .sdk("UpdateSIPInboundTrunk", object, Retry::Idempotent, || {
-                self.sip
-                    .update_sip_inbound_trunk_replace(id.to_string(), info.clone())
-            })
+            .sdk(
+                "UpdateSIPInboundTrunk",
+                object,
+                Retry::Idempotent,
+                |sip: Arc<SIPClient>| async move {
+                    sip.update_sip_inbound_trunk_replace(id.to_string(), info.clone())
+                        .await
+                },
+            )
             .await?;
         Ok(inbound_object(&updated))
     }
@@ -537,12 +589,17 @@ impl LivekitProvider {
             .get_outbound(id)
             .await?
             .ok_or_else(|| gone(object, id))?;
-        let info = outbound_info(spec, Some(current), object)?;
+        let info = &outbound_info(spec, Some(current), object)?;
         let updated = self
-            .sdk("UpdateSIPOutboundTrunk", object, Retry::Idempotent, || {
-                self.sip
-                    .update_sip_outbound_trunk_replace(id.to_string(), info.clone())
-            })
+            .sdk(
+                "UpdateSIPOutboundTrunk",
+                object,
+                Retry::Idempotent,
+                |sip: Arc<SIPClient>| async move {
+                    sip.update_sip_outbound_trunk_replace(id.to_string(), info.clone())
+                        .await
+                },
+            )
             .await?;
         Ok(outbound_object(&updated))
     }
@@ -555,12 +612,17 @@ impl LivekitProvider {
     ) -> Result<LiveObject, ProviderError> {
         self.guard().check(object, [id])?;
         let current = self.get_rule(id).await?.ok_or_else(|| gone(object, id))?;
-        let info = rule_info(spec, Some(current), object)?;
+        let info = &rule_info(spec, Some(current), object)?;
         let updated = self
-            .sdk("UpdateSIPDispatchRule", object, Retry::Idempotent, || {
-                self.sip
-                    .update_sip_dispatch_rule_replace(id.to_string(), info.clone())
-            })
+            .sdk(
+                "UpdateSIPDispatchRule",
+                object,
+                Retry::Idempotent,
+                |sip: Arc<SIPClient>| async move {
+                    sip.update_sip_dispatch_rule_replace(id.to_string(), info.clone())
+                        .await
+                },
+            )
             .await?;
         Ok(rule_object(&updated))
     }
@@ -975,15 +1037,21 @@ impl Provider for LivekitProvider {
         self.guard().check(id, [id])?;
         let result = match kind {
             Kind::LivekitInboundTrunk | Kind::LivekitOutboundTrunk => self
-                .sdk("DeleteSIPTrunk", id, Retry::Idempotent, || {
-                    self.sip.delete_sip_trunk(id)
-                })
+                .sdk(
+                    "DeleteSIPTrunk",
+                    id,
+                    Retry::Idempotent,
+                    |sip: Arc<SIPClient>| async move { sip.delete_sip_trunk(id).await },
+                )
                 .await
                 .map(|_| ()),
             Kind::LivekitDispatchRule => self
-                .sdk("DeleteSIPDispatchRule", id, Retry::Idempotent, || {
-                    self.sip.delete_sip_dispatch_rule(id)
-                })
+                .sdk(
+                    "DeleteSIPDispatchRule",
+                    id,
+                    Retry::Idempotent,
+                    |sip: Arc<SIPClient>| async move { sip.delete_sip_dispatch_rule(id).await },
+                )
                 .await
                 .map(|_| ()),
             other => return Err(not_mine(other, "delete", id)),
@@ -1045,6 +1113,30 @@ mod tests {
             agents: vec![agent("churchwiseai-voice", r#"{"source": "phone"}"#)],
             hide_phone_number: false,
         }
+    }
+
+    #[test]
+    fn tokens_are_short_lived_with_only_the_sip_admin_grant() {
+        use base64::Engine;
+        let token = mint("APIkey", &SecretValue::new("secret-0123456789")).unwrap();
+        let payload = token.split('.').nth(1).unwrap();
+        let claims: serde_json::Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(claims["iss"], "APIkey");
+        assert_eq!(claims["sip"], serde_json::json!({"admin": true}));
+        let lifetime = claims["exp"].as_u64().unwrap() - claims["nbf"].as_u64().unwrap();
+        assert!(lifetime <= 600, "{lifetime} s");
+        let video = claims.get("video").cloned().unwrap_or_default();
+        assert!(
+            video
+                .as_object()
+                .is_none_or(|v| v.values().all(|x| x != &serde_json::json!(true))),
+            "no video grant: {video}"
+        );
     }
 
     #[test]
