@@ -1639,7 +1639,7 @@ fn validate_credentials(object: &Value) -> Result<(), ApiResponse> {
 }
 
 fn validate_profile(object: &Value) -> Result<(), ApiResponse> {
-    if !str_field(object, "name").is_some_and(|n| !n.trim().is_empty()) {
+    if str_field(object, "name").is_none_or(|n| n.trim().is_empty()) {
         return Err(invalid("/name", "name must be a non-empty string."));
     }
     let destinations_ok = object
@@ -1664,7 +1664,7 @@ fn validate_profile(object: &Value) -> Result<(), ApiResponse> {
 }
 
 fn validate_texml(object: &Value) -> Result<(), ApiResponse> {
-    if !str_field(object, "friendly_name").is_some_and(|n| !n.trim().is_empty()) {
+    if str_field(object, "friendly_name").is_none_or(|n| n.trim().is_empty()) {
         return Err(invalid(
             "/friendly_name",
             "friendly_name must be a non-empty string.",
