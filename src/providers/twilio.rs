@@ -170,6 +170,15 @@ pub fn trunk_object(t: &Trunk, urls: &[OriginationUrlWire]) -> LiveObject {
     }
 }
 
+/// An incoming number as the trunk's PhoneNumbers sub-resource shows it.
+fn attached(n: &IncomingNumber, trunk: &str) -> TrunkNumber {
+    TrunkNumber {
+        sid: n.sid.clone(),
+        trunk_sid: Some(trunk.to_string()),
+        phone_number: n.phone_number.clone(),
+    }
+}
+
 pub fn trunk_number_id(trunk: &str, number: &str) -> String {
     format!("{trunk}/{number}")
 }
@@ -388,15 +397,9 @@ impl TwilioProvider {
         .await
     }
 
-    async fn trunk_numbers(&self, trunk: &str) -> Result<Vec<TrunkNumber>, ProviderError> {
-        self.list_all(
-            &self.trunking,
-            &format!("/v1/Trunks/{trunk}/PhoneNumbers"),
-            "phone_numbers",
-        )
-        .await
-    }
-
+    /// Numbers and trunks are listed at once; each trunk's origination URLs take one list call
+    /// each (they exist nowhere else). Which number sits on which trunk comes from the
+    /// numbers' own `trunk_sid` (attaching a number sets it), so that costs no call per trunk.
     async fn refresh_all(&self) -> Result<Vec<LiveObject>, ProviderError> {
         let numbers_path = format!("{}.json", self.numbers_path());
         let (numbers, trunks) = futures::try_join!(
@@ -404,14 +407,11 @@ impl TwilioProvider {
             self.list_all::<Trunk>(&self.trunking, "/v1/Trunks", "trunks"),
         )?;
         let sids: Vec<String> = trunks.iter().map(|t| t.sid.clone()).collect();
-        let per_trunk: Vec<(Vec<OriginationUrlWire>, Vec<TrunkNumber>)> =
-            futures::stream::iter(sids)
-                .map(|sid| async move {
-                    futures::try_join!(self.origination_urls(&sid), self.trunk_numbers(&sid))
-                })
-                .buffered(4)
-                .try_collect()
-                .await?;
+        let urls: Vec<Vec<OriginationUrlWire>> = futures::stream::iter(sids)
+            .map(|sid| async move { self.origination_urls(&sid).await })
+            .buffered(4)
+            .try_collect()
+            .await?;
         let mut out = Vec::new();
         for n in &numbers {
             out.push(number_object(n).map_err(|d| ProviderError::Decode {
@@ -420,10 +420,12 @@ impl TwilioProvider {
                 object: n.sid.clone(),
                 detail: d,
             })?);
+            if let Some(trunk) = n.trunk_sid.as_deref().filter(|t| !t.is_empty()) {
+                out.push(trunk_number_object(trunk, &attached(n, trunk)));
+            }
         }
-        for (t, (urls, attached)) in trunks.iter().zip(&per_trunk) {
+        for (t, urls) in trunks.iter().zip(&urls) {
             out.push(trunk_object(t, urls));
-            out.extend(attached.iter().map(|n| trunk_number_object(&t.sid, n)));
         }
         Ok(out)
     }
