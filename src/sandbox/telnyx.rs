@@ -882,8 +882,8 @@ impl TelnyxState {
                     .all(|(k, v)| self.object_matches(collection, o, k, v))
             })
             .collect();
-        sort_objects(&mut items, req.query_value("sort"), "created_at");
-        paging.respond(items.into_iter().cloned().collect())
+        sort_objects(&mut items, req.query_value("sort"), "created_at", sort_key);
+        paging.respond(items, Value::clone)
     }
 
     fn object_matches(
@@ -1141,8 +1141,8 @@ impl TelnyxState {
             self.complete_due_orders(req.now, Some(id));
         }
         let mut items: Vec<&Value> = matching.iter().map(|id| &self.number_orders[id]).collect();
-        sort_objects(&mut items, Some("-created_at"), "created_at");
-        paging.respond(items.into_iter().cloned().collect())
+        sort_objects(&mut items, Some("-created_at"), "created_at", sort_key);
+        paging.respond(items, Value::clone)
     }
 
     fn patch_order(&mut self, id: &str, req: &ApiRequest) -> ApiResponse {
@@ -1220,15 +1220,41 @@ impl TelnyxState {
             Ok(p) => p,
             Err(response) => return response,
         };
-        let rendered: Vec<Value> = self
+        let names = self.connection_names();
+        let name_of = |n: &Value| {
+            str_field(n, "connection_id")
+                .and_then(|id| names.get(id))
+                .map_or("", String::as_str)
+        };
+        let mut items: Vec<&Value> = self
             .phone_numbers
             .values()
-            .map(|n| self.render_number(n))
-            .filter(|n| req.query.iter().all(|(k, v)| number_matches(n, k, v)))
+            .filter(|n| {
+                req.query
+                    .iter()
+                    .all(|(k, v)| number_matches(n, name_of(n), k, v))
+            })
             .collect();
-        let mut items: Vec<&Value> = rendered.iter().collect();
-        sort_objects(&mut items, req.query_value("sort"), "-created_at");
-        paging.respond(items.into_iter().cloned().collect())
+        sort_objects(
+            &mut items,
+            req.query_value("sort"),
+            "-created_at",
+            |n, field| match field {
+                "connection_name" => name_of(n).to_string(),
+                _ => sort_key(n, field),
+            },
+        );
+        paging.respond(items, |n| self.render_number(n))
+    }
+
+    /// Every connection's display name by id, for rendering and filtering numbers.
+    fn connection_names(&self) -> BTreeMap<&str, String> {
+        self.fqdn_connections
+            .keys()
+            .chain(self.credential_connections.keys())
+            .chain(self.texml_applications.keys())
+            .filter_map(|id| Some((id.as_str(), self.connection_name(id)?)))
+            .collect()
     }
 
     fn get_number(&self, id: &str) -> ApiResponse {
@@ -1915,8 +1941,7 @@ fn order_matches(order: &Value, key: &str, value: &str) -> bool {
     }
 }
 
-fn number_matches(number: &Value, key: &str, value: &str) -> bool {
-    let connection_name = str_field(number, "connection_name").unwrap_or_default();
+fn number_matches(number: &Value, connection_name: &str, key: &str, value: &str) -> bool {
     match key {
         "filter[phone_number]" => {
             let digits = str_field(number, "phone_number")
@@ -1948,7 +1973,12 @@ fn number_matches(number: &Value, key: &str, value: &str) -> bool {
 }
 
 /// Sorts by `sort` (`field` ascending, `-field` descending), ids breaking ties.
-fn sort_objects(items: &mut [&Value], sort: Option<&str>, default: &str) {
+fn sort_objects(
+    items: &mut [&Value],
+    sort: Option<&str>,
+    default: &str,
+    key_of: impl Fn(&Value, &str) -> String,
+) {
     let sort = sort.filter(|s| !s.is_empty()).unwrap_or(default);
     let (descending, field) = match sort.strip_prefix('-') {
         Some(field) => (true, field),
@@ -1964,20 +1994,19 @@ fn sort_objects(items: &mut [&Value], sort: Option<&str>, default: &str) {
         | "name" => field,
         _ => "created_at",
     };
-    items.sort_by(|a, b| {
-        let key = |v: &Value| {
-            (
-                v.get(field).map(Value::to_string).unwrap_or_default(),
-                numeric_id(v),
-            )
-        };
-        let ordering = key(a).cmp(&key(b));
-        if descending {
-            ordering.reverse()
-        } else {
-            ordering
-        }
-    });
+    items.sort_by_cached_key(|v| (key_of(v, field), numeric_id(v)));
+    if descending {
+        items.reverse();
+    }
+}
+
+/// A field's value as a sortable string.
+fn sort_key(object: &Value, field: &str) -> String {
+    match object.get(field) {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    }
 }
 
 fn numeric_id(object: &Value) -> (usize, String) {
@@ -2016,13 +2045,14 @@ impl Paging {
         Ok(Self { number, size })
     }
 
-    fn respond(&self, items: Vec<Value>) -> ApiResponse {
+    fn respond(&self, items: Vec<&Value>, render: impl Fn(&Value) -> Value) -> ApiResponse {
         let page = page_of(items, (self.number - 1) * self.size, self.size);
         let total_pages = page.total.div_ceil(self.size);
+        let data: Vec<Value> = page.items.into_iter().map(render).collect();
         ApiResponse::json(
             200,
             &json!({
-                "data": page.items,
+                "data": data,
                 "meta": {
                     "page_number": self.number,
                     "page_size": self.size,
