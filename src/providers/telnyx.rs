@@ -29,8 +29,8 @@ use serde_json::{json, Map, Value};
 use super::http::{self, Auth, Body, Call, HttpClient, WriteGuard};
 use super::{post_once, ClientOptions, Env, Provider, ProviderError, WriteRequest};
 use crate::model::{
-    CredentialConnectionSpec, FqdnConnectionSpec, FqdnSpec, Kind, LiveObject, NumberSpec,
-    OutboundVoiceProfileSpec, ProviderName, Ref, SecretRef, Spec, TelnyxNumberSpec,
+    fingerprint, CredentialConnectionSpec, FqdnConnectionSpec, FqdnSpec, Kind, LiveObject,
+    NumberSpec, OutboundVoiceProfileSpec, ProviderName, Ref, SecretRef, Spec, TelnyxNumberSpec,
     TexmlApplicationSpec, E164,
 };
 use wire::{
@@ -848,6 +848,31 @@ fn secret_value(s: &Option<SecretRef>) -> Option<&str> {
     s.as_ref().and_then(SecretRef::value).map(|v| v.expose())
 }
 
+/// The password a connection write must carry: the resolved value, or nothing when the
+/// wanted password is absent or is the one Telnyx already has (same fingerprint). A secret
+/// known only by name or by a different fingerprint cannot be written.
+fn password_to_send(
+    want: &Option<SecretRef>,
+    current: &Value,
+    object: &str,
+) -> Result<Option<String>, ProviderError> {
+    let have = current
+        .get("password")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    match want {
+        None => Ok(None),
+        Some(SecretRef::Value(v)) => Ok(Some(v.expose().to_string())),
+        Some(SecretRef::Fingerprint(f)) if !have.is_empty() && fingerprint(have) == *f => Ok(None),
+        Some(_) => Err(ProviderError::Config {
+            provider: P,
+            detail: format!(
+                "{object}: the password must be resolved from its environment variable before writing"
+            ),
+        }),
+    }
+}
+
 fn unavailable(object: &str, detail: &str) -> ProviderError {
     ProviderError::Unsupported {
         provider: P,
@@ -1005,7 +1030,7 @@ pub fn fqdn_connection_body(
         }
         None => {}
     }
-    if let Some(pw) = secret_value(&spec.password) {
+    if let Some(pw) = password_to_send(&spec.password, current, object)? {
         body["password"] = json!(pw);
     }
     Ok(body)
@@ -1031,7 +1056,7 @@ pub fn credential_connection_body(
         "user_name": spec.user_name,
         "outbound": outbound,
     });
-    if let Some(pw) = secret_value(&spec.password) {
+    if let Some(pw) = password_to_send(&spec.password, current, object)? {
         body["password"] = json!(pw);
     }
     Ok(body)
@@ -1327,6 +1352,23 @@ mod tests {
         assert_eq!(body["inbound"]["dnis_number_format"], "+e164");
         assert_eq!(body["password"], "pw-123456");
         assert!(body["outbound"]["outbound_voice_profile_id"].is_null());
+    }
+
+    #[test]
+    fn password_is_sent_only_when_resolved_and_never_guessed() {
+        let current = json!({"password": "pw-on-telnyx"});
+        let same = Some(SecretRef::Fingerprint(fingerprint("pw-on-telnyx")));
+        assert_eq!(password_to_send(&same, &current, "x").unwrap(), None);
+        let other = Some(SecretRef::Fingerprint(fingerprint("another")));
+        assert!(password_to_send(&other, &current, "x").is_err());
+        let by_name = Some(SecretRef::Env("TELNYX_FQDN_PASSWORD".into()));
+        assert!(password_to_send(&by_name, &current, "x").is_err());
+        let value = Some(SecretRef::Value(SecretValue::new("new-pw-123")));
+        assert_eq!(
+            password_to_send(&value, &current, "x").unwrap().as_deref(),
+            Some("new-pw-123")
+        );
+        assert_eq!(password_to_send(&None, &current, "x").unwrap(), None);
     }
 
     #[test]
