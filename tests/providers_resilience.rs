@@ -340,3 +340,47 @@ async fn a_number_protected_by_its_e164_is_never_written() {
         .unwrap()
         .is_some());
 }
+
+#[tokio::test]
+async fn bad_credentials_are_auth_errors_that_name_no_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = sandbox(SandboxOptions::new(dir.path(), "runbook")).await;
+    let wrong = "wrong-secret-value-1234567890";
+    let env = Env::from_pairs(sb.env().into_iter().map(|(k, v)| match k.as_str() {
+        "TELNYX_API_KEY" | "LIVEKIT_API_SECRET" | "TWILIO_AUTH_TOKEN" => (k, wrong.to_string()),
+        _ => (k, v),
+    }));
+    let providers = connect(&env, &fast(), &ProviderName::ALL).unwrap();
+    let checks = [
+        (
+            ProviderName::Telnyx,
+            Kind::TelnyxNumber,
+            FALLBACK_NUMBER_ID,
+            "10009",
+        ),
+        (
+            ProviderName::Livekit,
+            Kind::LivekitInboundTrunk,
+            PROTECTED_TRUNK,
+            "",
+        ),
+        (ProviderName::Twilio, Kind::TwilioTrunk, "TK0", "20003"),
+    ];
+    for (name, kind, id, code) in checks {
+        let err = providers
+            .get(name)
+            .unwrap()
+            .read(kind, id)
+            .await
+            .unwrap_err();
+        let shown = format!("{err} {err:?}");
+        assert!(
+            matches!(err, ProviderError::Api { status: 401, .. }),
+            "{name}: {shown}"
+        );
+        assert!(shown.contains(code), "{name}: {shown}");
+        assert!(!shown.contains(wrong), "{name} leaks the secret: {shown}");
+    }
+    let unauthorized = log(&dir).iter().filter(|e| e.status == 401).count();
+    assert_eq!(unauthorized, 3, "an auth failure is not retried");
+}

@@ -163,7 +163,8 @@ fn service_error(e: ServiceError, operation: &str, object: &str) -> ProviderErro
                 Some(s) => format!("HTTP {s} with an unreadable body"),
                 None if r.is_timeout() => "timed out".to_string(),
                 None if r.is_connect() => "could not connect".to_string(),
-                None => "the request failed or the answer was unreadable".to_string(),
+                None if r.is_decode() => "an error answer without a Twirp error body (LiveKit answers a bad API key or secret with a plain-text 401)".to_string(),
+                None => "the request failed".to_string(),
             },
         },
         ServiceError::Twirp(ServerError::Prost(d)) => ProviderError::Decode {

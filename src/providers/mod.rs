@@ -1,6 +1,13 @@
 //! The one trait the planner and executor use to read and write live services. Telnyx,
 //! LiveKit and Twilio types appear only inside the modules below; everything crossing this
 //! boundary is a [`crate::model`] type.
+//!
+//! [`connect`] builds the clients a run needs from an [`Env`] and [`ClientOptions`] (timeouts,
+//! retries, per-provider concurrency and request rate, the Twilio write policy and the
+//! protected ids). Every call goes through [`http`]: retries with backoff on 429/5xx/lost
+//! connections for idempotent calls only, `Retry-After`, the hard lock on protected ids, and
+//! plain http only on loopback. A create is never blindly resent: after a lost answer the
+//! provider's own [`Provider::find_created`] runs first ([`post_once`]).
 
 pub mod http;
 pub mod livekit;
