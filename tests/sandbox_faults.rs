@@ -90,6 +90,21 @@ async fn a_share_of_requests_fail_with_5xx_reproducibly_and_commit_nothing() {
 #[tokio::test]
 async fn above_the_rate_limit_each_provider_answers_429_with_retry_after() {
     let sb = TestSandbox::start_with("runbook", |o| o.rate_limit = Some(2.0)).await;
+    let ordinary = sb
+        .telnyx(Method::GET, "/phone_numbers")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        ordinary.status().as_u16(),
+        200,
+        "the first request of a window passes"
+    );
+    assert_eq!(
+        ordinary.headers()["x-ratelimit-limit"],
+        "2",
+        "Telnyx reports its limit on ordinary answers too"
+    );
     let mut telnyx = Vec::new();
     for _ in 0..10 {
         telnyx.push(

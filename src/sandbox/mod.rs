@@ -259,7 +259,8 @@ pub struct RequestLogEntry {
     pub write: bool,
 }
 
-/// Reads every entry of `DIR/requests.jsonl` (none if it does not exist yet).
+/// Reads every entry of `DIR/requests.jsonl` (none if it does not exist yet). A last line
+/// still being written is skipped.
 pub fn read_request_log(dir: &Path) -> Result<Vec<RequestLogEntry>, SandboxError> {
     let path = dir.join(REQUEST_LOG);
     let text = match std::fs::read_to_string(&path) {
@@ -267,16 +268,21 @@ pub fn read_request_log(dir: &Path) -> Result<Vec<RequestLogEntry>, SandboxError
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(SandboxError::io(&path, e)),
     };
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .enumerate()
-        .map(|(i, line)| {
-            serde_json::from_str(line).map_err(|e| SandboxError::Corrupt {
-                path: path.clone(),
-                detail: format!("line {}: {e}", i + 1),
-            })
-        })
-        .collect()
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let mut entries = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        match serde_json::from_str(line) {
+            Ok(entry) => entries.push(entry),
+            Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => break,
+            Err(e) => {
+                return Err(SandboxError::Corrupt {
+                    path: path.clone(),
+                    detail: format!("line {}: {e}", i + 1),
+                })
+            }
+        }
+    }
+    Ok(entries)
 }
 
 /// Where the embedded sandbox keeps its world: `$CWA_SANDBOX_DIR`, else `.cwa/sandbox`.
