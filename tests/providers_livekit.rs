@@ -381,7 +381,7 @@ async fn line_trunk_and_rule_are_created_found_and_deleted() {
 }
 
 #[tokio::test]
-async fn outbound_trunk_create_keeps_destination_country() {
+async fn outbound_trunk_create_keeps_destination_country_and_delete_removes_it() {
     let w = start("runbook").await;
     let spec = OutboundTrunkSpec {
         name: "Telnyx Outbound CA".into(),
@@ -418,6 +418,16 @@ async fn outbound_trunk_create_keeps_destination_country() {
         got.auth_password,
         Some(SecretRef::Fingerprint(fingerprint("outbound-test-pw")))
     );
+    w.livekit
+        .delete(Kind::LivekitOutboundTrunk, &made.id)
+        .await
+        .unwrap();
+    assert!(w
+        .livekit
+        .read(Kind::LivekitOutboundTrunk, &made.id)
+        .await
+        .unwrap()
+        .is_none());
 }
 
 #[tokio::test]

@@ -511,3 +511,165 @@ async fn credential_connection_create_needs_its_password_and_finds_itself() {
         .unwrap()
         .is_none());
 }
+
+#[tokio::test]
+async fn fqdn_connection_and_record_lifecycle() {
+    use cwa::model::{FqdnConnectionSpec, SecretValue};
+    let w = start("runbook").await;
+    let conn = FqdnConnectionSpec {
+        connection_name: "LiveKit Grace".into(),
+        active: true,
+        transport_protocol: "TCP".into(),
+        user_name: Some("gracechapel".into()),
+        password: Some(SecretRef::Value(SecretValue::new("grace-secret-123"))),
+        ani_number_format: "+E.164".into(),
+        dnis_number_format: "+e164".into(),
+        outbound_voice_profile: Some(Ref::Id(OVP.into())),
+    };
+    let req = write(
+        "telnyx_fqdn_connection.grace",
+        Spec::TelnyxFqdnConnection(conn.clone()),
+        "",
+    );
+    let made = w.telnyx.create(&req).await.unwrap();
+    let read = w
+        .telnyx
+        .read(Kind::TelnyxFqdnConnection, &made.id)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut expected = conn.clone();
+    expected.password = Some(SecretRef::Fingerprint(fingerprint("grace-secret-123")));
+    assert_eq!(read.spec, Spec::TelnyxFqdnConnection(expected.clone()));
+    assert_eq!(
+        w.telnyx.find_created(&req).await.unwrap().map(|o| o.id),
+        Some(made.id.clone())
+    );
+
+    let record = FqdnSpec {
+        connection: Ref::Id(made.id.clone()),
+        fqdn: "5u9xu5ysoly.sip.livekit.cloud".into(),
+        port: 5060,
+        dns_record_type: "a".into(),
+        default_primary: true,
+    };
+    let rec_req = write("telnyx_fqdn.grace", Spec::TelnyxFqdn(record.clone()), "");
+    let rec = w.telnyx.create(&rec_req).await.unwrap();
+
+    let mut tls = expected.clone();
+    tls.transport_protocol = "TLS".into();
+    tls.dnis_number_format = "e164".into();
+    let upd = write(
+        "telnyx_fqdn_connection.grace",
+        Spec::TelnyxFqdnConnection(tls.clone()),
+        "",
+    );
+    w.telnyx.update(&made.id, &read.spec, &upd).await.unwrap();
+    let after = w
+        .telnyx
+        .read(Kind::TelnyxFqdnConnection, &made.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.spec, Spec::TelnyxFqdnConnection(tls));
+    assert_eq!(
+        after.extra.get("default_primary_fqdn_id"),
+        Some(&rec.id),
+        "a connection update keeps inbound.default_primary_fqdn_id"
+    );
+
+    let mut moved = record.clone();
+    moved.port = 5061;
+    moved.default_primary = false;
+    let upd = write("telnyx_fqdn.grace", Spec::TelnyxFqdn(moved.clone()), "");
+    w.telnyx.update(&rec.id, &rec.spec, &upd).await.unwrap();
+    let rec_read = w
+        .telnyx
+        .read(Kind::TelnyxFqdn, &rec.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec_read.spec, Spec::TelnyxFqdn(moved));
+
+    w.telnyx.delete(Kind::TelnyxFqdn, &rec.id).await.unwrap();
+    w.telnyx
+        .delete(Kind::TelnyxFqdnConnection, &made.id)
+        .await
+        .unwrap();
+    assert!(w
+        .telnyx
+        .read(Kind::TelnyxFqdn, &rec.id)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(w
+        .telnyx
+        .read(Kind::TelnyxFqdnConnection, &made.id)
+        .await
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test]
+async fn profile_and_texml_are_created_found_and_deleted() {
+    let w = start("runbook").await;
+    let ovp = OutboundVoiceProfileSpec {
+        name: "CWA Canada".into(),
+        enabled: true,
+        whitelisted_destinations: vec!["CA".into()],
+    };
+    let req = write(
+        "telnyx_outbound_voice_profile.ca",
+        Spec::TelnyxOutboundVoiceProfile(ovp.clone()),
+        "",
+    );
+    let made = w.telnyx.create(&req).await.unwrap();
+    assert_eq!(made.spec, Spec::TelnyxOutboundVoiceProfile(ovp));
+    assert_eq!(
+        w.telnyx.find_created(&req).await.unwrap().map(|o| o.id),
+        Some(made.id.clone())
+    );
+    w.telnyx
+        .delete(Kind::TelnyxOutboundVoiceProfile, &made.id)
+        .await
+        .unwrap();
+    assert!(w
+        .telnyx
+        .read(Kind::TelnyxOutboundVoiceProfile, &made.id)
+        .await
+        .unwrap()
+        .is_none());
+
+    let app = TexmlApplicationSpec {
+        friendly_name: "CWA Overflow".into(),
+        voice_url: "https://churchwiseai.com/api/voice/overflow".into(),
+        voice_method: "post".into(),
+    };
+    let req = write(
+        "telnyx_texml_application.overflow",
+        Spec::TelnyxTexmlApplication(app.clone()),
+        "",
+    );
+    let made = w.telnyx.create(&req).await.unwrap();
+    let read = w
+        .telnyx
+        .read(Kind::TelnyxTexmlApplication, &made.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.spec, Spec::TelnyxTexmlApplication(app));
+    assert_eq!(
+        w.telnyx.find_created(&req).await.unwrap().map(|o| o.id),
+        Some(made.id.clone())
+    );
+    w.telnyx
+        .delete(Kind::TelnyxTexmlApplication, &made.id)
+        .await
+        .unwrap();
+    assert!(w
+        .telnyx
+        .read(Kind::TelnyxTexmlApplication, &made.id)
+        .await
+        .unwrap()
+        .is_none());
+}
