@@ -397,6 +397,7 @@ fn process(
     };
     if changed {
         let entry = JournalEntry {
+            seq: 0,
             time: now,
             provider: provider.name().to_string(),
             method: incoming.method.clone(),
@@ -406,7 +407,7 @@ fn process(
             body: JournalEntry::encode_body(&incoming.body),
             resource_id: response.resource_id.clone(),
         };
-        if let Err(e) = lock(&shared.store).append(&entry) {
+        if let Err(e) = lock(&shared.store).append(entry) {
             tracing::error!("sandbox: cannot journal a write: {e}");
             return ApiResponse::json(
                 500,

@@ -6,6 +6,8 @@
 //! 10,000. On start the journal is replayed over the snapshot (a torn last line, from a kill
 //! mid-append, is ignored), then compacted into a fresh snapshot; shutdown compacts too.
 //! Snapshots are written atomically: temp file, fsync, rename, fsync of the directory.
+//! Entries are numbered and a snapshot records the last number it includes, so a crash
+//! between writing a snapshot and emptying the journal never applies an entry twice.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -25,6 +27,9 @@ const SNAPSHOT_VERSION: u32 = 1;
 /// One journaled request: enough to run it again through the same handler.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JournalEntry {
+    /// Position in the journal, assigned by [`Store::append`].
+    #[serde(default)]
+    pub seq: u64,
     pub time: DateTime<Utc>,
     pub provider: String,
     pub method: String,
@@ -53,10 +58,19 @@ impl JournalEntry {
     }
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct Snapshot {
     version: u32,
+    #[serde(default)]
+    journal_seq: u64,
     world: World,
+}
+
+#[derive(Serialize)]
+struct SnapshotRef<'a> {
+    version: u32,
+    journal_seq: u64,
+    world: &'a World,
 }
 
 /// The open journal of one sandbox directory.
@@ -64,6 +78,7 @@ struct Snapshot {
 pub struct Store {
     dir: PathBuf,
     journal: File,
+    last_seq: u64,
 }
 
 impl Store {
@@ -71,38 +86,43 @@ impl Store {
     /// journal entries, which the caller replays), or `None` when DIR holds no world yet.
     pub fn open(dir: &Path) -> Result<(Store, Option<World>, Vec<JournalEntry>), SandboxError> {
         fs::create_dir_all(dir).map_err(|e| SandboxError::io(dir, e))?;
-        let world = read_snapshot(dir)?;
+        let snapshot = read_snapshot(dir)?;
         let (entries, valid_len) = read_journal(dir)?;
         let journal = open_journal(dir)?;
         cut_torn_tail(&journal, valid_len).map_err(|e| SandboxError::io(&dir.join(JOURNAL), e))?;
+        let included = snapshot.as_ref().map_or(0, |s| s.journal_seq);
+        let entries: Vec<JournalEntry> = entries.into_iter().filter(|e| e.seq > included).collect();
+        let last_seq = entries.last().map_or(included, |e| e.seq);
         let store = Store {
             dir: dir.to_path_buf(),
             journal,
+            last_seq,
         };
-        Ok((store, world, entries))
+        Ok((store, snapshot.map(|s| s.world), entries))
     }
 
-    /// Appends one mutation and makes it durable.
-    pub fn append(&mut self, entry: &JournalEntry) -> Result<(), SandboxError> {
-        let mut line = serde_json::to_vec(entry).map_err(SandboxError::Encode)?;
+    /// Numbers one mutation, appends it and makes it durable.
+    pub fn append(&mut self, mut entry: JournalEntry) -> Result<(), SandboxError> {
+        entry.seq = self.last_seq + 1;
+        let mut line = serde_json::to_vec(&entry).map_err(SandboxError::Encode)?;
         line.push(b'\n');
         let path = self.dir.join(JOURNAL);
         self.journal
             .write_all(&line)
             .and_then(|()| self.journal.sync_data())
-            .map_err(|e| SandboxError::io(&path, e))
+            .map_err(|e| SandboxError::io(&path, e))?;
+        self.last_seq = entry.seq;
+        Ok(())
     }
 
     /// Writes `world` as the new snapshot and empties the journal it supersedes.
     pub fn compact(&mut self, world: &World) -> Result<(), SandboxError> {
-        write_snapshot(&self.dir, world)?;
+        write_snapshot(&self.dir, world, self.last_seq)?;
         let path = self.dir.join(JOURNAL);
-        self.journal = File::create(&path).map_err(|e| SandboxError::io(&path, e))?;
         self.journal
-            .sync_all()
-            .map_err(|e| SandboxError::io(&path, e))?;
-        self.journal = open_journal(&self.dir)?;
-        Ok(())
+            .set_len(0)
+            .and_then(|()| self.journal.sync_all())
+            .map_err(|e| SandboxError::io(&path, e))
     }
 
     pub fn dir(&self) -> &Path {
@@ -143,7 +163,7 @@ fn open_journal(dir: &Path) -> Result<File, SandboxError> {
         .map_err(|e| SandboxError::io(&path, e))
 }
 
-fn read_snapshot(dir: &Path) -> Result<Option<World>, SandboxError> {
+fn read_snapshot(dir: &Path) -> Result<Option<Snapshot>, SandboxError> {
     let path = dir.join(SNAPSHOT);
     let bytes = match fs::read(&path) {
         Ok(bytes) => bytes,
@@ -163,7 +183,7 @@ fn read_snapshot(dir: &Path) -> Result<Option<World>, SandboxError> {
             ),
         });
     }
-    Ok(Some(snapshot.world))
+    Ok(Some(snapshot))
 }
 
 /// The journal's entries and the length of its intact part (a torn last line is cut off).
@@ -200,12 +220,13 @@ fn read_journal(dir: &Path) -> Result<(Vec<JournalEntry>, u64), SandboxError> {
 }
 
 /// Writes the snapshot atomically: temp file, fsync, rename, fsync of the directory.
-fn write_snapshot(dir: &Path, world: &World) -> Result<(), SandboxError> {
+fn write_snapshot(dir: &Path, world: &World, journal_seq: u64) -> Result<(), SandboxError> {
     let path = dir.join(SNAPSHOT);
     let temp = dir.join(format!("{SNAPSHOT}.tmp"));
-    let snapshot = Snapshot {
+    let snapshot = SnapshotRef {
         version: SNAPSHOT_VERSION,
-        world: world.clone(),
+        journal_seq,
+        world,
     };
     let bytes = serde_json::to_vec(&snapshot).map_err(SandboxError::Encode)?;
     let mut file = File::create(&temp).map_err(|e| SandboxError::io(&temp, e))?;
@@ -225,6 +246,7 @@ mod tests {
 
     fn entry(n: u32) -> JournalEntry {
         JournalEntry {
+            seq: 0,
             time: Utc::now(),
             provider: "telnyx".into(),
             method: "PATCH".into(),
@@ -241,8 +263,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut store, world, entries) = Store::open(dir.path()).unwrap();
         assert!(world.is_none() && entries.is_empty());
-        store.append(&entry(1)).unwrap();
-        store.append(&entry(2)).unwrap();
+        store.append(entry(1)).unwrap();
+        store.append(entry(2)).unwrap();
         drop(store);
         let mut file = OpenOptions::new()
             .append(true)
@@ -252,7 +274,7 @@ mod tests {
         let (mut store, _, entries) = Store::open(dir.path()).unwrap();
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[1].path, "/v2/phone_numbers/2");
-        store.append(&entry(3)).unwrap();
+        store.append(entry(3)).unwrap();
         drop(store);
         let (mut store, _, entries) = Store::open(dir.path()).unwrap();
         assert_eq!(entries.len(), 3, "a torn line is cut off, not buried");
@@ -260,5 +282,25 @@ mod tests {
         let (_, world, entries) = Store::open(dir.path()).unwrap();
         assert!(world.is_some());
         assert!(entries.is_empty());
+    }
+
+    #[test]
+    fn entries_a_snapshot_includes_are_never_replayed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, _, _) = Store::open(dir.path()).unwrap();
+        store.append(entry(1)).unwrap();
+        store.append(entry(2)).unwrap();
+        let journal = fs::read(dir.path().join(JOURNAL)).unwrap();
+        store.compact(&World::default()).unwrap();
+        fs::write(dir.path().join(JOURNAL), &journal).unwrap();
+        let (mut store, _, entries) = Store::open(dir.path()).unwrap();
+        assert!(entries.is_empty(), "a crash before the journal was emptied");
+        store.append(entry(3)).unwrap();
+        let (_, _, entries) = Store::open(dir.path()).unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(
+            (entries[0].seq, entries[0].path.as_str()),
+            (3, "/v2/phone_numbers/3")
+        );
     }
 }
