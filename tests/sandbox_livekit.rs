@@ -848,3 +848,98 @@ async fn writes_survive_a_restart() {
         .unwrap();
     assert_eq!(kept.name, "Persisted");
 }
+
+/// The Rust SDK has no Get wrappers: send the prost messages by hand, as it would.
+async fn get_protobuf<Req: prost::Message, Resp: prost::Message + Default>(
+    f: &Fixture,
+    method: &str,
+    req: Req,
+) -> Result<Resp, (u16, Value)> {
+    let res = reqwest::Client::new()
+        .post(f.url(method))
+        .header("Authorization", format!("Bearer {}", token(admin_claims())))
+        .header("Content-Type", "application/protobuf")
+        .body(req.encode_to_vec())
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let bytes = res.bytes().await.unwrap();
+    if status == 200 {
+        Ok(Resp::decode(bytes.as_ref()).unwrap())
+    } else {
+        Err((status, serde_json::from_slice(&bytes).unwrap()))
+    }
+}
+
+#[tokio::test]
+async fn protobuf_get_of_both_trunk_kinds() {
+    let f = Fixture::start().await;
+    let inbound: proto::GetSipInboundTrunkResponse = get_protobuf(
+        &f,
+        "GetSIPInboundTrunk",
+        proto::GetSipInboundTrunkRequest {
+            sip_trunk_id: "ST_hvf5m2RXfEiS".into(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(inbound.trunk.unwrap().name, "Twilio Test");
+
+    let outbound: proto::GetSipOutboundTrunkResponse = get_protobuf(
+        &f,
+        "GetSIPOutboundTrunk",
+        proto::GetSipOutboundTrunkRequest {
+            sip_trunk_id: "ST_X3n9jxR55VrB".into(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(outbound.trunk.unwrap().auth_username, "cwaoutbound");
+
+    let missing = get_protobuf::<_, proto::GetSipOutboundTrunkResponse>(
+        &f,
+        "GetSIPOutboundTrunk",
+        proto::GetSipOutboundTrunkRequest {
+            sip_trunk_id: "ST_hvf5m2RXfEiS".into(),
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(missing.0, 404, "an inbound id is not an outbound trunk");
+    assert_eq!(
+        missing.1["msg"],
+        json!("requested sip trunk does not exist")
+    );
+
+    let empty = get_protobuf::<_, proto::GetSipInboundTrunkResponse>(
+        &f,
+        "GetSIPInboundTrunk",
+        proto::GetSipInboundTrunkRequest::default(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(empty.0, 400);
+    assert_eq!(empty.1["msg"], json!("trunk ID is required"));
+}
+
+#[tokio::test]
+#[allow(deprecated)]
+async fn sdk_deprecated_list_sip_trunk_shows_both_kinds() {
+    let f = Fixture::start().await;
+    let trunks = f
+        .sip()
+        .list_sip_trunk(livekit_api::services::sip::ListSIPTrunkFilter::All)
+        .await
+        .unwrap();
+    assert_eq!(trunks.len(), 5);
+    let outbound = trunks
+        .iter()
+        .find(|t| t.sip_trunk_id == "ST_X3n9jxR55VrB")
+        .unwrap();
+    assert_eq!(
+        outbound.kind,
+        proto::sip_trunk_info::TrunkKind::TrunkOutbound as i32
+    );
+    assert_eq!(outbound.outbound_address, "sip.telnyx.com");
+}
