@@ -384,3 +384,55 @@ async fn bad_credentials_are_auth_errors_that_name_no_secret() {
     let unauthorized = log(&dir).iter().filter(|e| e.status == 401).count();
     assert_eq!(unauthorized, 3, "an auth failure is not retried");
 }
+
+#[tokio::test]
+async fn creates_refused_with_429_are_retried_and_made_once() {
+    use cwa::model::OutboundVoiceProfileSpec;
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = SandboxOptions::new(dir.path(), "runbook");
+    opts.rate_limit = Some(1.0);
+    let sb = sandbox(opts).await;
+    let client = ClientOptions {
+        rate_limit_rps: cwa::providers::PerProvider {
+            telnyx: 0.0,
+            livekit: 0.0,
+            twilio: 0.0,
+        },
+        ..fast()
+    };
+    let telnyx = TelnyxProvider::from_env(&Env::from_pairs(sb.env()), &client).unwrap();
+    let names = ["CWA A", "CWA B", "CWA C"];
+    let creates = names.map(|name| {
+        let telnyx = &telnyx;
+        async move {
+            let req = WriteRequest {
+                object: format!("telnyx_outbound_voice_profile.{name}"),
+                spec: Spec::TelnyxOutboundVoiceProfile(OutboundVoiceProfileSpec {
+                    name: name.into(),
+                    enabled: true,
+                    whitelisted_destinations: vec!["US".into()],
+                }),
+                reference: String::new(),
+            };
+            telnyx.create(&req).await
+        }
+    });
+    let made = futures::future::join_all(creates).await;
+    assert!(made.iter().all(Result::is_ok), "{made:?}");
+    let entries = log(&dir);
+    assert!(
+        entries.iter().any(|e| e.status == 429),
+        "the sandbox refused some"
+    );
+    let world = sb.world();
+    let world = world.lock().unwrap();
+    for name in names {
+        let copies = world
+            .telnyx
+            .outbound_voice_profiles
+            .values()
+            .filter(|p| p["name"] == name)
+            .count();
+        assert_eq!(copies, 1, "{name}");
+    }
+}

@@ -257,7 +257,7 @@ impl fmt::Debug for Auth {
 }
 
 impl Auth {
-    fn header(&self) -> Result<HeaderValue, ProviderError> {
+    fn header(&self, provider: ProviderName) -> Result<HeaderValue, ProviderError> {
         use base64::Engine;
         let raw = match self {
             Self::Bearer(key) => format!("Bearer {}", key.expose()),
@@ -271,7 +271,7 @@ impl Auth {
             Self::Minted(mint) => format!("Bearer {}", mint()?),
         };
         let mut value = HeaderValue::from_str(&raw).map_err(|_| ProviderError::Config {
-            provider: ProviderName::Telnyx,
+            provider,
             detail: "a credential contains characters that cannot go in an HTTP header".to_string(),
         })?;
         value.set_sensitive(true);
@@ -525,7 +525,7 @@ impl HttpClient {
 
     async fn attempt(&self, call: &Call) -> Result<Response, Failure> {
         let _permit = self.gate.enter().await;
-        let auth = self.auth.header().map_err(Failure::Local)?;
+        let auth = self.auth.header(self.provider).map_err(Failure::Local)?;
         let mut req = self
             .client
             .request(call.method.clone(), call.url.clone())
