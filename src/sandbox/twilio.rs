@@ -14,7 +14,8 @@
 //! | GET, POST, DELETE | `/v1/Trunks/{TK}/OriginationUrls/{OU}` | |
 //!
 //! v2010 paths need the `.json` suffix; without it the real API answers XML, which the sandbox
-//! does not speak: it answers 404 there. Missing required parameters answer 400 / 20001,
+//! does not speak: it answers 404 there. Buying numbers (`POST IncomingPhoneNumbers.json`) is
+//! not emulated: cwa only reads and rewires the legacy Twilio numbers. Missing required parameters answer 400 / 20001,
 //! invalid values 400 / 21xxx, unknown objects 404 / 20404.
 
 use std::collections::BTreeMap;
