@@ -814,3 +814,130 @@ async fn numbers_reach_sip_without_plus_when_the_connection_says_so() {
         "no FQDN record: nowhere to send"
     );
 }
+
+#[tokio::test]
+async fn remaining_filters_and_deletes() {
+    let sb = TestSandbox::start("runbook").await;
+    sb.sandbox
+        .world()
+        .lock()
+        .unwrap()
+        .telnyx
+        .order_completion_ms = 0;
+    let (order, _, number_id) = order_one(&sb, "213", FQDN_CONNECTION, "ref-old").await;
+    let order_id = order["id"].as_str().unwrap();
+    let (status, patched) = send(
+        sb.telnyx(Method::PATCH, &format!("/number_orders/{order_id}"))
+            .json(&json!({"customer_reference": "ref-new"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(patched["data"]["customer_reference"], "ref-new");
+    let (_, by_new) = send(
+        sb.telnyx(Method::GET, "/number_orders")
+            .query(&[("filter[customer_reference]", "ref-new")]),
+    )
+    .await;
+    assert_eq!(by_new["meta"]["total_results"], 1);
+    assert_eq!(
+        by_new["data"][0]["status"], "success",
+        "due orders complete"
+    );
+
+    let (status, _) = send(
+        sb.telnyx(Method::PATCH, &format!("/phone_numbers/{number_id}"))
+            .json(&json!({"tags": ["alpha", "beta"]})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, tagged) = send(
+        sb.telnyx(Method::GET, "/phone_numbers")
+            .query(&[("filter[tag]", "beta")]),
+    )
+    .await;
+    assert_eq!(tagged["meta"]["total_results"], 1);
+    assert_eq!(tagged["data"][0]["id"], number_id.as_str());
+    let (status, _) = send(
+        sb.telnyx(Method::PATCH, &format!("/phone_numbers/{number_id}"))
+            .json(&json!({"tags": "beta"})),
+    )
+    .await;
+    assert_eq!(status, 422, "tags must be an array");
+    let (status, unbound) = send(
+        sb.telnyx(Method::PATCH, &format!("/phone_numbers/{number_id}"))
+            .json(&json!({"connection_id": TEXML_APP})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        unbound["data"]["connection_name"],
+        "ChurchWiseAI Fallback Greeting"
+    );
+
+    let (_, profiles) = send(
+        sb.telnyx(Method::GET, "/outbound_voice_profiles")
+            .query(&[("filter[name][contains]", "churchwise")]),
+    )
+    .await;
+    assert_eq!(profiles["data"][0]["id"], OVP);
+    let (_, apps) = send(
+        sb.telnyx(Method::GET, "/texml_applications")
+            .query(&[("filter[friendly_name]", "Fallback")]),
+    )
+    .await;
+    assert_eq!(apps["data"][0]["id"], TEXML_APP);
+    let (_, by_profile) = send(
+        sb.telnyx(Method::GET, "/fqdn_connections")
+            .query(&[("filter[outbound_voice_profile_id]", OVP)]),
+    )
+    .await;
+    assert_eq!(by_profile["meta"]["total_results"], 1);
+    let (_, sorted) = send(
+        sb.telnyx(Method::GET, "/fqdn_connections")
+            .query(&[("sort", "-connection_name")]),
+    )
+    .await;
+    assert_eq!(sorted["data"][0]["connection_name"], "LiveKit Inbound v2");
+    let (_, paged) = send(
+        sb.telnyx(Method::GET, "/fqdn_connections")
+            .query(&[("page[number]", "2"), ("page[size]", "1")]),
+    )
+    .await;
+    assert_eq!(
+        paged["meta"],
+        json!({"page_number": 2, "page_size": 1, "total_pages": 2, "total_results": 2})
+    );
+
+    let (status, _) = send(sb.telnyx(Method::DELETE, &format!("/fqdns/{FQDN_RECORD}"))).await;
+    assert_eq!(status, 200);
+    let (_, connection) =
+        send(sb.telnyx(Method::GET, &format!("/fqdn_connections/{FQDN_CONNECTION}"))).await;
+    assert_eq!(
+        connection["data"]["inbound"]["default_primary_fqdn_id"],
+        Value::Null,
+        "a deleted FQDN is no longer the primary"
+    );
+    let (status, body) = send(sb.telnyx(
+        Method::DELETE,
+        &format!("/credential_connections/{CREDENTIAL_CONNECTION}"),
+    ))
+    .await;
+    assert_eq!(status, 422, "the outbound DID is still on it: {body}");
+    for path in [
+        "/fqdn_connections/1",
+        "/fqdns/1",
+        "/credential_connections/1",
+        "/outbound_voice_profiles/1",
+        "/texml_applications/1",
+        "/number_orders/00000000-0000-0000-0000-000000000000",
+    ] {
+        let (status, body) = send(sb.telnyx(Method::GET, path)).await;
+        assert_eq!((status, telnyx_code(&body)), (404, "10005"), "{path}");
+    }
+    let (status, body) = send(
+        sb.telnyx(Method::POST, "/fqdn_connections")
+            .body("{not json"),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+}
