@@ -372,10 +372,12 @@ impl Executor {
             reference: reference.clone(),
         };
         self.intent(addr, "create", &reference, None, Some(&spec))?;
+        test_crash_point("before");
         let created = match provider.create(&req).await {
             Ok(obj) => obj,
             Err(e) => return Err(self.failed(addr, "create", &reference, None, e)),
         };
+        test_crash_point("after");
         self.result(addr, "create", &reference, &created)?;
         self.audit(addr, Some(&created.id), "create", "ok");
         self.shared
@@ -405,10 +407,12 @@ impl Executor {
             reference: reference.clone(),
         };
         self.intent(addr, "update", &reference, Some(&id), Some(&spec))?;
+        test_crash_point("before");
         let updated = match provider.update(&id, &before, &req).await {
             Ok(obj) => obj,
             Err(e) => return Err(self.failed(addr, "update", &reference, Some(&id), e)),
         };
+        test_crash_point("after");
         self.result(addr, "update", &reference, &updated)?;
         self.audit(addr, Some(&id), "update", "ok");
         let live = self.read(addr, &id).await?;
@@ -458,8 +462,9 @@ impl Executor {
         let provider = self.provider(addr)?.clone();
         let reference = format!("cwa-{}-{}", self.run, short_hash(&addr.to_string()));
         self.intent(addr, "delete", &reference, Some(&id), None)?;
+        test_crash_point("before");
         match provider.delete(addr.kind, &id).await {
-            Ok(()) => {}
+            Ok(()) => test_crash_point("after"),
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(self.failed(addr, "delete", &reference, Some(&id), e)),
         }
@@ -827,6 +832,29 @@ pub async fn reconcile(
     store.save(state)?;
     journal.clear()?;
     Ok(notes)
+}
+
+/// Test-only crash injection: with `CWA_TEST_CRASH_AT=before:N` (or `after:N`) the process
+/// aborts just before (or just after) its N-th mutating provider call, as a kill at that
+/// instant would. The crash tests use it to prove that a rerun converges from any point.
+fn test_crash_point(moment: &str) {
+    use std::sync::atomic::AtomicUsize;
+    static CALLS: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
+    let Ok(spec) = std::env::var("CWA_TEST_CRASH_AT") else {
+        return;
+    };
+    let Some((at, n)) = spec.split_once(':') else {
+        return;
+    };
+    if at != moment {
+        return;
+    }
+    let slot = usize::from(moment == "after");
+    let count = CALLS[slot].fetch_add(1, Ordering::SeqCst) + 1;
+    if n.parse::<usize>().ok() == Some(count) {
+        eprintln!("CWA_TEST_CRASH_AT={spec}: aborting");
+        std::process::abort();
+    }
 }
 
 fn outcome(change: &Change, id: Option<String>, error: Option<String>) -> Outcome {

@@ -52,6 +52,8 @@ struct Planner<'a> {
     checks: Vec<Finding>,
     unmanaged: Vec<Unmanaged>,
     protected: BTreeMap<String, String>,
+    /// Declared Telnyx numbers by their fixed number.
+    number_owners: BTreeMap<crate::model::E164, Address>,
 }
 
 impl<'a> Planner<'a> {
@@ -74,11 +76,34 @@ impl<'a> Planner<'a> {
             checks: Vec::new(),
             unmanaged: Vec::new(),
             protected,
+            number_owners: input
+                .desired
+                .resources
+                .values()
+                .filter_map(|r| match &r.spec {
+                    Spec::TelnyxNumber(t) => t.number.fixed().map(|n| (n.clone(), r.addr.clone())),
+                    _ => None,
+                })
+                .collect(),
         }
     }
 
     fn desired(&self) -> &'a Desired {
         self.input.desired
+    }
+
+    /// A resource's dependencies, plus the number resources whose literal numbers a trunk
+    /// holds (so a number is bought and bound before the trunk that serves it).
+    fn dependencies(&self, resource: &DesiredResource) -> Vec<Address> {
+        let mut deps = resource.dependencies();
+        for n in resource.spec.number_refs() {
+            if let NumberRef::Number(number) = n {
+                deps.extend(self.number_owners.get(number).cloned());
+            }
+        }
+        deps.sort();
+        deps.dedup();
+        deps
     }
 
     /// Declared resources, in an order where references are matched before their users.
@@ -122,7 +147,7 @@ impl<'a> Planner<'a> {
             fields: changed,
             before: Some(before),
             after: Some(after),
-            depends_on: resource.dependencies(),
+            depends_on: self.dependencies(resource),
             monthly_cost_delta_cents: 0,
         }
     }
@@ -195,7 +220,7 @@ impl<'a> Planner<'a> {
             fields: Vec::new(),
             before: None,
             after: Some(after),
-            depends_on: resource.dependencies(),
+            depends_on: self.dependencies(resource),
             monthly_cost_delta_cents: cost,
         }
     }
@@ -426,12 +451,20 @@ impl<'a> Planner<'a> {
                 .collect()
         };
         let (was, will) = (on_protected(&change.before), on_protected(&change.after));
+        let writes = change.action != Action::Adopt || !change.fields.is_empty();
         if was != will {
             return Some(format!(
                 "{} would change which protected trunk it routes (from [{}] to [{}])",
                 change.address,
                 was.join(", "),
                 will.join(", ")
+            ));
+        }
+        if writes && !was.is_empty() {
+            return Some(format!(
+                "{} routes the protected trunk {} and would be modified",
+                change.address,
+                was.join(", ")
             ));
         }
         let Some(Spec::LivekitInboundTrunk(trunk)) = &change.after else {

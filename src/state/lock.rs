@@ -69,7 +69,16 @@ impl StateLock {
                 Ok(Self { path })
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                Err(held_error(read_info(store)?))
+                let held = read_info(store)?;
+                if left_by_dead_process_here(&held) {
+                    eprintln!(
+                        "warning: taking over the lock left by {} (pid {}, since {}): that process is no longer running on this machine",
+                        held.holder, held.pid, held.time
+                    );
+                    fs::remove_file(&path).map_err(|e| io("remove the stale", e))?;
+                    return Self::try_acquire(store, operation);
+                }
+                Err(held_error(held))
             }
             Err(e) => Err(io("create", e)),
         }
@@ -137,6 +146,13 @@ fn held_error(info: LockInfo) -> StateError {
     }
 }
 
+/// A lock whose holder ran on this machine and whose process is gone cannot be in use.
+fn left_by_dead_process_here(info: &LockInfo) -> bool {
+    let here = holder_name();
+    let host = |h: &str| h.rsplit_once('@').map(|(_, host)| host.to_string());
+    host(&info.holder) == host(&here) && !process_alive(info.pid)
+}
+
 /// Whether a process with this pid exists on this machine (Linux: /proc).
 fn process_alive(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
@@ -174,7 +190,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::new(dir.path());
         let info = LockInfo {
-            holder: "ci@runner".into(),
+            holder: "ci@another-machine".into(),
             pid: u32::MAX - 1,
             time: "2026-01-01T00:00:00Z".into(),
             operation: "apply".into(),

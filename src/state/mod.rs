@@ -184,8 +184,13 @@ impl State {
     /// A fingerprint of the content, so a saved plan can tell the state moved since.
     pub fn fingerprint(&self) -> String {
         use sha2::{Digest, Sha256};
-        let json = serde_json::to_string(&(&self.lineage, &self.resources, &self.protected))
-            .unwrap_or_default();
+        let lineage = if self.serial == 0 {
+            ""
+        } else {
+            self.lineage.as_str()
+        };
+        let json =
+            serde_json::to_string(&(lineage, &self.resources, &self.protected)).unwrap_or_default();
         format!("sha256:{}", hex::encode(Sha256::digest(json.as_bytes())))
     }
 }
