@@ -43,7 +43,8 @@ const DEFAULT_ORDER_COMPLETION_MS: u64 = 2_000;
 const ERROR_DOCS: &str = "https://developers.telnyx.com/docs/overview/errors";
 
 /// The whole Telnyx account: every object as the API renders it, keyed by id.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// `Debug` shows counts only: connections hold SIP passwords.
+#[derive(Clone, Default, Serialize, Deserialize)]
 pub struct TelnyxState {
     pub phone_numbers: BTreeMap<String, Value>,
     pub number_orders: BTreeMap<String, Value>,
@@ -64,6 +65,23 @@ pub struct TelnyxState {
     next_seq: u64,
     #[serde(skip)]
     revision: u64,
+}
+
+impl std::fmt::Debug for TelnyxState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TelnyxState")
+            .field("phone_numbers", &self.phone_numbers.len())
+            .field("number_orders", &self.number_orders.len())
+            .field("fqdn_connections", &self.fqdn_connections.len())
+            .field("fqdns", &self.fqdns.len())
+            .field("credential_connections", &self.credential_connections.len())
+            .field(
+                "outbound_voice_profiles",
+                &self.outbound_voice_profiles.len(),
+            )
+            .field("texml_applications", &self.texml_applications.len())
+            .finish_non_exhaustive()
+    }
 }
 
 fn default_order_completion_ms() -> u64 {
@@ -2093,6 +2111,16 @@ mod tests {
             format_ani("+E.164-national", "+442071234567", "+14144007103"),
             "+442071234567"
         );
+    }
+
+    #[test]
+    fn debug_never_shows_passwords() {
+        let mut state = TelnyxState::new();
+        state.seed_runbook();
+        let shown = format!("{state:?}");
+        assert!(!shown.contains(TELNYX_FQDN_PASSWORD));
+        assert!(!shown.contains(TELNYX_OUTBOUND_SIP_PASSWORD));
+        assert!(shown.contains("phone_numbers: 4"));
     }
 
     #[test]
