@@ -400,7 +400,7 @@ impl LivekitProvider {
         let object = req.object.as_str();
         let info = &inbound_info(spec, None, object)?;
         let made = post_once(
-            1,
+            self.twirp.backoff(),
             || {
                 self.sdk(
                     "CreateSIPInboundTrunk",
@@ -459,7 +459,7 @@ impl LivekitProvider {
         let object = req.object.as_str();
         let info = outbound_info(spec, None, object)?;
         let made = post_once(
-            1,
+            self.twirp.backoff(),
             || async {
                 let r = proto::CreateSipOutboundTrunkRequest {
                     trunk: Some(info.clone()),
@@ -512,7 +512,7 @@ impl LivekitProvider {
             .and_then(|r| r.rule)
             .expect("rule_info always sets the rule");
         let made = post_once(
-            1,
+            self.twirp.backoff(),
             || {
                 self.sdk(
                     "CreateSIPDispatchRule",

@@ -350,7 +350,7 @@ pub fn connect(
 /// when the answer is lost (a connection error or a 5xx), `find` looks for what the first
 /// attempt may have made, and only if nothing is found is the write sent again.
 pub(crate) async fn post_once<T, P, PFut, F, FFut>(
-    max_retries: u32,
+    backoff: http::Backoff,
     mut post: P,
     mut find: F,
 ) -> Result<T, ProviderError>
@@ -369,9 +369,10 @@ where
                 if let Some(found) = find().await? {
                     return Ok(found);
                 }
-                if attempt >= max_retries {
+                if attempt >= backoff.max_retries {
                     return Err(e);
                 }
+                tokio::time::sleep(backoff.delay(attempt)).await;
                 attempt += 1;
             }
             Err(e) => return Err(e),
@@ -382,6 +383,15 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn quick() -> http::Backoff {
+        http::Backoff {
+            max_retries: 3,
+            base: Duration::from_millis(1),
+            cap: Duration::from_millis(4),
+            max_wait: Duration::from_millis(4),
+        }
+    }
 
     fn lost() -> ProviderError {
         ProviderError::Transport {
@@ -396,7 +406,7 @@ mod tests {
     async fn post_once_finds_before_resending() {
         let posts = std::sync::atomic::AtomicU32::new(0);
         let got = post_once(
-            3,
+            quick(),
             || async {
                 posts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 Err::<u32, _>(lost())
@@ -413,7 +423,7 @@ mod tests {
     async fn post_once_resends_only_when_nothing_was_made() {
         let posts = std::sync::atomic::AtomicU32::new(0);
         let got = post_once(
-            3,
+            quick(),
             || async {
                 let n = posts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 if n == 0 {

@@ -60,7 +60,6 @@ fn collection(kind: Kind) -> Option<&'static str> {
 pub struct TelnyxProvider {
     http: HttpClient,
     base: Url,
-    max_retries: u32,
     poll_attempts: u32,
     poll_interval: Duration,
 }
@@ -82,7 +81,6 @@ impl TelnyxProvider {
         Ok(Self {
             http,
             base,
-            max_retries: opts.max_retries,
             poll_attempts: opts.order_poll_attempts,
             poll_interval: opts.order_poll_interval,
         })
@@ -221,7 +219,7 @@ impl TelnyxProvider {
         T: DeserializeOwned + Into<Converted>,
     {
         post_once(
-            self.max_retries,
+            self.http.backoff(),
             || async {
                 let made: T = self
                     .write(Method::POST, path, body.clone(), &req.object, &[])
@@ -521,7 +519,7 @@ impl TelnyxProvider {
             .transpose()?;
         let number = self.choose_number(&spec.number, object).await?;
         let order = post_once(
-            self.max_retries,
+            self.http.backoff(),
             || self.post_order(&number, connection, &req.reference, object),
             || self.find_order(&req.reference),
         )
@@ -615,7 +613,7 @@ impl TelnyxProvider {
         let object = req.object.as_str();
         let connection = live_id(&spec.connection, object)?.to_string();
         let made = post_once(
-            self.max_retries,
+            self.http.backoff(),
             || async {
                 self.write::<Fqdn>(
                     Method::POST,

@@ -42,7 +42,6 @@ pub struct TwilioProvider {
     trunking: Url,
     account: String,
     writes: bool,
-    max_retries: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -270,7 +269,6 @@ impl TwilioProvider {
             trunking,
             account,
             writes: opts.twilio_writes,
-            max_retries: opts.max_retries,
         })
     }
 
@@ -459,7 +457,7 @@ impl TwilioProvider {
     ) -> Result<(), ProviderError> {
         let path = format!("/v1/Trunks/{trunk}/OriginationUrls");
         post_once(
-            self.max_retries,
+            self.http.backoff(),
             || {
                 self.post::<OriginationUrlWire>(
                     &self.trunking,
@@ -522,7 +520,7 @@ impl TwilioProvider {
     ) -> Result<LiveObject, ProviderError> {
         let object = req.object.as_str();
         let trunk = post_once(
-            self.max_retries,
+            self.http.backoff(),
             || {
                 self.post::<Trunk>(
                     &self.trunking,
@@ -554,7 +552,7 @@ impl TwilioProvider {
         let form = vec![("PhoneNumberSid".to_string(), number.to_string())];
         let one_path = format!("{path}/{number}");
         let attached = post_once(
-            self.max_retries,
+            self.http.backoff(),
             || {
                 let call_path = path.clone();
                 let form = form.clone();
