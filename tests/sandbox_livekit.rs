@@ -371,7 +371,7 @@ async fn sdk_dispatch_rule_lifecycle() {
         .unwrap();
     assert_eq!(updated.name, "renamed");
     assert_eq!(updated.attributes["church"], "grace");
-    assert_eq!(updated.trunk_ids, [trunk.sip_trunk_id.clone()]);
+    assert_eq!(updated.trunk_ids, vec![trunk.sip_trunk_id.clone()]);
     assert!(updated.room_config.is_some(), "an update keeps the agents");
 
     let replaced = sip
