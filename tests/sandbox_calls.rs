@@ -454,3 +454,29 @@ async fn a_malformed_call_request_is_400() {
         .unwrap();
     assert_eq!(res.status().as_u16(), 400);
 }
+
+#[tokio::test]
+async fn every_line_of_a_synthetic_world_reaches_the_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = Sandbox::start(SandboxOptions::new(dir.path(), "synthetic:5"))
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    for line in cwa::sandbox::synthetic_lines(5) {
+        let report: Value = http
+            .post(format!("{}/sandbox/calls", sandbox.base_url()))
+            .json(&json!({"from": CALLER, "to": line.number.as_str()}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(outcome(&report), "agent_answered", "{report:#}");
+        let rule = hop(&report, "dispatch_rule");
+        assert!(
+            rule["detail"].as_str().unwrap().contains(&line.church_name),
+            "{rule}"
+        );
+    }
+}
