@@ -18,6 +18,8 @@
 //! | `UpdateSIPDispatchRule` | `replace` or `update` (trunk_ids ListUpdate, rule, name, metadata, attributes diff, media) |
 //! | `DeleteSIPDispatchRule` | returns the deleted rule; `not_found` for an unknown id |
 //! | `ListSIPTrunk` | deprecated: every trunk as the legacy `SIPTrunkInfo` |
+//! | `CreateSIPParticipant`, `TransferSIPParticipant`, `CreateSIPTrunk` | `unimplemented` (501): cwa places no calls |
+//! | anything else | `bad_route` (404) |
 //!
 //! Auth: `Authorization: Bearer <HS256 JWT>` signed with the sandbox secret, `iss` = the
 //! sandbox key, `exp` required, 60 s leeway; failures are 401 plain text. Management calls
