@@ -209,22 +209,20 @@ impl TelnyxProvider {
     }
 
     /// A create: a POST never blindly repeated; after a lost answer `find_created` runs first.
-    async fn create_object<T>(
+    async fn create_object(
         &self,
         req: &WriteRequest,
         path: &str,
         body: Value,
-    ) -> Result<LiveObject, ProviderError>
-    where
-        T: DeserializeOwned + Into<Converted>,
-    {
+    ) -> Result<LiveObject, ProviderError> {
+        let kind = req.spec.kind();
         post_once(
             self.http.backoff(),
             || async {
-                let made: T = self
+                let made: Value = self
                     .write(Method::POST, path, body.clone(), &req.object, &[])
                     .await?;
-                Ok(made.into().into_live())
+                self.convert_value(kind, made, &req.object)
             },
             || self.find_created(req),
         )
@@ -771,59 +769,6 @@ impl TelnyxProvider {
     }
 }
 
-/// What a create returns, before conversion.
-enum Converted {
-    FqdnConnection(Connection),
-    CredentialConnection(Connection),
-    VoiceProfile(VoiceProfile),
-    Texml(TexmlApp),
-}
-
-impl Converted {
-    fn into_live(self) -> LiveObject {
-        match self {
-            Self::FqdnConnection(c) => wire::fqdn_connection_object(&c),
-            Self::CredentialConnection(c) => wire::credential_connection_object(&c),
-            Self::VoiceProfile(p) => wire::voice_profile_object(&p),
-            Self::Texml(a) => wire::texml_object(&a),
-        }
-    }
-}
-
-struct AsFqdnConnection(Connection);
-struct AsCredentialConnection(Connection);
-
-impl<'de> serde::Deserialize<'de> for AsFqdnConnection {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Connection::deserialize(d).map(Self)
-    }
-}
-impl<'de> serde::Deserialize<'de> for AsCredentialConnection {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Connection::deserialize(d).map(Self)
-    }
-}
-impl From<AsFqdnConnection> for Converted {
-    fn from(c: AsFqdnConnection) -> Self {
-        Self::FqdnConnection(c.0)
-    }
-}
-impl From<AsCredentialConnection> for Converted {
-    fn from(c: AsCredentialConnection) -> Self {
-        Self::CredentialConnection(c.0)
-    }
-}
-impl From<VoiceProfile> for Converted {
-    fn from(p: VoiceProfile) -> Self {
-        Self::VoiceProfile(p)
-    }
-}
-impl From<TexmlApp> for Converted {
-    fn from(a: TexmlApp) -> Self {
-        Self::Texml(a)
-    }
-}
-
 fn sorted(mut v: Vec<String>) -> Vec<String> {
     v.sort();
     v.dedup();
@@ -1113,8 +1058,7 @@ impl Provider for TelnyxProvider {
             Spec::TelnyxNumber(s) => self.order_number(req, s).await,
             Spec::TelnyxFqdnConnection(s) => {
                 let body = fqdn_connection_body(s, &Value::Null, object)?;
-                self.create_object::<AsFqdnConnection>(req, "/fqdn_connections", body)
-                    .await
+                self.create_object(req, "/fqdn_connections", body).await
             }
             Spec::TelnyxFqdn(s) => self.create_fqdn(req, s).await,
             Spec::TelnyxCredentialConnection(s) => {
@@ -1127,19 +1071,15 @@ impl Provider for TelnyxProvider {
                     });
                 }
                 let body = credential_connection_body(s, &Value::Null, object)?;
-                self.create_object::<AsCredentialConnection>(req, "/credential_connections", body)
+                self.create_object(req, "/credential_connections", body)
                     .await
             }
             Spec::TelnyxOutboundVoiceProfile(s) => {
-                self.create_object::<VoiceProfile>(
-                    req,
-                    "/outbound_voice_profiles",
-                    voice_profile_body(s),
-                )
-                .await
+                self.create_object(req, "/outbound_voice_profiles", voice_profile_body(s))
+                    .await
             }
             Spec::TelnyxTexmlApplication(s) => {
-                self.create_object::<TexmlApp>(req, "/texml_applications", texml_body(s))
+                self.create_object(req, "/texml_applications", texml_body(s))
                     .await
             }
             other => Err(not_mine(other.kind(), "create", object)),
