@@ -1141,6 +1141,23 @@ mod tests {
     }
 
     #[test]
+    fn plain_ws_is_refused_off_loopback() {
+        let env = |url: &str| {
+            Env::from_pairs([
+                ("LIVEKIT_URL", url),
+                ("LIVEKIT_API_KEY", "k"),
+                ("LIVEKIT_API_SECRET", "s"),
+            ])
+        };
+        let opts = ClientOptions::default();
+        assert!(LivekitProvider::from_env(&env("ws://127.0.0.1:7880"), &opts).is_ok());
+        assert!(matches!(
+            LivekitProvider::from_env(&env("ws://lk.example.com"), &opts),
+            Err(ProviderError::Config { .. })
+        ));
+    }
+
+    #[test]
     fn wss_becomes_https() {
         assert_eq!(http_url("wss://x.livekit.cloud"), "https://x.livekit.cloud");
         assert_eq!(http_url("ws://127.0.0.1:7880"), "http://127.0.0.1:7880");
