@@ -422,6 +422,15 @@ fn cwa_sandbox_serve_prints_exports_and_reset_reseeds() {
         .clone();
     let status = patch_tags_blocking(&format!("{base}/v2/phone_numbers/{number_id}"));
     assert_eq!(status, 200);
+    let busy = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        Sandbox::start(SandboxOptions::new(&world_dir, "empty"))
+            .await
+            .err()
+    });
+    assert!(
+        matches!(busy, Some(sandbox::SandboxError::Busy { .. })),
+        "a directory served by another process is refused"
+    );
     child.kill().unwrap();
     child.wait().unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();

@@ -80,6 +80,8 @@ pub enum SandboxError {
     },
     #[error("the sandbox server failed: {0}")]
     Server(String),
+    #[error("{dir} is in use by another sandbox (pid {pid}); stop it first")]
+    Busy { dir: PathBuf, pid: u32 },
 }
 
 impl SandboxError {
@@ -296,8 +298,5 @@ pub fn embedded_dir() -> PathBuf {
 /// Throws away the world kept in `dir` and seeds `world` there instead.
 pub fn reset(dir: &Path, world: &str) -> Result<(), SandboxError> {
     let fresh = World::seeded(world)?;
-    std::fs::create_dir_all(dir).map_err(|e| SandboxError::io(dir, e))?;
-    store::remove_world(dir)?;
-    let (mut store, _, _) = store::Store::open(dir)?;
-    store.compact(&fresh)
+    store::replace_world(dir, &fresh)
 }

@@ -30,7 +30,7 @@ use super::faults::{truncate_body, Decision, FaultConfig, Faults};
 use super::http::{parse_query, ApiRequest, ApiResponse};
 use super::livekit::{TwirpRequest, TwirpResponse};
 use super::store::{JournalEntry, Store};
-use super::world::World;
+use super::world::{World, WorldSpec};
 use super::{
     calls, telnyx, twilio, RequestLogEntry, SandboxError, LIVEKIT_API_KEY, LIVEKIT_API_SECRET,
     REQUEST_LOG,
@@ -166,6 +166,7 @@ pub(super) struct Loaded {
 
 /// Opens DIR: snapshot plus replayed journal, or a fresh `seed` world; then compacts.
 pub(super) fn load_world(dir: &Path, seed: &str) -> Result<Loaded, SandboxError> {
+    WorldSpec::parse(seed)?;
     let (mut store, snapshot, entries) = Store::open(dir)?;
     let mut world = match snapshot {
         Some(world) => world,

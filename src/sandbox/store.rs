@@ -8,6 +8,8 @@
 //! Snapshots are written atomically: temp file, fsync, rename, fsync of the directory.
 //! Entries are numbered and a snapshot records the last number it includes, so a crash
 //! between writing a snapshot and emptying the journal never applies an entry twice.
+//! One process at a time owns a DIR (`sandbox.lock`, pid + token); a lock left by a process
+//! that is gone (Linux: no `/proc/PID`) is taken over.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -23,6 +25,7 @@ use super::SandboxError;
 const SNAPSHOT: &str = "world.json";
 const JOURNAL: &str = "journal.jsonl";
 const SNAPSHOT_VERSION: u32 = 1;
+const LOCK: &str = "sandbox.lock";
 
 /// One journaled request: enough to run it again through the same handler.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -79,6 +82,7 @@ pub struct Store {
     dir: PathBuf,
     journal: File,
     last_seq: u64,
+    _lock: DirLock,
 }
 
 impl Store {
@@ -86,6 +90,7 @@ impl Store {
     /// journal entries, which the caller replays), or `None` when DIR holds no world yet.
     pub fn open(dir: &Path) -> Result<(Store, Option<World>, Vec<JournalEntry>), SandboxError> {
         fs::create_dir_all(dir).map_err(|e| SandboxError::io(dir, e))?;
+        let lock = DirLock::acquire(dir)?;
         let snapshot = read_snapshot(dir)?;
         let (entries, valid_len) = read_journal(dir)?;
         let journal = open_journal(dir)?;
@@ -97,6 +102,7 @@ impl Store {
             dir: dir.to_path_buf(),
             journal,
             last_seq,
+            _lock: lock,
         };
         Ok((store, snapshot.map(|s| s.world), entries))
     }
@@ -130,17 +136,59 @@ impl Store {
     }
 }
 
-/// Deletes the world kept in DIR (snapshot, journal, request log), leaving other files.
-pub fn remove_world(dir: &Path) -> Result<(), SandboxError> {
-    for name in [SNAPSHOT, JOURNAL, super::REQUEST_LOG] {
-        let path = dir.join(name);
-        match fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(SandboxError::io(&path, e)),
+/// Replaces whatever world DIR holds with `world`, and empties its request log.
+pub fn replace_world(dir: &Path, world: &World) -> Result<(), SandboxError> {
+    let (mut store, _, _) = Store::open(dir)?;
+    store.compact(world)?;
+    let log = dir.join(super::REQUEST_LOG);
+    match fs::remove_file(&log) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(SandboxError::io(&log, e)),
+    }
+}
+
+/// Exclusive use of a sandbox directory by one process.
+#[derive(Debug)]
+struct DirLock {
+    path: PathBuf,
+    token: String,
+}
+
+impl DirLock {
+    fn acquire(dir: &Path) -> Result<Self, SandboxError> {
+        let path = dir.join(LOCK);
+        let me = std::process::id();
+        if let Ok(held) = fs::read_to_string(&path) {
+            let holder = held
+                .split_whitespace()
+                .next()
+                .and_then(|p| p.parse::<u32>().ok());
+            if let Some(pid) = holder.filter(|pid| *pid != me && process_alive(*pid)) {
+                return Err(SandboxError::Busy {
+                    dir: dir.to_path_buf(),
+                    pid,
+                });
+            }
+        }
+        let token = uuid::Uuid::new_v4().to_string();
+        fs::write(&path, format!("{me} {token}\n")).map_err(|e| SandboxError::io(&path, e))?;
+        Ok(Self { path, token })
+    }
+}
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        let ours = fs::read_to_string(&self.path).is_ok_and(|held| held.contains(&self.token));
+        if ours {
+            let _ = fs::remove_file(&self.path);
         }
     }
-    Ok(())
+}
+
+/// Whether a process with this pid exists on this machine (Linux: `/proc`).
+fn process_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// Drops a partial last line, so the next append starts on a line of its own.
@@ -282,6 +330,21 @@ mod tests {
         let (_, world, entries) = Store::open(dir.path()).unwrap();
         assert!(world.is_some());
         assert!(entries.is_empty());
+    }
+
+    #[test]
+    fn a_directory_held_by_a_live_process_is_refused_and_a_dead_ones_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(LOCK), "1 someone-else\n").unwrap();
+        let refused = Store::open(dir.path()).unwrap_err();
+        assert!(
+            matches!(refused, SandboxError::Busy { pid: 1, .. }),
+            "{refused}"
+        );
+        fs::write(dir.path().join(LOCK), format!("{} gone\n", u32::MAX)).unwrap();
+        let (store, _, _) = Store::open(dir.path()).unwrap();
+        drop(store);
+        assert!(!dir.path().join(LOCK).exists(), "released on drop");
     }
 
     #[test]
