@@ -51,6 +51,17 @@ pub fn certify(desired: &Desired, live: &Live) -> Vec<CheckResult> {
         .collect()
 }
 
+/// Everything `cwa check` certifies: [`run_all`], plus the outbound trunk's
+/// `X-Telnyx-Username` header where lines.toml declares it (a plan already shows a missing
+/// header as the field change that adds it, so plans do not repeat it as a warning).
+pub fn certification(desired: &Desired, live: &Live) -> Vec<CheckResult> {
+    let mut out = run_all(desired, live);
+    for r in desired.resources.values() {
+        check_outbound_header(live, &r.spec, &mut out);
+    }
+    out
+}
+
 /// Runs every check and returns passes and failures.
 pub fn run_all(desired: &Desired, live: &Live) -> Vec<CheckResult> {
     let mut out = Vec::new();
@@ -62,6 +73,7 @@ pub fn run_all(desired: &Desired, live: &Live) -> Vec<CheckResult> {
             check_credential_connection(live, &c.connection_name, &mut out);
         }
         if let Spec::LivekitOutboundTrunk(t) = &r.spec {
+            check_outbound_trunk_auth(desired, live, &r.spec, &mut out);
             check_outbound_dids(desired, live, t, &mut out);
         }
     }
@@ -157,6 +169,15 @@ fn check_telnyx_number(
         ));
         return;
     };
+    if let Some((addr, wanted)) = declared_connection(desired, live, subject) {
+        out.push(CheckResult::new(
+            "number-connection",
+            "connection",
+            subject,
+            wanted == conn_id,
+            format!("the number is bound to {conn_id}; lines.toml binds it to {addr} ({wanted})"),
+        ));
+    }
     match live.get(Kind::TelnyxFqdnConnection, conn_id) {
         Some(conn) => check_fqdn_connection(desired, live, conn, subject, out),
         None => out.push(CheckResult::new(
@@ -303,6 +324,128 @@ fn check_trunk_and_dispatch(
         ),
     ));
 }
+
+/// The connection lines.toml binds `number` to, and that connection's live id (found by its
+/// name, the natural key of connections and TeXML applications).
+fn declared_connection<'a>(
+    desired: &Desired,
+    live: &'a Live,
+    number: &str,
+) -> Option<(String, &'a str)> {
+    let addr = desired.resources.values().find_map(|r| match &r.spec {
+        Spec::TelnyxNumber(n) if n.number.fixed().map(E164::as_str) == Some(number) => {
+            n.connection.as_ref().and_then(Ref::addr)
+        }
+        _ => None,
+    })?;
+    let declared = desired.get(addr)?;
+    let found = live
+        .of_kind(addr.kind)
+        .find(|o| same_name(&o.spec, &declared.spec))?;
+    Some((addr.to_string(), found.id.as_str()))
+}
+
+fn same_name(live: &Spec, declared: &Spec) -> bool {
+    match (live, declared) {
+        (Spec::TelnyxFqdnConnection(l), Spec::TelnyxFqdnConnection(d)) => {
+            l.connection_name == d.connection_name
+        }
+        (Spec::TelnyxCredentialConnection(l), Spec::TelnyxCredentialConnection(d)) => {
+            l.connection_name == d.connection_name
+        }
+        (Spec::TelnyxTexmlApplication(l), Spec::TelnyxTexmlApplication(d)) => {
+            l.friendly_name == d.friendly_name
+        }
+        (Spec::LivekitOutboundTrunk(l), Spec::LivekitOutboundTrunk(d)) => l.name == d.name,
+        _ => false,
+    }
+}
+
+/// The outbound trunk authenticates to Telnyx as the credential connection's user, and
+/// carries the `X-Telnyx-Username` header when lines.toml asks for it.
+fn check_outbound_trunk_auth(
+    desired: &Desired,
+    live: &Live,
+    declared: &Spec,
+    out: &mut Vec<CheckResult>,
+) {
+    let Spec::LivekitOutboundTrunk(want) = declared else {
+        return;
+    };
+    let Some(trunk) = live
+        .of_kind(Kind::LivekitOutboundTrunk)
+        .find(|o| same_name(&o.spec, declared))
+    else {
+        out.push(CheckResult::new(
+            "outbound-trunk",
+            "outbound",
+            &want.name,
+            false,
+            "the outbound trunk does not exist: no call can be placed".into(),
+        ));
+        return;
+    };
+    let Spec::LivekitOutboundTrunk(t) = &trunk.spec else {
+        return;
+    };
+    let subject = format!("{} ({})", t.name, trunk.id);
+    let users: Vec<String> = desired
+        .resources
+        .values()
+        .filter_map(|r| match &r.spec {
+            Spec::TelnyxCredentialConnection(_) => live
+                .of_kind(Kind::TelnyxCredentialConnection)
+                .find(|o| same_name(&o.spec, &r.spec))
+                .and_then(|o| match &o.spec {
+                    Spec::TelnyxCredentialConnection(c) => Some(c.user_name.clone()),
+                    _ => None,
+                }),
+            _ => None,
+        })
+        .collect();
+    if !users.is_empty() {
+        out.push(CheckResult::new(
+            "outbound-trunk-auth",
+            "outbound",
+            &subject,
+            users.contains(&t.auth_username) && t.auth_password.is_some(),
+            format!(
+                "the trunk authenticates as {:?} (want the credential connection's user {:?} and a password, or Telnyx rejects the INVITE)",
+                t.auth_username, users
+            ),
+        ));
+    }
+}
+
+/// The `X-Telnyx-Username` header lines.toml asks for is live on the outbound trunk.
+fn check_outbound_header(live: &Live, declared: &Spec, out: &mut Vec<CheckResult>) {
+    let Spec::LivekitOutboundTrunk(want) = declared else {
+        return;
+    };
+    let Some(Spec::LivekitOutboundTrunk(t)) = live
+        .of_kind(Kind::LivekitOutboundTrunk)
+        .find(|o| same_name(&o.spec, declared))
+        .map(|o| &o.spec)
+    else {
+        return;
+    };
+    if let Some(header) = want.headers.get(TELNYX_USERNAME_HEADER) {
+        let live_header = t.headers.get(TELNYX_USERNAME_HEADER);
+        out.push(CheckResult::new(
+            "outbound-header",
+            "outbound",
+            &t.name,
+            live_header == Some(header),
+            format!(
+                "{TELNYX_USERNAME_HEADER} is {} (want {header}; without it Telnyx authenticates by IP allowlist only)",
+                live_header.map_or("not set", String::as_str)
+            ),
+        ));
+    }
+}
+
+/// The header that makes Telnyx authenticate LiveKit's outbound INVITE by credential.
+const TELNYX_USERNAME_HEADER: &str = "X-Telnyx-Username";
 
 fn check_credential_connection(live: &Live, name: &str, out: &mut Vec<CheckResult>) {
     let Some(conn) = live.of_kind(Kind::TelnyxCredentialConnection).find(

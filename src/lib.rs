@@ -10,6 +10,7 @@ pub mod checks;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod drift;
 pub mod error;
 pub mod model;
 pub mod plan;

@@ -1,6 +1,9 @@
 //! One module per verb: thin orchestration over the library, no business logic.
 
 mod apply;
+mod check;
+mod drift;
+mod export;
 mod graph;
 mod plan;
 mod sandbox;
@@ -61,6 +64,9 @@ pub async fn dispatch(cli: Cli) -> miette::Result<ExitStatus> {
         Command::Plan(args) => plan::plan(&global, &args).await,
         Command::Apply(args) => apply::apply(&global, &args).await,
         Command::State(cmd) => state::state(&global, &cmd),
+        Command::Drift(args) => drift::drift(&global, &args).await,
+        Command::Check(args) => check::check(&global, &args).await,
+        Command::Export(cmd) => export::export(&global, &cmd),
         other => Err(miette::miette!(
             "{other:?} is not available in this build yet"
         )),

@@ -1,0 +1,380 @@
+//! Drift: what is live but differs from lines.toml and state, as a read-only view of a plan.
+//!
+//! A plan already knows every difference (it is what apply would fix); drift only sorts them
+//! into three classes a reviewer or a nightly job can act on:
+//! - `changed`: a declared object whose live fields differ (address, field, declared, live);
+//! - `missing`: an object cwa owns (or lines.toml declares) that is not live;
+//! - `unmanaged`: a live object neither declared nor owned.
+//!
+//! There is no second diff here: [`from_plan`] reads a [`Plan`] and nothing else.
+
+use std::fmt::Write;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::model::{Address, Kind};
+use crate::plan::{Action, Change, Plan};
+use crate::render::value_text;
+
+/// The version of the JSON drift report (`cwa drift --json`).
+pub const FORMAT_VERSION: &str = "1.0";
+
+/// One field of a declared object that differs live.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Changed {
+    pub address: Address,
+    pub id: Option<String>,
+    /// Dotted field path, e.g. `auth_username` or `agents`. `*` when the whole object is live
+    /// but no longer declared.
+    pub field: String,
+    /// As lines.toml declares it (`null`: not declared).
+    pub declared: Value,
+    /// As it is live.
+    pub live: Value,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sensitive: bool,
+}
+
+/// A declared or owned object that is not live.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Missing {
+    pub address: Address,
+    /// The id state remembers, when cwa owns it.
+    pub id: Option<String>,
+    /// True when state owns it (it existed and is gone); false when it was declared but never
+    /// created.
+    pub owned: bool,
+    pub reason: String,
+}
+
+/// A live object neither declared nor owned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnmanagedObject {
+    pub kind: Kind,
+    pub id: String,
+    pub label: String,
+}
+
+/// Every difference between live and lines.toml + state, by class.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DriftReport {
+    pub format_version: String,
+    pub drift: bool,
+    pub changed: Vec<Changed>,
+    pub missing: Vec<Missing>,
+    pub unmanaged: Vec<UnmanagedObject>,
+}
+
+impl DriftReport {
+    pub fn has_drift(&self) -> bool {
+        self.drift
+    }
+}
+
+/// Sorts the differences a refreshed plan found into the three drift classes.
+pub fn from_plan(plan: &Plan) -> DriftReport {
+    let mut changed = Vec::new();
+    let mut missing = Vec::new();
+    for change in &plan.changes {
+        classify(change, &mut changed, &mut missing);
+    }
+    let unmanaged: Vec<UnmanagedObject> = plan
+        .unmanaged
+        .iter()
+        .map(|u| UnmanagedObject {
+            kind: u.kind,
+            id: u.id.clone(),
+            label: u.label.clone(),
+        })
+        .collect();
+    DriftReport {
+        format_version: FORMAT_VERSION.to_string(),
+        drift: !(changed.is_empty() && missing.is_empty() && unmanaged.is_empty()),
+        changed,
+        missing,
+        unmanaged,
+    }
+}
+
+fn classify(change: &Change, changed: &mut Vec<Changed>, missing: &mut Vec<Missing>) {
+    match change.action {
+        Action::NoOp => {}
+        Action::Update | Action::Replace | Action::Adopt | Action::Verify
+            if change.id.is_some() =>
+        {
+            changed.extend(change.fields.iter().map(|f| Changed {
+                address: change.address.clone(),
+                id: change.id.clone(),
+                field: f.path.clone(),
+                declared: f.after.clone(),
+                live: f.before.clone(),
+                sensitive: f.sensitive,
+            }));
+        }
+        Action::Create | Action::Verify => missing.push(Missing {
+            address: change.address.clone(),
+            id: None,
+            owned: change.reason.starts_with("owned as"),
+            reason: change.reason.clone(),
+        }),
+        Action::Forget => missing.push(Missing {
+            address: change.address.clone(),
+            id: change.id.clone(),
+            owned: true,
+            reason: change.reason.clone(),
+        }),
+        Action::Delete | Action::Retain => changed.push(Changed {
+            address: change.address.clone(),
+            id: change.id.clone(),
+            field: "*".into(),
+            declared: Value::Null,
+            live: change
+                .before
+                .as_ref()
+                .map(|s| Value::String(s.label()))
+                .unwrap_or(Value::Null),
+            sensitive: false,
+        }),
+        Action::Update | Action::Replace | Action::Adopt => {}
+    }
+}
+
+/// The report as versioned JSON.
+pub fn json(report: &DriftReport) -> String {
+    let mut out =
+        serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    out.push('\n');
+    out
+}
+
+/// The report for a terminal.
+pub fn human(report: &DriftReport) -> String {
+    let mut out = String::new();
+    if !report.drift {
+        out.push_str("No drift: live matches lines.toml and state.\n");
+        return out;
+    }
+    let _ = writeln!(out, "Drift: {}.\n", counts(report));
+    if !report.changed.is_empty() {
+        out.push_str("changed (declared -> live):\n");
+        for c in &report.changed {
+            let _ = writeln!(out, "  ~ {}{}", c.address, id_suffix(c.id.as_deref()));
+            let _ = writeln!(
+                out,
+                "      {}: {} -> {}",
+                c.field,
+                declared_text(c),
+                value_text(&c.live)
+            );
+        }
+        out.push('\n');
+    }
+    if !report.missing.is_empty() {
+        out.push_str("missing (not live):\n");
+        for m in &report.missing {
+            let _ = writeln!(
+                out,
+                "  - {}{}: {}",
+                m.address,
+                id_suffix(m.id.as_deref()),
+                m.reason
+            );
+        }
+        out.push('\n');
+    }
+    if !report.unmanaged.is_empty() {
+        out.push_str("unmanaged (live, neither declared nor owned):\n");
+        for u in &report.unmanaged {
+            let _ = writeln!(out, "  ? {} {} ({})", u.kind, u.id, u.label);
+        }
+        out.push('\n');
+    }
+    out.push_str(
+        "`cwa plan` shows how apply would fix changed and missing objects; `cwa import` declares unmanaged ones.\n",
+    );
+    out
+}
+
+/// The report as a GitHub issue body.
+pub fn markdown(report: &DriftReport) -> String {
+    let mut out = String::from("### cwa drift\n\n");
+    if !report.drift {
+        out.push_str("✅ **No drift**: live matches `lines.toml` and `state/`.\n");
+        return out;
+    }
+    let _ = writeln!(out, "⚠️ **Drift found**: {}.\n", counts(report));
+    if !report.changed.is_empty() {
+        out.push_str(
+            "#### Changed\n\n| address | id | field | declared | live |\n|---|---|---|---|---|\n",
+        );
+        for c in &report.changed {
+            let _ = writeln!(
+                out,
+                "| `{}` | {} | `{}` | {} | {} |",
+                c.address,
+                c.id.as_deref().map(code).unwrap_or_default(),
+                c.field,
+                cell(&declared_text(c)),
+                cell(&value_text(&c.live))
+            );
+        }
+        out.push('\n');
+    }
+    if !report.missing.is_empty() {
+        out.push_str("#### Missing\n\n| address | id | why |\n|---|---|---|\n");
+        for m in &report.missing {
+            let _ = writeln!(
+                out,
+                "| `{}` | {} | {} |",
+                m.address,
+                m.id.as_deref().map(code).unwrap_or_default(),
+                cell(&m.reason)
+            );
+        }
+        out.push('\n');
+    }
+    if !report.unmanaged.is_empty() {
+        out.push_str("#### Unmanaged\n\n| kind | id | label |\n|---|---|---|\n");
+        for u in &report.unmanaged {
+            let _ = writeln!(
+                out,
+                "| `{}` | {} | {} |",
+                u.kind,
+                code(&u.id),
+                cell(&u.label)
+            );
+        }
+        out.push('\n');
+    }
+    out.push_str("Run `cwa plan` to see how `cwa apply` would bring live back to `lines.toml`, or `cwa import` to declare unmanaged objects.\n");
+    out
+}
+
+fn counts(report: &DriftReport) -> String {
+    format!(
+        "{} changed field(s), {} missing, {} unmanaged",
+        report.changed.len(),
+        report.missing.len(),
+        report.unmanaged.len()
+    )
+}
+
+fn declared_text(c: &Changed) -> String {
+    if c.field == "*" {
+        "(not declared)".into()
+    } else {
+        value_text(&c.declared)
+    }
+}
+
+fn id_suffix(id: Option<&str>) -> String {
+    id.map(|i| format!(" ({i})")).unwrap_or_default()
+}
+
+fn code(s: &str) -> String {
+    format!("`{s}`")
+}
+
+/// Text safe inside a Markdown table cell.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{FieldChange, Unmanaged, FORMAT_VERSION as PLAN_VERSION};
+    use std::collections::BTreeMap;
+
+    fn change(action: Action, id: Option<&str>, reason: &str, fields: Vec<FieldChange>) -> Change {
+        Change {
+            address: "livekit_inbound_trunk.grace".parse().unwrap(),
+            kind: Kind::LivekitInboundTrunk,
+            action,
+            id: id.map(str::to_string),
+            church: None,
+            protected: false,
+            irreversible: false,
+            reason: reason.into(),
+            fields,
+            before: None,
+            after: None,
+            depends_on: vec![],
+            monthly_cost_delta_cents: 0,
+        }
+    }
+
+    fn plan(changes: Vec<Change>, unmanaged: Vec<Unmanaged>) -> Plan {
+        Plan {
+            format_version: PLAN_VERSION.into(),
+            refreshed: true,
+            changes,
+            edges: vec![],
+            unmanaged,
+            checks: vec![],
+            errors: vec![],
+            summary: BTreeMap::new(),
+            monthly_cost_delta_cents: 0,
+            fingerprints: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_changed_field_reports_declared_and_live() {
+        let field = FieldChange {
+            path: "auth_username".into(),
+            before: Value::String("someone".into()),
+            after: Value::String(String::new()),
+            sensitive: false,
+        };
+        let report = from_plan(&plan(
+            vec![change(Action::Update, Some("ST_1"), "", vec![field])],
+            vec![],
+        ));
+        assert!(report.drift);
+        assert_eq!(report.changed.len(), 1);
+        assert_eq!(report.changed[0].live, Value::String("someone".into()));
+        assert_eq!(report.changed[0].declared, Value::String(String::new()));
+        assert!(report.missing.is_empty() && report.unmanaged.is_empty());
+    }
+
+    #[test]
+    fn owned_and_gone_is_missing_and_noops_are_not_drift() {
+        let report = from_plan(&plan(
+            vec![
+                change(
+                    Action::Create,
+                    None,
+                    "owned as ST_1 but gone from livekit",
+                    vec![],
+                ),
+                change(Action::NoOp, Some("ST_2"), "", vec![]),
+            ],
+            vec![],
+        ));
+        assert_eq!(report.missing.len(), 1);
+        assert!(report.missing[0].owned);
+        assert!(report.changed.is_empty());
+        let clean = from_plan(&plan(
+            vec![change(Action::NoOp, Some("ST_2"), "", vec![])],
+            vec![],
+        ));
+        assert!(!clean.drift);
+        assert!(human(&clean).starts_with("No drift"));
+    }
+
+    #[test]
+    fn unmanaged_objects_are_drift() {
+        let report = from_plan(&plan(
+            vec![],
+            vec![Unmanaged {
+                kind: Kind::TelnyxFqdnConnection,
+                id: "29".into(),
+                label: "LiveKit Inbound v2".into(),
+            }],
+        ));
+        assert!(report.drift);
+        assert!(markdown(&report).contains("LiveKit Inbound v2"));
+    }
+}
