@@ -427,12 +427,27 @@ fn cwa_sandbox_serve_prints_exports_and_reset_reseeds() {
             .await
             .err()
     });
-    assert!(
-        matches!(busy, Some(sandbox::SandboxError::Busy { .. })),
-        "a directory served by another process is refused"
+    match busy {
+        Some(sandbox::SandboxError::Busy { url, .. }) => {
+            assert_eq!(
+                url.as_deref(),
+                Some(base.as_str()),
+                "the refusal says where it serves"
+            )
+        }
+        other => panic!("a directory served by another process is refused: {other:?}"),
+    }
+    assert_eq!(
+        sandbox::serving_url(&world_dir).as_deref(),
+        Some(base.as_str())
     );
     child.kill().unwrap();
     child.wait().unwrap();
+    assert_eq!(
+        sandbox::serving_url(&world_dir),
+        None,
+        "nobody serves it any more"
+    );
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let sandbox = Sandbox::start(SandboxOptions::new(&world_dir, "empty"))

@@ -38,6 +38,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 pub use faults::{FaultConfig, FaultKind, FaultRule};
+pub use store::serving_url;
 pub use world::{synthetic_lines, SyntheticLine, World};
 
 /// The sandbox's fake Telnyx API key.
@@ -80,8 +81,13 @@ pub enum SandboxError {
     },
     #[error("the sandbox server failed: {0}")]
     Server(String),
-    #[error("{dir} is in use by another sandbox (pid {pid}); stop it first")]
-    Busy { dir: PathBuf, pid: u32 },
+    #[error("{dir} is in use by another sandbox (pid {pid}{}); stop it first", url.as_deref().map(|u| format!(", serving {u}")).unwrap_or_default())]
+    Busy {
+        dir: PathBuf,
+        pid: u32,
+        /// Where that sandbox serves, when it says.
+        url: Option<String>,
+    },
 }
 
 impl SandboxError {

@@ -198,6 +198,7 @@ pub(super) fn serve(
         .open(&log_path)
         .map_err(|e| SandboxError::io(&log_path, e))?;
     let (stop_tx, stop_rx) = watch::channel(false);
+    loaded.store.advertise(&format!("http://{addr}"))?;
     let shared = Arc::new(Shared {
         world: Arc::new(Mutex::new(loaded.world)),
         store: Mutex::new(loaded.store),

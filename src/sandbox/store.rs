@@ -8,8 +8,8 @@
 //! Snapshots are written atomically: temp file, fsync, rename, fsync of the directory.
 //! Entries are numbered and a snapshot records the last number it includes, so a crash
 //! between writing a snapshot and emptying the journal never applies an entry twice.
-//! One process at a time owns a DIR (`sandbox.lock`, pid + token); a lock left by a process
-//! that is gone (Linux: no `/proc/PID`) is taken over.
+//! One process at a time owns a DIR (`sandbox.lock`: pid, token and, once serving, the base
+//! URL); a lock left by a process that is gone (Linux: no `/proc/PID`) is taken over.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -134,6 +134,11 @@ impl Store {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+
+    /// Records in the lock where this sandbox serves, for [`serving_url`].
+    pub fn advertise(&self, base_url: &str) -> Result<(), SandboxError> {
+        self._lock.write(Some(base_url))
+    }
 }
 
 /// Replaces whatever world DIR holds with `world`, and empties its request log.
@@ -168,13 +173,37 @@ impl DirLock {
                 return Err(SandboxError::Busy {
                     dir: dir.to_path_buf(),
                     pid,
+                    url: held.split_whitespace().nth(2).map(str::to_string),
                 });
             }
         }
-        let token = uuid::Uuid::new_v4().to_string();
-        fs::write(&path, format!("{me} {token}\n")).map_err(|e| SandboxError::io(&path, e))?;
-        Ok(Self { path, token })
+        let lock = Self {
+            path,
+            token: uuid::Uuid::new_v4().to_string(),
+        };
+        lock.write(None)?;
+        Ok(lock)
     }
+
+    fn write(&self, url: Option<&str>) -> Result<(), SandboxError> {
+        let line = format!(
+            "{} {} {}",
+            std::process::id(),
+            self.token,
+            url.unwrap_or("")
+        );
+        fs::write(&self.path, format!("{}\n", line.trim_end()))
+            .map_err(|e| SandboxError::io(&self.path, e))
+    }
+}
+
+/// The base URL of a sandbox process serving `dir` right now, if there is one.
+pub fn serving_url(dir: &Path) -> Option<String> {
+    let held = fs::read_to_string(dir.join(LOCK)).ok()?;
+    let mut fields = held.split_whitespace();
+    let pid = fields.next()?.parse::<u32>().ok()?;
+    let url = fields.nth(1)?;
+    process_alive(pid).then(|| url.to_string())
 }
 
 impl Drop for DirLock {
