@@ -16,6 +16,8 @@ const ORDINARY_PER_EXCHANGE: usize = 8;
 const RESERVED_EXCHANGES: [u32; 5] = [603, 615, 728, 825, 883];
 /// Area codes searched when a search names none.
 pub const DEFAULT_AREA_CODES: [&str; 4] = ["312", "415", "512", "720"];
+/// The same for `filter[country_code]=CA`.
+pub const DEFAULT_CANADIAN_AREA_CODES: [&str; 4] = ["416", "514", "604", "226"];
 
 /// Canadian area codes, for `country_iso_alpha2` and region information.
 const CANADIAN_AREA_CODES: [&str; 24] = [

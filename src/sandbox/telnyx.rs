@@ -942,7 +942,8 @@ impl TelnyxState {
 
     fn search_numbers(&mut self, req: &ApiRequest) -> ApiResponse {
         let query = |k: &str| req.query_value(k).filter(|v| !v.is_empty());
-        if query("filter[country_code]").is_some_and(|c| !matches!(c, "US" | "CA")) {
+        let country = query("filter[country_code]");
+        if country.is_some_and(|c| !matches!(c, "US" | "CA")) {
             return search_result(Vec::new());
         }
         let limit = match query("filter[limit]").map(str::parse::<usize>) {
@@ -953,9 +954,10 @@ impl TelnyxState {
             }
         };
         let ndc = query("filter[national_destination_code]");
-        let area_codes: Vec<&str> = match ndc {
-            Some(code) => vec![code],
-            None => inventory::DEFAULT_AREA_CODES.to_vec(),
+        let area_codes: Vec<&str> = match (ndc, country) {
+            (Some(code), _) => vec![code],
+            (None, Some("CA")) => inventory::DEFAULT_CANADIAN_AREA_CODES.to_vec(),
+            (None, _) => inventory::DEFAULT_AREA_CODES.to_vec(),
         };
         let starts = query("filter[phone_number][starts_with]");
         let ends = query("filter[phone_number][ends_with]");
@@ -971,6 +973,9 @@ impl TelnyxState {
             .collect();
         let mut found = Vec::new();
         for npa in area_codes {
+            if country.is_some_and(|c| c != inventory::country_of(npa)) {
+                continue;
+            }
             let kind = if inventory::is_toll_free(npa) {
                 "toll_free"
             } else {
