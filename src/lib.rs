@@ -12,6 +12,7 @@ pub mod commands;
 pub mod config;
 pub mod drift;
 pub mod error;
+pub mod import;
 pub mod model;
 pub mod plan;
 pub mod providers;

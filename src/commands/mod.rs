@@ -5,6 +5,7 @@ mod check;
 mod drift;
 mod export;
 mod graph;
+mod import;
 mod plan;
 mod sandbox;
 pub mod session;
@@ -67,8 +68,6 @@ pub async fn dispatch(cli: Cli) -> miette::Result<ExitStatus> {
         Command::Drift(args) => drift::drift(&global, &args).await,
         Command::Check(args) => check::check(&global, &args).await,
         Command::Export(cmd) => export::export(&global, &cmd),
-        other => Err(miette::miette!(
-            "{other:?} is not available in this build yet"
-        )),
+        Command::Import(args) => import::import(&global, &args).await,
     }
 }
