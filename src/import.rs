@@ -435,6 +435,7 @@ impl<'a> Importer<'a> {
                 rule: (rule.kind(), rule.id.clone()),
             });
         }
+        self.churches.sort_by(|a, b| a.key.cmp(&b.key));
     }
 
     /// A church key free as a church and as the address of its three resources.
@@ -570,13 +571,27 @@ impl<'a> Importer<'a> {
                 ));
             }
         }
+        let mut new_tables: Vec<Block> = Vec::new();
         for (table, key, value, note) in &self.additions {
-            let mut v = Value::from(value.as_str());
-            v.decor_mut().set_suffix(format!("  # {note}"));
-            if let Some(t) = table_mut(doc, table) {
-                t.insert(key, Item::Value(v));
+            match doc.get_mut(table).and_then(Item::as_table_mut) {
+                Some(t) => {
+                    let mut v = Value::from(value.as_str());
+                    v.decor_mut().set_suffix(format!("  # {note}"));
+                    t.insert(key, Item::Value(v));
+                }
+                None => {
+                    let at = match new_tables.iter().position(|b| b.header == [*table]) {
+                        Some(i) => i,
+                        None => {
+                            new_tables.push(Block::new(&[table]));
+                            new_tables.len() - 1
+                        }
+                    };
+                    new_tables[at].set_noted(key, value.as_str(), note);
+                }
             }
         }
+        self.blocks.splice(0..0, new_tables);
     }
 
     fn most_common_church_connection(&self) -> Option<Address> {
@@ -1142,6 +1157,15 @@ impl<'a> Importer<'a> {
         if !text.ends_with('\n') {
             text.push('\n');
         }
+        let (settings, blocks): (Vec<Block>, Vec<Block>) =
+            blocks.into_iter().partition(|b| b.header.len() == 1);
+        for b in settings {
+            text.push('\n');
+            text.push_str(&b.render());
+        }
+        if blocks.is_empty() {
+            return text;
+        }
         text.push_str(&format!(
             "\n# ----------------------------------------------------------------------------------------\n\
              # Imported by `cwa import` on {}: live objects no declaration claimed.\n\
@@ -1207,14 +1231,6 @@ impl<'a> Importer<'a> {
             })
             .collect()
     }
-}
-
-/// The top-level table `name`, created (as a `[name]` table, not an inline one) if absent.
-fn table_mut<'d>(doc: &'d mut DocumentMut, name: &str) -> Option<&'d mut Table> {
-    if doc.get(name).is_none() {
-        doc.insert(name, Item::Table(Table::new()));
-    }
-    doc.get_mut(name)?.as_table_mut()
 }
 
 /// Where a church number binds in the existing declaration: what its church numbers use.
