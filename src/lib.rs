@@ -19,6 +19,7 @@ pub mod providers;
 pub mod render;
 pub mod sandbox;
 pub mod state;
+pub mod synthetic;
 
 pub use error::ExitStatus;
 

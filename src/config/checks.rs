@@ -406,9 +406,11 @@ impl Checker<'_> {
                 }
             }
         }
+        let wildcard = by_trunk.keys().any(|(a, _)| a.is_none());
+        let covered_trunks: std::collections::HashSet<&Address> =
+            by_trunk.keys().filter_map(|(a, _)| *a).collect();
         for t in self.of_kind(Kind::LivekitInboundTrunk) {
-            let tref = Some(&t.addr);
-            let covered = by_trunk.keys().any(|(a, _)| *a == tref || a.is_none());
+            let covered = wildcard || covered_trunks.contains(&t.addr);
             if !covered {
                 found.push(
                     Problem::error(

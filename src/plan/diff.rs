@@ -52,6 +52,9 @@ struct Planner<'a> {
     checks: Vec<Finding>,
     unmanaged: Vec<Unmanaged>,
     protected: BTreeMap<String, String>,
+    natural: matching::NaturalIndex,
+    /// Numbers held by protected trunks, and which trunk holds each.
+    protected_numbers: Vec<(NumberRef, String)>,
     /// Declared Telnyx numbers by their fixed number.
     number_owners: BTreeMap<crate::model::E164, Address>,
 }
@@ -76,6 +79,8 @@ impl<'a> Planner<'a> {
             checks: Vec::new(),
             unmanaged: Vec::new(),
             protected,
+            natural: matching::NaturalIndex::build(input.live),
+            protected_numbers: Vec::new(),
             number_owners: input
                 .desired
                 .resources
@@ -249,7 +254,7 @@ impl<'a> Planner<'a> {
             }
         }
         let wanted = matching::to_ids(after, &self.index);
-        match matching::natural_match(&wanted, live, &self.index, taken) {
+        match matching::natural_match(&wanted, live, &self.natural, &self.index, taken) {
             Some(obj) => (Some(obj), "matched by natural key".into()),
             None => (None, "declared in lines.toml, not live".into()),
         }
@@ -383,6 +388,7 @@ impl<'a> Planner<'a> {
     /// Any write that touches a protected object, directly or through what points at it, is an
     /// error that names the line of lines.toml responsible.
     fn guard_protected(&mut self) {
+        self.protected_numbers = self.numbers_on_protected_trunks();
         let mut errors = Vec::new();
         for change in &self.changes {
             if let Some(e) = self.protected_violation(change) {
@@ -470,11 +476,15 @@ impl<'a> Planner<'a> {
         let Some(Spec::LivekitInboundTrunk(trunk)) = &change.after else {
             return None;
         };
-        let held = self.numbers_on_protected_trunks(&change.address);
+        let own_id = change.id.clone().unwrap_or_default();
         trunk
             .numbers
             .iter()
-            .find_map(|n| held.iter().find(|(num, _)| num == n))
+            .find_map(|n| {
+                self.protected_numbers
+                    .iter()
+                    .find(|(num, owner)| num == n && *owner != own_id)
+            })
             .map(|(num, owner)| {
                 format!(
                     "{} would take {num}, which the protected trunk {owner} holds",
@@ -483,10 +493,10 @@ impl<'a> Planner<'a> {
             })
     }
 
-    fn numbers_on_protected_trunks(&self, except: &Address) -> Vec<(NumberRef, String)> {
+    fn numbers_on_protected_trunks(&self) -> Vec<(NumberRef, String)> {
         self.changes
             .iter()
-            .filter(|c| c.protected && &c.address != except)
+            .filter(|c| c.protected)
             .filter_map(|c| match &c.before {
                 Some(Spec::LivekitInboundTrunk(t)) => Some((t, c.id.clone().unwrap_or_default())),
                 _ => None,

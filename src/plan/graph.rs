@@ -54,10 +54,10 @@ pub fn order(
 /// earlier waves, so a wave may run in parallel.
 pub fn waves(count: usize, edges: &[(usize, usize)]) -> Vec<Vec<usize>> {
     let mut level = vec![0usize; count];
-    for i in 0..count {
-        for &(from, to) in edges.iter().filter(|(_, to)| *to == i) {
-            level[to] = level[to].max(level[from] + 1);
-        }
+    let mut by_target: Vec<(usize, usize)> = edges.to_vec();
+    by_target.sort_unstable_by_key(|&(_, to)| to);
+    for (from, to) in by_target {
+        level[to] = level[to].max(level[from] + 1);
     }
     let mut waves: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for (i, l) in level.into_iter().enumerate() {
@@ -83,7 +83,7 @@ fn build(changes: &[Change]) -> ChangeGraph {
         if is_removal(change.action) {
             for (j, user) in changes.iter().enumerate() {
                 if j != i && referenced_by(&change.address, user.before.as_ref()) {
-                    graph.update_edge(nodes[j], nodes[i], ());
+                    graph.add_edge(nodes[j], nodes[i], ());
                 }
             }
             continue;
@@ -91,7 +91,7 @@ fn build(changes: &[Change]) -> ChangeGraph {
         for dep in &change.depends_on {
             if let Some(&j) = by_addr.get(dep) {
                 if !is_removal(changes[j].action) {
-                    graph.update_edge(nodes[j], nodes[i], ());
+                    graph.add_edge(nodes[j], nodes[i], ());
                 }
             }
         }

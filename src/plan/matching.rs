@@ -75,18 +75,94 @@ pub fn normalize(spec: &mut Spec) {
     }
 }
 
+/// Live objects by their natural keys, so matching thousands of declarations stays linear.
+#[derive(Debug, Default)]
+pub struct NaturalIndex {
+    by_key: HashMap<(Kind, String), Vec<String>>,
+}
+
+impl NaturalIndex {
+    pub fn build(live: &Live) -> Self {
+        let mut index = Self::default();
+        for obj in live.objects.values() {
+            for key in natural_keys(&obj.spec) {
+                index
+                    .by_key
+                    .entry((obj.kind(), key))
+                    .or_default()
+                    .push(obj.id.clone());
+            }
+        }
+        index
+    }
+
+    fn candidates(&self, kind: Kind, keys: &[String]) -> Vec<&str> {
+        let mut ids: Vec<&str> = keys
+            .iter()
+            .filter_map(|k| self.by_key.get(&(kind, k.clone())))
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+}
+
+/// Keys under which an object can be found: every object that matches a wanted spec shares at
+/// least one key with it (the precise test is [`same_natural_key`]).
+fn natural_keys(spec: &Spec) -> Vec<String> {
+    let numbers = |v: &[NumberRef]| -> Vec<String> {
+        v.iter()
+            .filter_map(|n| match n {
+                NumberRef::Number(n) => Some(format!("number:{n}")),
+                NumberRef::Of(_) => None,
+            })
+            .collect()
+    };
+    match spec {
+        Spec::TelnyxNumber(s) => s
+            .number
+            .fixed()
+            .map(|n| format!("number:{n}"))
+            .into_iter()
+            .collect(),
+        Spec::TwilioNumber(s) => vec![format!("number:{}", s.number)],
+        Spec::LivekitInboundTrunk(s) => numbers(&s.numbers),
+        Spec::LivekitOutboundTrunk(s) => {
+            let mut keys = numbers(&s.numbers);
+            keys.push(format!("name:{}", s.name));
+            keys
+        }
+        Spec::LivekitDispatchRule(s) => {
+            let mut keys: Vec<String> = s
+                .trunks
+                .iter()
+                .filter_map(|t| t.id().map(|id| format!("trunk:{id}")))
+                .collect();
+            keys.push(format!("name:{}", s.name));
+            keys
+        }
+        _ => vec!["all".to_string()],
+    }
+}
+
 /// Finds the live object a declared resource already is, by natural key, among objects no
 /// address has claimed. `wanted` has references translated to ids where known.
 pub fn natural_match<'a>(
     wanted: &Spec,
     live: &'a Live,
+    natural: &NaturalIndex,
     index: &Index,
     taken: &HashSet<String>,
 ) -> Option<&'a LiveObject> {
     let kind = wanted.kind();
-    let free = |o: &&LiveObject| !index.claims(&o.id) && !taken.contains(&o.id);
-    let mut candidates = live.of_kind(kind).filter(free);
-    candidates.find(|o| same_natural_key(wanted, &o.spec))
+    natural
+        .candidates(kind, &natural_keys(wanted))
+        .into_iter()
+        .filter(|id| !index.claims(id) && !taken.contains(*id))
+        .filter_map(|id| live.get(kind, id))
+        .find(|o| same_natural_key(wanted, &o.spec))
 }
 
 fn same_natural_key(wanted: &Spec, live: &Spec) -> bool {
