@@ -22,8 +22,13 @@ use toml_edit::{Array, DocumentMut, InlineTable, Item, Table, Value};
 
 use crate::config::{self, ConfigError};
 use crate::model::{
-    Address, Desired, DispatchKind, Kind, Live, LiveObject, NumberRef, Ref, SecretSource, Spec,
+    Address, Desired, DispatchKind, Kind, Live, LiveObject, NumberRef, Ref, SecretRef,
+    SecretSource, Spec,
 };
+
+/// Variables this project's runbooks keep SIP passwords in, tried (with the whole
+/// environment) when naming the variable of an imported secret.
+const WELL_KNOWN_SECRETS: [&str; 2] = ["TELNYX_FQDN_PASSWORD", "TELNYX_OUTBOUND_SIP_PASSWORD"];
 use crate::plan::{self, PlanInput, PlanOptions};
 use crate::state::{State, StateResource};
 
@@ -756,15 +761,15 @@ impl<'a> Importer<'a> {
             block.set("auth_username", t.auth_username.clone());
         }
         if t.auth_password.is_some() {
+            let addr = Address::new(Kind::LivekitInboundTrunk, name);
             let var = env_name("LIVEKIT", name, "AUTH_PASSWORD");
-            block.set_noted(
+            self.secret_env(
+                block,
+                &addr,
                 "auth_password_env",
-                var.clone(),
-                "guessed variable name: export the trunk's password in it",
+                t.auth_password.as_ref(),
+                var,
             );
-            self.notes.push(format!(
-                "livekit_inbound_trunk.{name}: has a password; set {var} before applying"
-            ));
         }
     }
 
@@ -936,7 +941,7 @@ impl<'a> Importer<'a> {
             b.set("user_name", user.clone());
         }
         if c.password.is_some() {
-            self.password_env(b, addr, "password_env");
+            self.password_env(b, addr, c.password.as_ref());
         }
         b.set("ani_number_format", c.ani_number_format.clone());
         b.set("dnis_number_format", c.dnis_number_format.clone());
@@ -961,7 +966,7 @@ impl<'a> Importer<'a> {
         if !c.active {
             b.set("active", false);
         }
-        self.password_env(b, addr, "password_env");
+        self.password_env(b, addr, c.password.as_ref());
         let bound = c
             .outbound_voice_profile
             .as_ref()
@@ -999,15 +1004,50 @@ impl<'a> Importer<'a> {
             .and_then(|o| self.addr_of(o.kind(), &o.id).cloned())
     }
 
-    fn password_env(&mut self, b: &mut Block, addr: &Address, key: &str) {
+    fn password_env(&mut self, b: &mut Block, addr: &Address, live: Option<&SecretRef>) {
         let var = env_name("TELNYX", &addr.name, "PASSWORD");
-        b.set_noted(
-            key,
-            var.clone(),
-            "guessed variable name: export the password in it",
-        );
-        self.notes
-            .push(format!("{addr}: set {var} to its password before applying"));
+        self.secret_env(b, addr, "password_env", live, var);
+    }
+
+    /// Names the variable that holds a secret: one whose value has the fingerprint live
+    /// reports, when the environment has one; otherwise `guess`, marked and reported.
+    fn secret_env(
+        &mut self,
+        b: &mut Block,
+        addr: &Address,
+        key: &str,
+        live: Option<&SecretRef>,
+        guess: String,
+    ) {
+        let found = live
+            .and_then(SecretRef::known_fingerprint)
+            .and_then(|fp| self.variable_holding(&fp));
+        match found {
+            Some(var) => b.set_noted(key, var, "found: this variable holds the password live has"),
+            None => {
+                b.set_noted(
+                    key,
+                    guess.clone(),
+                    "guessed variable name: export the password in it",
+                );
+                self.notes.push(format!(
+                    "{addr}: set {guess} to its password before applying"
+                ));
+            }
+        }
+    }
+
+    /// An environment variable (or sandbox secret) whose value has this fingerprint.
+    fn variable_holding(&self, fingerprint: &str) -> Option<String> {
+        let mut names: BTreeSet<String> =
+            WELL_KNOWN_SECRETS.iter().map(|s| s.to_string()).collect();
+        names.extend(std::env::vars_os().filter_map(|(k, _)| k.into_string().ok()));
+        names.into_iter().find(|name| {
+            self.input
+                .secrets
+                .get(name)
+                .is_some_and(|v| crate::model::fingerprint(&v) == fingerprint)
+        })
     }
 
     fn telnyx_number(&mut self, b: &mut Block, addr: &Address, n: &crate::model::TelnyxNumberSpec) {
@@ -1050,13 +1090,7 @@ impl<'a> Importer<'a> {
         }
         if t.auth_password.is_some() {
             let var = env_name("LIVEKIT", &addr.name, "AUTH_PASSWORD");
-            b.set_noted(
-                "auth_password_env",
-                var.clone(),
-                "guessed variable name: export the trunk's password in it",
-            );
-            self.notes
-                .push(format!("{addr}: set {var} to its password before applying"));
+            self.secret_env(b, addr, "auth_password_env", t.auth_password.as_ref(), var);
         }
         if !t.headers.is_empty() {
             let mut h = InlineTable::new();

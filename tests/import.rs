@@ -1,0 +1,246 @@
+//! `cwa import` end to end: the real binary against the sandbox over HTTP. Import followed by
+//! plan shows no changes for what it imported; existing text is left as it was; a result that
+//! would not validate is never written; the shipped state/ matches a fresh runbook world.
+
+#[path = "common/cwa.rs"]
+mod cwa_ctx;
+#[path = "common/sandbox.rs"]
+mod sandbox_helper;
+
+use std::path::Path;
+
+use cwa::plan::{Action, Plan};
+use cwa_ctx::{assert_exit, repo_lines_toml, repo_root, stdout, Ctx};
+use serde_json::json;
+
+/// The plan as JSON, after asserting it ran.
+async fn plan_json(ctx: &Ctx) -> Plan {
+    let out = ctx.cwa(&["plan", "--json"]).await;
+    assert_exit(&out, 0);
+    Plan::from_json(&stdout(&out)).expect("a plan")
+}
+
+fn actionable(plan: &Plan) -> Vec<(String, Action, Vec<String>)> {
+    plan.actionable()
+        .map(|c| {
+            (
+                c.address.to_string(),
+                c.action,
+                c.fields.iter().map(|f| f.path.clone()).collect(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_of_a_synthetic_world_then_plan_has_no_changes() {
+    let ctx = Ctx::with_world("synthetic:6", "version = 1\n").await;
+    let out = ctx.cwa(&["import"]).await;
+    assert_exit(&out, 0);
+    assert!(ctx.writes().is_empty(), "import wrote: {:?}", ctx.writes());
+
+    let text = ctx.lines_toml();
+    assert!(text.starts_with("version = 1\n"), "{text}");
+    for line in cwa::sandbox::synthetic_lines(6) {
+        assert!(text.contains(&format!("[church.{}]", line.key)), "{text}");
+        assert!(
+            text.contains(&format!("id = \"{}\"", line.church_id)),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("number = \"{}\"", line.number)),
+            "{text}"
+        );
+    }
+    assert!(!text.contains("PLACEHOLDER"), "{text}");
+    cwa::config::parse(Path::new("lines.toml"), &text).expect("the result validates");
+
+    let plan = plan_json(&ctx).await;
+    assert!(actionable(&plan).is_empty(), "{:?}", actionable(&plan));
+    assert!(plan.unmanaged.is_empty(), "{:?}", plan.unmanaged);
+    assert_exit(&ctx.cwa(&["plan", "--detailed-exitcode"]).await, 0);
+    assert_eq!(ctx.state().resources.len(), 6 * 3 + 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_of_the_runbook_world_declares_everything_and_marks_what_is_broken() {
+    let ctx = Ctx::with_world("runbook", "").await;
+    let out = ctx.cwa(&["import"]).await;
+    assert_exit(&out, 0);
+    let said = stdout(&out);
+    assert!(said.contains("live names no agent"), "{said}");
+    assert!(said.contains("no outbound voice profile"), "{said}");
+    assert!(ctx.writes().is_empty());
+
+    let text = ctx.lines_toml();
+    assert!(text.contains("[church.medhanialem_ethiopian_evangelical_church]"));
+    assert!(text.contains("[church.melvindale_church_of_god]"));
+    assert!(
+        text.contains("PLACEHOLDER"),
+        "no church_id live: the ids are marked"
+    );
+    assert!(text.contains("# live: this rule names NO agent"));
+    assert!(text.contains("password_env = \"TELNYX_OUTBOUND_SIP_PASSWORD\""));
+
+    let plan = plan_json(&ctx).await;
+    let mut changes = actionable(&plan);
+    changes.sort();
+    assert_eq!(
+        changes,
+        vec![
+            (
+                "livekit_dispatch_rule.melvindale_church_of_god".to_string(),
+                Action::Update,
+                vec!["agents".to_string()]
+            ),
+            (
+                "telnyx_credential_connection.cwa_verticals_platform_outbound".to_string(),
+                Action::Update,
+                vec!["outbound_voice_profile".to_string()]
+            ),
+        ],
+        "only the two broken objects the import marked"
+    );
+    assert!(plan.unmanaged.is_empty(), "{:?}", plan.unmanaged);
+    assert_eq!(ctx.state().resources.len(), 29);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn importing_into_the_repository_declaration_adds_only_what_is_missing() {
+    let ctx = Ctx::runbook().await;
+    let before = ctx.lines_toml();
+    let out = ctx.cwa(&["import"]).await;
+    assert_exit(&out, 0);
+    let after = ctx.lines_toml();
+    assert!(after.starts_with(&before), "existing text is untouched");
+    let added = &after[before.len()..];
+    assert_eq!(added.matches("\n[").count(), 1, "{added}");
+    assert!(
+        added.contains("[telnyx.fqdn_connection.livekit_inbound_v2]"),
+        "{added}"
+    );
+    assert!(stdout(&out).contains("Recorded 28 declared object(s)"));
+
+    let state = ctx.state();
+    assert!(state.is_protected("ST_Xa3Bp9aixRFP"));
+    assert!(state.is_protected("SDR_cYzx7sAkUTvx"));
+    assert_eq!(
+        state.resources["livekit_dispatch_rule.melvindale"].id,
+        "SDR_9vRb2XcLeY7s"
+    );
+
+    let plan = plan_json(&ctx).await;
+    assert!(plan.changes.iter().all(|c| c.action != Action::Adopt));
+    let mut updated: Vec<String> = plan.actionable().map(|c| c.address.to_string()).collect();
+    updated.sort();
+    assert_eq!(
+        updated,
+        [
+            "livekit_dispatch_rule.medhanialem",
+            "livekit_dispatch_rule.melvindale",
+            "livekit_outbound_trunk.telnyx",
+            "telnyx_credential_connection.outbound",
+        ]
+    );
+
+    let again = ctx.cwa(&["import"]).await;
+    assert_exit(&again, 0);
+    assert_eq!(ctx.lines_toml(), after, "a second import adds nothing");
+    assert!(stdout(&again).contains("already declared"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_that_would_not_validate_writes_nothing() {
+    let ctx = Ctx::with_world("runbook", "").await;
+    std::fs::remove_file(ctx.path("lines.toml")).unwrap();
+    let (status, body) = sandbox_helper::send(
+        ctx.sb
+            .telnyx(
+                reqwest::Method::PATCH,
+                "/outbound_voice_profiles/2925086295615079772",
+            )
+            .json(&json!({"name": "ChurchWiseAI", "enabled": false})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let out = ctx.cwa(&["import"]).await;
+    assert_exit(&out, 1);
+    let err = cwa_ctx::stderr(&out);
+    assert!(err.contains("would not validate"), "{err}");
+    assert!(!ctx.path("lines.toml").exists());
+    assert!(!ctx.path("state/state.json").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_existing_declaration_is_not_imported_into() {
+    let ctx = Ctx::with_world("runbook", "version = 1\n[church.x]\nname = \"X\"\n").await;
+    let out = ctx.cwa(&["import"]).await;
+    assert_exit(&out, 1);
+    assert_eq!(ctx.lines_toml(), "version = 1\n[church.x]\nname = \"X\"\n");
+}
+
+/// The shipped state/ maps every address lines.toml declares to the id it has in a fresh
+/// runbook world, which is what an import of the repository's lines.toml records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_state_matches_a_fresh_runbook_world() {
+    let shipped = cwa::state::StateStore::new(repo_root().join("state"))
+        .load()
+        .expect("the shipped state loads");
+    let loaded = cwa::config::parse(Path::new("lines.toml"), &repo_lines_toml()).unwrap();
+    let mut declared: Vec<String> = loaded
+        .desired
+        .resources
+        .keys()
+        .map(|a| a.to_string())
+        .collect();
+    declared.sort();
+    let owned: Vec<String> = shipped.resources.keys().cloned().collect();
+    assert_eq!(
+        owned, declared,
+        "state owns exactly what lines.toml declares"
+    );
+    for id in ["ST_Xa3Bp9aixRFP", "SDR_cYzx7sAkUTvx"] {
+        assert!(shipped.is_protected(id), "{id} is protected in state");
+    }
+
+    let ctx = Ctx::runbook().await;
+    assert_exit(&ctx.cwa(&["import"]).await, 0);
+    let fresh = ctx.state();
+    for (addr, r) in &shipped.resources {
+        assert_eq!(
+            fresh.resources.get(addr).map(|f| f.id.as_str()),
+            Some(r.id.as_str()),
+            "{addr}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_from_the_shipped_state_alone_is_clean() {
+    let ctx = Ctx::runbook().await;
+    let state_dir = ctx.path("state");
+    std::fs::create_dir_all(&state_dir).unwrap();
+    std::fs::copy(
+        repo_root().join("state/state.json"),
+        state_dir.join("state.json"),
+    )
+    .unwrap();
+    let out = ctx.cwa(&["plan", "--refresh=false", "--json"]).await;
+    assert_exit(&out, 0);
+    let plan = Plan::from_json(&stdout(&out)).unwrap();
+    assert!(plan.errors.is_empty(), "{:?}", plan.errors);
+    assert!(plan.changes.iter().all(|c| !matches!(
+        c.action,
+        Action::Adopt | Action::Create | Action::Delete | Action::Replace
+    )));
+
+    let live = ctx.cwa(&["plan", "--json"]).await;
+    assert_exit(&live, 0);
+    let plan = Plan::from_json(&stdout(&live)).unwrap();
+    assert!(plan.changes.iter().all(|c| c.action != Action::Adopt));
+    assert_eq!(
+        plan.actionable().count(),
+        4,
+        "the runbooks' four fixes, nothing else"
+    );
+}
