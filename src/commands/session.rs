@@ -84,10 +84,12 @@ impl Session {
         protected.extend(state.protected.keys().cloned());
         protected.sort();
         protected.dedup();
+        let defaults = ClientOptions::default();
         ClientOptions {
             twilio_writes: desired.policy.twilio_writes,
             protected_ids: protected,
-            ..ClientOptions::default()
+            timeout: http_timeout_override().unwrap_or(defaults.timeout),
+            ..defaults
         }
     }
 
@@ -96,6 +98,21 @@ impl Session {
         let needed = needed_providers(desired, state);
         let opts = self.client_options(desired, state);
         Ok(providers::connect(&self.env, &opts, &needed)?)
+    }
+}
+
+/// `CWA_HTTP_TIMEOUT_MS`: the timeout of one HTTP attempt, for runs that must give up on a
+/// silent provider sooner than the default (the fault tests use it to trip timeouts quickly).
+fn http_timeout_override() -> Option<std::time::Duration> {
+    let raw = std::env::var("CWA_HTTP_TIMEOUT_MS").ok()?;
+    match raw.trim().parse::<u64>() {
+        Ok(ms) if ms > 0 => Some(std::time::Duration::from_millis(ms)),
+        _ => {
+            tracing::warn!(
+                "ignoring CWA_HTTP_TIMEOUT_MS={raw:?}: not a positive number of milliseconds"
+            );
+            None
+        }
     }
 }
 
