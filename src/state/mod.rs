@@ -17,7 +17,7 @@ use crate::model::{Address, Kind, Live, LiveObject, ProviderName, Spec};
 
 pub use journal::{AuditEntry, Journal, JournalEntry, JournalPhase};
 pub use lock::{holder_name as operator, LockInfo, StateLock};
-pub use store::{write_atomic, StateStore};
+pub use store::{parse_state, write_atomic, StateStore};
 
 /// The newest state format this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
