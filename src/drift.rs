@@ -103,13 +103,16 @@ fn classify(change: &Change, changed: &mut Vec<Changed>, missing: &mut Vec<Missi
         Action::Update | Action::Replace | Action::Adopt | Action::Verify
             if change.id.is_some() =>
         {
-            changed.extend(change.fields.iter().map(|f| Changed {
-                address: change.address.clone(),
-                id: change.id.clone(),
-                field: f.path.clone(),
-                declared: f.after.clone(),
-                live: f.before.clone(),
-                sensitive: f.sensitive,
+            changed.extend(change.fields.iter().map(|f| {
+                let sensitive = f.sensitive || SECRET_FIELDS.contains(&f.path.as_str());
+                Changed {
+                    address: change.address.clone(),
+                    id: change.id.clone(),
+                    field: f.path.clone(),
+                    declared: masked(&f.after, sensitive),
+                    live: masked(&f.before, sensitive),
+                    sensitive,
+                }
             }));
         }
         Action::Create | Action::Verify => missing.push(Missing {
@@ -137,6 +140,21 @@ fn classify(change: &Change, changed: &mut Vec<Changed>, missing: &mut Vec<Missi
             sensitive: false,
         }),
         Action::Update | Action::Replace | Action::Adopt => {}
+    }
+}
+
+/// Fields that hold secrets (as fingerprints): shown as `(sensitive)` even when only one side
+/// has a value.
+const SECRET_FIELDS: [&str; 2] = ["password", "auth_password"];
+
+/// What a secret shows as, the same as in plans.
+const SENSITIVE: &str = "(sensitive)";
+
+fn masked(v: &Value, sensitive: bool) -> Value {
+    if sensitive && !v.is_null() {
+        Value::String(SENSITIVE.to_string())
+    } else {
+        v.clone()
     }
 }
 
