@@ -417,12 +417,18 @@ fn process(
             body: JournalEntry::encode_body(&incoming.body),
             resource_id: response.resource_id.clone(),
         };
-        if let Err(e) = lock(&shared.store).append(entry) {
+        let mut store = lock(&shared.store);
+        if let Err(e) = store.append(entry) {
             tracing::error!("sandbox: cannot journal a write: {e}");
             return ApiResponse::json(
                 500,
                 &json!({"error": "the sandbox could not persist this write"}),
             );
+        }
+        if store.wants_compaction() {
+            if let Err(e) = store.compact(&world) {
+                tracing::warn!("sandbox: cannot compact the journal (it keeps growing): {e}");
+            }
         }
     }
     response

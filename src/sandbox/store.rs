@@ -26,6 +26,9 @@ const SNAPSHOT: &str = "world.json";
 const JOURNAL: &str = "journal.jsonl";
 const SNAPSHOT_VERSION: u32 = 1;
 const LOCK: &str = "sandbox.lock";
+/// A long-running sandbox folds its journal into a snapshot after this many entries, so the
+/// next start never replays more than this.
+const COMPACT_AFTER: u64 = 20_000;
 
 /// One journaled request: enough to run it again through the same handler.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -82,6 +85,9 @@ pub struct Store {
     dir: PathBuf,
     journal: File,
     last_seq: u64,
+    /// Entries appended since the last snapshot.
+    pending: u64,
+    compact_after: u64,
     _lock: DirLock,
 }
 
@@ -102,6 +108,8 @@ impl Store {
             dir: dir.to_path_buf(),
             journal,
             last_seq,
+            pending: 0,
+            compact_after: COMPACT_AFTER,
             _lock: lock,
         };
         Ok((store, snapshot.map(|s| s.world), entries))
@@ -118,7 +126,13 @@ impl Store {
             .and_then(|()| self.journal.sync_data())
             .map_err(|e| SandboxError::io(&path, e))?;
         self.last_seq = entry.seq;
+        self.pending += 1;
         Ok(())
+    }
+
+    /// Whether the journal has grown enough to be folded into a snapshot.
+    pub fn wants_compaction(&self) -> bool {
+        self.pending >= self.compact_after
     }
 
     /// Writes `world` as the new snapshot and empties the journal it supersedes.
@@ -128,7 +142,9 @@ impl Store {
         self.journal
             .set_len(0)
             .and_then(|()| self.journal.sync_all())
-            .map_err(|e| SandboxError::io(&path, e))
+            .map_err(|e| SandboxError::io(&path, e))?;
+        self.pending = 0;
+        Ok(())
     }
 
     pub fn dir(&self) -> &Path {
@@ -374,6 +390,19 @@ mod tests {
         let (store, _, _) = Store::open(dir.path()).unwrap();
         drop(store);
         assert!(!dir.path().join(LOCK).exists(), "released on drop");
+    }
+
+    #[test]
+    fn a_long_journal_asks_for_compaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, _, _) = Store::open(dir.path()).unwrap();
+        store.compact_after = 2;
+        store.append(entry(1)).unwrap();
+        assert!(!store.wants_compaction());
+        store.append(entry(2)).unwrap();
+        assert!(store.wants_compaction());
+        store.compact(&World::default()).unwrap();
+        assert!(!store.wants_compaction());
     }
 
     #[test]
