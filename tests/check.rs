@@ -1,0 +1,232 @@
+//! `cwa check` end to end: every broken state the runbooks describe, made through the
+//! sandbox's real endpoints, fails naming its hop; apply fixes it and check passes. `--ring`
+//! walks the sandbox's call path hop by hop.
+
+#[path = "common/cwa.rs"]
+mod cwa_ctx;
+#[path = "common/sandbox.rs"]
+mod sandbox_helper;
+
+use cwa::sandbox::{LIVEKIT_API_KEY, LIVEKIT_API_SECRET};
+use cwa_ctx::{assert_exit, stdout, Ctx};
+use livekit_api::services::sip::{ListSIPDispatchRuleFilter, SIPClient};
+use livekit_protocol as proto;
+use serde_json::{json, Value};
+
+const FQDN_CONNECTION: &str = "2925081061861885519";
+const FQDN_RECORD: &str = "2925083349418510207";
+const INBOUND_V2: &str = "2925216093662349036";
+const CREDENTIAL_CONNECTION: &str = "2948197312620398250";
+const MEDHANIALEM_NUMBER_ID: &str = "2926113000000000001";
+const OUTBOUND_DID_ID: &str = "2948197312620400001";
+const MEDHANIALEM: &str = "+14144007103";
+const MELVINDALE: &str = "+17473897673";
+
+fn sip(ctx: &Ctx) -> SIPClient {
+    SIPClient::with_api_key(
+        &ctx.sb.sandbox.base_url(),
+        LIVEKIT_API_KEY,
+        LIVEKIT_API_SECRET,
+    )
+}
+
+async fn telnyx_patch(ctx: &Ctx, path: &str, body: Value) {
+    let (status, answer) =
+        sandbox_helper::send(ctx.sb.telnyx(reqwest::Method::PATCH, path).json(&body)).await;
+    assert_eq!(status, 200, "{path}: {answer}");
+}
+
+/// Runs `cwa check --json` and returns the failed checks as (check, hop).
+async fn failures(ctx: &Ctx, code: i32) -> Vec<(String, String)> {
+    let out = ctx.cwa(&["check", "--json"]).await;
+    assert_exit(&out, code);
+    let report: Value = serde_json::from_str(&stdout(&out)).expect("a JSON report");
+    assert_eq!(report["passed"], json!(code == 0));
+    report["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter(|c| c["passed"] == json!(false))
+        .map(|c| {
+            (
+                c["check"].as_str().unwrap_or_default().to_string(),
+                c["hop"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Asserts that check fails naming `check` at `hop` (in JSON and in the human report), that
+/// apply fixes it, and that check passes again.
+async fn fails_then_apply_fixes(ctx: &Ctx, check: &str, hop: &str) {
+    let failed = failures(ctx, 1).await;
+    assert!(
+        failed.contains(&(check.to_string(), hop.to_string())),
+        "{check} at {hop} not in {failed:?}"
+    );
+    let human = ctx.cwa(&["check"]).await;
+    assert_exit(&human, 1);
+    let text = stdout(&human);
+    assert!(
+        text.contains(&format!("FAILED at the {hop} hop: {check}")),
+        "{text}"
+    );
+    assert_exit(&ctx.cwa(&["apply", "--auto-approve"]).await, 0);
+    let after = failures(ctx, 0).await;
+    assert!(after.is_empty(), "after apply: {after:?}");
+}
+
+async fn applied() -> Ctx {
+    let ctx = Ctx::runbook().await;
+    assert_exit(&ctx.cwa(&["apply", "--auto-approve"]).await, 0);
+    ctx
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runbook_world_fails_at_dispatch_and_outbound_until_applied() {
+    let ctx = Ctx::runbook().await;
+    let failed = failures(&ctx, 1).await;
+    for expected in [
+        ("dispatch-agent", "dispatch"),
+        ("outbound-profile-bound", "outbound"),
+        ("outbound-header", "outbound"),
+    ] {
+        assert!(
+            failed.contains(&(expected.0.into(), expected.1.into())),
+            "{expected:?} not in {failed:?}"
+        );
+    }
+    assert_eq!(failed.len(), 3, "{failed:?}");
+    assert_exit(&ctx.cwa(&["apply", "--auto-approve"]).await, 0);
+    assert!(failures(&ctx, 0).await.is_empty());
+    assert!(ctx
+        .writes()
+        .iter()
+        .all(|w| w.resource_id.as_deref() != Some("ST_Xa3Bp9aixRFP")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_breakages_fail_at_their_hop() {
+    let ctx = applied().await;
+
+    telnyx_patch(
+        &ctx,
+        &format!("/fqdn_connections/{FQDN_CONNECTION}"),
+        json!({"transport_protocol": "UDP"}),
+    )
+    .await;
+    fails_then_apply_fixes(&ctx, "connection-transport", "connection").await;
+
+    telnyx_patch(
+        &ctx,
+        &format!("/fqdns/{FQDN_RECORD}"),
+        json!({"fqdn": "cwa-voice-9x077mph.sip.livekit.cloud"}),
+    )
+    .await;
+    fails_then_apply_fixes(&ctx, "sip-host", "fqdn").await;
+
+    telnyx_patch(
+        &ctx,
+        &format!("/fqdn_connections/{FQDN_CONNECTION}"),
+        json!({"inbound": {"default_primary_fqdn_id": null}}),
+    )
+    .await;
+    fails_then_apply_fixes(&ctx, "default-primary-fqdn", "fqdn").await;
+
+    telnyx_patch(
+        &ctx,
+        &format!("/phone_numbers/{MEDHANIALEM_NUMBER_ID}"),
+        json!({"connection_id": INBOUND_V2}),
+    )
+    .await;
+    fails_then_apply_fixes(&ctx, "number-connection", "connection").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn livekit_breakages_fail_at_their_hop() {
+    let ctx = applied().await;
+
+    sip(&ctx)
+        .update_sip_inbound_trunk(
+            "ST_LWgmiBSwTk7P".into(),
+            proto::SipInboundTrunkUpdate {
+                auth_username: Some("churchwiseai".into()),
+                auth_password: Some("anything".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    fails_then_apply_fixes(&ctx, "trunk-auth", "trunk").await;
+
+    let client = sip(&ctx);
+    let mut rule = client
+        .list_sip_dispatch_rule(ListSIPDispatchRuleFilter::All)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.sip_dispatch_rule_id == "SDR_4hTq8WnZpK3m")
+        .unwrap();
+    rule.room_config = None;
+    client
+        .update_sip_dispatch_rule_replace("SDR_4hTq8WnZpK3m".into(), rule)
+        .await
+        .unwrap();
+    fails_then_apply_fixes(&ctx, "dispatch-agent", "dispatch").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_breakages_fail_at_the_outbound_hop() {
+    let ctx = applied().await;
+
+    telnyx_patch(
+        &ctx,
+        &format!("/credential_connections/{CREDENTIAL_CONNECTION}"),
+        json!({"outbound": {"outbound_voice_profile_id": null}}),
+    )
+    .await;
+    fails_then_apply_fixes(&ctx, "outbound-profile-bound", "outbound").await;
+
+    telnyx_patch(
+        &ctx,
+        &format!("/phone_numbers/{OUTBOUND_DID_ID}"),
+        json!({"connection_id": FQDN_CONNECTION}),
+    )
+    .await;
+    fails_then_apply_fixes(&ctx, "outbound-did-bound", "outbound").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ring_walks_the_sandbox_call_path() {
+    let ctx = Ctx::runbook().await;
+    let broken = ctx.cwa(&["check", "--ring", MELVINDALE, "--json"]).await;
+    assert_exit(&broken, 1);
+    let report: Value = serde_json::from_str(&stdout(&broken)).unwrap();
+    assert_eq!(report["ring"]["via"], json!("sandbox"));
+    assert_eq!(report["ring"]["passed"], json!(false));
+    assert_eq!(report["ring"]["from"], json!("+12268830000"));
+    assert!(
+        report["ring"]["outcome"]
+            .as_str()
+            .unwrap()
+            .starts_with("agent_never_joins"),
+        "{report:#}"
+    );
+
+    let human = ctx.cwa(&["check", "--ring", MEDHANIALEM]).await;
+    let text = stdout(&human);
+    assert!(
+        text.contains("Test call +12268830000 -> +14144007103 via sandbox"),
+        "{text}"
+    );
+    assert!(text.contains("[ST_LWgmiBSwTk7P]"), "{text}");
+    assert!(text.contains("Outcome: agent_answered"), "{text}");
+
+    assert_exit(&ctx.cwa(&["apply", "--auto-approve"]).await, 0);
+    let fixed = ctx.cwa(&["check", "--ring", MELVINDALE]).await;
+    assert_exit(&fixed, 0);
+    assert!(stdout(&fixed).contains("Outcome: agent_answered"));
+
+    let bad = ctx.cwa(&["check", "--ring", "not-a-number"]).await;
+    assert_exit(&bad, 1);
+}
