@@ -4,7 +4,8 @@
 //! A mutation is appended and fsynced before its answer is sent, so a process killed right
 //! after an answer never loses the write; appending one line costs the same at 10 lines or
 //! 10,000. On start the journal is replayed over the snapshot (a torn last line, from a kill
-//! mid-append, is ignored), then compacted into a fresh snapshot; shutdown compacts too.
+//! mid-append, is ignored), then compacted into a fresh snapshot; shutdown compacts too, and
+//! so does a long-running sandbox every 20,000 writes.
 //! Snapshots are written atomically: temp file, fsync, rename, fsync of the directory.
 //! Entries are numbered and a snapshot records the last number it includes, so a crash
 //! between writing a snapshot and emptying the journal never applies an entry twice.
