@@ -496,3 +496,29 @@ fn get_json_blocking(url: &str) -> Value {
         .unwrap()
         .block_on(async { reqwest::get(url).await.unwrap().json().await.unwrap() })
 }
+
+#[test]
+fn cwa_sandbox_serve_defaults_to_the_embedded_directory() {
+    let embedded = tempfile::tempdir().unwrap();
+    let cwd = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cwa"))
+        .args(["sandbox", "serve", "--world", "empty"])
+        .env("CWA_SANDBOX_DIR", embedded.path())
+        .current_dir(cwd.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(
+        first.starts_with("export TELNYX_BASE_URL=http://127.0.0.1:"),
+        "{first}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(embedded.path().join("world.json").exists());
+    assert!(!cwd.path().join(".cwa").exists());
+}

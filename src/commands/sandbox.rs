@@ -1,12 +1,16 @@
 //! `cwa sandbox serve|reset`.
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use miette::{Context, IntoDiagnostic};
 
 use crate::cli::{GlobalArgs, SandboxCommand, SandboxServeArgs};
 use crate::sandbox::{self, Sandbox, SandboxOptions};
 use crate::ExitStatus;
+
+/// The `--dir` default of `cwa sandbox serve` (see `cli.rs`).
+const DEFAULT_DIR: &str = ".cwa/sandbox";
 
 /// Serves or resets the sandbox.
 pub async fn sandbox(_global: &GlobalArgs, command: SandboxCommand) -> miette::Result<ExitStatus> {
@@ -18,7 +22,8 @@ pub async fn sandbox(_global: &GlobalArgs, command: SandboxCommand) -> miette::R
 
 /// Prints the environment that points programs at the sandbox, then serves until Ctrl-C.
 async fn serve(args: SandboxServeArgs) -> miette::Result<ExitStatus> {
-    let mut options = SandboxOptions::new(&args.dir, &args.world);
+    let dir = serve_dir(&args.dir);
+    let mut options = SandboxOptions::new(&dir, &args.world);
     options.listen = args.listen;
     options.latency_ms = args.latency_ms;
     options.fault_rate = args.fault_rate;
@@ -31,7 +36,7 @@ async fn serve(args: SandboxServeArgs) -> miette::Result<ExitStatus> {
     eprintln!(
         "sandbox: serving {} from {} (Ctrl-C to stop)",
         sandbox.base_url(),
-        args.dir.display()
+        dir.display()
     );
     tokio::signal::ctrl_c()
         .await
@@ -47,6 +52,16 @@ async fn serve(args: SandboxServeArgs) -> miette::Result<ExitStatus> {
         args.dir.display()
     );
     Ok(ExitStatus::Success)
+}
+
+/// `--dir` as given, except that the default follows `CWA_SANDBOX_DIR` like the embedded
+/// sandbox does, so `cwa sandbox serve` and `cwa --sandbox` share one world by default.
+fn serve_dir(given: &Path) -> PathBuf {
+    if given == Path::new(DEFAULT_DIR) {
+        sandbox::embedded_dir()
+    } else {
+        given.to_path_buf()
+    }
 }
 
 fn print_exports(sandbox: &Sandbox) -> std::io::Result<()> {
