@@ -18,7 +18,22 @@
 //! Every request is appended to `DIR/requests.jsonl` ([`RequestLogEntry`]: time, provider,
 //! method, path without query, status, the id it targets, write flag; never bodies or
 //! credentials). A request that changed the world is journaled and fsynced before it is
-//! answered ([`store`]). Faults ([`faults`]) apply to provider routes only.
+//! answered ([`store`]). Faults ([`faults`]) apply to provider routes only. Any other path
+//! answers 404.
+//!
+//! Files in DIR (`.cwa/sandbox` or `$CWA_SANDBOX_DIR` for the embedded sandbox):
+//!
+//! | File | Holds |
+//! |---|---|
+//! | `world.json` | the last snapshot of the [`World`] |
+//! | `journal.jsonl` | every write since that snapshot, replayed on start |
+//! | `requests.jsonl` | the request log ([`read_request_log`]) |
+//! | `faults.json` | optional [`FaultConfig`] read at start |
+//! | `sandbox.lock` | the process serving DIR, and where ([`serving_url`]) |
+//!
+//! The providers' quirks the sandbox reproduces on purpose are listed in [`telnyx`] (flat
+//! `outbound_voice_profile_id` ignored, purchase-pending numbers, numbers without `+` on the
+//! SIP side) and in [`livekit`].
 
 pub mod calls;
 pub mod faults;
