@@ -69,6 +69,7 @@ async fn env_points_every_client_at_the_sandbox() {
         "sandbox-outbound-secret"
     );
     assert_eq!(env.len(), 11);
+    assert_eq!(sandbox::env_for(&format!("{base}/")), sb.sandbox.env());
 }
 
 #[tokio::test]

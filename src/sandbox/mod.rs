@@ -219,26 +219,7 @@ impl Sandbox {
 
     /// The environment that points cwa (or an SDK) at this sandbox, with its fake credentials.
     pub fn env(&self) -> Vec<(String, String)> {
-        let base = self.base_url();
-        [
-            ("TELNYX_BASE_URL", format!("{base}/v2")),
-            ("TELNYX_API_KEY", TELNYX_API_KEY.to_string()),
-            ("LIVEKIT_URL", base.clone()),
-            ("LIVEKIT_API_KEY", LIVEKIT_API_KEY.to_string()),
-            ("LIVEKIT_API_SECRET", LIVEKIT_API_SECRET.to_string()),
-            ("TWILIO_ACCOUNT_SID", TWILIO_ACCOUNT_SID.to_string()),
-            ("TWILIO_AUTH_TOKEN", TWILIO_AUTH_TOKEN.to_string()),
-            ("TWILIO_API_BASE_URL", base.clone()),
-            ("TWILIO_TRUNKING_BASE_URL", base),
-            ("TELNYX_FQDN_PASSWORD", TELNYX_FQDN_PASSWORD.to_string()),
-            (
-                "TELNYX_OUTBOUND_SIP_PASSWORD",
-                TELNYX_OUTBOUND_SIP_PASSWORD.to_string(),
-            ),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
+        env_for(&self.base_url())
     }
 
     /// The live world, for tests and the embedded mode. Hold the lock briefly: requests wait
@@ -261,6 +242,31 @@ impl Sandbox {
     pub async fn shutdown(self) -> Result<(), SandboxError> {
         self.server.stop().await
     }
+}
+
+/// The environment that points cwa (or an SDK) at a sandbox serving `base_url`
+/// (`http://127.0.0.1:PORT`), e.g. one another process serves ([`serving_url`]).
+pub fn env_for(base_url: &str) -> Vec<(String, String)> {
+    let base = base_url.trim_end_matches('/').to_string();
+    [
+        ("TELNYX_BASE_URL", format!("{base}/v2")),
+        ("TELNYX_API_KEY", TELNYX_API_KEY.to_string()),
+        ("LIVEKIT_URL", base.clone()),
+        ("LIVEKIT_API_KEY", LIVEKIT_API_KEY.to_string()),
+        ("LIVEKIT_API_SECRET", LIVEKIT_API_SECRET.to_string()),
+        ("TWILIO_ACCOUNT_SID", TWILIO_ACCOUNT_SID.to_string()),
+        ("TWILIO_AUTH_TOKEN", TWILIO_AUTH_TOKEN.to_string()),
+        ("TWILIO_API_BASE_URL", base.clone()),
+        ("TWILIO_TRUNKING_BASE_URL", base),
+        ("TELNYX_FQDN_PASSWORD", TELNYX_FQDN_PASSWORD.to_string()),
+        (
+            "TELNYX_OUTBOUND_SIP_PASSWORD",
+            TELNYX_OUTBOUND_SIP_PASSWORD.to_string(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
 }
 
 /// One line of `DIR/requests.jsonl`.
