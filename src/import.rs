@@ -420,7 +420,9 @@ impl<'a> Importer<'a> {
             if t.name.trim().is_empty() || !self.church_ids.insert(id) {
                 continue;
             }
-            let key = self.church_key(&t.name);
+            let key = self
+                .owned_church_key(&trunk.id, &rule.id, &number_key.1)
+                .unwrap_or_else(|| self.church_key(&t.name));
             for (kind, id) in [
                 (Kind::TelnyxNumber, &number_key.1),
                 (Kind::LivekitInboundTrunk, &trunk.id),
@@ -441,6 +443,15 @@ impl<'a> Importer<'a> {
             });
         }
         self.churches.sort_by(|a, b| a.key.cmp(&b.key));
+    }
+
+    /// The name state already owns the church's three objects under, when it is one name.
+    fn owned_church_key(&mut self, trunk: &str, rule: &str, number: &str) -> Option<String> {
+        let name = |kind: Kind, id: &str| self.preferred.get(&(kind, id.to_string())).cloned();
+        let key = name(Kind::LivekitInboundTrunk, trunk)?;
+        let same = name(Kind::LivekitDispatchRule, rule).as_ref() == Some(&key)
+            && name(Kind::TelnyxNumber, number).as_ref() == Some(&key);
+        (same && self.church_keys.insert(key.clone())).then_some(key)
     }
 
     /// A church key free as a church and as the address of its three resources.

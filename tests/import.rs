@@ -244,3 +244,41 @@ async fn a_plan_from_the_shipped_state_alone_is_clean() {
         "the runbooks' four fixes, nothing else"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_declaration_comes_back_under_the_addresses_state_owns() {
+    let ctx = Ctx::runbook().await;
+    assert_exit(&ctx.cwa(&["apply", "--auto-approve"]).await, 0);
+    let text = ctx.lines_toml();
+    let from = text.find("[church.melvindale]").unwrap();
+    let to = from + text[from..].find("# ----").unwrap();
+    ctx.set_lines_toml(&format!("{}{}", &text[..from], &text[to..]));
+    assert!(!ctx.lines_toml().contains("+17473897673"));
+    let out = ctx.cwa(&["import"]).await;
+    assert_exit(&out, 0);
+    let text = ctx.lines_toml();
+    assert!(text.contains("[church.melvindale]"), "{text}");
+    assert!(
+        text.contains("id = \"00000000-0000-4000-8000-000000000002\""),
+        "the church id comes back from the dispatch metadata apply wrote: {text}"
+    );
+    assert!(!text.contains("# PLACEHOLDER:"), "{text}");
+    let state = ctx.state();
+    assert_eq!(
+        state.resources["livekit_dispatch_rule.melvindale"].id,
+        "SDR_9vRb2XcLeY7s"
+    );
+    assert_eq!(
+        state.resources["livekit_dispatch_rule.melvindale"]
+            .church
+            .as_deref(),
+        Some("melvindale")
+    );
+    let plan = plan_json(&ctx).await;
+    let touched: Vec<String> = plan
+        .actionable()
+        .map(|c| c.address.to_string())
+        .filter(|a| a.ends_with(".melvindale"))
+        .collect();
+    assert!(touched.is_empty(), "{touched:?}");
+}
