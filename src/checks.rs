@@ -1,9 +1,11 @@
 //! The runbooks' certification checks, run on the live world: each incident in the runbooks
 //! becomes a check that names the hop where a call would fail.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 
-use crate::model::{Desired, Kind, Live, LiveObject, NumberRef, Ref, Spec, E164};
+use crate::model::{Address, Desired, Kind, Live, LiveObject, NumberRef, Ref, Spec, E164};
 use crate::plan::{Finding, Severity};
 
 /// The outcome of one check.
@@ -65,8 +67,9 @@ pub fn certification(desired: &Desired, live: &Live) -> Vec<CheckResult> {
 /// Runs every check and returns passes and failures.
 pub fn run_all(desired: &Desired, live: &Live) -> Vec<CheckResult> {
     let mut out = Vec::new();
+    let index = Index::new(desired, live);
     for number in routed_numbers(desired) {
-        check_inbound_number(desired, live, &number, &mut out);
+        check_inbound_number(desired, live, &index, &number, &mut out);
     }
     for r in desired.resources.values() {
         if let Spec::TelnyxCredentialConnection(c) = &r.spec {
@@ -78,6 +81,83 @@ pub fn run_all(desired: &Desired, live: &Live) -> Vec<CheckResult> {
         }
     }
     out
+}
+
+/// Lookups every routed number needs, built once so that checking N lines stays linear.
+struct Index<'a> {
+    /// Live Telnyx numbers by number (the first by id when several hold one).
+    telnyx_numbers: HashMap<&'a E164, &'a LiveObject>,
+    twilio_numbers: HashMap<&'a E164, &'a LiveObject>,
+    /// Live inbound trunks holding each number, in id order.
+    trunks_by_number: HashMap<&'a E164, Vec<&'a LiveObject>>,
+    /// The first live dispatch rule (by id) naming each trunk id.
+    rule_by_trunk: HashMap<&'a str, &'a LiveObject>,
+    /// Live FQDN records by their connection id.
+    fqdns_by_connection: HashMap<&'a str, Vec<&'a LiveObject>>,
+    /// The connection each declared fixed number is bound to.
+    declared_connection: HashMap<&'a str, &'a Address>,
+}
+
+impl<'a> Index<'a> {
+    fn new(desired: &'a Desired, live: &'a Live) -> Self {
+        let mut ix = Index {
+            telnyx_numbers: HashMap::new(),
+            twilio_numbers: HashMap::new(),
+            trunks_by_number: HashMap::new(),
+            rule_by_trunk: HashMap::new(),
+            fqdns_by_connection: HashMap::new(),
+            declared_connection: HashMap::new(),
+        };
+        for o in live.objects.values() {
+            ix.add_live(o);
+        }
+        for r in desired.resources.values() {
+            if let Spec::TelnyxNumber(n) = &r.spec {
+                if let (Some(number), Some(addr)) =
+                    (n.number.fixed(), n.connection.as_ref().and_then(Ref::addr))
+                {
+                    ix.declared_connection
+                        .entry(number.as_str())
+                        .or_insert(addr);
+                }
+            }
+        }
+        ix
+    }
+
+    fn add_live(&mut self, o: &'a LiveObject) {
+        match &o.spec {
+            Spec::TelnyxNumber(n) => {
+                if let Some(number) = n.number.fixed() {
+                    self.telnyx_numbers.entry(number).or_insert(o);
+                }
+            }
+            Spec::TwilioNumber(t) => {
+                self.twilio_numbers.entry(&t.number).or_insert(o);
+            }
+            Spec::LivekitInboundTrunk(s) => {
+                for n in &s.numbers {
+                    if let NumberRef::Number(n) = n {
+                        let holders = self.trunks_by_number.entry(n).or_default();
+                        if holders.last().is_none_or(|t| !std::ptr::eq(*t, o)) {
+                            holders.push(o);
+                        }
+                    }
+                }
+            }
+            Spec::LivekitDispatchRule(s) => {
+                for t in s.trunks.iter().filter_map(Ref::id) {
+                    self.rule_by_trunk.entry(t).or_insert(o);
+                }
+            }
+            Spec::TelnyxFqdn(s) => {
+                if let Some(c) = s.connection.id() {
+                    self.fqdns_by_connection.entry(c).or_default().push(o);
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Numbers that a declared inbound trunk holds: the lines that must reach the agent.
@@ -99,16 +179,18 @@ fn routed_numbers(desired: &Desired) -> Vec<E164> {
     numbers
 }
 
-fn check_inbound_number(desired: &Desired, live: &Live, number: &E164, out: &mut Vec<CheckResult>) {
+fn check_inbound_number(
+    desired: &Desired,
+    live: &Live,
+    index: &Index,
+    number: &E164,
+    out: &mut Vec<CheckResult>,
+) {
     let subject = number.as_str();
-    let telnyx = live
-        .of_kind(Kind::TelnyxNumber)
-        .find(|o| live_number(o) == Some(number));
-    let twilio = live
-        .of_kind(Kind::TwilioNumber)
-        .find(|o| matches!(&o.spec, Spec::TwilioNumber(t) if &t.number == number));
+    let telnyx = index.telnyx_numbers.get(number).copied();
+    let twilio = index.twilio_numbers.get(number).copied();
     match (telnyx, twilio) {
-        (Some(n), _) => check_telnyx_number(desired, live, n, subject, out),
+        (Some(n), _) => check_telnyx_number(desired, live, index, n, subject, out),
         (None, Some(_)) => out.push(CheckResult::new(
             "number-owned",
             "number",
@@ -127,7 +209,7 @@ fn check_inbound_number(desired: &Desired, live: &Live, number: &E164, out: &mut
             return;
         }
     }
-    check_trunk_and_dispatch(desired, live, number, telnyx.is_some(), out);
+    check_trunk_and_dispatch(desired, index, number, telnyx.is_some(), out);
 }
 
 fn live_number(o: &LiveObject) -> Option<&E164> {
@@ -140,6 +222,7 @@ fn live_number(o: &LiveObject) -> Option<&E164> {
 fn check_telnyx_number(
     desired: &Desired,
     live: &Live,
+    index: &Index,
     n: &LiveObject,
     subject: &str,
     out: &mut Vec<CheckResult>,
@@ -169,7 +252,7 @@ fn check_telnyx_number(
         ));
         return;
     };
-    if let Some((addr, wanted)) = declared_connection(desired, live, subject) {
+    if let Some((addr, wanted)) = declared_connection(desired, live, index, subject) {
         out.push(CheckResult::new(
             "number-connection",
             "connection",
@@ -179,7 +262,7 @@ fn check_telnyx_number(
         ));
     }
     match live.get(Kind::TelnyxFqdnConnection, conn_id) {
-        Some(conn) => check_fqdn_connection(desired, live, conn, subject, out),
+        Some(conn) => check_fqdn_connection(desired, index, conn, subject, out),
         None => out.push(CheckResult::new(
             "number-bound",
             "connection",
@@ -192,7 +275,7 @@ fn check_telnyx_number(
 
 fn check_fqdn_connection(
     desired: &Desired,
-    live: &Live,
+    index: &Index,
     conn: &LiveObject,
     subject: &str,
     out: &mut Vec<CheckResult>,
@@ -229,10 +312,10 @@ fn check_fqdn_connection(
             c.ani_number_format, c.dnis_number_format
         ),
     ));
-    let fqdns: Vec<&LiveObject> = live
-        .of_kind(Kind::TelnyxFqdn)
-        .filter(|f| matches!(&f.spec, Spec::TelnyxFqdn(s) if s.connection.id() == Some(conn.id.as_str())))
-        .collect();
+    let fqdns = index
+        .fqdns_by_connection
+        .get(conn.id.as_str())
+        .map_or(&[][..], Vec::as_slice);
     let primary = fqdns
         .iter()
         .find(|f| matches!(&f.spec, Spec::TelnyxFqdn(s) if s.default_primary));
@@ -257,17 +340,16 @@ fn check_fqdn_connection(
 
 fn check_trunk_and_dispatch(
     desired: &Desired,
-    live: &Live,
+    index: &Index,
     number: &E164,
     from_telnyx: bool,
     out: &mut Vec<CheckResult>,
 ) {
     let subject = number.as_str();
-    let wanted = NumberRef::Number(number.clone());
-    let trunks: Vec<&LiveObject> = live
-        .of_kind(Kind::LivekitInboundTrunk)
-        .filter(|t| matches!(&t.spec, Spec::LivekitInboundTrunk(s) if s.numbers.contains(&wanted)))
-        .collect();
+    let trunks = index
+        .trunks_by_number
+        .get(number)
+        .map_or(&[][..], Vec::as_slice);
     out.push(CheckResult::new(
         "one-inbound-trunk",
         "trunk",
@@ -290,9 +372,7 @@ fn check_trunk_and_dispatch(
         ));
     }
     let agent = &desired.settings.agent_name;
-    let rule = live.of_kind(Kind::LivekitDispatchRule).find(|r| {
-        matches!(&r.spec, Spec::LivekitDispatchRule(s) if s.trunks.iter().any(|t| t.id() == Some(trunk.id.as_str())))
-    });
+    let rule = index.rule_by_trunk.get(trunk.id.as_str());
     let Some(rule) = rule else {
         out.push(CheckResult::new(
             "dispatch-rule",
@@ -330,14 +410,10 @@ fn check_trunk_and_dispatch(
 fn declared_connection<'a>(
     desired: &Desired,
     live: &'a Live,
+    index: &Index,
     number: &str,
 ) -> Option<(String, &'a str)> {
-    let addr = desired.resources.values().find_map(|r| match &r.spec {
-        Spec::TelnyxNumber(n) if n.number.fixed().map(E164::as_str) == Some(number) => {
-            n.connection.as_ref().and_then(Ref::addr)
-        }
-        _ => None,
-    })?;
+    let addr = *index.declared_connection.get(number)?;
     let declared = desired.get(addr)?;
     let found = live
         .of_kind(addr.kind)
