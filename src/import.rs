@@ -794,20 +794,18 @@ impl<'a> Importer<'a> {
     }
 
     fn declare_explicit(&mut self) {
+        let in_churches: BTreeSet<(Kind, &String)> = self
+            .churches
+            .iter()
+            .flat_map(|c| [&c.number, &c.trunk, &c.rule])
+            .map(|(kind, id)| (*kind, id))
+            .collect();
         let mut rest: Vec<(Address, &'a LiveObject)> = self
             .todo
             .iter()
             .filter_map(|(k, o)| {
                 let addr = self.index.get(k)?;
-                let in_church = self.churches.iter().any(|c| {
-                    c.key == addr.name
-                        && matches!(
-                            addr.kind,
-                            Kind::TelnyxNumber
-                                | Kind::LivekitInboundTrunk
-                                | Kind::LivekitDispatchRule
-                        )
-                });
+                let in_church = in_churches.contains(&(k.0, &k.1));
                 (!in_church && addr.kind != Kind::TwilioTrunkNumber).then(|| (addr.clone(), *o))
             })
             .collect();
@@ -1253,6 +1251,7 @@ impl<'a> Importer<'a> {
 
     /// Newly declared addresses that a plan of the result would still change.
     fn pending(&self, desired: &Desired) -> Vec<String> {
+        let added: BTreeSet<&Address> = self.added.iter().collect();
         let plan = plan::compute(&PlanInput {
             desired,
             state: &self.state,
@@ -1264,7 +1263,7 @@ impl<'a> Importer<'a> {
         });
         plan.changes
             .iter()
-            .filter(|c| self.added.contains(&c.address) && c.action.changes_anything())
+            .filter(|c| added.contains(&c.address) && c.action.changes_anything())
             .map(|c| {
                 let fields: Vec<&str> = c.fields.iter().map(|f| f.path.as_str()).collect();
                 format!(
