@@ -305,22 +305,23 @@ mod tests {
     use crate::plan::{FieldChange, Unmanaged, FORMAT_VERSION as PLAN_VERSION};
     use std::collections::BTreeMap;
 
+    /// Built from JSON so that fields added to `Change` later (with serde defaults) need no
+    /// edit here.
     fn change(action: Action, id: Option<&str>, reason: &str, fields: Vec<FieldChange>) -> Change {
-        Change {
-            address: "livekit_inbound_trunk.grace".parse().unwrap(),
-            kind: Kind::LivekitInboundTrunk,
-            action,
-            id: id.map(str::to_string),
-            church: None,
-            protected: false,
-            irreversible: false,
-            reason: reason.into(),
-            fields,
-            before: None,
-            after: None,
-            depends_on: vec![],
-            monthly_cost_delta_cents: 0,
-        }
+        serde_json::from_value(serde_json::json!({
+            "address": "livekit_inbound_trunk.grace",
+            "kind": "livekit_inbound_trunk",
+            "action": action,
+            "id": id,
+            "church": null,
+            "protected": false,
+            "reason": reason,
+            "fields": fields,
+            "before": null,
+            "after": null,
+            "depends_on": [],
+        }))
+        .expect("a change")
     }
 
     fn plan(changes: Vec<Change>, unmanaged: Vec<Unmanaged>) -> Plan {
