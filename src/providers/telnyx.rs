@@ -62,6 +62,10 @@ pub struct TelnyxProvider {
     base: Url,
     poll_attempts: u32,
     poll_interval: Duration,
+    /// Numbers chosen for orders by this client, so that auto numbers ordered at once in one
+    /// area code never pick the same available number (the second order would fail with
+    /// "no longer available").
+    claimed: std::sync::Mutex<std::collections::HashSet<E164>>,
 }
 
 impl TelnyxProvider {
@@ -83,6 +87,7 @@ impl TelnyxProvider {
             base,
             poll_attempts: opts.order_poll_attempts,
             poll_interval: opts.order_poll_interval,
+            claimed: Default::default(),
         })
     }
 
@@ -302,13 +307,13 @@ impl TelnyxProvider {
                 for ending in endings {
                     let query = auto_search_query(country, area_code, Some(ending));
                     let found = self.search_available(&query, object).await?;
-                    if let Some(n) = pick_ending(&found, ending) {
+                    if let Some(n) = self.claim(found, |free| pick_ending(free, ending)) {
                         return Ok(n);
                     }
                 }
                 let query = auto_search_query(country, area_code, None);
                 let found = self.search_available(&query, object).await?;
-                pick_first(&found).ok_or_else(|| {
+                self.claim(found, pick_first).ok_or_else(|| {
                     unavailable(
                         object,
                         &format!("no number is available in {country} area code {area_code}"),
@@ -316,6 +321,26 @@ impl TelnyxProvider {
                 })
             }
         }
+    }
+
+    /// Picks among the found numbers no other order of this client has chosen, and claims
+    /// the pick.
+    fn claim(
+        &self,
+        found: Vec<AvailableNumber>,
+        pick: impl Fn(&[AvailableNumber]) -> Option<E164>,
+    ) -> Option<E164> {
+        let mut claimed = self
+            .claimed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let free: Vec<AvailableNumber> = found
+            .into_iter()
+            .filter(|n| E164::normalize(&n.phone_number).map_or(true, |e| !claimed.contains(&e)))
+            .collect();
+        let chosen = pick(&free)?;
+        claimed.insert(chosen.clone());
+        Some(chosen)
     }
 
     async fn search_available(
@@ -1332,6 +1357,26 @@ mod tests {
         let env = Env::from_pairs([("TELNYX_API_KEY", "KEYsecret-value")]);
         let p = TelnyxProvider::from_env(&env, &ClientOptions::default()).unwrap();
         assert!(!format!("{p:?}").contains("KEYsecret-value"));
+    }
+
+    #[test]
+    fn concurrent_auto_numbers_never_claim_the_same_number() {
+        let env = Env::from_pairs([("TELNYX_API_KEY", "KEY")]);
+        let p = TelnyxProvider::from_env(&env, &ClientOptions::default()).unwrap();
+        let found = || {
+            ["+17345550000", "+17345551000", "+17345552000"]
+                .map(|n| AvailableNumber {
+                    phone_number: n.into(),
+                    best_effort: false,
+                })
+                .to_vec()
+        };
+        let first = p.claim(found(), |f| pick_ending(f, "0000"));
+        let second = p.claim(found(), |f| pick_ending(f, "0000"));
+        let third = p.claim(found(), pick_first);
+        assert_eq!(first, Some(e("+17345550000")));
+        assert_eq!(second, None);
+        assert_eq!(third, Some(e("+17345551000")));
     }
 
     #[test]
