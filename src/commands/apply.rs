@@ -104,7 +104,7 @@ fn saved_plan(path: &std::path::Path, now: &Planned) -> miette::Result<Plan> {
     if let Some(moved) = changed_live(&saved.fingerprints.live, &fresh.live) {
         return Err(stale(&format!("the live object {moved}")));
     }
-    if saved.changes != now.plan.changes {
+    if saved.changes != now.plan.changes || saved.edges != now.plan.edges {
         return Err(stale(
             "the plan computed now (the file was edited by hand, or cwa's rules changed)",
         ));
