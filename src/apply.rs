@@ -41,7 +41,7 @@ pub enum Progress {
 pub enum ApplyError {
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Provider(#[from] ProviderError),
+    Provider(Box<ProviderError>),
     #[error(transparent)]
     #[diagnostic(transparent)]
     State(#[from] StateError),
@@ -78,6 +78,12 @@ pub enum ApplyError {
         expected: String,
         actual: String,
     },
+}
+
+impl From<ProviderError> for ApplyError {
+    fn from(e: ProviderError) -> Self {
+        Self::Provider(Box::new(e))
+    }
 }
 
 /// What happened to one change.
@@ -169,6 +175,7 @@ impl Executor {
     /// interrupt, lets in-flight calls finish, saves state, and reports.
     pub async fn execute(&self, plan: &Plan) -> ApplyReport {
         let mut report = ApplyReport::default();
+        self.record_displaced(plan).await;
         let waves = graph_waves(plan.changes.len(), &plan.edges);
         let limit = Arc::new(Semaphore::new(self.options.parallelism.max(1)));
         let total = plan.actionable().count();
@@ -256,6 +263,23 @@ impl Executor {
         report
     }
 
+    /// Objects whose address now stands for something else keep being owned, under their
+    /// new address, before the old address is given to the replacement.
+    async fn record_displaced(&self, plan: &Plan) {
+        let mut shared = self.shared.lock().await;
+        for c in &plan.changes {
+            let (Some(from), Some(id)) = (&c.displaced_from, &c.id) else {
+                continue;
+            };
+            let Some(owned) = shared.state.get(from).filter(|r| &r.id == id).cloned() else {
+                continue;
+            };
+            shared.state.upsert(&c.address, owned);
+            shared.ids.insert(c.address.clone(), id.clone());
+            shared.steps_since_save += 1;
+        }
+    }
+
     fn wave_bar(&self, n: usize, of: usize, len: usize) -> Option<indicatif::ProgressBar> {
         if self.options.progress != Progress::Bars {
             return None;
@@ -279,8 +303,8 @@ impl Executor {
     async fn run_change(&self, change: &Change) -> Result<Option<String>, ApplyError> {
         self.refuse_protected(change)?;
         match change.action {
-            Action::NoOp | Action::Retain => Ok(change.id.clone()),
-            Action::Verify => self.record_verified(change).await,
+            Action::NoOp => Ok(change.id.clone()),
+            Action::Verify | Action::Retain => self.record_verified(change).await,
             Action::Forget => self.forget(change).await,
             Action::Adopt => self.adopt(change).await,
             Action::Create => self.create(change, &change.address).await.map(Some),
@@ -351,7 +375,7 @@ impl Executor {
     async fn read(&self, addr: &Address, id: &str) -> Result<LiveObject, ApplyError> {
         let provider = self.provider(addr)?;
         provider.read(addr.kind, id).await?.ok_or_else(|| {
-            ApplyError::Provider(ProviderError::Api {
+            ApplyError::from(ProviderError::Api {
                 provider: addr.kind.provider(),
                 operation: "read".into(),
                 object: format!("{addr} ({id})"),
@@ -675,7 +699,7 @@ impl Executor {
             });
         }
         self.audit(addr, id, op, &format!("failed: {e}"));
-        ApplyError::Provider(e)
+        ApplyError::from(e)
     }
 
     fn audit(&self, addr: &Address, id: Option<&str>, action: &str, outcome: &str) {
@@ -721,7 +745,7 @@ impl Executor {
 /// Protected objects matched by natural key still get their id recorded in state, so their
 /// protection survives the deletion of their declaration.
 fn needs_recording(change: &Change) -> bool {
-    change.action == Action::Verify && change.id.is_some()
+    matches!(change.action, Action::Verify | Action::Retain) && change.id.is_some()
 }
 
 /// Compares what was asked with what was read back. Secrets a provider does not return, and
@@ -770,11 +794,10 @@ pub async fn reconcile(
             continue;
         };
         match (e.operation.as_str(), &e.spec, &e.id) {
-            ("delete", _, _) => {
-                if state.get(&addr).map(|r| &r.id) == e.id.as_ref() {
-                    state.remove(&addr);
-                }
+            ("delete", _, _) if state.get(&addr).map(|r| &r.id) == e.id.as_ref() => {
+                state.remove(&addr);
             }
+            ("delete", _, _) => {}
             (_, Some(spec), Some(id)) => {
                 let church = state.get(&addr).and_then(|r| r.church.clone());
                 state.upsert(

@@ -170,7 +170,9 @@ async fn repointing_a_dispatch_rule_away_from_the_protected_trunk_is_refused() {
          [livekit.dispatch_rule.main_new]\nname = \"New Main Dispatch\"\ntrunks = [\"livekit_inbound_trunk.twilio_main\"]\n\
          type = \"individual\"\nroom_prefix = \"call-\"\nagents = [{{ name = \"churchwiseai-voice\" }}]\n"
     ));
-    assert_refused(&ctx, "[livekit.dispatch_rule.twilio_main]").await;
+    // The rule that now serves the locked trunk is `main_new`: identity follows the trunk,
+    // so the diagnostic points at whichever declaration would write to the locked rule.
+    assert_refused(&ctx, "[livekit.dispatch_rule.main_new]").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

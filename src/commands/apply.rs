@@ -39,7 +39,12 @@ async fn run(session: &Session, args: &ApplyArgs) -> miette::Result<ExitStatus> 
     if plan.is_error() {
         return Err(plan_cmd::plan_errors(&plan, &planned.loaded).into());
     }
-    if !plan.has_changes() && !plan.changes.iter().any(needs_state_only) {
+    if !plan.has_changes()
+        && !plan
+            .changes
+            .iter()
+            .any(|c| needs_state_only(c, &planned.state))
+    {
         return Ok(ExitStatus::Success);
     }
     if args.plan_file.is_none() && !args.auto_approve && !confirmed()? {
@@ -55,9 +60,12 @@ async fn run(session: &Session, args: &ApplyArgs) -> miette::Result<ExitStatus> 
     })
 }
 
-/// Protected objects and adoptions are recorded in state even when nothing else changes.
-fn needs_state_only(change: &crate::plan::Change) -> bool {
-    change.action == crate::plan::Action::Verify && change.id.is_some()
+/// Protected objects and kept numbers are recorded in state even when nothing else changes.
+fn needs_state_only(change: &crate::plan::Change, state: &crate::state::State) -> bool {
+    use crate::plan::Action;
+    matches!(change.action, Action::Verify | Action::Retain)
+        && change.id.is_some()
+        && state.get(&change.address).map(|r| &r.id) != change.id.as_ref()
 }
 
 /// Before planning, settle what a killed run left in the journal.

@@ -120,16 +120,90 @@ impl<'a> Planner<'a> {
             let change = self.plan_one(resource, &mut taken);
             self.changes.push(change);
         }
+        self.plan_displaced();
+    }
+
+    /// Objects whose declaration now names another object (a line's new number, the trunk
+    /// and rule of a number that moved): a number is kept under a `_retired_` address, never
+    /// released; anything else is removed once its replacement is in place.
+    fn plan_displaced(&mut self) {
+        let claimed: HashSet<String> = self.changes.iter().filter_map(|c| c.id.clone()).collect();
+        let displaced: Vec<(Address, Address, crate::state::StateResource)> = self
+            .input
+            .state
+            .owned()
+            .filter(|(addr, r)| {
+                self.desired().get(addr).is_some()
+                    && !claimed.contains(&r.id)
+                    && self.input.live.get(r.kind(), &r.id).is_some()
+            })
+            .map(|(addr, r)| {
+                let is_number = matches!(addr.kind, Kind::TelnyxNumber | Kind::TwilioNumber);
+                let tag: String = if is_number {
+                    format!(
+                        "retired_{}",
+                        r.spec
+                            .label()
+                            .chars()
+                            .filter(char::is_ascii_digit)
+                            .collect::<String>()
+                    )
+                } else {
+                    format!("replaced_{}", r.id)
+                };
+                (
+                    Address::new(addr.kind, format!("{}_{tag}", addr.name)),
+                    addr,
+                    r.clone(),
+                )
+            })
+            .collect();
+        for (new, _, r) in &displaced {
+            self.index.insert(new.clone(), r.id.clone());
+        }
+        for (address, from, r) in displaced {
+            let is_number = matches!(address.kind, Kind::TelnyxNumber | Kind::TwilioNumber);
+            let live = self
+                .input
+                .live
+                .get(r.kind(), &r.id)
+                .map(|o| matching::to_addresses(&o.spec, &self.index));
+            let (action, reason) = if is_number {
+                (
+                    Action::Retain,
+                    format!("{from} now declares another number; this one is kept, not released"),
+                )
+            } else {
+                (Action::Delete, format!("{from} now stands for another live object; this one is removed after its replacement is in place"))
+            };
+            self.changes.push(Change {
+                protected: self.is_protected(&r.id, &r.spec),
+                address,
+                kind: from.kind,
+                action,
+                id: Some(r.id.clone()),
+                church: r.church.clone(),
+                irreversible: false,
+                reason,
+                fields: Vec::new(),
+                before: live,
+                after: None,
+                depends_on: Vec::new(),
+                monthly_cost_delta_cents: 0,
+                displaced_from: Some(from),
+            });
+        }
     }
 
     fn plan_one(&mut self, resource: &DesiredResource, taken: &mut HashSet<String>) -> Change {
         let after = self.resolve_desired(resource);
         let (live, reason) = self.find_live(resource, &after, taken);
         let Some(live) = live else {
+            self.index.forget(&resource.addr);
             return self.create_change(resource, after, reason);
         };
         taken.insert(live.id.clone());
-        let adopted = self.index.id(&resource.addr).is_none();
+        let adopted = self.index.id(&resource.addr) != Some(live.id.as_str());
         self.index.insert(resource.addr.clone(), live.id.clone());
         let before = matching::to_addresses(&live.spec, &self.index);
         let after = pin_auto_number(after, &before);
@@ -154,6 +228,7 @@ impl<'a> Planner<'a> {
             after: Some(after),
             depends_on: self.dependencies(resource),
             monthly_cost_delta_cents: 0,
+            displaced_from: None,
         }
     }
 
@@ -227,6 +302,7 @@ impl<'a> Planner<'a> {
             after: Some(after),
             depends_on: self.dependencies(resource),
             monthly_cost_delta_cents: cost,
+            displaced_from: None,
         }
     }
 
@@ -239,23 +315,46 @@ impl<'a> Planner<'a> {
     ) -> (Option<&'a LiveObject>, String) {
         let live = self.input.live;
         if let Some(r) = self.input.state.get(&resource.addr) {
-            if let Some(obj) = live.get(r.kind(), &r.id) {
-                return (Some(obj), String::new());
-            }
-            if provider_read(self.input, resource.addr.kind) {
-                return (
-                    None,
-                    format!(
-                        "owned as {} but gone from {}",
-                        r.id,
-                        resource.addr.kind.provider()
-                    ),
-                );
+            match live.get(r.kind(), &r.id) {
+                Some(obj)
+                    if !matching::identity_differs(
+                        &matching::to_ids(after, &self.index),
+                        &obj.spec,
+                    ) =>
+                {
+                    return (Some(obj), String::new());
+                }
+                Some(_) => {}
+                None if provider_read(self.input, resource.addr.kind) => {
+                    return (
+                        None,
+                        format!(
+                            "owned as {} but gone from {}",
+                            r.id,
+                            resource.addr.kind.provider()
+                        ),
+                    );
+                }
+                None => {}
             }
         }
         let wanted = matching::to_ids(after, &self.index);
-        match matching::natural_match(&wanted, live, &self.natural, &self.index, taken) {
-            Some(obj) => (Some(obj), "matched by natural key".into()),
+        let free = |id: &str| {
+            !taken.contains(id)
+                && self.index.addr(id).is_none_or(|owner| {
+                    self.desired().get(owner).is_none_or(|declared| {
+                        let declared =
+                            matching::to_ids(&self.resolve_desired(declared), &self.index);
+                        live.get(owner.kind, id)
+                            .is_some_and(|o| matching::identity_differs(&declared, &o.spec))
+                    })
+                })
+        };
+        match matching::natural_match(&wanted, live, &self.natural, &free) {
+            Some(obj) => match self.index.addr(&obj.id) {
+                Some(old) => (Some(obj), format!("moved from {old}")),
+                None => (Some(obj), "matched by natural key".into()),
+            },
             None => (None, "declared in lines.toml, not live".into()),
         }
     }
@@ -313,7 +412,12 @@ impl<'a> Planner<'a> {
         let is_number = addr.kind == Kind::TelnyxNumber || addr.kind == Kind::TwilioNumber;
         let read_only =
             addr.kind.provider() == ProviderName::Twilio && !self.desired().policy.twilio_writes;
+        let moved_to = self.index.addr(&owned.id).filter(|a| *a != addr).cloned();
         let (action, reason) = match live {
+            _ if moved_to.is_some() => (
+                Action::Forget,
+                format!("moved to {} (same live object)", moved_to.as_ref().map(|a| a.to_string()).unwrap_or_default()),
+            ),
             None => (Action::Forget, "owned, not declared, already gone from live".to_string()),
             Some(_) if read_only => (
                 Action::Forget,
@@ -349,6 +453,7 @@ impl<'a> Planner<'a> {
             after: None,
             depends_on: Vec::new(),
             monthly_cost_delta_cents: cost,
+            displaced_from: None,
         }
     }
 

@@ -96,7 +96,37 @@ fn build(changes: &[Change]) -> ChangeGraph {
             }
         }
     }
+    add_number_handoffs(&mut graph, &nodes, changes);
     graph
+}
+
+/// LiveKit refuses two inbound trunks holding one number, so a trunk that gives a number up
+/// is changed before the trunk that takes it.
+fn add_number_handoffs(graph: &mut ChangeGraph, nodes: &[NodeIndex], changes: &[Change]) {
+    let numbers = |spec: &Option<Spec>| -> Vec<NumberRef> {
+        match spec {
+            Some(Spec::LivekitInboundTrunk(t)) => t.numbers.clone(),
+            _ => Vec::new(),
+        }
+    };
+    let mut giver: BTreeMap<NumberRef, usize> = BTreeMap::new();
+    for (i, c) in changes.iter().enumerate() {
+        let after = numbers(&c.after);
+        for n in numbers(&c.before)
+            .into_iter()
+            .filter(|n| !after.contains(n))
+        {
+            giver.insert(n, i);
+        }
+    }
+    for (j, c) in changes.iter().enumerate() {
+        let before = numbers(&c.before);
+        for n in numbers(&c.after).iter().filter(|n| !before.contains(n)) {
+            if let Some(&i) = giver.get(n).filter(|&&i| i != j) {
+                graph.add_edge(nodes[i], nodes[j], ());
+            }
+        }
+    }
 }
 
 fn referenced_by(addr: &Address, spec: Option<&Spec>) -> bool {

@@ -2,7 +2,7 @@
 //! with no state entry is matched by its natural key (the number, the trunk holding it, a
 //! connection's name, a rule's trunks), so existing objects are adopted, never duplicated.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use crate::model::{Address, Kind, Live, LiveObject, NumberRef, Ref, Spec};
 
@@ -14,9 +14,24 @@ pub struct Index {
 }
 
 impl Index {
+    /// Maps `addr` to `id`, forgetting the object `addr` stood for before.
     pub fn insert(&mut self, addr: Address, id: String) {
+        if let Some(old) = self.by_addr.get(&addr) {
+            if self.by_id.get(old) == Some(&addr) {
+                self.by_id.remove(old);
+            }
+        }
         self.by_id.insert(id.clone(), addr.clone());
         self.by_addr.insert(addr, id);
+    }
+
+    /// Forgets what `addr` stood for (it is about to be created anew).
+    pub fn forget(&mut self, addr: &Address) {
+        if let Some(old) = self.by_addr.remove(addr) {
+            if self.by_id.get(&old) == Some(addr) {
+                self.by_id.remove(&old);
+            }
+        }
     }
 
     pub fn id(&self, addr: &Address) -> Option<&str> {
@@ -25,10 +40,6 @@ impl Index {
 
     pub fn addr(&self, id: &str) -> Option<&Address> {
         self.by_id.get(id)
-    }
-
-    pub fn claims(&self, id: &str) -> bool {
-        self.by_id.contains_key(id)
     }
 }
 
@@ -72,6 +83,35 @@ pub fn normalize(spec: &mut Spec) {
         Spec::LivekitOutboundTrunk(t) => t.numbers.sort(),
         Spec::TelnyxOutboundVoiceProfile(p) => p.whitelisted_destinations.sort(),
         _ => {}
+    }
+}
+
+/// Whether a declared spec and a live object are different objects whatever state says: a
+/// number resource is the number itself, an inbound trunk is the numbers it holds, a dispatch
+/// rule the trunks it serves. When a line's number moves to another church, its trunk and
+/// rule follow it instead of being torn down and rebuilt. `declared` has references as ids.
+pub fn identity_differs(declared: &Spec, live: &Spec) -> bool {
+    let disjoint = |a: &[NumberRef], b: &[NumberRef]| {
+        let fixed: Vec<&NumberRef> = a
+            .iter()
+            .filter(|n| matches!(n, NumberRef::Number(_)))
+            .collect();
+        !fixed.is_empty() && !b.is_empty() && !fixed.iter().any(|n| b.contains(n))
+    };
+    match (declared, live) {
+        (Spec::LivekitInboundTrunk(d), Spec::LivekitInboundTrunk(l)) => {
+            disjoint(&d.numbers, &l.numbers)
+        }
+        (Spec::LivekitDispatchRule(d), Spec::LivekitDispatchRule(l)) => {
+            !d.trunks.is_empty()
+                && !l.trunks.is_empty()
+                && !d.trunks.iter().any(|t| l.trunks.contains(t))
+        }
+        (Spec::TelnyxNumber(d), Spec::TelnyxNumber(l)) => {
+            d.number.fixed().is_some() && d.number.fixed() != l.number.fixed()
+        }
+        (Spec::TwilioNumber(d), Spec::TwilioNumber(l)) => d.number != l.number,
+        _ => false,
     }
 }
 
@@ -134,33 +174,29 @@ fn natural_keys(spec: &Spec) -> Vec<String> {
             keys.push(format!("name:{}", s.name));
             keys
         }
-        Spec::LivekitDispatchRule(s) => {
-            let mut keys: Vec<String> = s
-                .trunks
-                .iter()
-                .filter_map(|t| t.id().map(|id| format!("trunk:{id}")))
-                .collect();
-            keys.push(format!("name:{}", s.name));
-            keys
-        }
+        Spec::LivekitDispatchRule(s) => s
+            .trunks
+            .iter()
+            .filter_map(|t| t.id().map(|id| format!("trunk:{id}")))
+            .collect(),
         _ => vec!["all".to_string()],
     }
 }
 
-/// Finds the live object a declared resource already is, by natural key, among objects no
-/// address has claimed. `wanted` has references translated to ids where known.
+/// Finds the live object a declared resource already is, by natural key, among the objects
+/// `free` allows (not claimed by a declared address). `wanted` has references translated to
+/// ids where known.
 pub fn natural_match<'a>(
     wanted: &Spec,
     live: &'a Live,
     natural: &NaturalIndex,
-    index: &Index,
-    taken: &HashSet<String>,
+    free: &dyn Fn(&str) -> bool,
 ) -> Option<&'a LiveObject> {
     let kind = wanted.kind();
     natural
         .candidates(kind, &natural_keys(wanted))
         .into_iter()
-        .filter(|id| !index.claims(id) && !taken.contains(*id))
+        .filter(|id| free(id))
         .filter_map(|id| live.get(kind, id))
         .find(|o| same_natural_key(wanted, &o.spec))
 }
@@ -201,10 +237,10 @@ fn same_natural_key(wanted: &Spec, live: &Spec) -> bool {
                 ids
             };
             let wanted_ids = ids(&w.trunks);
-            (!wanted_ids.is_empty()
-                && wanted_ids.len() == w.trunks.len()
-                && wanted_ids == ids(&l.trunks))
-                || (!w.name.is_empty() && w.name == l.name)
+            // A rule whose trunk is not live yet is a new rule: matching it by name would
+            // leave the old rule on the old trunk, which another line may be taking over.
+            let resolved = !w.trunks.is_empty() && wanted_ids.len() == w.trunks.len();
+            resolved && wanted_ids == ids(&l.trunks)
         }
         (Spec::TwilioNumber(w), Spec::TwilioNumber(l)) => w.number == l.number,
         (Spec::TwilioTrunk(w), Spec::TwilioTrunk(l)) => w.domain_name == l.domain_name,

@@ -121,6 +121,10 @@ pub struct Change {
     /// Monthly cost this change adds (negative: saves), in US cents.
     #[serde(default)]
     pub monthly_cost_delta_cents: i64,
+    /// For an object its declaration no longer stands for: the address that owned it, whose
+    /// state entry apply moves to this change's address before anything else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub displaced_from: Option<Address>,
 }
 
 /// A live object neither declared nor owned: reported, never touched.

@@ -104,6 +104,16 @@ impl Ctx {
     }
 }
 
+/// Every test that uses a Ctx proves, when it ends, that its sandbox never saw a write to
+/// the protected trunk: across the whole suite, zero writes to protected ids.
+impl Drop for Ctx {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.assert_protected_untouched();
+        }
+    }
+}
+
 pub fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
