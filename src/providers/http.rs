@@ -12,7 +12,7 @@
 //!   ([`super::create_with_recovery`]);
 //! - which base URLs are acceptable: https anywhere, plain http only on loopback.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -120,42 +120,78 @@ impl WriteGuard {
     }
 }
 
-/// The per-provider concurrency limit and a simple request-rate limiter.
+/// The per-provider concurrency limit and request rate. The rate is kept over a sliding
+/// window (at most `burst` requests start in any `window`) rather than by spacing requests
+/// evenly, so the handful of independent list calls a refresh opens with go out at once
+/// instead of one per 1/rate seconds, while no window of a provider's own length ever sees
+/// more than the rate allows.
 #[derive(Debug)]
 pub struct Gate {
     permits: Semaphore,
-    interval: Option<Duration>,
-    next_slot: Mutex<Instant>,
+    rate: Option<RateWindow>,
+    /// Start times reserved by the last `burst` requests, oldest first.
+    recent: Mutex<VecDeque<Instant>>,
+}
+
+/// At most `burst` request starts in any `window`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct RateWindow {
+    burst: usize,
+    window: Duration,
+}
+
+impl RateWindow {
+    /// `rps` requests per second as whole requests per window: 20/s is 20 per second, 2.5/s
+    /// is 2 per 0.8 s, 0.5/s is 1 per 2 s.
+    fn of(rps: f64) -> Option<Self> {
+        if !(rps > 0.0 && rps.is_finite()) {
+            return None;
+        }
+        let burst = (rps.floor() as usize).max(1);
+        Some(Self {
+            burst,
+            window: Duration::from_secs_f64(burst as f64 / rps),
+        })
+    }
 }
 
 impl Gate {
     pub fn new(concurrency: usize, rate_limit_rps: f64) -> Self {
-        let interval = (rate_limit_rps > 0.0 && rate_limit_rps.is_finite())
-            .then(|| Duration::from_secs_f64(1.0 / rate_limit_rps));
         Self {
             permits: Semaphore::new(concurrency.max(1)),
-            interval,
-            next_slot: Mutex::new(Instant::now()),
+            rate: RateWindow::of(rate_limit_rps),
+            recent: Mutex::new(VecDeque::new()),
         }
     }
 
-    /// Waits for a free slot and the next rate tick; the permit is held for one attempt.
+    /// Waits for a free slot and for the rate window to allow one more start; the permit is
+    /// held for one attempt.
     pub async fn enter(&self) -> tokio::sync::SemaphorePermit<'_> {
         let permit = self
             .permits
             .acquire()
             .await
             .expect("the gate's semaphore is never closed");
-        if let Some(interval) = self.interval {
-            let slot = {
-                let mut next = self.next_slot.lock().await;
-                let slot = (*next).max(Instant::now());
-                *next = slot + interval;
-                slot
-            };
+        if let Some(rate) = self.rate {
+            let slot = self.reserve(rate, Instant::now()).await;
             tokio::time::sleep_until(slot).await;
         }
         permit
+    }
+
+    /// The earliest start at or after `now` that keeps every window within the rate; slots
+    /// are reserved in order, so they never decrease.
+    async fn reserve(&self, rate: RateWindow, now: Instant) -> Instant {
+        let mut recent = self.recent.lock().await;
+        let slot = match recent.len().checked_sub(rate.burst) {
+            Some(i) => now.max(recent[i] + rate.window),
+            None => now,
+        };
+        recent.push_back(slot);
+        while recent.len() > rate.burst {
+            recent.pop_front();
+        }
+        slot
     }
 }
 
@@ -698,6 +734,31 @@ mod tests {
             b.wait(0, Some(Duration::from_secs(600))),
             Duration::from_secs(60)
         );
+    }
+
+    #[test]
+    fn rate_windows_hold_whole_requests() {
+        let w = |rps: f64| RateWindow::of(rps).map(|r| (r.burst, r.window.as_millis()));
+        assert_eq!(w(20.0), Some((20, 1000)));
+        assert_eq!(w(2.5), Some((2, 800)));
+        assert_eq!(w(0.5), Some((1, 2000)));
+        assert_eq!(w(0.0), None);
+        assert_eq!(w(f64::INFINITY), None);
+    }
+
+    #[tokio::test]
+    async fn a_burst_goes_at_once_and_no_window_exceeds_the_rate() {
+        let gate = Gate::new(8, 3.0);
+        let rate = gate.rate.unwrap();
+        let t0 = Instant::now();
+        let mut slots = Vec::new();
+        for _ in 0..7 {
+            slots.push(gate.reserve(rate, t0).await - t0);
+        }
+        let s = Duration::from_secs;
+        assert_eq!(slots, [s(0), s(0), s(0), s(1), s(1), s(1), s(2)]);
+        let later = gate.reserve(rate, t0 + s(10)).await - t0;
+        assert_eq!(later, s(10), "an idle gate lets a request through at once");
     }
 
     #[test]
