@@ -114,11 +114,11 @@ async fn plan_and_apply(
         .actionable()
         .map(|c| format!("{} {} {:?}", c.action.as_str(), c.address, c.fields))
         .collect();
-    (changes, left.len())
-        .1
-        .eq(&0)
-        .then_some(())
-        .unwrap_or_else(|| panic!("not converged after apply:\n{}\n{text}", left.join("\n")));
+    assert!(
+        left.is_empty(),
+        "not converged after apply:\n{}\n{text}",
+        left.join("\n")
+    );
     (changes, left.len())
 }
 

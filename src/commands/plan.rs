@@ -5,7 +5,7 @@ use miette::{Diagnostic, LabeledSpan, NamedSource};
 use super::session::{self, Session};
 use crate::cli::{GlobalArgs, OutputFormat, PlanArgs, PlanningArgs};
 use crate::config::Loaded;
-use crate::model::{Address, Live};
+use crate::model::Address;
 use crate::plan::{self, Finding, Plan, PlanInput, PlanOptions, Severity};
 use crate::render;
 use crate::state::State;
@@ -15,7 +15,6 @@ use crate::ExitStatus;
 pub struct Planned {
     pub loaded: Loaded,
     pub state: State,
-    pub live: Live,
     pub plan: Plan,
     pub providers: Option<crate::providers::Providers>,
 }
@@ -54,7 +53,6 @@ pub async fn compute(session: &Session, args: &PlanningArgs) -> miette::Result<P
     Ok(Planned {
         loaded,
         state,
-        live,
         plan,
         providers,
     })

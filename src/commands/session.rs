@@ -34,6 +34,16 @@ impl Session {
             });
         }
         let dir = sandbox::embedded_dir();
+        if let Some(url) = sandbox::serving_url(&dir) {
+            tracing::info!(%url, "using the sandbox already serving this directory");
+            let vars = sandbox::env_for(&url);
+            return Ok(Session {
+                global: global.clone(),
+                env: Env::from_pairs(vars.clone()),
+                secrets: SecretSource::with_overrides(vars),
+                sandbox: None,
+            });
+        }
         let started = Sandbox::start(SandboxOptions::new(&dir, "runbook"))
             .await
             .map_err(|e| {
