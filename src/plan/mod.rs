@@ -220,6 +220,13 @@ impl Plan {
                 "format_version {version} is not readable by this cwa (it reads {FORMAT_VERSION})"
             ));
         }
-        serde_json::from_value(value).map_err(|e| e.to_string())
+        let plan: Plan = serde_json::from_value(value).map_err(|e| e.to_string())?;
+        let count = plan.changes.len();
+        if let Some((from, to)) = plan.edges.iter().find(|(f, t)| *f >= count || *t >= count) {
+            return Err(format!(
+                "the change graph has an edge {from} -> {to}, but the plan has {count} changes"
+            ));
+        }
+        Ok(plan)
     }
 }
