@@ -405,3 +405,10 @@ async fn a_journal_with_a_torn_middle_line_stops_apply_before_any_write() {
     )
     .await;
 }
+
+#[test]
+fn the_plan_reader_refuses_a_change_graph_pointing_outside_the_plan() {
+    let text = String::from_utf8(fixture_bytes("plan/edge_out_of_range.json")).unwrap();
+    let err = cwa::plan::Plan::from_json(&text).expect_err("an edge to change 999 is refused");
+    assert!(err.contains("999"), "{err}");
+}
