@@ -206,3 +206,45 @@ async fn apply_without_a_terminal_or_approval_refuses() {
     assert!(stderr(&out).contains("--auto-approve"), "{}", stderr(&out));
     assert!(ctx.writes().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_on_failure_removes_created_configuration_but_keeps_bought_numbers() {
+    let ctx = ctx_with_new_churches().await;
+    ctx.sb.sandbox.set_faults(FaultConfig {
+        rules: vec![FaultRule {
+            kind: FaultKind::Error,
+            method: Some("POST".into()),
+            path_prefix: "/twirp/livekit.SIP/CreateSIPDispatchRule".into(),
+            count: None,
+            probability: None,
+            seconds: None,
+            status: Some(400),
+        }],
+        ..FaultConfig::default()
+    });
+    let out = ctx
+        .cwa(&["apply", "--auto-approve", "--rollback-on-failure"])
+        .await;
+    assert_exit(&out, 1);
+    let text = stdout(&out);
+    assert!(
+        text.contains("rolled back: livekit_inbound_trunk.grace"),
+        "{text}"
+    );
+    let state = ctx.state();
+    assert!(
+        state.resources.contains_key("telnyx_number.grace"),
+        "a bought number is never rolled back"
+    );
+    assert!(!state.resources.contains_key("livekit_inbound_trunk.grace"));
+    let world = ctx.sb.world_json().await.to_string();
+    assert!(
+        !world.contains("\"Grace Chapel\""),
+        "the created trunk was deleted"
+    );
+
+    ctx.sb.sandbox.set_faults(FaultConfig::default());
+    assert_exit(&ctx.cwa(&["apply", "--auto-approve"]).await, 0);
+    assert_exit(&ctx.cwa(&["plan", "--detailed-exitcode"]).await, 0);
+    assert_eq!(number_orders(&ctx), 2, "the rerun buys nothing new");
+}
