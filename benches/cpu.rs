@@ -1,0 +1,186 @@
+//! cwa's own CPU for 10,000 lines, no network in what is measured: parse + validate
+//! (`config::parse`), diff (`plan::compute`) and render (human and JSON), for a plan with no
+//! changes and for the first plan that adopts everything. See BENCHMARKS.md.
+//!
+//! `cargo bench --bench cpu` (set `CWA_BENCH_LINES` for another size). The live world is read
+//! once, before anything is measured, from an in-process sandbox seeded with `synthetic:N`.
+
+use std::hint::black_box;
+use std::path::Path;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+
+use cwa::config::{self, Loaded};
+use cwa::model::{Live, SecretSource};
+use cwa::plan::{self, Action, Plan, PlanInput, PlanOptions};
+use cwa::providers::{self, ClientOptions, Env};
+use cwa::render::{self, HumanOptions};
+use cwa::sandbox::{Sandbox, SandboxOptions};
+use cwa::state::{State, StateResource};
+
+/// Everything the measured steps start from.
+struct Inputs {
+    text: String,
+    loaded: Loaded,
+    live: Live,
+    /// State that owns every declared object, as after `cwa import`.
+    owned: State,
+    secrets: SecretSource,
+}
+
+fn lines() -> usize {
+    std::env::var("CWA_BENCH_LINES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10_000)
+}
+
+/// Reads the synthetic world through cwa's own clients once, then owns it in state.
+fn inputs(n: usize) -> Inputs {
+    let text = cwa::synthetic::lines_toml(n);
+    let loaded = config::parse(Path::new("lines.toml"), &text).expect("synthetic lines parse");
+    let dir = tempfile::tempdir().expect("a scratch directory");
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    let (live, env) = runtime.block_on(async {
+        let opts = SandboxOptions::new(dir.path(), &format!("synthetic:{n}"));
+        let sandbox = Sandbox::start(opts).await.expect("the sandbox starts");
+        let env = sandbox.env();
+        let clients = ClientOptions {
+            rate_limit_rps: providers::PerProvider {
+                telnyx: 0.0,
+                livekit: 0.0,
+                twilio: 0.0,
+            },
+            ..ClientOptions::default()
+        };
+        let needed = [
+            cwa::model::ProviderName::Telnyx,
+            cwa::model::ProviderName::Livekit,
+        ];
+        let connected = providers::connect(&Env::from_pairs(env.clone()), &clients, &needed)
+            .expect("clients for the sandbox");
+        let live = cwa::commands::session::refresh(&connected)
+            .await
+            .expect("the synthetic world reads");
+        sandbox.shutdown().await.expect("the sandbox stops");
+        (live, env)
+    });
+    let secrets = SecretSource::with_overrides(env);
+    let adopting = diff(&loaded, &State::new(), &live, &secrets);
+    let owned = owned_state(&adopting, &live);
+    Inputs {
+        text,
+        loaded,
+        live,
+        owned,
+        secrets,
+    }
+}
+
+/// The state an apply of an adopting plan records: every adopted address mapped to its live
+/// object.
+fn owned_state(adopting: &Plan, live: &Live) -> State {
+    let mut state = State::new();
+    for change in adopting
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Adopt)
+    {
+        let id = change.id.as_deref().expect("an adopted object has an id");
+        let object = live.get(change.kind, id).expect("adopted objects are live");
+        state.upsert(
+            &change.address,
+            StateResource {
+                id: id.to_string(),
+                spec: object.spec.clone(),
+                church: change.church.clone(),
+                protected: false,
+            },
+        );
+    }
+    state
+}
+
+fn diff(loaded: &Loaded, state: &State, live: &Live, secrets: &SecretSource) -> Plan {
+    plan::compute(&PlanInput {
+        desired: &loaded.desired,
+        state,
+        live,
+        refreshed: true,
+        config_fingerprint: cwa::commands::session::config_fingerprint(&loaded.text),
+        options: PlanOptions::default(),
+        secrets,
+    })
+}
+
+fn human_options(loaded: &Loaded) -> HumanOptions {
+    HumanOptions {
+        color: false,
+        church_names: loaded
+            .desired
+            .churches
+            .iter()
+            .map(|c| (c.key.clone(), c.name.clone()))
+            .collect(),
+        show_unchanged: false,
+    }
+}
+
+/// parse + validate + diff + render, as `cwa plan` runs them after its refresh.
+fn pipeline(inputs: &Inputs, state: &State) -> (String, String) {
+    let loaded = config::parse(Path::new("lines.toml"), &inputs.text).expect("parses");
+    let plan = diff(&loaded, state, &inputs.live, &inputs.secrets);
+    (
+        render::human(&plan, &human_options(&loaded)),
+        render::json(&plan),
+    )
+}
+
+fn benches(c: &mut Criterion) {
+    let n = lines();
+    let inputs = inputs(n);
+    let no_change = diff(&inputs.loaded, &inputs.owned, &inputs.live, &inputs.secrets);
+    assert!(
+        !no_change.has_changes(),
+        "a plan against the owned synthetic world has no changes"
+    );
+    let adopting = diff(&inputs.loaded, &State::new(), &inputs.live, &inputs.secrets);
+    let mut group = c.benchmark_group(format!("{n} lines"));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10));
+    group.bench_function("parse + validate", |b| {
+        b.iter(|| config::parse(Path::new("lines.toml"), black_box(&inputs.text)).unwrap())
+    });
+    group.bench_function("diff, no changes", |b| {
+        b.iter(|| diff(&inputs.loaded, &inputs.owned, &inputs.live, &inputs.secrets))
+    });
+    group.bench_function("diff, adopting everything", |b| {
+        b.iter(|| diff(&inputs.loaded, &State::new(), &inputs.live, &inputs.secrets))
+    });
+    let human = human_options(&inputs.loaded);
+    group.bench_function("render human, no changes", |b| {
+        b.iter(|| render::human(black_box(&no_change), &human))
+    });
+    group.bench_function("render json, no changes", |b| {
+        b.iter(|| render::json(black_box(&no_change)))
+    });
+    group.bench_function("render human, adopting everything", |b| {
+        b.iter(|| render::human(black_box(&adopting), &human))
+    });
+    group.bench_function("render json, adopting everything", |b| {
+        b.iter(|| render::json(black_box(&adopting)))
+    });
+    group.bench_function("parse + validate + diff + render, no changes", |b| {
+        b.iter(|| pipeline(&inputs, &inputs.owned))
+    });
+    group.bench_function(
+        "parse + validate + diff + render, adopting everything",
+        |b| b.iter(|| pipeline(&inputs, &State::new())),
+    );
+    group.finish();
+}
+
+criterion_group!(cpu, benches);
+criterion_main!(cpu);
