@@ -179,7 +179,38 @@ async fn execute(
     );
     watch_interrupts(executor.stop_flag());
     println!();
-    Ok(executor.execute(plan).await)
+    let plan = with_secret_names(plan.clone(), &planned.loaded.desired, &session.secrets);
+    Ok(executor.execute(&plan).await)
+}
+
+/// A plan carries secrets as fingerprints (it is printed and saved), but a changed secret must
+/// be written as its value. Each fingerprint that is the current value of the variable
+/// lines.toml names goes back to that name, which the executor resolves just before the write.
+fn with_secret_names(
+    mut plan: Plan,
+    desired: &crate::model::Desired,
+    secrets: &crate::model::SecretSource,
+) -> Plan {
+    use crate::model::{fingerprint, SecretRef};
+    for change in &mut plan.changes {
+        let (Some(after), Some(declared)) = (change.after.as_mut(), desired.get(&change.address))
+        else {
+            continue;
+        };
+        let mut declared = declared.spec.clone();
+        for (secret, named) in after.secrets_mut().into_iter().zip(declared.secrets_mut()) {
+            let (SecretRef::Fingerprint(f), SecretRef::Env(var)) = (&*secret, &*named) else {
+                continue;
+            };
+            if secrets
+                .get(var)
+                .is_some_and(|value| fingerprint(&value) == *f)
+            {
+                *secret = named.clone();
+            }
+        }
+    }
+    plan
 }
 
 /// First Ctrl-C: stop scheduling and let in-flight calls finish. Second: abort now (the
