@@ -59,7 +59,8 @@ impl StateStore {
     }
 
     /// Writes the state atomically, bumping its serial and keeping the previous file as a
-    /// backup. A crash at any instant leaves either the old or the new file, never half of one.
+    /// backup (itself written atomically: it is what a user restores from). A crash at any
+    /// instant leaves either the old or the new file, never half of one.
     pub fn save(&self, state: &mut State) -> Result<(), StateError> {
         state.serial += 1;
         state.format_version = FORMAT_VERSION;
@@ -69,12 +70,16 @@ impl StateStore {
         })?;
         json.push('\n');
         let path = self.state_path();
-        if path.exists() {
-            fs::copy(&path, self.backup_path()).map_err(|source| StateError::Io {
-                action: "back up",
-                path: path.display().to_string(),
-                source,
-            })?;
+        match fs::read(&path) {
+            Ok(previous) => write_atomic(&self.backup_path(), &previous)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(StateError::Io {
+                    action: "back up",
+                    path: path.display().to_string(),
+                    source,
+                })
+            }
         }
         write_atomic(&path, json.as_bytes())
     }
