@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -57,25 +57,20 @@ impl StateLock {
             time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             operation: operation.to_string(),
         };
-        match fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-        {
-            Ok(mut file) => {
-                let json = serde_json::to_vec_pretty(&info).unwrap_or_default();
-                file.write_all(&json).map_err(|e| io("write", e))?;
-                file.sync_all().map_err(|e| io("fsync", e))?;
-                Ok(Self { path })
-            }
+        match create_complete(&path, &info) {
+            Ok(()) => Ok(Self { path }),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let held = read_info(store)?;
+                let held = match read_info(store) {
+                    Err(StateError::NotLocked) => return Self::try_acquire(store, operation),
+                    other => other?,
+                };
                 if left_by_dead_process_here(&held) {
-                    eprintln!(
-                        "warning: taking over the lock left by {} (pid {}, since {}): that process is no longer running on this machine",
-                        held.holder, held.pid, held.time
-                    );
-                    fs::remove_file(&path).map_err(|e| io("remove the stale", e))?;
+                    if take_over(store, &held)? {
+                        eprintln!(
+                            "warning: taking over the lock left by {} (pid {}, since {}): that process is no longer running on this machine",
+                            held.holder, held.pid, held.time
+                        );
+                    }
                     return Self::try_acquire(store, operation);
                 }
                 Err(held_error(held))
@@ -107,6 +102,61 @@ impl Drop for StateLock {
     fn drop(&mut self) {
         let _ = fs::remove_file(&self.path);
     }
+}
+
+/// Creates the lock file with its whole content at once, so that no other process ever reads
+/// it empty or half-written: the content goes to a temp file first, which is then hard-linked
+/// into place (failing with `AlreadyExists` when a lock is there). Where hard links are not
+/// supported, falls back to create-then-write.
+fn create_complete(path: &Path, info: &LockInfo) -> std::io::Result<()> {
+    let json = serde_json::to_vec_pretty(info).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".lock.json.{}.tmp", std::process::id()));
+    let mut file = fs::File::create(&tmp)?;
+    file.write_all(&json)?;
+    file.sync_all()?;
+    drop(file);
+    let linked = fs::hard_link(&tmp, path);
+    let _ = fs::remove_file(&tmp);
+    match linked {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            let mut file = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)?;
+            file.write_all(&json)?;
+            file.sync_all()
+        }
+        other => other,
+    }
+}
+
+/// Removes a stale lock unless another process got there first. The lock is renamed aside
+/// (atomic: of several processes taking over, one moves it) and its content compared with
+/// what was judged stale; a live lock moved aside by mistake (the stale one was replaced in
+/// between) is put back. Returns whether this process removed the stale lock.
+fn take_over(store: &StateStore, stale: &LockInfo) -> Result<bool, StateError> {
+    let path = store.lock_path();
+    let aside = path.with_file_name(format!(".lock.json.{}.stale", std::process::id()));
+    match fs::rename(&path, &aside) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(source) => {
+            return Err(StateError::Io {
+                action: "move aside the stale",
+                path: path.display().to_string(),
+                source,
+            })
+        }
+    }
+    let moved: Option<LockInfo> = fs::read(&aside)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    let removed = moved.as_ref() == Some(stale);
+    if !removed {
+        let _ = fs::hard_link(&aside, &path);
+    }
+    let _ = fs::remove_file(&aside);
+    Ok(removed)
 }
 
 fn read_info(store: &StateStore) -> Result<LockInfo, StateError> {
