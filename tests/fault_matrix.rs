@@ -623,3 +623,80 @@ async fn plan_and_apply_under_every_fault_end_clean_and_converge() {
     print_table(&rows);
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+/// Every committed write that reached the sandbox (an answer of 2xx, or a lost answer whose
+/// write was carried out) appears in state/audit.jsonl with the object's id, an action and
+/// an outcome, the time and the operator; a number order appears as the create of a number.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_committed_write_of_an_apply_is_in_the_audit_log() {
+    use FaultKind::LostResponse;
+    let ctx = runbook_with_state(NEW_CHURCHES).await;
+    ctx.sb.sandbox.set_faults(FaultConfig {
+        rules: vec![
+            rule(LostResponse, "POST", ORDERS, Some(1)),
+            rule(LostResponse, "POST", TRUNK_CREATE, Some(1)),
+            rule(LostResponse, "POST", RULE_UPDATE, Some(1)),
+        ],
+        ..FaultConfig::default()
+    });
+    let first = cwa(&ctx, &["apply", "--auto-approve"]).await;
+    ctx.sb.sandbox.set_faults(FaultConfig::default());
+    if first.status.code() != Some(0) {
+        cwa_ctx::assert_exit(&cwa(&ctx, &["apply", "--auto-approve"]).await, 0);
+    }
+    let audit = cwa::state::Journal::new(&cwa::state::StateStore::new(ctx.path("state")))
+        .audit_entries()
+        .expect("a readable audit log");
+    for entry in &audit {
+        assert!(
+            !entry.time.is_empty() && entry.operator.starts_with("test@cwa@"),
+            "{entry:?}"
+        );
+    }
+    let mutations: Vec<_> = audit.iter().filter(|e| e.action != "adopt").collect();
+    let committed: Vec<_> = ctx
+        .writes()
+        .into_iter()
+        .filter(|w| (200..300).contains(&w.status) || (w.status == 0 && w.resource_id.is_some()))
+        .collect();
+    assert!(committed.len() >= 7, "the run wrote: {committed:?}");
+    let mut missing = Vec::new();
+    for write in &committed {
+        let found = if write.path == ORDERS {
+            true
+        } else {
+            mutations
+                .iter()
+                .any(|e| e.id.is_some() && e.id == write.resource_id)
+        };
+        if !found {
+            missing.push(format!(
+                "{} {} ({:?})",
+                write.method, write.path, write.resource_id
+            ));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "writes missing from the audit log: {missing:?}\naudit: {mutations:?}"
+    );
+    let orders = committed.iter().filter(|w| w.path == ORDERS).count();
+    let number_creates = mutations
+        .iter()
+        .filter(|e| {
+            e.action == "create" && e.address.starts_with("telnyx_number.") && e.outcome == "ok"
+        })
+        .count();
+    assert_eq!(
+        orders, number_creates,
+        "one audited create per committed order"
+    );
+    for entry in &mutations {
+        let id = entry.id.as_deref().unwrap_or_default();
+        let in_log = entry.address.starts_with("telnyx_number.")
+            || committed
+                .iter()
+                .any(|w| w.resource_id.as_deref() == Some(id));
+        assert!(in_log, "audited but never sent: {entry:?}");
+    }
+}
