@@ -176,7 +176,7 @@ fn big_state(resources: usize) -> State {
     for i in 0..resources {
         let number = format!("+1734555{:04}", i % 10_000);
         state.upsert(
-            &Address::new(Kind::TelnyxNumber, &format!("line{i}")),
+            &Address::new(Kind::TelnyxNumber, format!("line{i}")),
             StateResource {
                 id: format!("29261130000{i:08}"),
                 spec: Spec::TelnyxNumber(TelnyxNumberSpec {

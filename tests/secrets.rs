@@ -84,7 +84,7 @@ impl Transcript {
     }
 }
 
-fn sip_passwords<'a>(fqdn: &'a str) -> Vec<(&'static str, &'a str)> {
+fn sip_passwords(fqdn: &str) -> Vec<(&'static str, &str)> {
     vec![
         ("TELNYX_FQDN_PASSWORD", fqdn),
         ("TELNYX_OUTBOUND_SIP_PASSWORD", OUTBOUND_PASSWORD),
