@@ -1478,7 +1478,12 @@ mod tests {
             text.starts_with("# Imported: something.\n[livekit.dispatch_rule.x]\n"),
             "{text}"
         );
-        assert!(text.contains(r#"name = "X \"quoted\" Dispatch""#), "{text}");
+        let parsed: toml::Table = toml::from_str(&text).expect("the block is valid TOML");
+        assert_eq!(
+            parsed["livekit"]["dispatch_rule"]["x"]["name"].as_str(),
+            Some("X \"quoted\" Dispatch"),
+            "{text}"
+        );
         assert!(text.contains("agents = []  # guessed"), "{text}");
     }
 }
