@@ -204,7 +204,7 @@ fn left_by_dead_process_here(info: &LockInfo) -> bool {
 }
 
 /// Whether a process with this pid exists on this machine (Linux: /proc).
-fn process_alive(pid: u32) -> bool {
+pub(super) fn process_alive(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 

@@ -81,7 +81,33 @@ impl StateStore {
                 })
             }
         }
-        write_atomic(&path, json.as_bytes())
+        write_atomic(&path, json.as_bytes())?;
+        self.remove_temp_files_of_dead_writers();
+        Ok(())
+    }
+
+    /// A writer killed mid-save leaves its temp file (`.state.json.tmp.<pid>`) behind; it never
+    /// replaces state.json, but state/ is committed to git, so it is swept on the next save.
+    fn remove_temp_files_of_dead_writers(&self) {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name
+                .to_str()
+                .and_then(|n| {
+                    n.strip_prefix(".state.json.tmp.")
+                        .or_else(|| n.strip_prefix(".state.json.backup.tmp."))
+                })
+                .and_then(|pid| pid.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if !super::lock::process_alive(pid) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
     }
 }
 
