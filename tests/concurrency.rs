@@ -237,6 +237,28 @@ fn state_survives_a_writer_killed_at_random_instants() {
     assert!(last > 1, "the writer got to write between kills");
 }
 
+#[test]
+fn a_save_sweeps_the_temp_files_of_killed_writers_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = StateStore::new(dir.path());
+    let dead = dir.path().join(".state.json.tmp.4000000000");
+    let dead_backup = dir.path().join(".state.json.backup.tmp.4000000000");
+    // pid 1 always runs: a temp file named after it stands for another live writer's.
+    let alive = dir.path().join(".state.json.tmp.1");
+    for path in [&dead, &dead_backup] {
+        std::fs::write(path, b"{\"format_version\": 1, \"lin").unwrap();
+    }
+    let mut state = State::new();
+    store.save(&mut state).unwrap();
+    std::fs::write(&alive, b"being written").unwrap();
+    store.save(&mut state).unwrap();
+    assert!(
+        !dead.exists() && !dead_backup.exists(),
+        "a dead writer's temp files are removed"
+    );
+    assert!(alive.exists(), "a live writer's temp file is left alone");
+}
+
 /// Helper: takes the lock, holds it briefly, and reports (by a marker file) whether anyone
 /// else held it at the same time.
 #[test]
