@@ -45,9 +45,20 @@ pub fn order(
         .filter_map(|e| graph.edge_endpoints(e))
         .map(|(a, b)| (position[graph[a]], position[graph[b]]))
         .collect();
-    let mut slots: Vec<Option<Change>> = changes.into_iter().map(Some).collect();
-    let ordered = sorted.iter().filter_map(|&i| slots[i].take()).collect();
-    Ok((ordered, edges))
+    Ok((permute(changes, position), edges))
+}
+
+/// Moves every item to `position[its index]` in place, so that ordering a large plan never
+/// holds a second copy of its changes.
+fn permute<T>(mut items: Vec<T>, mut position: Vec<usize>) -> Vec<T> {
+    for start in 0..items.len() {
+        while position[start] != start {
+            let to = position[start];
+            items.swap(start, to);
+            position.swap(start, to);
+        }
+    }
+    items
 }
 
 /// Groups a plan's changes into waves: every change of a wave has all its dependencies in
@@ -188,4 +199,20 @@ fn find_cycle(graph: &ChangeGraph, changes: &[Change]) -> CycleError {
         })
         .unwrap_or_default();
     CycleError { members }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permute_moves_each_item_to_its_position() {
+        let items = vec!["a", "b", "c", "d", "e"];
+        assert_eq!(
+            permute(items, vec![3, 0, 4, 1, 2]),
+            ["b", "d", "e", "a", "c"]
+        );
+        assert_eq!(permute(vec![1, 2], vec![0, 1]), [1, 2]);
+        assert!(permute(Vec::<u8>::new(), Vec::new()).is_empty());
+    }
 }
