@@ -431,6 +431,16 @@ fn real_writes(ctx: &Ctx) -> Vec<String> {
         .collect()
 }
 
+/// Number orders the sandbox carried out: answered 2xx, or handled and then left unanswered
+/// (a lost answer names what it made; a hang, which commits nothing, names nothing).
+fn committed_orders(ctx: &Ctx) -> usize {
+    ctx.writes()
+        .iter()
+        .filter(|w| w.method == "POST" && w.path == ORDERS)
+        .filter(|w| (200..300).contains(&w.status) || (w.status == 0 && w.resource_id.is_some()))
+        .count()
+}
+
 /// What a clean apply creates, per kind: every faulted run must end with exactly this.
 async fn baseline_created() -> BTreeMap<Kind, usize> {
     let ctx = runbook_with_state(NEW_CHURCHES).await;
@@ -542,7 +552,13 @@ async fn apply_case(
         .difference(&before)
         .filter(|(k, _)| *k == Kind::TelnyxNumber)
         .count();
-    let lost = inconsistencies(&ctx, &before, &expected).await;
+    let orders = committed_orders(&ctx);
+    let mut lost = inconsistencies(&ctx, &before, &expected).await;
+    if orders != 2 {
+        lost.push(format!(
+            "{orders} number orders committed for 2 new numbers"
+        ));
+    }
     if !lost.is_empty() {
         failures.push(format!("{}: {}", case.name, lost.join("; ")));
     }
@@ -551,7 +567,7 @@ async fn apply_case(
         case: case.name,
         first_run,
         rerun: rerun_text,
-        bought: format!("{bought} (2 declared)"),
+        bought: format!("{orders} orders committed, {bought} numbers live (2 declared)"),
         lost: if lost.is_empty() {
             "no".into()
         } else {
@@ -589,7 +605,7 @@ async fn inconsistencies(
 
 fn print_table(rows: &[Row]) {
     println!(
-        "\n| command | case | first run | rerun | numbers bought | anything lost or doubled |"
+        "\n| command | case | first run | rerun | number orders committed, numbers bought | anything lost or doubled |"
     );
     println!("|---|---|---|---|---|---|");
     for r in rows {
