@@ -223,7 +223,8 @@ fn state_survives_a_writer_killed_at_random_instants() {
     let mut last = serial_of(&store.state_path());
     for round in 0..25u64 {
         let mut child = spawn_child("child_state_writer", dir.path());
-        std::thread::sleep(Duration::from_millis(40 + (round * 37) % 150));
+        wait_for_a_save_after(&store, last);
+        std::thread::sleep(Duration::from_millis((round * 7) % 40));
         child.kill().expect("the writer is killed");
         child.wait().unwrap();
         let serial = serial_of(&store.state_path());
@@ -234,7 +235,19 @@ fn state_survives_a_writer_killed_at_random_instants() {
             assert!(backup <= serial, "round {round}: backup newer than state");
         }
     }
-    assert!(last > 1, "the writer got to write between kills");
+    assert!(last > 25, "every writer saved before it was killed");
+}
+
+/// Waits until the writer has saved at least once more, so that the kill lands while it is
+/// busy writing (not while it is still starting up).
+fn wait_for_a_save_after(store: &StateStore, serial: u64) {
+    for _ in 0..20_000 {
+        if serial_of(&store.state_path()) > serial {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    panic!("the writer never saved");
 }
 
 #[test]
