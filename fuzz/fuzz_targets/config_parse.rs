@@ -14,7 +14,10 @@ fuzz_target!(|data: &[u8]| {
     if let Err(err) = cwa::config::parse(Path::new("fuzz.toml"), text) {
         for problem in err.problems() {
             for (span, _) in &problem.labels {
-                assert!(span.offset + span.len <= text.len().max(1), "label outside the text");
+                assert!(
+                    span.offset + span.len <= text.len().max(1),
+                    "label outside the text"
+                );
             }
         }
     }
