@@ -182,7 +182,20 @@ async fn no_secret_value_appears_in_any_output_or_file() {
     let journal = std::fs::read(ctx.path("state/journal.jsonl")).expect("a journal left behind");
     journals.push(journal);
 
-    run(&ctx, &mut t, &["-vvv", "apply", "--auto-approve"], &[], 0).await;
+    // The rerun with every crate's trace logging on (HTTP client, TLS, JWT): no secret either.
+    run(
+        &ctx,
+        &mut t,
+        &["apply", "--auto-approve"],
+        &[("CWA_LOG", "trace")],
+        0,
+    )
+    .await;
+    let traced = &t.outputs.last().expect("the traced run").1;
+    assert!(
+        traced.contains("TRACE") && traced.contains("hyper"),
+        "the HTTP client logged at trace level"
+    );
     run(&ctx, &mut t, &["plan", "--out", "plan2.json"], &[], 0).await;
     run(&ctx, &mut t, &["apply", "plan2.json"], &[], 0).await;
     run(&ctx, &mut t, &["plan", "--refresh=false"], &[], 0).await;
