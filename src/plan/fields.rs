@@ -21,6 +21,9 @@ pub struct FieldChange {
 /// The fields that differ. Secrets compare by fingerprint and show as `(sensitive)`; a secret
 /// whose environment variable is unset (`env:NAME`) is unknown and never shows as changed.
 pub fn diff(before: &Spec, after: &Spec) -> Vec<FieldChange> {
+    if before == after {
+        return Vec::new();
+    }
     let secret_fields: Vec<&str> = after.secrets().into_iter().map(|(name, _)| name).collect();
     let mut out = Vec::new();
     let (b, a) = (to_fields(before), to_fields(after));
@@ -137,5 +140,11 @@ mod tests {
         assert!(changed[0].sensitive);
         assert_eq!(changed[0].after, Value::String(SENSITIVE.into()));
         assert!(diff(&live, &trunk("u", Some(SecretRef::Env("X".into())))).is_empty());
+    }
+
+    #[test]
+    fn equal_specs_have_no_changes() {
+        let live = trunk("u", Some(SecretRef::Fingerprint("sha256:aaaa".into())));
+        assert!(diff(&live, &live.clone()).is_empty());
     }
 }
