@@ -81,7 +81,8 @@ fn is_removal(action: Action) -> bool {
     matches!(action, Action::Delete | Action::Forget | Action::Retain)
 }
 
-/// Edges: a dependency before its user; a removal after everything that used the object.
+/// Edges: a dependency before its user; a removal after everything that used the object, and
+/// a displaced object's removal after its replacement (create before destroy).
 fn build(changes: &[Change]) -> ChangeGraph {
     let mut graph = ChangeGraph::new();
     let nodes: Vec<NodeIndex> = (0..changes.len()).map(|i| graph.add_node(i)).collect();
@@ -96,6 +97,10 @@ fn build(changes: &[Change]) -> ChangeGraph {
                 if j != i && referenced_by(&change.address, user.before.as_ref()) {
                     graph.add_edge(nodes[j], nodes[i], ());
                 }
+            }
+            let replacement = change.displaced_from.as_ref().and_then(|a| by_addr.get(a));
+            if let Some(&j) = replacement.filter(|&&j| j != i) {
+                graph.add_edge(nodes[j], nodes[i], ());
             }
             continue;
         }
