@@ -45,16 +45,22 @@ const TIMEOUT_MS: &str = "1500";
 /// How long a hang holds the connection: well past the timeout.
 const HANG_SECONDS: u64 = 4;
 
+/// A live object deleted by hand: its kind and id.
+type Victim = (Kind, &'static str);
+
 /// The Melvindale dispatch rule, which the repository's declaration updates.
-const MELVINDALE_RULE: &str = "SDR_9vRb2XcLeY7s";
+const MELVINDALE_RULE: Victim = (Kind::LivekitDispatchRule, "SDR_9vRb2XcLeY7s");
+
+/// Medhanialem's inbound trunk, which its dispatch rule (updated by the declaration) names.
+const MEDHANIALEM_TRUNK: Victim = (Kind::LivekitInboundTrunk, "ST_LWgmiBSwTk7P");
 
 /// What disturbs a run.
 enum Disturbance {
     Faults(FaultConfig),
-    /// The dispatch rule is deleted by hand after `plan --out`, and the saved plan applied.
-    DeletedBetweenPlanAndApply,
-    /// The dispatch rule is deleted by hand as soon as apply's first write reaches the sandbox.
-    DeletedDuringApply,
+    /// The object is deleted by hand after `plan --out`, and the saved plan applied.
+    DeletedBetweenPlanAndApply(Victim),
+    /// The object is deleted by hand as soon as apply's first write reaches the sandbox.
+    DeletedDuringApply(Victim),
 }
 
 struct Case {
@@ -224,11 +230,19 @@ fn apply_cases() -> Vec<Case> {
         },
         Case {
             name: "dispatch rule deleted by hand between plan and apply",
-            disturbance: Disturbance::DeletedBetweenPlanAndApply,
+            disturbance: Disturbance::DeletedBetweenPlanAndApply(MELVINDALE_RULE),
         },
         Case {
             name: "dispatch rule deleted by hand during apply",
-            disturbance: Disturbance::DeletedDuringApply,
+            disturbance: Disturbance::DeletedDuringApply(MELVINDALE_RULE),
+        },
+        Case {
+            name: "inbound trunk deleted by hand between plan and apply",
+            disturbance: Disturbance::DeletedBetweenPlanAndApply(MEDHANIALEM_TRUNK),
+        },
+        Case {
+            name: "inbound trunk deleted by hand during apply",
+            disturbance: Disturbance::DeletedDuringApply(MEDHANIALEM_TRUNK),
         },
     ]
 }
@@ -315,6 +329,12 @@ fn first_outcome(out: &Output, failures: &mut Vec<String>, case: &str) -> String
             format!("exit {other:?}")
         }
     }
+}
+
+fn repo_state() -> cwa::state::State {
+    cwa::state::StateStore::new(repo_root().join("state"))
+        .load()
+        .expect("the repository's state")
 }
 
 async fn runbook_with_state(extra: &str) -> Ctx {
@@ -451,21 +471,25 @@ async fn baseline_created() -> BTreeMap<Kind, usize> {
     per_kind(&after.difference(&before).cloned().collect())
 }
 
-async fn delete_rule(sb: &sandbox_helper::TestSandbox, id: &str) {
-    let (status, body) = sandbox_helper::send(sb.twirp_json(
-        "DeleteSIPDispatchRule",
-        &json!({ "sip_dispatch_rule_id": id }),
-    ))
-    .await;
-    assert_eq!(status, 200, "the sandbox deleted {id}: {body}");
+/// Deletes a LiveKit object through the sandbox's Twirp API, as someone in the console would.
+async fn delete_by_hand(sb: &sandbox_helper::TestSandbox, (kind, id): Victim) {
+    let (method, body) = match kind {
+        Kind::LivekitDispatchRule => (
+            "DeleteSIPDispatchRule",
+            json!({ "sip_dispatch_rule_id": id }),
+        ),
+        _ => ("DeleteSIPTrunk", json!({ "sip_trunk_id": id })),
+    };
+    let (status, answer) = sandbox_helper::send(sb.twirp_json(method, &body)).await;
+    assert_eq!(status, 200, "the sandbox deleted {id}: {answer}");
 }
 
-/// Deletes the rule once the first write of the run reaches the sandbox.
-async fn delete_rule_at_first_write(ctx: &Ctx) {
+/// Deletes the object once the first write of the run reaches the sandbox.
+async fn delete_at_first_write(ctx: &Ctx, victim: Victim) {
     let writes_before = ctx.writes().len();
     for _ in 0..3_000 {
         if ctx.writes().len() > writes_before {
-            delete_rule(&ctx.sb, MELVINDALE_RULE).await;
+            delete_by_hand(&ctx.sb, victim).await;
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
@@ -488,19 +512,19 @@ async fn disturbed_apply(
             ctx.sb.sandbox.set_faults(FaultConfig::default());
             out
         }
-        Disturbance::DeletedBetweenPlanAndApply => {
+        Disturbance::DeletedBetweenPlanAndApply(victim) => {
             cwa_ctx::assert_exit(&cwa(ctx, &["plan", "--out", "plan.json"]).await, 0);
-            delete_rule(&ctx.sb, MELVINDALE_RULE).await;
+            delete_by_hand(&ctx.sb, *victim).await;
             cwa(ctx, &["apply", "plan.json"]).await
         }
-        Disturbance::DeletedDuringApply => {
+        Disturbance::DeletedDuringApply(victim) => {
             ctx.sb.sandbox.set_faults(FaultConfig {
                 latency_ms: 100,
                 ..FaultConfig::default()
             });
             let (out, ()) = tokio::join!(
                 cwa(ctx, &["apply", "--auto-approve"]),
-                delete_rule_at_first_write(ctx)
+                delete_at_first_write(ctx, *victim)
             );
             ctx.sb.sandbox.set_faults(FaultConfig::default());
             out
@@ -541,11 +565,14 @@ async fn apply_case(
     };
 
     let mut expected = expected.clone();
-    if matches!(
-        case.disturbance,
-        Disturbance::DeletedBetweenPlanAndApply | Disturbance::DeletedDuringApply
-    ) {
-        *expected.entry(Kind::LivekitDispatchRule).or_default() += 1;
+    if let Disturbance::DeletedBetweenPlanAndApply((kind, _))
+    | Disturbance::DeletedDuringApply((kind, _)) = case.disturbance
+    {
+        *expected.entry(kind).or_default() += 1;
+        if kind == Kind::LivekitInboundTrunk {
+            // The trunk's dispatch rule names the old trunk id: it is replaced too.
+            *expected.entry(Kind::LivekitDispatchRule).or_default() += 1;
+        }
     }
     let live = live_ids(&ctx).await;
     let bought = live
@@ -589,6 +616,17 @@ async fn inconsistencies(
     let mut problems = Vec::new();
     for (kind, id) in in_state.difference(&live) {
         problems.push(format!("state holds {kind} {id}, which is not live"));
+    }
+    let owned_before: BTreeSet<(Kind, String)> = repo_state()
+        .owned()
+        .map(|(a, r)| (a.kind, r.id.clone()))
+        .collect();
+    for (kind, id) in owned_before.intersection(&live) {
+        if !in_state.contains(&(*kind, id.clone())) {
+            problems.push(format!(
+                "{kind} {id} was owned, is still live, and is no longer in state"
+            ));
+        }
     }
     let created: BTreeSet<(Kind, String)> = live.difference(before).cloned().collect();
     for (kind, id) in created.difference(&in_state) {
@@ -715,4 +753,33 @@ async fn every_committed_write_of_an_apply_is_in_the_audit_log() {
                 .any(|w| w.resource_id.as_deref() == Some(id));
         assert!(in_log, "audited but never sent: {entry:?}");
     }
+}
+
+/// Replacing a dispatch rule (its trunk was deleted by hand, so it names a trunk that no longer
+/// exists) creates the new rule before it deletes the old one: calls are never left without a
+/// rule in between.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_displaced_dispatch_rule_is_deleted_after_its_replacement_is_created() {
+    let ctx = runbook_with_state("").await;
+    delete_by_hand(&ctx.sb, MEDHANIALEM_TRUNK).await;
+    let out = cwa(&ctx, &["apply", "--auto-approve"]).await;
+    cwa_ctx::assert_exit(&out, 0);
+    let writes = ctx.writes();
+    let created = writes
+        .iter()
+        .position(|w| w.path == "/twirp/livekit.SIP/CreateSIPDispatchRule")
+        .expect("a new rule for the recreated trunk");
+    let deleted = writes
+        .iter()
+        .position(|w| {
+            w.path == "/twirp/livekit.SIP/DeleteSIPDispatchRule"
+                && w.resource_id.as_deref() == Some("SDR_4hTq8WnZpK3m")
+        })
+        .expect("the old rule is deleted");
+    assert!(
+        created < deleted,
+        "the old rule went first: {:?}",
+        writes.iter().map(|w| &w.path).collect::<Vec<_>>()
+    );
+    cwa_ctx::assert_exit(&cwa(&ctx, &["plan", "--detailed-exitcode"]).await, 0);
 }
