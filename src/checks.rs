@@ -45,42 +45,75 @@ impl CheckResult {
     }
 }
 
-/// Runs every check on what lines.toml routes; returns the failures only.
+/// Runs every check on what lines.toml routes; returns the failures only (passes are
+/// dropped as they come: at 10,000 lines they would be some 100,000 results).
 pub fn certify(desired: &Desired, live: &Live) -> Vec<CheckResult> {
-    run_all(desired, live)
-        .into_iter()
-        .filter(|c| !c.passed)
-        .collect()
+    let mut out = Results::failures_only();
+    run_into(desired, live, &mut out);
+    out.items
 }
 
 /// Everything `cwa check` certifies: [`run_all`], plus the outbound trunk's
 /// `X-Telnyx-Username` header where lines.toml declares it (a plan already shows a missing
 /// header as the field change that adds it, so plans do not repeat it as a warning).
 pub fn certification(desired: &Desired, live: &Live) -> Vec<CheckResult> {
-    let mut out = run_all(desired, live);
+    let mut out = Results::all();
+    run_into(desired, live, &mut out);
     for r in desired.resources.values() {
         check_outbound_header(live, &r.spec, &mut out);
     }
-    out
+    out.items
 }
 
 /// Runs every check and returns passes and failures.
 pub fn run_all(desired: &Desired, live: &Live) -> Vec<CheckResult> {
-    let mut out = Vec::new();
+    let mut out = Results::all();
+    run_into(desired, live, &mut out);
+    out.items
+}
+
+/// Where results go: all of them, or failures only.
+struct Results {
+    keep_passed: bool,
+    items: Vec<CheckResult>,
+}
+
+impl Results {
+    fn all() -> Self {
+        Self {
+            keep_passed: true,
+            items: Vec::new(),
+        }
+    }
+
+    fn failures_only() -> Self {
+        Self {
+            keep_passed: false,
+            items: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, result: CheckResult) {
+        if self.keep_passed || !result.passed {
+            self.items.push(result);
+        }
+    }
+}
+
+fn run_into(desired: &Desired, live: &Live, out: &mut Results) {
     let index = Index::new(desired, live);
     for number in routed_numbers(desired) {
-        check_inbound_number(desired, live, &index, &number, &mut out);
+        check_inbound_number(desired, live, &index, &number, out);
     }
     for r in desired.resources.values() {
         if let Spec::TelnyxCredentialConnection(c) = &r.spec {
-            check_credential_connection(live, &c.connection_name, &mut out);
+            check_credential_connection(live, &c.connection_name, out);
         }
         if let Spec::LivekitOutboundTrunk(t) = &r.spec {
-            check_outbound_trunk_auth(desired, live, &r.spec, &mut out);
-            check_outbound_dids(desired, live, t, &mut out);
+            check_outbound_trunk_auth(desired, live, &r.spec, out);
+            check_outbound_dids(desired, live, t, out);
         }
     }
-    out
 }
 
 /// Lookups every routed number needs, built once so that checking N lines stays linear.
@@ -184,7 +217,7 @@ fn check_inbound_number(
     live: &Live,
     index: &Index,
     number: &E164,
-    out: &mut Vec<CheckResult>,
+    out: &mut Results,
 ) {
     let subject = number.as_str();
     let telnyx = index.telnyx_numbers.get(number).copied();
@@ -225,7 +258,7 @@ fn check_telnyx_number(
     index: &Index,
     n: &LiveObject,
     subject: &str,
-    out: &mut Vec<CheckResult>,
+    out: &mut Results,
 ) {
     let status = n
         .extra
@@ -278,7 +311,7 @@ fn check_fqdn_connection(
     index: &Index,
     conn: &LiveObject,
     subject: &str,
-    out: &mut Vec<CheckResult>,
+    out: &mut Results,
 ) {
     let Spec::TelnyxFqdnConnection(c) = &conn.spec else {
         return;
@@ -343,7 +376,7 @@ fn check_trunk_and_dispatch(
     index: &Index,
     number: &E164,
     from_telnyx: bool,
-    out: &mut Vec<CheckResult>,
+    out: &mut Results,
 ) {
     let subject = number.as_str();
     let trunks = index
@@ -439,12 +472,7 @@ fn same_name(live: &Spec, declared: &Spec) -> bool {
 
 /// The outbound trunk authenticates to Telnyx as the credential connection's user, and
 /// carries the `X-Telnyx-Username` header when lines.toml asks for it.
-fn check_outbound_trunk_auth(
-    desired: &Desired,
-    live: &Live,
-    declared: &Spec,
-    out: &mut Vec<CheckResult>,
-) {
+fn check_outbound_trunk_auth(desired: &Desired, live: &Live, declared: &Spec, out: &mut Results) {
     let Spec::LivekitOutboundTrunk(want) = declared else {
         return;
     };
@@ -494,7 +522,7 @@ fn check_outbound_trunk_auth(
 }
 
 /// The `X-Telnyx-Username` header lines.toml asks for is live on the outbound trunk.
-fn check_outbound_header(live: &Live, declared: &Spec, out: &mut Vec<CheckResult>) {
+fn check_outbound_header(live: &Live, declared: &Spec, out: &mut Results) {
     let Spec::LivekitOutboundTrunk(want) = declared else {
         return;
     };
@@ -523,7 +551,7 @@ fn check_outbound_header(live: &Live, declared: &Spec, out: &mut Vec<CheckResult
 /// The header that makes Telnyx authenticate LiveKit's outbound INVITE by credential.
 const TELNYX_USERNAME_HEADER: &str = "X-Telnyx-Username";
 
-fn check_credential_connection(live: &Live, name: &str, out: &mut Vec<CheckResult>) {
+fn check_credential_connection(live: &Live, name: &str, out: &mut Results) {
     let Some(conn) = live.of_kind(Kind::TelnyxCredentialConnection).find(
         |c| matches!(&c.spec, Spec::TelnyxCredentialConnection(s) if s.connection_name == name),
     ) else {
@@ -579,7 +607,7 @@ fn check_outbound_dids(
     desired: &Desired,
     live: &Live,
     trunk: &crate::model::OutboundTrunkSpec,
-    out: &mut Vec<CheckResult>,
+    out: &mut Results,
 ) {
     let cred_ids: Vec<&str> = desired
         .resources
