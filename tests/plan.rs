@@ -333,3 +333,14 @@ async fn mass_deletion_needs_an_explicit_flag() {
         "the number is kept, not released:\n{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rule_for_every_trunk_would_route_the_protected_trunk_and_is_refused() {
+    let ctx = Ctx::runbook().await;
+    let text = ctx.lines_toml();
+    ctx.set_lines_toml(&format!(
+        "{text}\n[livekit.dispatch_rule.everyone]\nname = \"Catch-all\"\ntrunks = []\n\
+         type = \"individual\"\nroom_prefix = \"any-\"\nagents = [{{ name = \"churchwiseai-voice\" }}]\n"
+    ));
+    assert_refused(&ctx, "[livekit.dispatch_rule.everyone]").await;
+}

@@ -552,6 +552,14 @@ impl<'a> Planner<'a> {
             let Some(Spec::LivekitDispatchRule(rule)) = spec else {
                 return Vec::new();
             };
+            if rule.trunks.is_empty() {
+                // A rule with no trunks applies to every trunk, the protected ones included.
+                return protected_addrs
+                    .iter()
+                    .filter(|a| a.kind == Kind::LivekitInboundTrunk)
+                    .map(|a| a.to_string())
+                    .collect();
+            }
             rule.trunks
                 .iter()
                 .filter(|t| {

@@ -208,16 +208,29 @@ pub(super) fn process_alive(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
-/// `user@host`, from the environment; CI sets GITHUB_ACTOR.
+/// `user@host`: CWA_OPERATOR, else GITHUB_ACTOR (CI), else git's user.email, else USER.
 pub fn holder_name() -> String {
     let user = std::env::var("CWA_OPERATOR")
         .or_else(|_| std::env::var("GITHUB_ACTOR"))
-        .or_else(|_| std::env::var("USER"))
-        .unwrap_or_else(|_| "unknown".into());
+        .ok()
+        .or_else(git_user)
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "unknown".into());
     let host = fs::read_to_string("/etc/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "localhost".into());
     format!("{user}@{host}")
+}
+
+/// The committer identity git would use here, if git is installed and configured.
+fn git_user() -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["config", "user.email"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let email = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    (out.status.success() && !email.is_empty()).then_some(email)
 }
 
 #[cfg(test)]
