@@ -189,9 +189,9 @@ impl State {
         } else {
             self.lineage.as_str()
         };
-        let json =
-            serde_json::to_string(&(lineage, &self.resources, &self.protected)).unwrap_or_default();
-        format!("sha256:{}", hex::encode(Sha256::digest(json.as_bytes())))
+        let mut hasher = Sha256::new();
+        let _ = serde_json::to_writer(&mut hasher, &(lineage, &self.resources, &self.protected));
+        format!("sha256:{}", hex::encode(hasher.finalize()))
     }
 }
 
