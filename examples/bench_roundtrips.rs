@@ -369,8 +369,14 @@ fn print_table(rows: &[Row]) {
     );
     println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|");
     for r in rows {
+        let refused = r
+            .measured
+            .requests
+            .iter()
+            .filter(|e| e.status == 429)
+            .count();
         println!(
-            "| {} | {} | {} ({}) | {} | {} ({}) | {} | {} | {:.1} | {} | {:.1} | {} | {} |",
+            "| {} | {} | {} ({}) | {} | {} ({}) | {} | {} | {:.1} | {} | {:.1} | {} | {}; {refused} answered 429 |",
             r.n,
             r.step,
             r.requests,
