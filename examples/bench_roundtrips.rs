@@ -504,7 +504,12 @@ fn apply_row(n: usize, new: usize, latency: Duration, rate_limit: f64, measured:
     let refreshes = 2;
     let per_number = telnyx.saturating_sub(refreshes * refresh_pages) as f64 / new.max(1) as f64;
     let per_line_livekit = livekit.saturating_sub(refreshes * 3) as f64 / new.max(1) as f64;
-    let chain = (2 * refreshes) as f64 + per_number.ceil() + per_line_livekit.ceil();
+    let refresh_chain = if n > cwa::providers::telnyx::PAGE_SIZE as usize {
+        2
+    } else {
+        1
+    };
+    let chain = (refresh_chain * refreshes) as f64 + per_number.ceil() + per_line_livekit.ceil();
     let chain_bound = latency.mul_f64(chain);
     // The phases run one after another (refresh, numbers on Telnyx, trunks and rules on
     // LiveKit, the certification refresh); only a refresh reads both providers at once.
