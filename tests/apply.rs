@@ -7,22 +7,7 @@ mod cwa_ctx;
 mod sandbox_helper;
 
 use cwa::sandbox::{FaultConfig, FaultKind, FaultRule};
-use cwa_ctx::{assert_exit, stderr, stdout, Ctx};
-
-/// Two new churches whose numbers are bought by area code.
-const NEW_CHURCHES: &str = r#"
-[church.grace]
-id = "00000000-0000-4000-8000-0000000000a1"
-name = "Grace Chapel"
-number = "auto"
-area_code = "734"
-
-[church.hope]
-id = "00000000-0000-4000-8000-0000000000a2"
-name = "Hope Fellowship"
-number = "auto"
-area_code = "414"
-"#;
+use cwa_ctx::{assert_exit, stderr, stdout, Ctx, NEW_CHURCHES};
 
 fn number_orders(ctx: &Ctx) -> usize {
     ctx.requests()

@@ -20,21 +20,7 @@ use std::time::Duration;
 use cwa::model::{Address, Kind, NumberSpec, Ref, Spec, TelnyxNumberSpec, E164};
 use cwa::sandbox::FaultConfig;
 use cwa::state::{State, StateLock, StateResource, StateStore};
-use cwa_ctx::{assert_exit, repo_root, stderr, stdout, Ctx};
-
-const NEW_CHURCHES: &str = r#"
-[church.grace]
-id = "00000000-0000-4000-8000-0000000000a1"
-name = "Grace Chapel"
-number = "auto"
-area_code = "734"
-
-[church.hope]
-id = "00000000-0000-4000-8000-0000000000a2"
-name = "Hope Fellowship"
-number = "auto"
-area_code = "414"
-"#;
+use cwa_ctx::{assert_exit, repo_root, stderr, stdout, Ctx, NEW_CHURCHES};
 
 /// Environment variable telling a child process which helper to run, and where.
 const CHILD_DIR: &str = "CWA_CONCURRENCY_CHILD_DIR";

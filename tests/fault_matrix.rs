@@ -20,24 +20,8 @@ use std::process::Output;
 use cwa::model::{Kind, ProviderName};
 use cwa::providers::{self, ClientOptions, Env};
 use cwa::sandbox::{FaultConfig, FaultKind, FaultRule};
-use cwa_ctx::{repo_root, stderr, stdout, Ctx};
+use cwa_ctx::{repo_root, stderr, stdout, Ctx, NEW_CHURCHES};
 use serde_json::json;
-
-/// Two new churches whose numbers are bought by area code: every apply case orders numbers,
-/// creates trunks and dispatch rules, and updates the runbook world's dispatch rules.
-const NEW_CHURCHES: &str = r#"
-[church.grace]
-id = "00000000-0000-4000-8000-0000000000a1"
-name = "Grace Chapel"
-number = "auto"
-area_code = "734"
-
-[church.hope]
-id = "00000000-0000-4000-8000-0000000000a2"
-name = "Hope Fellowship"
-number = "auto"
-area_code = "414"
-"#;
 
 /// The per-attempt HTTP timeout for every run, so a hang trips it quickly.
 const TIMEOUT_MS: &str = "1500";

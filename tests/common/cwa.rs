@@ -14,6 +14,22 @@ use super::sandbox_helper::TestSandbox;
 /// The protected main trunk of the runbooks: no test may ever see a write to it.
 pub const PROTECTED_TRUNK: &str = "ST_Xa3Bp9aixRFP";
 
+/// Two new churches whose numbers are bought by area code: an apply of them orders numbers,
+/// creates trunks and dispatch rules next to the runbook world's updates.
+pub const NEW_CHURCHES: &str = r#"
+[church.grace]
+id = "00000000-0000-4000-8000-0000000000a1"
+name = "Grace Chapel"
+number = "auto"
+area_code = "734"
+
+[church.hope]
+id = "00000000-0000-4000-8000-0000000000a2"
+name = "Hope Fellowship"
+number = "auto"
+area_code = "414"
+"#;
+
 /// A sandbox plus a working directory with lines.toml and state/.
 pub struct Ctx {
     pub sb: TestSandbox,
