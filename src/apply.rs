@@ -59,6 +59,16 @@ pub enum ApplyError {
         help("export {variable} and run apply again")
     )]
     MissingSecret { address: String, variable: String },
+    #[error("{address}: the value of {variable} is the value of {credential}, a provider credential cwa uses; refused to send it as a SIP secret")]
+    #[diagnostic(
+        code(cwa::apply::credential_as_secret),
+        help("give {variable} a SIP password of its own; if it was ever sent anywhere, rotate {credential}")
+    )]
+    CredentialAsSecret {
+        address: String,
+        variable: String,
+        credential: String,
+    },
     #[error("{address}: depends on {missing}, which has no live id yet")]
     #[diagnostic(code(cwa::apply::unresolved))]
     Unresolved { address: String, missing: String },
@@ -127,6 +137,8 @@ pub struct Executor {
 
 struct Shared {
     state: State,
+    /// State as this run last read or wrote it: a save finding anything else on disk stops.
+    on_disk: State,
     ids: BTreeMap<Address, String>,
     created: Vec<(Address, Kind, String)>,
     steps_since_save: usize,
@@ -151,6 +163,7 @@ impl Executor {
             run: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
             operator: crate::state::operator(),
             shared: Mutex::new(Shared {
+                on_disk: state.clone(),
                 state,
                 ids,
                 created: Vec::new(),
@@ -175,6 +188,21 @@ impl Executor {
     /// interrupt, lets in-flight calls finish, saves state, and reports.
     pub async fn execute(&self, plan: &Plan) -> ApplyReport {
         let mut report = ApplyReport::default();
+        if let Some(refused) = self.preflight_secrets(plan) {
+            report.failed.push(refused);
+            report.not_started = plan.actionable().map(|c| c.address.clone()).collect();
+            return report;
+        }
+        if let Err(e) = self.save_lineage_first().await {
+            report.failed.push(Outcome {
+                address: Address::new(Kind::TelnyxNumber, "state"),
+                action: Action::NoOp,
+                id: None,
+                error: Some(e.to_string()),
+            });
+            report.not_started = plan.actionable().map(|c| c.address.clone()).collect();
+            return report;
+        }
         self.record_displaced(plan).await;
         let waves = graph_waves(plan.changes.len(), &plan.edges);
         let limit = Arc::new(Semaphore::new(self.options.parallelism.max(1)));
@@ -365,7 +393,12 @@ impl Executor {
         let id = change.id.clone().unwrap_or_default();
         let live = self.read(&change.address, &id).await?;
         self.remember(&change.address, change, live, false).await?;
-        self.audit(&change.address, Some(&id), "adopt", "ok");
+        self.audit(
+            &change.address,
+            Some(&id),
+            "adopt",
+            &format!("ok ({})", change.reason),
+        );
         if change.fields.is_empty() {
             return Ok(Some(id));
         }
@@ -389,7 +422,11 @@ impl Executor {
     async fn create(&self, change: &Change, addr: &Address) -> Result<String, ApplyError> {
         let provider = self.provider(addr)?.clone();
         let spec = self.for_write(change).await?;
-        let reference = format!("cwa-{}-{}", self.run, short_hash(&addr.to_string()));
+        let lineage = self.shared.lock().await.state.lineage.clone();
+        let replacing = (change.action == Action::Replace)
+            .then_some(change.id.as_deref())
+            .flatten();
+        let reference = crate::providers::create_reference(&lineage, &addr.to_string(), replacing);
         let req = WriteRequest {
             object: addr.to_string(),
             spec: spec.clone(),
@@ -553,11 +590,63 @@ impl Executor {
                 let resolved = self.secrets.resolve(secret);
                 *secret = resolved.map_err(|_| ApplyError::MissingSecret {
                     address: addr.clone(),
-                    variable,
+                    variable: variable.clone(),
                 })?;
+                self.refuse_credential_value(&addr, &variable, secret)?;
             }
         }
         Ok(spec)
+    }
+
+    /// Before the first write: every secret the plan will send is checked against the
+    /// provider credentials, so a refused one stops the run with nothing written.
+    fn preflight_secrets(&self, plan: &Plan) -> Option<Outcome> {
+        for change in plan.actionable() {
+            let Some(after) = &change.after else {
+                continue;
+            };
+            let mut after = after.clone();
+            for secret in after.secrets_mut() {
+                let SecretRef::Env(variable) = &*secret else {
+                    continue;
+                };
+                let Ok(resolved) = self.secrets.resolve(secret) else {
+                    continue;
+                };
+                let addr = change.address.to_string();
+                if let Err(e) = self.refuse_credential_value(&addr, variable, &resolved) {
+                    self.line(&format!("REFUSED {}: {e}", change.address));
+                    return Some(outcome(change, change.id.clone(), Some(e.to_string())));
+                }
+            }
+        }
+        None
+    }
+
+    /// A SIP secret whose value is one of the provider credentials cwa runs with (whatever
+    /// the variable is called) is never sent: it would hand that credential to a provider.
+    fn refuse_credential_value(
+        &self,
+        address: &str,
+        variable: &str,
+        secret: &SecretRef,
+    ) -> Result<(), ApplyError> {
+        let Some(value) = secret.value() else {
+            return Ok(());
+        };
+        let same = crate::providers::ENV_VARS.iter().find(|credential| {
+            self.secrets
+                .get(credential)
+                .is_some_and(|v| v == value.expose())
+        });
+        match same {
+            Some(credential) => Err(ApplyError::CredentialAsSecret {
+                address: address.to_string(),
+                variable: variable.to_string(),
+                credential: credential.to_string(),
+            }),
+            None => Ok(()),
+        }
     }
 
     async fn to_ids(&self, spec: &Spec) -> Spec {
@@ -616,8 +705,24 @@ impl Executor {
         if !force && shared.state.resources.len() > 2_000 {
             return Ok(());
         }
+        let Shared { state, on_disk, .. } = &mut *shared;
+        self.store.save_if_unchanged(state, on_disk)?;
+        *on_disk = state.clone();
         shared.steps_since_save = 0;
-        self.store.save(&mut shared.state)
+        Ok(())
+    }
+
+    /// A state never saved has a lineage no other machine knows; purchase references derive
+    /// from it, so it is written before the first provider write (a rerun from this state/
+    /// then finds what this run bought).
+    async fn save_lineage_first(&self) -> Result<(), StateError> {
+        let mut shared = self.shared.lock().await;
+        if shared.state.serial > 0 {
+            return Ok(());
+        }
+        shared.steps_since_save += 1;
+        drop(shared);
+        self.save(true).await
     }
 
     fn intent(
@@ -698,7 +803,12 @@ impl Executor {
                 spec: None,
             });
         }
-        self.audit(addr, id, op, &format!("failed: {e}"));
+        let outcome = if e.outcome_unknown() {
+            format!("unknown (no readable answer; the next run looks it up): {e}")
+        } else {
+            format!("failed: {e}")
+        };
+        self.audit(addr, id, op, &outcome);
         ApplyError::from(e)
     }
 
@@ -789,10 +899,26 @@ pub async fn reconcile(
         return Ok(Vec::new());
     }
     let mut notes = Vec::new();
+    let audited = journal.audit_entries().unwrap_or_default();
     for e in entries.iter().filter(|e| e.phase == JournalPhase::Done) {
         let Ok(addr) = e.address.parse::<Address>() else {
             continue;
         };
+        let logged = audited.iter().any(|a| {
+            a.address == e.address && a.id == e.id && a.action.starts_with(e.operation.as_str())
+        });
+        if !logged {
+            recovery_audit(
+                journal,
+                &addr,
+                e.id.as_deref(),
+                &e.operation,
+                &format!(
+                    "ok (recorded from the journal of interrupted run {})",
+                    e.run
+                ),
+            );
+        }
         match (e.operation.as_str(), &e.spec, &e.id) {
             ("delete", _, _) if state.get(&addr).map(|r| &r.id) == e.id.as_ref() => {
                 state.remove(&addr);
@@ -822,6 +948,16 @@ pub async fn reconcile(
                 "{} {} may or may not have happened; the new plan re-reads it",
                 intent.operation, addr
             ));
+            recovery_audit(
+                journal,
+                &addr,
+                intent.id.as_deref(),
+                &intent.operation,
+                &format!(
+                    "unknown (interrupted run {} may or may not have made it; the next plan re-reads it)",
+                    intent.run
+                ),
+            );
             continue;
         }
         let (Some(spec), Some(provider)) = (&intent.spec, providers.for_kind(addr.kind)) else {
@@ -838,6 +974,16 @@ pub async fn reconcile(
                     "found {} ({}) created by an interrupted run; recorded it",
                     addr, found.id
                 ));
+                recovery_audit(
+                    journal,
+                    &addr,
+                    Some(&found.id),
+                    "create",
+                    &format!(
+                        "ok (created by interrupted run {}, found by its reference {})",
+                        intent.run, intent.reference
+                    ),
+                );
                 let church = state.get(&addr).and_then(|r| r.church.clone());
                 state.upsert(
                     &addr,
@@ -849,12 +995,43 @@ pub async fn reconcile(
                     },
                 );
             }
-            None => notes.push(format!("{addr}: the interrupted create never took effect")),
+            None => {
+                notes.push(format!("{addr}: the interrupted create never took effect"));
+                recovery_audit(
+                    journal,
+                    &addr,
+                    None,
+                    "create",
+                    &format!("not done (interrupted run {} never made it)", intent.run),
+                );
+            }
         }
     }
     store.save(state)?;
     journal.clear()?;
     Ok(notes)
+}
+
+/// An audit entry for what reconcile learned about an interrupted run's writes: a record of
+/// every write must not depend on the run that made it living to write it.
+fn recovery_audit(
+    journal: &Journal,
+    addr: &Address,
+    id: Option<&str>,
+    action: &str,
+    outcome: &str,
+) {
+    let entry = AuditEntry {
+        time: now(),
+        operator: crate::state::operator(),
+        address: addr.to_string(),
+        id: id.map(str::to_string),
+        action: action.into(),
+        outcome: outcome.into(),
+    };
+    if let Err(e) = journal.audit(&entry) {
+        tracing::warn!("cannot append to the audit log: {e}");
+    }
 }
 
 /// Test-only crash injection: with `CWA_TEST_CRASH_AT=before:N` (or `after:N`) the process

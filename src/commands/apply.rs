@@ -23,6 +23,8 @@ pub async fn apply(global: &GlobalArgs, args: &ApplyArgs) -> miette::Result<Exit
 
 async fn run(session: &Session, args: &ApplyArgs) -> miette::Result<ExitStatus> {
     let store = session.store();
+    // Nothing is created on disk (state/, its lock) for a lines.toml that does not validate.
+    crate::config::load(&session.global.config)?;
     let _lock = StateLock::acquire(&store, "apply", Duration::from_secs(args.lock_timeout))?;
     recover_interrupted_run(session).await?;
     let mut planning = args.planning.clone();

@@ -173,12 +173,29 @@ fn kinds_list(kinds: &[Kind]) -> String {
     names.join(" or ")
 }
 
-fn is_env_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+/// The diagnostic for a `*_env` value that may not be read: a value where a name belongs is
+/// masked in the snippet (it may be a secret); a refused name is shown.
+fn env_name_problem(
+    span: SourceSpan,
+    name: &str,
+    refusal: super::secrets::EnvNameRefusal,
+) -> Problem {
+    use super::secrets::EnvNameRefusal;
+    let p = Problem::error(
+        ProblemKind::SecretEnvName,
+        span,
+        match refusal {
+            EnvNameRefusal::NotUpperSnake => "not an environment variable name",
+            _ => "this variable may not be read as a secret",
+        },
+        refusal.reason(name),
+    );
+    match refusal {
+        EnvNameRefusal::NotUpperSnake => p
+            .with_help("e.g. password_env = \"TELNYX_FQDN_PASSWORD\"; if a secret was written here, remove it and rotate it")
+            .masking(span),
+        _ => p.with_help("give the SIP password a variable of its own, e.g. password_env = \"TELNYX_FQDN_PASSWORD\" (docs/lines-toml.md lists the refused names)"),
+    }
 }
 
 /// The metadata every church dispatch carries: the agent routes the call by it.
@@ -564,17 +581,8 @@ impl Expander<'_> {
 
     fn secret_env(&mut self, field: &Opt<String>) -> Option<SecretRef> {
         let f = field.as_ref()?;
-        if !is_env_name(f.get_ref()) {
-            self.push(
-                Problem::error(
-                    ProblemKind::SecretEnvName,
-                    span_of(f),
-                    "not an environment variable name",
-                    "an `_env` key must hold the NAME of an environment variable, not a value",
-                )
-                .with_help("e.g. password_env = \"TELNYX_FQDN_PASSWORD\"; if a secret was written here, remove it and rotate it")
-                .masking(span_of(f)),
-            );
+        if let Err(refusal) = super::secrets::check_env_name(f.get_ref()) {
+            self.push(env_name_problem(span_of(f), f.get_ref(), refusal));
             return None;
         }
         Some(SecretRef::Env(f.get_ref().clone()))

@@ -11,6 +11,7 @@ pub mod error;
 pub mod expand;
 pub mod graph;
 pub mod raw;
+pub mod secrets;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -350,6 +350,12 @@ impl<'a> Planner<'a> {
                     })
                 })
         };
+        if let Some(obj) = self.bought_earlier(&resource.addr).filter(|o| free(&o.id)) {
+            return (
+                Some(obj),
+                "bought by an earlier run of this state (found by its customer_reference)".into(),
+            );
+        }
         match matching::natural_match(&wanted, live, &self.natural, &free) {
             Some(obj) => match self.index.addr(&obj.id) {
                 Some(old) => (Some(obj), format!("moved from {old}")),
@@ -379,15 +385,33 @@ impl<'a> Planner<'a> {
         spec
     }
 
+    /// A number an earlier run of this state ordered for `addr` (killed before it saved state,
+    /// on this machine or another): found by the order's `customer_reference`, which derives
+    /// from the lineage and the address alone.
+    fn bought_earlier(&self, addr: &Address) -> Option<&'a LiveObject> {
+        if addr.kind != Kind::TelnyxNumber || self.input.state.get(addr).is_some() {
+            return None;
+        }
+        let reference =
+            crate::providers::create_reference(&self.input.state.lineage, &addr.to_string(), None);
+        let id = self.natural.by_reference(&reference)?;
+        self.input.live.get(Kind::TelnyxNumber, id)
+    }
+
     fn known_number(&self, addr: &Address) -> Option<crate::model::E164> {
         let declared = self.desired().get(addr).and_then(|r| match &r.spec {
             Spec::TelnyxNumber(n) => n.number.fixed().cloned(),
             _ => None,
         });
-        declared.or_else(|| match self.input.state.get(addr).map(|r| &r.spec) {
+        let owned = || match self.input.state.get(addr).map(|r| &r.spec) {
             Some(Spec::TelnyxNumber(n)) => n.number.fixed().cloned(),
             _ => None,
-        })
+        };
+        let bought = || match self.bought_earlier(addr).map(|o| &o.spec) {
+            Some(Spec::TelnyxNumber(n)) => n.number.fixed().cloned(),
+            _ => None,
+        };
+        declared.or_else(owned).or_else(bought)
     }
 
     /// Owned addresses lines.toml no longer declares.

@@ -119,12 +119,17 @@ pub fn identity_differs(declared: &Spec, live: &Spec) -> bool {
 #[derive(Debug, Default)]
 pub struct NaturalIndex {
     by_key: HashMap<(Kind, String), Vec<String>>,
+    /// Telnyx numbers by the `customer_reference` of the order that bought them.
+    by_reference: HashMap<String, String>,
 }
 
 impl NaturalIndex {
     pub fn build(live: &Live) -> Self {
         let mut index = Self::default();
         for obj in live.objects.values() {
+            if let Some(reference) = obj.extra.get("customer_reference") {
+                index.by_reference.insert(reference.clone(), obj.id.clone());
+            }
             for key in natural_keys(&obj.spec) {
                 index
                     .by_key
@@ -134,6 +139,12 @@ impl NaturalIndex {
             }
         }
         index
+    }
+
+    /// The live object created with this idempotency reference (an `auto` number bought by
+    /// a run whose answer, journal or state was lost), if any.
+    pub fn by_reference(&self, reference: &str) -> Option<&str> {
+        self.by_reference.get(reference).map(String::as_str)
     }
 
     fn candidates(&self, kind: Kind, keys: &[String]) -> Vec<&str> {

@@ -122,6 +122,26 @@ pub struct WriteRequest {
     pub reference: String,
 }
 
+/// The idempotency reference of a create (sent as Telnyx `customer_reference` on a number
+/// order), derived from what every machine applying this state agrees on: the state's
+/// lineage, the address, and, when the create replaces an owned object, that object's id (so
+/// a replacement is never taken for the object it replaces). Not from the run or the journal:
+/// a CI retry on another machine, or a second checkout of the same state, derives the same
+/// reference and finds the order instead of buying again. A hash, so it names no church.
+pub fn create_reference(lineage: &str, address: &str, replacing: Option<&str>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"cwa-create\0");
+    h.update(lineage.as_bytes());
+    h.update(b"\0");
+    h.update(address.as_bytes());
+    if let Some(id) = replacing {
+        h.update(b"\0replacing\0");
+        h.update(id.as_bytes());
+    }
+    format!("cwa-{}", &hex::encode(h.finalize())[..24])
+}
+
 /// A client for one live service.
 #[async_trait]
 pub trait Provider: Send + Sync {
@@ -437,6 +457,19 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(got, 1);
+    }
+
+    #[test]
+    fn create_references_depend_on_lineage_address_and_replaced_id_only() {
+        let a = create_reference("L1", "telnyx_number.grace", None);
+        assert_eq!(a, create_reference("L1", "telnyx_number.grace", None));
+        assert!(a.starts_with("cwa-") && a.len() == 28, "{a}");
+        assert_ne!(a, create_reference("L2", "telnyx_number.grace", None));
+        assert_ne!(a, create_reference("L1", "telnyx_number.hope", None));
+        assert_ne!(
+            a,
+            create_reference("L1", "telnyx_number.grace", Some("123"))
+        );
     }
 
     #[test]

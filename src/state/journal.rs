@@ -3,7 +3,11 @@
 //! Before every mutating call the executor records its intent (with the idempotency reference
 //! it will send); after the call, its result. A run killed between the two leaves an intent
 //! with no result, which the next run reconciles against live before doing anything else.
-//! The audit log is the permanent, append-only record of every mutating call cwa made.
+//! The audit log is the permanent, append-only record of every mutating call cwa made. It is
+//! committed beside state.json (a CI runner's record must outlive the runner), so it is kept
+//! diff-friendly: lines are only ever appended, and once `audit.jsonl` reaches
+//! [`AUDIT_ROTATE_BYTES`] it is renamed to `audit-<UTC time>.jsonl`, never touched again, and
+//! a new `audit.jsonl` is started.
 
 use std::fs;
 use std::io::{BufRead, Write};
@@ -55,6 +59,9 @@ pub struct AuditEntry {
     pub outcome: String,
 }
 
+/// The size at which audit.jsonl is rotated (about 4,000 entries).
+pub const AUDIT_ROTATE_BYTES: u64 = 1 << 20;
+
 /// Appends to journal.jsonl and audit.jsonl, each line fsynced before the call it describes.
 #[derive(Debug, Clone)]
 pub struct Journal {
@@ -75,7 +82,48 @@ impl Journal {
     }
 
     pub fn audit(&self, entry: &AuditEntry) -> Result<(), StateError> {
+        self.rotate_audit(rotate_bytes())?;
         append_line(&self.audit, entry)
+    }
+
+    /// Moves a full audit.jsonl aside under a name that sorts by time, so every rotated file
+    /// is immutable and the set of files reads oldest first.
+    fn rotate_audit(&self, limit: u64) -> Result<(), StateError> {
+        let Ok(meta) = fs::metadata(&self.audit) else {
+            return Ok(());
+        };
+        if meta.len() < limit {
+            return Ok(());
+        }
+        let dir = self.audit.parent().unwrap_or(Path::new("."));
+        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+        let seq = self.audit_files().len();
+        let target = dir.join(format!("audit-{stamp}-{seq:06}.jsonl"));
+        fs::rename(&self.audit, &target).map_err(|source| StateError::Io {
+            action: "rotate",
+            path: self.audit.display().to_string(),
+            source,
+        })
+    }
+
+    /// Every audit file, oldest first: the rotated ones by name (their names sort by time),
+    /// then audit.jsonl.
+    fn audit_files(&self) -> Vec<PathBuf> {
+        let dir = self.audit.parent().unwrap_or(Path::new("."));
+        let mut rotated: Vec<PathBuf> = fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("audit-") && n.ends_with(".jsonl"))
+            })
+            .collect();
+        rotated.sort();
+        rotated.push(self.audit.clone());
+        rotated
     }
 
     /// Every journal entry, oldest first. A torn last line (a crash mid-write) is ignored:
@@ -114,9 +162,23 @@ impl Journal {
         }
     }
 
+    /// Every audit entry, oldest first, across rotated files.
     pub fn audit_entries(&self) -> Result<Vec<AuditEntry>, StateError> {
-        read_lines(&self.audit)
+        let mut all = Vec::new();
+        for file in self.audit_files() {
+            all.extend(read_lines(&file)?);
+        }
+        Ok(all)
     }
+}
+
+/// `CWA_AUDIT_ROTATE_BYTES` overrides the rotation size (the tests rotate after a few lines).
+fn rotate_bytes() -> u64 {
+    std::env::var("CWA_AUDIT_ROTATE_BYTES")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(AUDIT_ROTATE_BYTES)
 }
 
 fn append_line<T: Serialize>(path: &Path, value: &T) -> Result<(), StateError> {
@@ -212,6 +274,33 @@ mod tests {
         let open = journal.unfinished().unwrap();
         assert_eq!(open.len(), 1);
         assert_eq!(open[0].reference, "b");
+    }
+
+    #[test]
+    fn audit_rotates_append_only_and_reads_back_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::new(&StateStore::new(dir.path()));
+        let entry = |n: usize| AuditEntry {
+            time: format!("t{n}"),
+            operator: "o".into(),
+            address: format!("telnyx_number.n{n}"),
+            id: None,
+            action: "create".into(),
+            outcome: "ok".into(),
+        };
+        for n in 0..5 {
+            journal.rotate_audit(1).unwrap();
+            append_line(&journal.audit, &entry(n)).unwrap();
+        }
+        let rotated = journal.audit_files();
+        assert_eq!(rotated.len(), 5, "{rotated:?}");
+        let back: Vec<String> = journal
+            .audit_entries()
+            .unwrap()
+            .into_iter()
+            .map(|e| e.time)
+            .collect();
+        assert_eq!(back, ["t0", "t1", "t2", "t3", "t4"]);
     }
 
     #[test]

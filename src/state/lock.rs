@@ -17,6 +17,42 @@ pub struct LockInfo {
     pub pid: u32,
     pub time: String,
     pub operation: String,
+    /// When the holder process started (`/proc/PID/stat` field 22, clock ticks since boot) and
+    /// the boot it ran in, so a pid reused by an unrelated process after the holder died is
+    /// not mistaken for the holder. Absent in locks written by older builds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<ProcessStart>,
+}
+
+/// Identifies one process beyond its pid: its start time in one boot of the machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessStart {
+    pub boot_id: String,
+    pub ticks: u64,
+}
+
+impl ProcessStart {
+    /// The start of process `pid`, if it runs here and /proc says so.
+    pub fn of(pid: u32) -> Option<Self> {
+        let boot_id = fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+        let ticks = proc_stat(pid)?.1;
+        Some(Self {
+            boot_id: boot_id.trim().to_string(),
+            ticks,
+        })
+    }
+}
+
+/// `(state, starttime)` from `/proc/PID/stat`. The command name (field 2) is in parentheses
+/// and may itself hold spaces and parentheses, so fields are counted after its last `)`.
+fn proc_stat(pid: u32) -> Option<(char, u64)> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    // After the command: state is field 3, starttime field 22, so 18 more fields on.
+    let ticks = fields.nth(18)?.parse().ok()?;
+    Some((state, ticks))
 }
 
 /// A held lock; released when dropped.
@@ -56,6 +92,7 @@ impl StateLock {
             pid: std::process::id(),
             time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             operation: operation.to_string(),
+            started: ProcessStart::of(std::process::id()),
         };
         match create_complete(&path, &info) {
             Ok(()) => Ok(Self { path }),
@@ -82,7 +119,7 @@ impl StateLock {
     /// Removes a lock. Without `force`, refuses while its holder is still running.
     pub fn force_unlock(store: &StateStore, force: bool) -> Result<LockInfo, StateError> {
         let info = read_info(store)?;
-        if !force && process_alive(info.pid) && info.pid != std::process::id() {
+        if !force && holder_alive(&info) && info.pid != std::process::id() {
             return Err(StateError::Locked {
                 holder: info.holder,
                 pid: info.pid,
@@ -181,7 +218,7 @@ fn read_info(store: &StateStore) -> Result<LockInfo, StateError> {
 }
 
 fn held_error(info: LockInfo) -> StateError {
-    if process_alive(info.pid) {
+    if holder_alive(&info) {
         StateError::Locked {
             holder: info.holder,
             pid: info.pid,
@@ -200,12 +237,29 @@ fn held_error(info: LockInfo) -> StateError {
 fn left_by_dead_process_here(info: &LockInfo) -> bool {
     let here = holder_name();
     let host = |h: &str| h.rsplit_once('@').map(|(_, host)| host.to_string());
-    host(&info.holder) == host(&here) && !process_alive(info.pid)
+    host(&info.holder) == host(&here) && !holder_alive(info)
 }
 
-/// Whether a process with this pid exists on this machine (Linux: /proc).
+/// Whether the process that wrote this lock still runs: its pid is alive and, when the lock
+/// says when its holder started, the process with that pid is the same one (not a pid
+/// reused after the holder died, nor one from before a reboot).
+fn holder_alive(info: &LockInfo) -> bool {
+    if !process_alive(info.pid) {
+        return false;
+    }
+    match (&info.started, ProcessStart::of(info.pid)) {
+        (Some(recorded), Some(now)) => *recorded == now,
+        _ => true,
+    }
+}
+
+/// Whether a process with this pid runs on this machine (Linux: /proc). A zombie (exited,
+/// not yet reaped by its parent) or a dead task holds nothing and counts as gone.
 pub(super) fn process_alive(pid: u32) -> bool {
-    std::path::Path::new(&format!("/proc/{pid}")).exists()
+    if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        return false;
+    }
+    !matches!(proc_stat(pid), Some(('Z' | 'X' | 'x', _)))
 }
 
 /// `user@host`: CWA_OPERATOR, else GITHUB_ACTOR (CI), else git's user.email, else USER.
@@ -238,6 +292,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_zombie_is_not_alive_and_a_reused_pid_is_not_the_holder() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        // Not waited for yet: once it exits it is a zombie until reaped.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while proc_stat(pid).map(|s| s.0) != Some('Z') && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(!process_alive(pid), "a zombie counts as gone");
+        child.wait().unwrap();
+
+        let me = std::process::id();
+        let mut info = LockInfo {
+            holder: holder_name(),
+            pid: me,
+            time: "t".into(),
+            operation: "apply".into(),
+            started: ProcessStart::of(me),
+        };
+        assert!(holder_alive(&info));
+        info.started.as_mut().unwrap().ticks += 1;
+        assert!(!holder_alive(&info), "same pid, another process");
+    }
+
+    #[test]
     fn second_acquire_fails_while_held_and_succeeds_after() {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::new(dir.path());
@@ -257,6 +336,7 @@ mod tests {
             pid: u32::MAX - 1,
             time: "2026-01-01T00:00:00Z".into(),
             operation: "apply".into(),
+            started: None,
         };
         fs::write(store.lock_path(), serde_json::to_vec(&info).unwrap()).unwrap();
         let err = StateLock::acquire(&store, "apply", Duration::ZERO).unwrap_err();

@@ -69,6 +69,12 @@ pub enum StateError {
         pid: u32,
         time: String,
     },
+    #[error("{path} changed since this apply read it ({what}); stopped without overwriting it")]
+    #[diagnostic(
+        code(cwa::state::changed_under_lock),
+        help("someone edited state/ (by hand, or by copying in another checkout's state) while this apply held the lock; the journal is kept: check the change, then run `cwa apply` again, which reconciles the journal with live before planning")
+    )]
+    ChangedSinceRead { path: String, what: String },
     #[error("state/ is not locked")]
     #[diagnostic(code(cwa::state::not_locked))]
     NotLocked,

@@ -46,7 +46,9 @@ impl StateStore {
         let path = self.state_path();
         let text = match fs::read_to_string(&path) {
             Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(State::new()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !is_symlink(&path) => {
+                return Ok(State::new())
+            }
             Err(source) => {
                 return Err(StateError::Io {
                     action: "read",
@@ -62,7 +64,13 @@ impl StateStore {
     /// backup (itself written atomically: it is what a user restores from). A crash at any
     /// instant leaves either the old or the new file, never half of one.
     pub fn save(&self, state: &mut State) -> Result<(), StateError> {
-        state.serial += 1;
+        state.serial = state
+            .serial
+            .checked_add(1)
+            .ok_or_else(|| StateError::Corrupt {
+                path: self.state_path().display().to_string(),
+                detail: SERIAL_AT_MAXIMUM.into(),
+            })?;
         state.format_version = FORMAT_VERSION;
         let mut json = serde_json::to_string_pretty(state).map_err(|e| StateError::Corrupt {
             path: self.state_path().display().to_string(),
@@ -84,6 +92,35 @@ impl StateStore {
         write_atomic(&path, json.as_bytes())?;
         self.remove_temp_files_of_dead_writers();
         Ok(())
+    }
+
+    /// Saves like [`save`](Self::save), but only if state.json still holds `expected` (what
+    /// this run read or last wrote). Otherwise someone changed it under the lock (a hand edit,
+    /// another checkout's state copied in): nothing is written, and the error names what
+    /// changed, so the run stops instead of overwriting it.
+    pub fn save_if_unchanged(&self, state: &mut State, expected: &State) -> Result<(), StateError> {
+        let on_disk = match fs::read_to_string(self.state_path()) {
+            Ok(text) => Some(parse_state(&self.state_path(), &text)?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => {
+                return Err(StateError::Io {
+                    action: "read",
+                    path: self.state_path().display().to_string(),
+                    source,
+                })
+            }
+        };
+        let unchanged = match &on_disk {
+            Some(disk) => disk == expected,
+            None => expected.serial == 0,
+        };
+        if !unchanged {
+            return Err(StateError::ChangedSinceRead {
+                path: self.state_path().display().to_string(),
+                what: what_changed(expected, on_disk.as_ref()),
+            });
+        }
+        self.save(state)
     }
 
     /// A writer killed mid-save leaves its temp file (`.state.json.tmp.<pid>`) behind; it never
@@ -130,12 +167,88 @@ pub fn parse_state(path: &Path, text: &str) -> Result<State, StateError> {
             supported: FORMAT_VERSION,
         });
     }
-    serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))
+    let state: State = serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))?;
+    if state.serial == u64::MAX {
+        return Err(corrupt(SERIAL_AT_MAXIMUM.into()));
+    }
+    if state.lineage.trim().is_empty() {
+        return Err(corrupt("the lineage is empty: purchase references derive from it, so it is never regenerated; restore it from git".into()));
+    }
+    Ok(state)
+}
+
+/// "serial 4 -> 5; telnyx_number.grace added; …", for the changed-under-the-lock error.
+fn what_changed(expected: &State, disk: Option<&State>) -> String {
+    let Some(disk) = disk else {
+        return "state.json was removed".into();
+    };
+    let mut parts = Vec::new();
+    if disk.lineage != expected.lineage {
+        parts.push(format!(
+            "lineage {} -> {} (another state)",
+            expected.lineage, disk.lineage
+        ));
+    }
+    if disk.serial != expected.serial {
+        parts.push(format!("serial {} -> {}", expected.serial, disk.serial));
+    }
+    let keys: std::collections::BTreeSet<&String> = expected
+        .resources
+        .keys()
+        .chain(disk.resources.keys())
+        .collect();
+    for key in keys {
+        match (expected.resources.get(key), disk.resources.get(key)) {
+            (None, Some(_)) => parts.push(format!("{key} added")),
+            (Some(_), None) => parts.push(format!("{key} removed")),
+            (Some(a), Some(b)) if a != b => parts.push(format!("{key} changed")),
+            _ => {}
+        }
+    }
+    if disk.protected != expected.protected {
+        parts.push("the protected ids changed".into());
+    }
+    if parts.is_empty() {
+        parts.push("its format".into());
+    }
+    let shown = parts.len().min(8);
+    let more = parts.len() - shown;
+    let mut text = parts[..shown].join("; ");
+    if more > 0 {
+        text.push_str(&format!("; and {more} more"));
+    }
+    text
+}
+
+/// A serial cannot grow past u64::MAX; no real state gets there, so one that has was edited.
+const SERIAL_AT_MAXIMUM: &str =
+    "serial is 18446744073709551615 (u64::MAX), so it cannot be incremented: the file was edited by hand";
+
+/// A dangling state.json symlink is not "no state yet": it is refused, before any write.
+fn is_symlink(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+}
+
+/// The file a write to `path` must replace: `path` itself, or, when `path` is a symlink (a
+/// state/ shared by linking state.json elsewhere), the file it points to, so the link is
+/// kept. A dangling link is refused: there is nothing sensible to write through to.
+fn write_target(path: &Path) -> Result<PathBuf, StateError> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            fs::canonicalize(path).map_err(|source| StateError::Io {
+                action: "follow the symlink",
+                path: path.display().to_string(),
+                source,
+            })
+        }
+        _ => Ok(path.to_path_buf()),
+    }
 }
 
 /// Writes a file so that readers see either the old or the new content: a temp file in the
 /// same directory, fsync, rename, fsync of the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    let path = &write_target(path)?;
     let io = |action: &'static str, source: std::io::Error| StateError::Io {
         action,
         path: path.display().to_string(),

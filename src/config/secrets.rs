@@ -1,0 +1,167 @@
+//! Which environment variables a `*_env` key of lines.toml may name.
+//!
+//! A `*_env` key tells cwa to read a SIP password from the environment and send it to a
+//! provider. Whoever can edit lines.toml (a pull request) chooses the name, so a name is refused
+//! when the value behind it is not meant for that: one of the provider credentials cwa itself
+//! runs with (`password_env = "LIVEKIT_API_SECRET"` would hand cwa's LiveKit secret to Telnyx
+//! as a SIP password), one of cwa's own settings, or an ordinary variable of the shell or of a
+//! CI runner. Names are UPPER_SNAKE only, so a lookalike (`livekit_api_secret`) cannot slip by
+//! on a platform whose environment is case-insensitive. The same list is documented in
+//! docs/lines-toml.md ("Environment variable names").
+
+/// Provider credentials and endpoints: those cwa's clients read (`providers::ENV_VARS`, also
+/// refused) and their siblings at the same providers.
+pub const PROVIDER_CREDENTIALS: &[&str] = &[
+    "TELNYX_API_KEY",
+    "TELNYX_PUBLIC_KEY",
+    "TELNYX_BASE_URL",
+    "LIVEKIT_URL",
+    "LIVEKIT_API_KEY",
+    "LIVEKIT_API_SECRET",
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN",
+    "TWILIO_API_KEY",
+    "TWILIO_API_SECRET",
+    "TWILIO_API_BASE_URL",
+    "TWILIO_TRUNKING_BASE_URL",
+];
+
+/// Ordinary variables of a shell, the system or a CI runner, refused by exact name.
+pub const ORDINARY_NAMES: &[&str] = &[
+    "PATH", "HOME", "USER", "USERNAME", "LOGNAME", "SHELL", "PWD", "OLDPWD", "HOSTNAME", "TERM",
+    "LANG", "TMPDIR", "CI",
+];
+
+/// Variables refused by prefix: cwa's own settings (`CWA_FINGERPRINT_KEY`, `CWA_OPERATOR`, …),
+/// the CI runner's (`GITHUB_TOKEN` among them), the dynamic loader's and locale settings.
+pub const REFUSED_PREFIXES: &[&str] = &["CWA_", "GITHUB_", "RUNNER_", "ACTIONS_", "LD_", "LC_"];
+
+/// Why a name cannot be used as a `*_env` value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnvNameRefusal {
+    /// Not `[A-Z_][A-Z0-9_]*`: perhaps a value written where its name belongs.
+    NotUpperSnake,
+    /// A credential or endpoint cwa's own provider clients use.
+    ProviderCredential,
+    /// One of cwa's own settings.
+    CwaSetting,
+    /// A variable of the shell, the system or the CI runner.
+    Ordinary,
+}
+
+impl EnvNameRefusal {
+    /// One sentence for the diagnostic.
+    pub fn reason(self, name: &str) -> String {
+        match self {
+            Self::NotUpperSnake => {
+                "an `_env` key must hold the NAME of an environment variable in UPPER_SNAKE case (A-Z, 0-9, _), not a value".into()
+            }
+            Self::ProviderCredential => format!(
+                "{name} is a provider credential cwa itself uses; naming it here would send it to a provider as a SIP password"
+            ),
+            Self::CwaSetting => format!("{name} is one of cwa's own settings, not a SIP secret"),
+            Self::Ordinary => format!(
+                "{name} is an ordinary variable of the shell or the CI runner, not a SIP secret"
+            ),
+        }
+    }
+}
+
+/// Checks a name a `*_env` key holds; `Ok` when cwa may read a SIP secret from it.
+pub fn check_env_name(name: &str) -> Result<(), EnvNameRefusal> {
+    let mut chars = name.chars();
+    let upper_snake = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_uppercase() || c == '_')
+        && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+    if !upper_snake {
+        return Err(EnvNameRefusal::NotUpperSnake);
+    }
+    let provider =
+        PROVIDER_CREDENTIALS.contains(&name) || crate::providers::ENV_VARS.contains(&name);
+    if provider {
+        return Err(EnvNameRefusal::ProviderCredential);
+    }
+    if name.starts_with("CWA_") {
+        return Err(EnvNameRefusal::CwaSetting);
+    }
+    if ORDINARY_NAMES.contains(&name) || REFUSED_PREFIXES.iter().any(|p| name.starts_with(p)) {
+        return Err(EnvNameRefusal::Ordinary);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sip_password_names_pass() {
+        for ok in [
+            "TELNYX_FQDN_PASSWORD",
+            "TELNYX_OUTBOUND_SIP_PASSWORD",
+            "_X",
+            "SIP_PW_2",
+        ] {
+            assert_eq!(check_env_name(ok), Ok(()), "{ok}");
+        }
+    }
+
+    #[test]
+    fn every_provider_credential_cwa_reads_is_refused() {
+        for name in crate::providers::ENV_VARS {
+            assert_eq!(
+                check_env_name(name),
+                Err(EnvNameRefusal::ProviderCredential),
+                "{name}"
+            );
+        }
+        assert_eq!(
+            check_env_name("TWILIO_API_SECRET"),
+            Err(EnvNameRefusal::ProviderCredential)
+        );
+    }
+
+    #[test]
+    fn ordinary_and_runner_variables_and_cwa_settings_are_refused() {
+        for name in [
+            "PATH",
+            "HOME",
+            "USER",
+            "SHELL",
+            "CI",
+            "GITHUB_TOKEN",
+            "RUNNER_TEMP",
+            "ACTIONS_RUNTIME_TOKEN",
+        ] {
+            assert_eq!(
+                check_env_name(name),
+                Err(EnvNameRefusal::Ordinary),
+                "{name}"
+            );
+        }
+        assert_eq!(
+            check_env_name("CWA_FINGERPRINT_KEY"),
+            Err(EnvNameRefusal::CwaSetting)
+        );
+    }
+
+    #[test]
+    fn only_upper_snake() {
+        for bad in [
+            "livekit_api_secret",
+            "Path",
+            "1ABC",
+            "",
+            "A-B",
+            "hunter2 !",
+            "ÄB",
+        ] {
+            assert_eq!(
+                check_env_name(bad),
+                Err(EnvNameRefusal::NotUpperSnake),
+                "{bad}"
+            );
+        }
+    }
+}
