@@ -127,6 +127,7 @@ fn human_options(loaded: &Loaded) -> HumanOptions {
             .map(|c| (c.key.clone(), c.name.clone()))
             .collect(),
         show_unchanged: false,
+        sandbox: false,
     }
 }
 

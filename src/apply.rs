@@ -324,7 +324,7 @@ impl Executor {
 
     fn line(&self, text: &str) {
         if self.options.progress != Progress::Quiet {
-            println!("{text}");
+            crate::outln!("{text}");
         }
     }
 
@@ -1052,7 +1052,7 @@ fn test_crash_point(moment: &str) {
     let slot = usize::from(moment == "after");
     let count = CALLS[slot].fetch_add(1, Ordering::SeqCst) + 1;
     if n.parse::<usize>().ok() == Some(count) {
-        eprintln!("CWA_TEST_CRASH_AT={spec}: aborting");
+        crate::errln!("CWA_TEST_CRASH_AT={spec}: aborting");
         std::process::abort();
     }
 }

@@ -20,6 +20,11 @@ pub struct Cli {
 /// Options every command takes.
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
+    /// Run as if cwa was started in DIR (before --config and --state are read), like
+    /// `git -C` and `terraform -chdir`.
+    #[arg(short = 'C', long = "chdir", global = true, value_name = "DIR")]
+    pub chdir: Option<PathBuf>,
+
     /// The declaration of every line.
     #[arg(long, global = true, default_value = "lines.toml", value_name = "PATH")]
     pub config: PathBuf,
@@ -37,12 +42,14 @@ pub struct GlobalArgs {
     #[arg(long, global = true)]
     pub no_color: bool,
 
-    /// More log output (-v info, -vv debug, -vvv trace), on stderr.
+    /// More log output on stderr: -v what each step did, -vv one line per provider request
+    /// (method, path, status, duration), -vvv the sizes and rate-limit headers too. CWA_LOG
+    /// (a tracing filter such as `cwa::http=debug`) overrides it.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
-    /// Run against the embedded local sandbox (world in .cwa/sandbox or CWA_SANDBOX_DIR)
-    /// instead of the real services. No keys, no money.
+    /// Run against the embedded local sandbox instead of the real services: no keys, no
+    /// money. Its world lives in .cwa/sandbox beside lines.toml (or CWA_SANDBOX_DIR).
     #[arg(long, global = true)]
     pub sandbox: bool,
 }
@@ -72,6 +79,14 @@ pub enum Command {
     /// Run or reset the local emulator of Telnyx, LiveKit and Twilio.
     #[command(subcommand)]
     Sandbox(SandboxCommand),
+    /// Render a saved plan file exactly as it will be applied (for the approver).
+    Show(ShowArgs),
+    /// Rewrite lines.toml in canonical form (comments kept); --check only reports.
+    Fmt(FmtArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(CompletionsArgs),
+    /// Print cwa's version and the formats it reads and writes.
+    Version,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -83,6 +98,7 @@ pub enum GraphFormat {
 
 #[derive(Debug, Args)]
 pub struct GraphArgs {
+    /// text (creation order), dot (Graphviz) or mermaid.
     #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
     pub format: GraphFormat,
 }
@@ -185,6 +201,11 @@ pub struct ApplyArgs {
     /// Seconds to wait for another apply's lock before giving up.
     #[arg(long, default_value_t = 0, value_name = "SECONDS")]
     pub lock_timeout: u64,
+
+    /// Print what was done as versioned JSON on stdout (ids created, numbers bought, what
+    /// failed or did not start), for machines; the plan and progress go to stderr.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -196,9 +217,11 @@ pub enum StateCommand {
         /// The address, e.g. livekit_inbound_trunk.medhanialem
         address: String,
     },
-    /// Remove a lock left by a process that died. Refuses while the holder is alive unless
-    /// --force.
+    /// Remove state/lock.json, which an apply holds while it runs, when the apply that took
+    /// it is gone (killed, or its machine lost). Refused while the holder's process is alive.
     Unlock {
+        /// Remove the lock even though its holder looks alive (only when you know it is not
+        /// running, e.g. it ran on another machine).
         #[arg(long)]
         force: bool,
     },
@@ -226,6 +249,10 @@ pub struct CheckArgs {
     /// Print the results as JSON.
     #[arg(long)]
     pub json: bool,
+
+    /// List only the checks that failed (and the counts).
+    #[arg(long)]
+    pub failures_only: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -238,6 +265,7 @@ pub enum RegistryFormat {
 pub enum ExportCommand {
     /// The number -> church id map the voice agent routes calls with.
     Registry {
+        /// json, or a Python module the agent imports.
         #[arg(long, value_enum, default_value_t = RegistryFormat::Json)]
         format: RegistryFormat,
     },
@@ -249,7 +277,7 @@ pub enum SandboxCommand {
     Serve(SandboxServeArgs),
     /// Throw the embedded sandbox's world away and start again.
     Reset {
-        /// runbook, empty, or synthetic:N
+        /// The world to seed in its place: runbook, empty, or synthetic:N.
         #[arg(long, default_value = "runbook")]
         world: String,
     },
@@ -257,14 +285,17 @@ pub enum SandboxCommand {
 
 #[derive(Debug, Args)]
 pub struct SandboxServeArgs {
+    /// The loopback address to listen on (port 0: any free port; the URL is printed).
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
-    /// runbook, empty, or synthetic:N (used only when DIR holds no world yet).
+    /// The world to seed: runbook, empty, or synthetic:N. Seeded only when DIR holds no
+    /// world yet; an existing world is kept (say so with `cwa sandbox reset --world`).
     #[arg(long, default_value = "runbook")]
     pub world: String,
-    /// Where the world and the request log live.
-    #[arg(long, default_value = ".cwa/sandbox")]
-    pub dir: PathBuf,
+    /// Where the world and the request log live (default: the embedded sandbox's, .cwa/sandbox
+    /// beside lines.toml, or CWA_SANDBOX_DIR).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
     /// Added latency per request, in milliseconds.
     #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
@@ -274,4 +305,39 @@ pub struct SandboxServeArgs {
     /// Requests per second per provider above which 429 with Retry-After is returned.
     #[arg(long)]
     pub rate_limit: Option<f64>,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// A plan saved by `cwa plan --out FILE`.
+    pub plan_file: PathBuf,
+
+    #[command(flatten)]
+    pub format: ShowFormatArgs,
+}
+
+/// `show` prints a plan as text, JSON or Markdown (no graph: `cwa plan --dot` has it).
+#[derive(Debug, Clone, Args)]
+#[group(multiple = false)]
+pub struct ShowFormatArgs {
+    /// Print the plan file as versioned JSON (normalized, as apply reads it).
+    #[arg(long)]
+    pub json: bool,
+    /// Print the plan as a pull-request comment.
+    #[arg(long)]
+    pub markdown: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FmtArgs {
+    /// Change nothing; exit 1 (and show the difference) when lines.toml is not canonical.
+    #[arg(long)]
+    pub check: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }

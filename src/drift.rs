@@ -166,8 +166,9 @@ pub fn json(report: &DriftReport) -> String {
     out
 }
 
-/// The report for a terminal.
+/// The report for a terminal; data escaped (see [`crate::render::escape`]).
 pub fn human(report: &DriftReport) -> String {
+    let t = crate::render::escape::terminal;
     let mut out = String::new();
     if !report.drift {
         out.push_str("No drift: live matches lines.toml and state.\n");
@@ -177,13 +178,18 @@ pub fn human(report: &DriftReport) -> String {
     if !report.changed.is_empty() {
         out.push_str("changed (declared -> live):\n");
         for c in &report.changed {
-            let _ = writeln!(out, "  ~ {}{}", c.address, id_suffix(c.id.as_deref()));
+            let _ = writeln!(
+                out,
+                "  ~ {}{}",
+                t(&c.address.to_string()),
+                t(&id_suffix(c.id.as_deref()))
+            );
             let _ = writeln!(
                 out,
                 "      {}: {} -> {}",
-                c.field,
-                declared_text(c),
-                value_text(&c.live)
+                t(&c.field),
+                t(&declared_text(c)),
+                t(&value_text(&c.live))
             );
         }
         out.push('\n');
@@ -194,9 +200,9 @@ pub fn human(report: &DriftReport) -> String {
             let _ = writeln!(
                 out,
                 "  - {}{}: {}",
-                m.address,
-                id_suffix(m.id.as_deref()),
-                m.reason
+                t(&m.address.to_string()),
+                t(&id_suffix(m.id.as_deref())),
+                t(&m.reason)
             );
         }
         out.push('\n');
@@ -204,7 +210,7 @@ pub fn human(report: &DriftReport) -> String {
     if !report.unmanaged.is_empty() {
         out.push_str("unmanaged (live, neither declared nor owned):\n");
         for u in &report.unmanaged {
-            let _ = writeln!(out, "  ? {} {} ({})", u.kind, u.id, u.label);
+            let _ = writeln!(out, "  ? {} {} ({})", u.kind, t(&u.id), t(&u.label));
         }
         out.push('\n');
     }
@@ -229,10 +235,10 @@ pub fn markdown(report: &DriftReport) -> String {
         for c in &report.changed {
             let _ = writeln!(
                 out,
-                "| `{}` | {} | `{}` | {} | {} |",
-                c.address,
+                "| {} | {} | {} | {} | {} |",
+                code(&c.address.to_string()),
                 c.id.as_deref().map(code).unwrap_or_default(),
-                c.field,
+                code(&c.field),
                 cell(&declared_text(c)),
                 cell(&value_text(&c.live))
             );
@@ -244,8 +250,8 @@ pub fn markdown(report: &DriftReport) -> String {
         for m in &report.missing {
             let _ = writeln!(
                 out,
-                "| `{}` | {} | {} |",
-                m.address,
+                "| {} | {} | {} |",
+                code(&m.address.to_string()),
                 m.id.as_deref().map(code).unwrap_or_default(),
                 cell(&m.reason)
             );
@@ -290,13 +296,14 @@ fn id_suffix(id: Option<&str>) -> String {
     id.map(|i| format!(" ({i})")).unwrap_or_default()
 }
 
+/// Data as inline code in Markdown, escaped (see [`crate::render::escape`]).
 fn code(s: &str) -> String {
-    format!("`{s}`")
+    crate::render::escape::markdown_code(s)
 }
 
-/// Text safe inside a Markdown table cell.
+/// Data as text in Markdown (a table cell too), escaped.
 fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
+    crate::render::escape::markdown(s)
 }
 
 #[cfg(test)]

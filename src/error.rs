@@ -13,6 +13,19 @@ pub enum ExitStatus {
     Changes,
 }
 
+impl ExitStatus {
+    /// How a command line clap refused ends: 0 for `--help` and `--version`, 1 for every
+    /// usage error. clap's own code for a usage error is 2, which cwa keeps for "changes or
+    /// drift present" alone, so CI never reads a mistyped flag as a plan with changes.
+    pub fn of_usage_error(kind: clap::error::ErrorKind) -> ExitStatus {
+        use clap::error::ErrorKind;
+        match kind {
+            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitStatus::Success,
+            _ => ExitStatus::Failure,
+        }
+    }
+}
+
 impl From<ExitStatus> for ExitCode {
     fn from(status: ExitStatus) -> Self {
         match status {

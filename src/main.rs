@@ -3,11 +3,14 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = cwa::cli::Cli::parse();
+    let cli = match cwa::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return cwa::usage_error(&e).into(),
+    };
     match cwa::run(cli) {
         Ok(status) => status.into(),
         Err(report) => {
-            eprintln!("{report:?}");
+            cwa::errln!("{report:?}");
             cwa::ExitStatus::Failure.into()
         }
     }

@@ -10,6 +10,7 @@ use super::session::{self, Session};
 use crate::apply::{self, ApplyOptions, ApplyReport, Executor, Progress};
 use crate::cli::{ApplyArgs, GlobalArgs, OutputFormat};
 use crate::plan::Plan;
+use crate::render;
 use crate::state::{Journal, StateLock};
 use crate::ExitStatus;
 
@@ -22,6 +23,9 @@ pub async fn apply(global: &GlobalArgs, args: &ApplyArgs) -> miette::Result<Exit
 }
 
 async fn run(session: &Session, args: &ApplyArgs) -> miette::Result<ExitStatus> {
+    if args.json {
+        crate::output::human_to_stderr();
+    }
     let store = session.store();
     // Nothing is created on disk (state/, its lock) for a lines.toml that does not validate.
     crate::config::load(&session.global.config)?;
@@ -34,7 +38,7 @@ async fn run(session: &Session, args: &ApplyArgs) -> miette::Result<ExitStatus> 
         Some(path) => saved_plan(path, &planned)?,
         None => planned.plan.clone(),
     };
-    print!(
+    crate::out!(
         "{}",
         plan_cmd::render_plan(&plan, &planned.loaded, OutputFormat::Human, &session.global)
     );
@@ -47,6 +51,9 @@ async fn run(session: &Session, args: &ApplyArgs) -> miette::Result<ExitStatus> 
             .iter()
             .any(|c| needs_state_only(c, &planned.state))
     {
+        if args.json {
+            crate::output::data(&render::apply_json(&ApplyReport::default(), &planned.state));
+        }
         return Ok(ExitStatus::Success);
     }
     if args.plan_file.is_none() && !args.auto_approve && !confirmed()? {
@@ -54,6 +61,9 @@ async fn run(session: &Session, args: &ApplyArgs) -> miette::Result<ExitStatus> 
     }
     let report = execute(session, &planned, &plan, args).await?;
     print_report(&report);
+    if args.json {
+        crate::output::data(&render::apply_json(&report, &session.load_state()?));
+    }
     certify(&planned, &report).await;
     Ok(if report.succeeded() {
         ExitStatus::Success
@@ -77,12 +87,12 @@ async fn recover_interrupted_run(session: &Session) -> miette::Result<()> {
     if journal.entries()?.is_empty() {
         return Ok(());
     }
-    println!("An earlier apply did not finish; reconciling its journal against live first.");
+    crate::outln!("An earlier apply did not finish; reconciling its journal against live first.");
     let loaded = session.load_config()?;
     let mut state = session.load_state()?;
     let providers = session.connect(&loaded.desired, &state)?;
     for note in apply::reconcile(&journal, &store, &mut state, &providers).await? {
-        println!("  {note}");
+        crate::outln!("  {note}");
     }
     Ok(())
 }
@@ -141,7 +151,7 @@ fn confirmed() -> miette::Result<bool> {
             "apply needs confirmation, and there is no terminal to ask on"
         ));
     }
-    print!("\nApply these changes? Only 'yes' is accepted: ");
+    crate::out!("\nApply these changes? Only 'yes' is accepted: ");
     std::io::stdout().flush().into_diagnostic()?;
     let mut answer = String::new();
     std::io::stdin()
@@ -180,7 +190,7 @@ async fn execute(
         },
     );
     watch_interrupts(executor.stop_flag());
-    println!();
+    crate::outln!();
     let plan = with_secret_names(plan.clone(), &planned.loaded.desired, &session.secrets);
     Ok(executor.execute(&plan).await)
 }
@@ -228,7 +238,7 @@ fn with_secret_names(
 fn watch_interrupts(stop: std::sync::Arc<std::sync::atomic::AtomicBool>) {
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\nInterrupted: finishing calls in flight, then stopping. Ctrl-C again to abort at once.");
+            crate::errln!("\nInterrupted: finishing calls in flight, then stopping. Ctrl-C again to abort at once.");
             stop.store(true, std::sync::atomic::Ordering::SeqCst);
             if tokio::signal::ctrl_c().await.is_ok() {
                 std::process::exit(130);
@@ -238,7 +248,7 @@ fn watch_interrupts(stop: std::sync::Arc<std::sync::atomic::AtomicBool>) {
 }
 
 fn print_report(report: &ApplyReport) {
-    println!(
+    crate::outln!(
         "\nApply {}: {} done, {} failed, {} not started{}.",
         if report.succeeded() {
             "complete"
@@ -259,7 +269,7 @@ fn print_report(report: &ApplyReport) {
         }
     );
     for f in &report.failed {
-        println!(
+        crate::outln!(
             "  failed: {} {}: {}",
             f.action.as_str(),
             f.address,
@@ -267,13 +277,13 @@ fn print_report(report: &ApplyReport) {
         );
     }
     for a in &report.not_started {
-        println!("  not started: {a}");
+        crate::outln!("  not started: {a}");
     }
     for a in &report.rolled_back {
-        println!("  rolled back: {a}");
+        crate::outln!("  rolled back: {a}");
     }
     if !report.succeeded() {
-        println!("State holds everything that was done. Run `cwa apply` again to converge.");
+        crate::outln!("State holds everything that was done. Run `cwa apply` again to converge.");
     }
 }
 
@@ -288,21 +298,24 @@ async fn certify(planned: &Planned, report: &ApplyReport) {
     let live = match session::refresh(providers).await {
         Ok(live) => live,
         Err(e) => {
-            println!("Certification skipped: {e}");
+            crate::outln!("Certification skipped: {e}");
             return;
         }
     };
     let results = crate::checks::run_all(&planned.loaded.desired, &live);
     let failed: Vec<_> = results.iter().filter(|r| !r.passed).collect();
-    println!(
+    crate::outln!(
         "\nCertification: {} checks, {} failed.",
         results.len(),
         failed.len()
     );
     for r in failed {
-        println!(
+        crate::outln!(
             "  FAIL [{}] {} at {}: {}",
-            r.check, r.subject, r.hop, r.message
+            r.check,
+            r.subject,
+            r.hop,
+            r.message
         );
     }
 }

@@ -86,9 +86,12 @@ async fn run(session: &Session, args: &CheckArgs) -> miette::Result<ExitStatus> 
         None => None,
     };
     if args.json {
-        print!("{}", json_report(&results, ring.as_ref()));
+        crate::out!("{}", json_report(&results, ring.as_ref()));
     } else {
-        print!("{}", human_report(&results, ring.as_ref()));
+        crate::out!(
+            "{}",
+            human_report(&results, ring.as_ref(), args.failures_only)
+        );
     }
     let failed = results.iter().any(|r| !r.passed) || ring.as_ref().is_some_and(|r| !r.passed);
     Ok(if failed {
@@ -110,51 +113,82 @@ fn json_report(results: &[CheckResult], ring: Option<&RingReport>) -> String {
     out
 }
 
-fn human_report(results: &[CheckResult], ring: Option<&RingReport>) -> String {
+/// The terminal report: the test call's trace first (when there is one), then one line per
+/// check. A passing line says only what was checked (the message of a check describes its
+/// failure, and printed after PASS it read like one); a failing line says what is wrong.
+/// `failures_only` leaves the passing lines out. Data is escaped for the terminal.
+fn human_report(results: &[CheckResult], ring: Option<&RingReport>, failures_only: bool) -> String {
     use std::fmt::Write;
+    let t = crate::render::escape::terminal;
     let mut out = String::new();
-    for r in results {
-        let _ = writeln!(
-            out,
-            "{} {:<10} {:<24} {}: {}",
-            if r.passed { "PASS" } else { "FAIL" },
-            r.hop,
-            r.check,
-            r.subject,
-            r.message
-        );
-    }
-    let failed: Vec<&CheckResult> = results.iter().filter(|r| !r.passed).collect();
-    let _ = writeln!(out, "\n{} checks, {} failed.", results.len(), failed.len());
-    for f in &failed {
-        let _ = writeln!(
-            out,
-            "FAILED at the {} hop: {} ({}): {}",
-            f.hop, f.check, f.subject, f.message
-        );
-    }
     if let Some(ring) = ring {
         let _ = writeln!(
             out,
-            "\nTest call {} -> {} via {}:",
-            ring.from, ring.to, ring.via
+            "Test call {} -> {} via {}:",
+            t(&ring.from),
+            t(&ring.to),
+            ring.via
         );
         for h in &ring.hops {
             let _ = writeln!(
                 out,
                 "  {} {:<18} {}{}",
                 if h.ok { "ok  " } else { "FAIL" },
-                h.stage,
+                t(&h.stage),
                 h.id.as_deref()
-                    .map(|i| format!("[{i}] "))
+                    .map(|i| format!("[{}] ", t(i)))
                     .unwrap_or_default(),
-                h.detail
+                t(&h.detail)
             );
         }
-        let _ = writeln!(out, "Outcome: {}", ring.outcome);
+        let _ = writeln!(out, "Outcome: {}", t(&ring.outcome));
         if let Some(h) = ring.failed_hop() {
-            let _ = writeln!(out, "FAILED at the {} hop: {}", h.stage, h.detail);
+            let _ = writeln!(out, "FAILED at the {} hop: {}", t(&h.stage), t(&h.detail));
         }
+        let _ = writeln!(out, "\nCertification:");
+    }
+    for r in results.iter().filter(|r| !failures_only || !r.passed) {
+        if r.passed {
+            let _ = writeln!(
+                out,
+                "PASS {:<10} {:<24} {}",
+                t(&r.hop),
+                t(&r.check),
+                t(&r.subject)
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "FAIL {:<10} {:<24} {}: {}",
+                t(&r.hop),
+                t(&r.check),
+                t(&r.subject),
+                t(&r.message)
+            );
+        }
+    }
+    let failed: Vec<&CheckResult> = results.iter().filter(|r| !r.passed).collect();
+    let _ = writeln!(
+        out,
+        "\n{} checks, {} passed, {} failed{}.",
+        results.len(),
+        results.len() - failed.len(),
+        failed.len(),
+        if failures_only && failed.len() < results.len() {
+            " (passing checks not listed: --failures-only)"
+        } else {
+            ""
+        }
+    );
+    for f in &failed {
+        let _ = writeln!(
+            out,
+            "FAILED at the {} hop: {} ({}): {}",
+            t(&f.hop),
+            t(&f.check),
+            t(&f.subject),
+            t(&f.message)
+        );
     }
     out
 }

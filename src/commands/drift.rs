@@ -22,7 +22,7 @@ async fn run(session: &Session, args: &DriftArgs) -> miette::Result<ExitStatus> 
         OutputFormat::Markdown => drift::markdown(&report),
         OutputFormat::Human | OutputFormat::Dot => drift::human(&report),
     };
-    print!("{text}");
+    crate::out!("{text}");
     Ok(if report.has_drift() {
         ExitStatus::Changes
     } else {

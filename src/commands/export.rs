@@ -22,14 +22,16 @@ pub fn export(global: &GlobalArgs, command: &ExportCommand) -> miette::Result<Ex
     let ExportCommand::Registry { format } = command;
     let loaded = config::load(&global.config)?;
     for warning in &loaded.warnings {
-        eprintln!("{warning:?}");
+        crate::errln!("{warning:?}");
     }
     let state = StateStore::new(&global.state_dir).load()?;
     let (registry, unpinned) = registry(&loaded.desired, &state);
     for addr in unpinned {
-        eprintln!("note: {addr} is an \"auto\" number not bought yet; it is not in the registry");
+        crate::errln!(
+            "note: {addr} is an \"auto\" number not bought yet; it is not in the registry"
+        );
     }
-    print!(
+    crate::out!(
         "{}",
         match format {
             RegistryFormat::Json => json(&registry),

@@ -14,6 +14,6 @@ pub fn graph(global: &GlobalArgs, args: &GraphArgs) -> miette::Result<ExitStatus
         GraphFormat::Dot => graph.render_dot(&loaded.desired),
         GraphFormat::Mermaid => graph.render_mermaid(&loaded.desired),
     };
-    print!("{out}");
+    crate::out!("{out}");
     Ok(ExitStatus::Success)
 }

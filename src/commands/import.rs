@@ -51,7 +51,7 @@ async fn run(session: &Session, args: &ImportArgs) -> miette::Result<ExitStatus>
     session::write_file(&args.out, &imported.text)?;
     let mut new_state = imported.state.clone();
     store.save(&mut new_state)?;
-    print!("{}", summary(&imported, args, &readable, session));
+    crate::out!("{}", summary(&imported, args, &readable, session));
     Ok(ExitStatus::Success)
 }
 

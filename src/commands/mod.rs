@@ -4,13 +4,16 @@ mod apply;
 mod check;
 mod drift;
 mod export;
+mod fmt;
 mod graph;
 mod import;
 mod plan;
 mod sandbox;
 pub mod session;
+mod show;
 mod state;
 mod validate;
+mod version;
 
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::ExitStatus;
@@ -69,5 +72,9 @@ pub async fn dispatch(cli: Cli) -> miette::Result<ExitStatus> {
         Command::Check(args) => check::check(&global, &args).await,
         Command::Export(cmd) => export::export(&global, &cmd),
         Command::Import(args) => import::import(&global, &args).await,
+        Command::Show(args) => show::show(&global, &args),
+        Command::Fmt(args) => fmt::fmt(&global, &args),
+        Command::Completions(args) => Ok(version::completions(&args)),
+        Command::Version => Ok(version::version()),
     }
 }

@@ -82,7 +82,7 @@ pub async fn plan(global: &GlobalArgs, args: &PlanArgs) -> miette::Result<ExitSt
 async fn run(session: &Session, args: &PlanArgs) -> miette::Result<ExitStatus> {
     let planned = compute(session, &args.planning).await?;
     let plan = &planned.plan;
-    print!(
+    crate::out!(
         "{}",
         render_plan(plan, &planned.loaded, args.format.format(), &session.global)
     );
@@ -91,10 +91,11 @@ async fn run(session: &Session, args: &PlanArgs) -> miette::Result<ExitStatus> {
     }
     if let Some(out) = &args.out {
         session::write_file(out, &render::json(plan))?;
-        eprintln!(
-            "Saved the plan to {}. Apply exactly it with: cwa apply {}",
+        crate::errln!(
+            "Saved the plan to {}. Review it with: {}\nApply exactly it with: {}",
             out.display(),
-            out.display()
+            same_world_command(&session.global, &format!("show {}", out.display())),
+            same_world_command(&session.global, &format!("apply {}", out.display()))
         );
     }
     Ok(if args.detailed_exitcode && plan.has_changes() {
@@ -114,7 +115,9 @@ pub fn render_plan(
     match format {
         OutputFormat::Human => render::human(plan, &human_options(loaded, global)),
         OutputFormat::Json => render::json(plan),
-        OutputFormat::Markdown => render::markdown(plan),
+        OutputFormat::Markdown => {
+            render::markdown_from(plan, render::source_of(plan, global.sandbox))
+        }
         OutputFormat::Dot => render::dot(plan),
     }
 }
@@ -129,7 +132,28 @@ pub fn human_options(loaded: &Loaded, global: &GlobalArgs) -> render::HumanOptio
             .map(|c| (c.key.clone(), c.name.clone()))
             .collect(),
         show_unchanged: false,
+        sandbox: global.sandbox,
     }
+}
+
+/// `cwa` + the global options that choose the world (`--sandbox`, `-C`, `--config`,
+/// `--state`) + `rest`: a hint the user can paste and land on the same world and files.
+pub fn same_world_command(global: &GlobalArgs, rest: &str) -> String {
+    let mut words = vec!["cwa".to_string()];
+    if let Some(dir) = &global.chdir {
+        words.push(format!("-C {}", dir.display()));
+    }
+    if global.sandbox {
+        words.push("--sandbox".into());
+    }
+    if global.config != std::path::Path::new("lines.toml") {
+        words.push(format!("--config {}", global.config.display()));
+    }
+    if global.state_dir != std::path::Path::new("state") {
+        words.push(format!("--state {}", global.state_dir.display()));
+    }
+    words.push(rest.to_string());
+    words.join(" ")
 }
 
 /// The plan's errors as one diagnostic, each labelled at the line of lines.toml responsible.

@@ -1,28 +1,26 @@
 //! `cwa sandbox serve|reset`.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-
 use miette::{Context, IntoDiagnostic};
 
 use crate::cli::{GlobalArgs, SandboxCommand, SandboxServeArgs};
 use crate::sandbox::{self, Sandbox, SandboxOptions};
 use crate::ExitStatus;
 
-/// The `--dir` default of `cwa sandbox serve` (see `cli.rs`).
-const DEFAULT_DIR: &str = ".cwa/sandbox";
-
 /// Serves or resets the sandbox.
-pub async fn sandbox(_global: &GlobalArgs, command: SandboxCommand) -> miette::Result<ExitStatus> {
+pub async fn sandbox(global: &GlobalArgs, command: SandboxCommand) -> miette::Result<ExitStatus> {
     match command {
-        SandboxCommand::Serve(args) => serve(args).await,
-        SandboxCommand::Reset { world } => reset(&world),
+        SandboxCommand::Serve(args) => serve(global, args).await,
+        SandboxCommand::Reset { world } => reset(global, &world),
     }
 }
 
 /// Prints the environment that points programs at the sandbox, then serves until Ctrl-C.
-async fn serve(args: SandboxServeArgs) -> miette::Result<ExitStatus> {
-    let dir = serve_dir(&args.dir);
+async fn serve(global: &GlobalArgs, args: SandboxServeArgs) -> miette::Result<ExitStatus> {
+    let dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| sandbox::embedded_dir(&global.config));
+    let kept = sandbox::has_world(&dir);
     let mut options = SandboxOptions::new(&dir, &args.world);
     options.listen = args.listen;
     options.latency_ms = args.latency_ms;
@@ -32,8 +30,22 @@ async fn serve(args: SandboxServeArgs) -> miette::Result<ExitStatus> {
         .await
         .into_diagnostic()
         .wrap_err("cannot start the sandbox")?;
-    print_exports(&sandbox).into_diagnostic()?;
-    eprintln!(
+    print_exports(&sandbox);
+    if kept {
+        crate::errln!(
+            "sandbox: {} already holds a world; serving it as it is (--world {} seeds only an empty directory; `cwa sandbox reset --world {}` starts over)",
+            dir.display(),
+            args.world,
+            args.world
+        );
+    } else {
+        crate::errln!(
+            "sandbox: seeded a fresh `{}` world in {}",
+            args.world,
+            dir.display()
+        );
+    }
+    crate::errln!(
         "sandbox: serving {} from {} (Ctrl-C to stop)",
         sandbox.base_url(),
         dir.display()
@@ -47,38 +59,23 @@ async fn serve(args: SandboxServeArgs) -> miette::Result<ExitStatus> {
         .await
         .into_diagnostic()
         .wrap_err("the sandbox did not stop cleanly")?;
-    eprintln!(
-        "sandbox: stopped; the world is saved in {}",
-        args.dir.display()
-    );
+    crate::errln!("sandbox: stopped; the world is saved in {}", dir.display());
     Ok(ExitStatus::Success)
 }
 
-/// `--dir` as given, except that the default follows `CWA_SANDBOX_DIR` like the embedded
-/// sandbox does, so `cwa sandbox serve` and `cwa --sandbox` share one world by default.
-fn serve_dir(given: &Path) -> PathBuf {
-    if given == Path::new(DEFAULT_DIR) {
-        sandbox::embedded_dir()
-    } else {
-        given.to_path_buf()
-    }
-}
-
-fn print_exports(sandbox: &Sandbox) -> std::io::Result<()> {
-    let mut out = std::io::stdout().lock();
+fn print_exports(sandbox: &Sandbox) {
     for (name, value) in sandbox.env() {
-        writeln!(out, "export {name}={value}")?;
+        crate::outln!("export {name}={value}");
     }
-    out.flush()
 }
 
 /// Deletes the embedded sandbox's world and seeds `world` in its place.
-fn reset(world: &str) -> miette::Result<ExitStatus> {
-    let dir = sandbox::embedded_dir();
+fn reset(global: &GlobalArgs, world: &str) -> miette::Result<ExitStatus> {
+    let dir = sandbox::embedded_dir(&global.config);
     sandbox::reset(&dir, world)
         .into_diagnostic()
         .wrap_err_with(|| format!("cannot reset the sandbox in {}", dir.display()))?;
-    eprintln!(
+    crate::errln!(
         "sandbox: {} now holds a fresh `{world}` world",
         dir.display()
     );

@@ -33,7 +33,7 @@ impl Session {
                 sandbox: None,
             });
         }
-        let dir = sandbox::embedded_dir();
+        let dir = sandbox::embedded_dir(&global.config);
         if let Some(url) = sandbox::serving_url(&dir) {
             tracing::info!(%url, "using the sandbox already serving this directory");
             let vars = sandbox::env_for(&url);
@@ -75,7 +75,7 @@ impl Session {
     pub fn load_config(&self) -> miette::Result<Loaded> {
         let loaded = config::load(&self.global.config)?;
         for warning in &loaded.warnings {
-            eprintln!("{warning:?}");
+            crate::errln!("{warning:?}");
         }
         Ok(loaded)
     }

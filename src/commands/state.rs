@@ -23,9 +23,9 @@ fn list(store: &StateStore) -> miette::Result<ExitStatus> {
         } else {
             ""
         };
-        println!("{addr}  {}  {}{lock}", r.id, r.spec.label());
+        crate::outln!("{addr}  {}  {}{lock}", r.id, r.spec.label());
     }
-    println!(
+    crate::outln!(
         "{} resources, serial {}, lineage {}",
         state.resources.len(),
         state.serial,
@@ -46,15 +46,18 @@ fn show(store: &StateStore, address: &str) -> miette::Result<ExitStatus> {
         .get(&addr)
         .ok_or_else(|| StateError::Unknown(addr.to_string()))?;
     let json = serde_json::to_string_pretty(r).map_err(|e| miette::miette!("{e}"))?;
-    println!("{addr}\n{json}");
+    crate::outln!("{addr}\n{json}");
     Ok(ExitStatus::Success)
 }
 
 fn unlock(store: &StateStore, force: bool) -> miette::Result<ExitStatus> {
     let info = StateLock::force_unlock(store, force)?;
-    println!(
+    crate::outln!(
         "Removed the lock held by {} (pid {}, {} since {}).",
-        info.holder, info.pid, info.operation, info.time
+        info.holder,
+        info.pid,
+        info.operation,
+        info.time
     );
     Ok(ExitStatus::Success)
 }

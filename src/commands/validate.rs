@@ -10,8 +10,8 @@ use crate::ExitStatus;
 pub fn validate(global: &GlobalArgs) -> miette::Result<ExitStatus> {
     let loaded = config::load(&global.config)?;
     for warning in &loaded.warnings {
-        eprintln!("{warning:?}");
+        crate::errln!("{warning:?}");
     }
-    println!("valid: {}", loaded.summary());
+    crate::outln!("valid: {}", loaded.summary());
     Ok(ExitStatus::Success)
 }

@@ -9,6 +9,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::Direction;
 
 use crate::model::{Address, Desired, DesiredResource, Kind, NumberRef, Spec, E164};
+use crate::render::escape::{dot as dot_escape, mermaid as mermaid_escape, terminal};
 
 /// Why one resource waits for another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -237,14 +238,19 @@ impl DesiredGraph {
             self.order.len()
         );
         for addr in self.order() {
-            let _ = writeln!(out, "{addr}{}", annotation(desired.get(addr)));
+            let _ = writeln!(
+                out,
+                "{}{}",
+                terminal(&addr.to_string()),
+                annotation(desired.get(addr))
+            );
             for (dep, kind) in self.needs(addr) {
                 let why = match kind {
                     EdgeKind::Reference => "refers to",
                     EdgeKind::Holds => "holds the number of",
                     EdgeKind::DependsOn => "depends_on",
                 };
-                let _ = writeln!(out, "    {why} {dep}");
+                let _ = writeln!(out, "    {why} {}", terminal(&dep.to_string()));
             }
         }
         out
@@ -290,13 +296,7 @@ impl DesiredGraph {
             .enumerate()
             .map(|(i, a)| (a, format!("n{i}")))
             .collect();
-        let node = |a: &Address| {
-            format!(
-                "{}[\"{}\"]",
-                ids[a],
-                mermaid_escape(&node_label(a, desired, "<br/>"))
-            )
-        };
+        let node = |a: &Address| format!("{}[\"{}\"]", ids[a], mermaid_label(a, desired));
         let mut out = String::from("flowchart LR\n");
         let (by_church, shared) = self.grouped(desired);
         for (church, addrs) in &by_church {
@@ -344,9 +344,9 @@ impl DesiredGraph {
 
 fn annotation(res: Option<&DesiredResource>) -> String {
     let Some(r) = res else { return String::new() };
-    let mut out = format!("  \"{}\"", r.spec.label());
+    let mut out = format!("  \"{}\"", terminal(&r.spec.label()));
     if let Some(c) = &r.church {
-        let _ = write!(out, "  [church {c}]");
+        let _ = write!(out, "  [church {}]", terminal(c));
     }
     if r.read_only {
         out.push_str("  (read-only)");
@@ -354,39 +354,37 @@ fn annotation(res: Option<&DesiredResource>) -> String {
     out
 }
 
-fn node_label(a: &Address, desired: &Desired, newline: &str) -> String {
-    match desired.get(a) {
-        Some(r) => {
-            let ro = if r.read_only {
-                format!("{newline}(read-only)")
-            } else {
-                String::new()
-            };
-            format!("{a}{newline}{}{ro}", r.spec.label())
+/// A node's label as lines: its address, its object's label, `(read-only)`. Each renderer
+/// escapes every line for its language and joins them with its own line break.
+fn node_label(a: &Address, desired: &Desired) -> Vec<String> {
+    let mut lines = vec![a.to_string()];
+    if let Some(r) = desired.get(a) {
+        lines.push(r.spec.label());
+        if r.read_only {
+            lines.push("(read-only)".into());
         }
-        None => a.to_string(),
     }
+    lines
 }
 
 fn dot_node(a: &Address, desired: &Desired) -> String {
+    let label: Vec<String> = node_label(a, desired)
+        .iter()
+        .map(|l| dot_escape(l))
+        .collect();
     format!(
         "\"{}\" [label=\"{}\"];",
         dot_escape(&a.to_string()),
-        dot_escape(&node_label(a, desired, "\n"))
+        label.join("\\n")
     )
 }
 
-fn dot_escape(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-fn mermaid_escape(s: &str) -> String {
-    s.replace('"', "#quot;")
-        .replace('<', "#lt;")
-        .replace('>', "#gt;")
-        .replace("#lt;br/#gt;", "<br/>")
+fn mermaid_label(a: &Address, desired: &Desired) -> String {
+    let label: Vec<String> = node_label(a, desired)
+        .iter()
+        .map(|l| mermaid_escape(l))
+        .collect();
+    label.join("<br/>")
 }
 
 fn mermaid_id(s: &str) -> String {

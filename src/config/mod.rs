@@ -9,6 +9,7 @@
 pub mod checks;
 pub mod error;
 pub mod expand;
+pub mod fmt;
 pub mod graph;
 pub mod raw;
 pub mod secrets;

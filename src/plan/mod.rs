@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::{Address, Kind, SourceSpan, Spec};
 
 pub use diff::{compute, PlanInput, PlanOptions};
-pub use fields::{diff as diff_fields, FieldChange};
+pub use fields::{diff as diff_fields, FieldChange, SENSITIVE};
 pub use graph::{order, waves as graph_waves, ChangeGraph, CycleError};
 
 /// The version of the JSON plan schema (`cwa plan --json`, plan files). Bumped on any

@@ -574,17 +574,24 @@ impl HttpClient {
                 .header(CONTENT_TYPE, "application/protobuf")
                 .body(bytes.clone()),
         };
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| Failure::Transport(describe_transport(&e)))?;
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| Failure::Transport(describe_transport(&e)))?
-            .to_vec();
+        let started = Instant::now();
+        let answer = async {
+            let resp = req
+                .send()
+                .await
+                .map_err(|e| Failure::Transport(describe_transport(&e)))?;
+            let status = resp.status();
+            let headers = resp.headers().clone();
+            let body = resp
+                .bytes()
+                .await
+                .map_err(|e| Failure::Transport(describe_transport(&e)))?
+                .to_vec();
+            Ok((status, headers, body))
+        }
+        .await;
+        log_request(self.provider, call, &answer, started.elapsed());
+        let (status, headers, body) = answer?;
         if status.is_success() {
             Ok(Response {
                 status,
@@ -640,6 +647,41 @@ enum Failure {
 }
 
 /// A transport error without its URL (which may carry query values) and without any header.
+/// One line per provider request at `-vv` (`CWA_LOG=cwa::http=debug`): provider, method, path,
+/// status and duration. Never the query, headers or bodies, where keys and passwords travel;
+/// `-vvv` adds the sizes and the rate-limit headers the pacing follows.
+fn log_request(
+    provider: ProviderName,
+    call: &Call,
+    answer: &Result<(StatusCode, HeaderMap, Vec<u8>), Failure>,
+    elapsed: std::time::Duration,
+) {
+    let ms = elapsed.as_millis() as u64;
+    let (method, path) = (call.method.as_str(), call.url.path());
+    match answer {
+        Ok((status, headers, body)) => {
+            tracing::debug!(target: "cwa::http", "{provider} {method} {path} -> {} in {ms} ms", status.as_u16());
+            let header = |name: &str| {
+                headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-")
+                    .to_string()
+            };
+            tracing::trace!(
+                target: "cwa::http",
+                bytes = body.len(),
+                ratelimit_remaining = %header("x-ratelimit-remaining"),
+                retry_after = %header("retry-after"),
+                "{provider} {method} {path} answer"
+            );
+        }
+        Err(_) => {
+            tracing::debug!(target: "cwa::http", "{provider} {method} {path} -> no answer in {ms} ms");
+        }
+    }
+}
+
 fn describe_transport(e: &reqwest::Error) -> String {
     let kind = if e.is_timeout() {
         "timed out"

@@ -1,5 +1,6 @@
 //! The change graph as Graphviz dot.
 
+use super::escape::dot as esc;
 use crate::plan::{Action, Plan};
 
 /// One node per change that does something (plus verified protected objects), edges as the
@@ -20,8 +21,8 @@ pub fn dot(plan: &Plan) -> String {
         };
         out.push_str(&format!(
             "  n{i} [label=\"{} {}\", color={color}];\n",
-            c.action.symbol(),
-            c.address
+            esc(c.action.symbol()),
+            esc(&c.address.to_string())
         ));
     }
     for (from, to) in &plan.edges {

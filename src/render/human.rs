@@ -1,5 +1,8 @@
 //! The plan as a reviewer reads it in a terminal: grouped by church, field diffs, secrets as
 //! `(sensitive)`, multi-line values diffed line by line, the monthly cost delta.
+//!
+//! Every piece of data goes through [`escape::terminal`] (as `t`) before it is colored: a name
+//! carrying an escape sequence, a window-title change or a line erase prints as visible text.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -7,7 +10,8 @@ use std::fmt::Write;
 use owo_colors::OwoColorize;
 use serde_json::Value;
 
-use super::{money, summary_line, value_text};
+use super::escape::terminal as t;
+use super::{created_fields, money, summary_line, value_text, Source};
 use crate::plan::{Action, Change, FieldChange, Finding, Plan, Severity};
 
 /// How to print.
@@ -18,19 +22,21 @@ pub struct HumanOptions {
     pub church_names: BTreeMap<String, String>,
     /// Show unchanged resources too.
     pub show_unchanged: bool,
+    /// Whether the live side was the sandbox (said in the heading, instead of "live services").
+    pub sandbox: bool,
 }
 
 /// Renders the plan for a terminal.
 pub fn human(plan: &Plan, opts: &HumanOptions) -> String {
     let mut out = String::new();
-    let source = if plan.refreshed {
-        "live services"
-    } else {
-        "state/ only (--refresh=false)"
+    let source = match super::source_of(plan, opts.sandbox) {
+        Source::Live => "live services",
+        Source::Sandbox => "the local sandbox (--sandbox), not the real services",
+        Source::StateOnly => "state/ only (--refresh=false)",
     };
     let _ = writeln!(out, "cwa plan against {source}\n");
     for (group, changes) in groups(plan, opts) {
-        let _ = writeln!(out, "{}", paint(&group, Style::Heading, opts.color));
+        let _ = writeln!(out, "{}", paint(&t(&group), Style::Heading, opts.color));
         for change in changes {
             render_change(&mut out, change, opts);
         }
@@ -111,16 +117,20 @@ fn render_change(out: &mut String, change: &Change, opts: &HumanOptions) {
     let id = change
         .id
         .as_deref()
-        .map(|id| format!(" ({id})"))
+        .map(|id| format!(" ({})", t(id)))
         .unwrap_or_default();
     let lock = if change.protected { " [protected]" } else { "" };
-    let head = format!("{:>3} {}{id}{lock}", change.action.symbol(), change.address);
+    let head = format!(
+        "{:>3} {}{id}{lock}",
+        change.action.symbol(),
+        t(&change.address.to_string())
+    );
     let _ = writeln!(
         out,
         "{}  {}",
         paint(&head, style_of(change.action), opts.color),
         paint(
-            &format!("# {}: {}", change.action.as_str(), change.reason),
+            &format!("# {}: {}", change.action.as_str(), t(&change.reason)),
             Style::Dim,
             opts.color
         )
@@ -134,21 +144,12 @@ fn render_change(out: &mut String, change: &Change, opts: &HumanOptions) {
 }
 
 fn render_created(out: &mut String, change: &Change, opts: &HumanOptions) {
-    let Some(after) = &change.after else { return };
-    let Ok(Value::Object(map)) = serde_json::to_value(after) else {
-        return;
-    };
-    let secrets: Vec<&str> = after.secrets().into_iter().map(|(n, _)| n).collect();
-    for (key, value) in map.iter().filter(|(k, _)| k.as_str() != "kind") {
-        let text = if secrets.contains(&key.as_str()) {
-            "(sensitive)".to_string()
-        } else {
-            value_text(value)
-        };
+    for (key, value) in created_fields(change) {
         let _ = writeln!(
             out,
-            "      {key} = {}",
-            paint(&text, Style::Create, opts.color)
+            "      {} = {}",
+            t(&key),
+            paint(&t(&value), Style::Create, opts.color)
         );
     }
 }
@@ -156,7 +157,7 @@ fn render_created(out: &mut String, change: &Change, opts: &HumanOptions) {
 fn render_field(out: &mut String, field: &FieldChange, opts: &HumanOptions) {
     let (before, after) = (pretty(&field.before), pretty(&field.after));
     if before.contains('\n') || after.contains('\n') {
-        let _ = writeln!(out, "      {}:", field.path);
+        let _ = writeln!(out, "      {}:", t(&field.path));
         let diff = similar::TextDiff::from_lines(&before, &after);
         for change in diff.iter_all_changes() {
             let (sign, style) = match change.tag() {
@@ -164,16 +165,19 @@ fn render_field(out: &mut String, field: &FieldChange, opts: &HumanOptions) {
                 similar::ChangeTag::Insert => ("+", Style::Create),
                 similar::ChangeTag::Equal => (" ", Style::Dim),
             };
-            let line = format!("        {sign} {}", change.value().trim_end_matches('\n'));
+            let line = format!(
+                "        {sign} {}",
+                t(change.value().trim_end_matches('\n'))
+            );
             let _ = writeln!(out, "{}", paint(&line, style, opts.color));
         }
     } else {
         let _ = writeln!(
             out,
             "      {}: {} -> {}",
-            field.path,
-            paint(&before, Style::Delete, opts.color),
-            paint(&after, Style::Create, opts.color)
+            t(&field.path),
+            paint(&t(&before), Style::Delete, opts.color),
+            paint(&t(&after), Style::Create, opts.color)
         );
     }
 }
@@ -205,9 +209,9 @@ fn render_removals(out: &mut String, plan: &Plan, opts: &HumanOptions) {
             let _ = writeln!(
                 out,
                 "  - {} ({})  {}",
-                c.address,
-                c.id.as_deref().unwrap_or(""),
-                label(c)
+                t(&c.address.to_string()),
+                t(c.id.as_deref().unwrap_or("")),
+                t(&label(c))
             );
         }
         out.push('\n');
@@ -231,9 +235,9 @@ fn render_removals(out: &mut String, plan: &Plan, opts: &HumanOptions) {
             let _ = writeln!(
                 out,
                 "  = {} ({})  {}",
-                c.address,
-                c.id.as_deref().unwrap_or(""),
-                label(c)
+                t(&c.address.to_string()),
+                t(c.id.as_deref().unwrap_or("")),
+                t(&label(c))
             );
         }
         out.push('\n');
@@ -262,7 +266,7 @@ fn render_unmanaged(out: &mut String, plan: &Plan, opts: &HumanOptions) {
         )
     );
     for u in &plan.unmanaged {
-        let _ = writeln!(out, "  {} {}  {}", u.kind, u.id, u.label);
+        let _ = writeln!(out, "  {} {}  {}", u.kind, t(&u.id), t(&u.label));
     }
     out.push('\n');
 }
@@ -281,11 +285,11 @@ fn render_findings(out: &mut String, title: &str, findings: &[Finding], opts: &H
             out,
             "  {} [{}] {}",
             paint(tag, style, opts.color),
-            f.code,
-            f.message
+            t(&f.code),
+            t(&f.message)
         );
         if let Some(help) = &f.help {
-            let _ = writeln!(out, "      help: {help}");
+            let _ = writeln!(out, "      help: {}", t(help));
         }
     }
     out.push('\n');

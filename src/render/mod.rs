@@ -1,14 +1,38 @@
 //! Views of a plan. Each takes a computed [`Plan`] and returns text; none decides anything.
 
+mod apply;
 mod dot;
+pub mod escape;
 mod human;
 mod markdown;
 
-use crate::plan::Plan;
+use crate::plan::{Change, Plan, SENSITIVE};
 
+pub use apply::{apply_json, APPLY_FORMAT_VERSION};
 pub use dot::dot;
 pub use human::{human, HumanOptions};
-pub use markdown::markdown;
+pub use markdown::{markdown, markdown_from, GITHUB_COMMENT_LIMIT};
+
+/// Where a plan was made, as every view says it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Source {
+    /// The real services.
+    #[default]
+    Live,
+    /// The embedded or a served sandbox (`--sandbox`), standing in for them.
+    Sandbox,
+    /// state/ alone (`--refresh=false`).
+    StateOnly,
+}
+
+/// Where `plan` was made: live services (or the sandbox standing in for them), or state alone.
+pub fn source_of(plan: &Plan, sandbox: bool) -> Source {
+    match (plan.refreshed, sandbox) {
+        (false, _) => Source::StateOnly,
+        (true, true) => Source::Sandbox,
+        (true, false) => Source::Live,
+    }
+}
 
 /// The plan as versioned JSON (`format_version` at the top). The same document is the plan
 /// file `cwa apply PLANFILE` reads.
@@ -63,5 +87,42 @@ pub fn value_text(v: &serde_json::Value) -> String {
         serde_json::Value::String(s) if s.is_empty() => "\"\"".into(),
         serde_json::Value::String(s) => s.clone(),
         other => other.to_string(),
+    }
+}
+
+/// What a create sets, as `(key, value)` pairs in declaration order: every attribute of the
+/// declared object except its kind and those left unset (null), nested ones as dotted keys
+/// (`rule.room_prefix`), secrets as `(sensitive)`. Both the terminal and the Markdown views
+/// list these under a create, so a reviewer sees what will exist.
+pub fn created_fields(change: &Change) -> Vec<(String, String)> {
+    let Some(after) = &change.after else {
+        return Vec::new();
+    };
+    let Ok(serde_json::Value::Object(map)) = serde_json::to_value(after) else {
+        return Vec::new();
+    };
+    let secrets: Vec<&str> = after.secrets().into_iter().map(|(n, _)| n).collect();
+    let mut out = Vec::new();
+    for (key, value) in map.iter().filter(|(k, _)| k.as_str() != "kind") {
+        if secrets.contains(&key.as_str()) {
+            if !value.is_null() {
+                out.push((key.clone(), SENSITIVE.to_string()));
+            }
+            continue;
+        }
+        flatten(key, value, &mut out);
+    }
+    out
+}
+
+fn flatten(path: &str, value: &serde_json::Value, out: &mut Vec<(String, String)>) {
+    match value {
+        serde_json::Value::Null => {}
+        serde_json::Value::Object(map) if !map.is_empty() => {
+            for (k, v) in map {
+                flatten(&format!("{path}.{k}"), v, out);
+            }
+        }
+        other => out.push((path.to_string(), value_text(other))),
     }
 }

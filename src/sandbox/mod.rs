@@ -53,7 +53,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 pub use faults::{FaultConfig, FaultKind, FaultRule};
-pub use store::serving_url;
+pub use store::{has_world, serving_url};
 pub use world::{synthetic_lines, SyntheticLine, World};
 
 /// The sandbox's fake Telnyx API key.
@@ -314,12 +314,17 @@ pub fn read_request_log(dir: &Path) -> Result<Vec<RequestLogEntry>, SandboxError
     Ok(entries)
 }
 
-/// Where the embedded sandbox keeps its world: `$CWA_SANDBOX_DIR`, else `.cwa/sandbox`.
-pub fn embedded_dir() -> PathBuf {
+/// Where the embedded sandbox keeps its world: `$CWA_SANDBOX_DIR`, else `.cwa/sandbox` in the
+/// directory of lines.toml (`config`), so every command run on that file, from wherever,
+/// shares one world.
+pub fn embedded_dir(config: &Path) -> PathBuf {
     std::env::var_os("CWA_SANDBOX_DIR")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(".cwa/sandbox"))
+        .unwrap_or_else(|| {
+            let beside = config.parent().filter(|p| !p.as_os_str().is_empty());
+            beside.unwrap_or(Path::new(".")).join(".cwa/sandbox")
+        })
 }
 
 /// Throws away the world kept in `dir` and seeds `world` there instead.

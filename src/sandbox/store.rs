@@ -214,6 +214,12 @@ impl DirLock {
     }
 }
 
+/// Whether `dir` already holds a world (a snapshot or journal entries), which a start keeps
+/// instead of seeding a new one.
+pub fn has_world(dir: &Path) -> bool {
+    dir.join(SNAPSHOT).is_file() || fs::metadata(dir.join(JOURNAL)).is_ok_and(|m| m.len() > 0)
+}
+
 /// The base URL of a sandbox process serving `dir` right now, if there is one.
 pub fn serving_url(dir: &Path) -> Option<String> {
     let held = fs::read_to_string(dir.join(LOCK)).ok()?;

@@ -103,7 +103,7 @@ impl StateLock {
                 };
                 if left_by_dead_process_here(&held) {
                     if take_over(store, &held)? {
-                        eprintln!(
+                        crate::errln!(
                             "warning: taking over the lock left by {} (pid {}, since {}): that process is no longer running on this machine",
                             held.holder, held.pid, held.time
                         );

@@ -1,0 +1,103 @@
+//! `cwa apply --json`: what a run did, for machines (a deploy bot, a dashboard, the next CI
+//! step). Versioned like the plan: readers check `format_version`.
+
+use serde::Serialize;
+
+use crate::apply::{ApplyReport, Outcome};
+use crate::model::Kind;
+use crate::plan::Action;
+use crate::state::State;
+
+/// The version of the apply report schema; bumped on any incompatible change.
+pub const APPLY_FORMAT_VERSION: &str = "1.0";
+
+#[derive(Serialize)]
+struct Report<'a> {
+    format_version: &'a str,
+    /// Every change was made, nothing failed or was left out, the run was not interrupted.
+    succeeded: bool,
+    interrupted: bool,
+    /// Changes made, in the order they finished.
+    done: Vec<Done>,
+    /// Numbers ordered by this run: the address, the number bought and its provider id.
+    numbers_bought: Vec<Bought>,
+    failed: Vec<Failed>,
+    /// Addresses not attempted because something they depend on failed (or the run stopped).
+    not_started: Vec<String>,
+    /// Objects this run created and then deleted again (`--rollback-on-failure`).
+    rolled_back: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Done {
+    address: String,
+    action: Action,
+    id: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Bought {
+    address: String,
+    number: String,
+    id: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Failed {
+    address: String,
+    action: Action,
+    error: String,
+}
+
+/// The report as pretty JSON, with the numbers bought read from the state the run saved.
+pub fn apply_json(report: &ApplyReport, state: &State) -> String {
+    let done: Vec<&Outcome> = report
+        .done
+        .iter()
+        .filter(|o| o.action.changes_anything())
+        .collect();
+    let doc = Report {
+        format_version: APPLY_FORMAT_VERSION,
+        succeeded: report.succeeded(),
+        interrupted: report.interrupted,
+        done: done
+            .iter()
+            .map(|o| Done {
+                address: o.address.to_string(),
+                action: o.action,
+                id: o.id.clone(),
+            })
+            .collect(),
+        numbers_bought: done
+            .iter()
+            .filter(|o| o.action == Action::Create && is_number(o.address.kind))
+            .map(|o| Bought {
+                address: o.address.to_string(),
+                number: state
+                    .get(&o.address)
+                    .map(|r| r.spec.label())
+                    .unwrap_or_default(),
+                id: o.id.clone(),
+            })
+            .collect(),
+        failed: report
+            .failed
+            .iter()
+            .map(|o| Failed {
+                address: o.address.to_string(),
+                action: o.action,
+                error: o.error.clone().unwrap_or_default(),
+            })
+            .collect(),
+        not_started: report.not_started.iter().map(|a| a.to_string()).collect(),
+        rolled_back: report.rolled_back.iter().map(|a| a.to_string()).collect(),
+    };
+    let mut out = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    out.push('\n');
+    out
+}
+
+/// Kinds whose create buys a number.
+fn is_number(kind: Kind) -> bool {
+    matches!(kind, Kind::TelnyxNumber | Kind::TwilioNumber)
+}
