@@ -910,7 +910,9 @@ impl<'a> Importer<'a> {
             Spec::LivekitDispatchRule(r) => self.dispatch_rule(&mut b, addr, r),
             Spec::TwilioTrunk(t) => {
                 b.set("name", t.friendly_name.clone());
-                b.set("domain_name", t.domain_name.clone());
+                if !t.domain_name.is_empty() {
+                    b.set("domain_name", t.domain_name.clone());
+                }
                 let mut urls = Array::new();
                 for u in &t.origination_urls {
                     let mut it = InlineTable::new();

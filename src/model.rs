@@ -657,6 +657,11 @@ pub struct DispatchRuleSpec {
     pub rule: DispatchKind,
     pub agents: Vec<AgentDispatch>,
     pub hide_phone_number: bool,
+    /// LiveKit turns noise cancellation on when the trunk *or* the rule asks for it
+    /// (livekit/protocol `sip/sip.go`, `EvaluateDispatchRule`), so a line's `krisp = false`
+    /// holds only with this off: cwa declares it off and the trunk's setting decides.
+    #[serde(default)]
+    pub krisp_enabled: bool,
 }
 
 /// `twilio_number`: a legacy IncomingPhoneNumber.

@@ -10,21 +10,30 @@ use cwa::model::{
 };
 use cwa::providers::livekit::LivekitProvider;
 use cwa::providers::{ClientOptions, Env, Provider, WriteRequest};
-use cwa::sandbox::{read_request_log, Sandbox, SandboxOptions};
+use cwa::sandbox::{
+    read_request_log, Sandbox, SandboxOptions, LIVEKIT_API_KEY, LIVEKIT_API_SECRET,
+};
+use livekit_api::access_token::{AccessToken, SIPGrants};
+use serde_json::{json, Value};
 
 const AGENT: &str = "churchwiseai-voice";
 
 struct World {
     dir: tempfile::TempDir,
-    _sandbox: Sandbox,
+    sandbox: Sandbox,
     livekit: LivekitProvider,
 }
 
 async fn start(world: &str) -> World {
+    start_with(world, |_| {}).await
+}
+
+async fn start_with(world: &str, adjust: impl FnOnce(&mut cwa::sandbox::World)) -> World {
     let dir = tempfile::tempdir().unwrap();
     let sandbox = Sandbox::start(SandboxOptions::new(dir.path(), world))
         .await
         .unwrap();
+    adjust(&mut sandbox.world().lock().unwrap());
     let env = Env::from_pairs(sandbox.env());
     let opts = ClientOptions {
         backoff_base: Duration::from_millis(20),
@@ -33,8 +42,63 @@ async fn start(world: &str) -> World {
     let livekit = LivekitProvider::from_env(&env, &opts).unwrap();
     World {
         dir,
-        _sandbox: sandbox,
+        sandbox,
         livekit,
+    }
+}
+
+impl World {
+    /// A raw Twirp JSON call with a token carrying `sip.admin`, as `lk` would make it.
+    async fn twirp_json(&self, method: &str, body: Value) -> Value {
+        let token = AccessToken::with_api_key(LIVEKIT_API_KEY, LIVEKIT_API_SECRET)
+            .with_sip_grants(SIPGrants {
+                admin: true,
+                call: false,
+            })
+            .to_jwt()
+            .unwrap();
+        let res = reqwest::Client::new()
+            .post(format!(
+                "{}/twirp/livekit.SIP/{method}",
+                self.sandbox.base_url()
+            ))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 200, "{method}");
+        res.json().await.unwrap()
+    }
+
+    /// Gives the object `id` fields a newer LiveKit has and livekit-protocol 0.8.2 lacks.
+    fn inject_newer_fields(&self, id: &str) {
+        let fields = json!({"future_setting": "kept", "future_limits": {"max_calls": 3}});
+        self.sandbox
+            .world()
+            .lock()
+            .unwrap()
+            .livekit
+            .newer_fields
+            .insert(id.to_string(), fields.as_object().unwrap().clone());
+    }
+
+    /// The object as LiveKit answers it in JSON.
+    async fn wire(&self, kind: Kind, id: &str) -> Value {
+        match kind {
+            Kind::LivekitInboundTrunk => self
+                .twirp_json("GetSIPInboundTrunk", json!({"sip_trunk_id": id}))
+                .await["trunk"]
+                .clone(),
+            Kind::LivekitOutboundTrunk => self
+                .twirp_json("GetSIPOutboundTrunk", json!({"sip_trunk_id": id}))
+                .await["trunk"]
+                .clone(),
+            _ => self
+                .twirp_json("ListSIPDispatchRule", json!({"dispatch_rule_ids": [id]}))
+                .await["items"][0]
+                .clone(),
+        }
     }
 }
 
@@ -336,6 +400,7 @@ async fn line_trunk_and_rule_are_created_found_and_deleted() {
         },
         agents: vec![agent(r#"{"source": "phone"}"#)],
         hide_phone_number: false,
+        krisp_enabled: false,
     };
     let rule_req = write(
         "livekit_dispatch_rule.grace",
@@ -442,4 +507,194 @@ async fn refresh_of_10000_lines_is_one_list_call_per_kind() {
     assert!(log
         .iter()
         .all(|e| e.path.starts_with("/twirp/livekit.SIP/List")));
+}
+
+/// One change cwa can make to an object of the runbook world.
+type Change = fn(&mut Spec);
+
+fn rename(spec: &mut Spec) {
+    match spec {
+        Spec::LivekitInboundTrunk(s) => s.name.push_str(" (renamed)"),
+        Spec::LivekitOutboundTrunk(s) => s.name.push_str(" (renamed)"),
+        Spec::LivekitDispatchRule(s) => s.name.push_str(" (renamed)"),
+        _ => unreachable!(),
+    }
+}
+
+/// A change the `update` action cannot express: krisp, headers, agents.
+fn replace_only(spec: &mut Spec) {
+    match spec {
+        Spec::LivekitInboundTrunk(s) => s.krisp_enabled = !s.krisp_enabled,
+        Spec::LivekitOutboundTrunk(s) => {
+            s.headers
+                .insert("X-Telnyx-Username".into(), "cwaoutbound".into());
+        }
+        Spec::LivekitDispatchRule(s) => s.agents = vec![agent(r#"{"source": "phone"}"#)],
+        _ => unreachable!(),
+    }
+}
+
+#[tokio::test]
+async fn every_update_keeps_the_fields_this_build_does_not_know() {
+    let w = start("runbook").await;
+    let objects = [
+        (Kind::LivekitInboundTrunk, "ST_3KMJ5YEjF2fF"),
+        (Kind::LivekitOutboundTrunk, "ST_X3n9jxR55VrB"),
+        (Kind::LivekitDispatchRule, "SDR_9vRb2XcLeY7s"),
+    ];
+    let changes: [(&str, Change); 2] = [("update", rename), ("replace", replace_only)];
+    for (kind, id) in objects {
+        for (how, change) in changes {
+            w.inject_newer_fields(id);
+            let before = w.livekit.read(kind, id).await.unwrap().unwrap();
+            let mut spec = before.spec.clone();
+            change(&mut spec);
+            let req = write(&format!("{kind}.x"), spec.clone());
+            let made = w.livekit.update(id, &before.spec, &req).await.unwrap();
+            assert_eq!(made.spec, spec, "{kind} {id} ({how}) reads back as written");
+            let wire = w.wire(kind, id).await;
+            assert_eq!(
+                wire["future_setting"],
+                json!("kept"),
+                "{kind} {id} ({how}) keeps fields livekit-protocol 0.8.2 does not know: {wire:#}"
+            );
+            assert_eq!(
+                wire["future_limits"],
+                json!({"max_calls": 3}),
+                "{kind} {id} ({how})"
+            );
+        }
+    }
+    let log = read_request_log(w.dir.path()).unwrap();
+    assert!(
+        !log.iter()
+            .any(|e| e.path.contains("/Create") || e.path.contains("/Delete")),
+        "every change was in place"
+    );
+}
+
+#[tokio::test]
+async fn a_rule_that_turns_noise_cancellation_on_is_seen_and_turned_off() {
+    let w = start_with("runbook", |world| {
+        let rule = world
+            .livekit
+            .dispatch_rules
+            .0
+            .get_mut("SDR_9vRb2XcLeY7s")
+            .unwrap();
+        rule.krisp_enabled = true;
+    })
+    .await;
+    let before = w
+        .livekit
+        .read(Kind::LivekitDispatchRule, "SDR_9vRb2XcLeY7s")
+        .await
+        .unwrap()
+        .unwrap();
+    let Spec::LivekitDispatchRule(mut spec) = before.spec.clone() else {
+        panic!()
+    };
+    assert!(
+        spec.krisp_enabled,
+        "LiveKit turns krisp on when the trunk or the rule asks: the rule's flag is read"
+    );
+    spec.krisp_enabled = false;
+    let req = write(
+        "livekit_dispatch_rule.melvindale",
+        Spec::LivekitDispatchRule(spec.clone()),
+    );
+    let made = w
+        .livekit
+        .update("SDR_9vRb2XcLeY7s", &before.spec, &req)
+        .await
+        .unwrap();
+    assert_eq!(made.spec, Spec::LivekitDispatchRule(spec));
+    let wire = w.wire(Kind::LivekitDispatchRule, "SDR_9vRb2XcLeY7s").await;
+    assert_eq!(wire["krisp_enabled"], json!(false));
+}
+
+#[tokio::test]
+async fn lists_are_paged_when_the_server_caps_its_answers() {
+    let w = start_with("synthetic:1200", |world| {
+        world.livekit.list_page_cap = Some(100_000);
+    })
+    .await;
+    let objects = w.livekit.refresh().await.unwrap();
+    let count = |k: Kind| objects.iter().filter(|o| o.kind() == k).count();
+    let trunks = w
+        .sandbox
+        .world()
+        .lock()
+        .unwrap()
+        .livekit
+        .all_inbound()
+        .len();
+    assert_eq!(count(Kind::LivekitInboundTrunk), trunks);
+    assert!(trunks > 2 * cwa::providers::livekit::PAGE_LIMIT as usize);
+    let log = read_request_log(w.dir.path()).unwrap();
+    let pages = log
+        .iter()
+        .filter(|e| e.path.ends_with("/ListSIPInboundTrunk"))
+        .count();
+    assert_eq!(
+        pages,
+        trunks.div_ceil(cwa::providers::livekit::PAGE_LIMIT as usize),
+        "one call per page of {}",
+        cwa::providers::livekit::PAGE_LIMIT
+    );
+}
+
+#[tokio::test]
+async fn a_legacy_trunk_lists_as_both_kinds_and_is_never_written() {
+    let w = start("runbook").await;
+    let made = w
+        .twirp_json(
+            "CreateSIPTrunk",
+            json!({"name": "Old combined trunk", "outbound_address": "sip.telnyx.com",
+                   "outbound_number": "+12125550123", "inbound_addresses": ["192.76.120.10"]}),
+        )
+        .await;
+    let id = made["sip_trunk_id"].as_str().unwrap().to_string();
+    let objects = w.livekit.refresh().await.unwrap();
+    let inbound = find(&objects, Kind::LivekitInboundTrunk, &id);
+    let outbound = find(&objects, Kind::LivekitOutboundTrunk, &id);
+    for o in [inbound, outbound] {
+        assert_eq!(
+            o.extra
+                .get(cwa::providers::livekit::LEGACY_TRUNK)
+                .map(String::as_str),
+            Some("true"),
+            "{o:?}"
+        );
+    }
+    let Spec::LivekitInboundTrunk(s) = &inbound.spec else {
+        panic!()
+    };
+    assert_eq!(s.numbers, vec![num("+12125550123")]);
+    assert_eq!(s.allowed_addresses, vec!["192.76.120.10".to_string()]);
+
+    let mut renamed = inbound.spec.clone();
+    rename(&mut renamed);
+    let err = w
+        .livekit
+        .update(
+            &id,
+            &inbound.spec,
+            &write("livekit_inbound_trunk.old", renamed),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("CreateSIPTrunk"), "{err}");
+    let err = w
+        .livekit
+        .delete(Kind::LivekitOutboundTrunk, &id)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("CreateSIPTrunk"), "{err}");
+    let log = read_request_log(w.dir.path()).unwrap();
+    assert!(
+        !log.iter()
+            .any(|e| e.path.contains("/Update") || e.path.contains("/Delete")),
+        "nothing written to the legacy trunk: {log:?}"
+    );
 }

@@ -23,7 +23,7 @@ fn sid(prefix: &str, key: &str) -> String {
 
 struct World {
     dir: tempfile::TempDir,
-    _sandbox: Sandbox,
+    sandbox: Sandbox,
     twilio: TwilioProvider,
 }
 
@@ -41,7 +41,7 @@ async fn start(writes: bool) -> World {
     let twilio = TwilioProvider::from_env(&env, &opts).unwrap();
     World {
         dir,
-        _sandbox: sandbox,
+        sandbox,
         twilio,
     }
 }
@@ -246,4 +246,116 @@ async fn buying_a_twilio_number_is_never_done() {
         .await
         .unwrap_err();
     assert!(matches!(err, ProviderError::Unsupported { .. }));
+}
+
+/// Where the number `pn` is attached now, as the trunks' PhoneNumbers lists say.
+async fn trunks_holding(w: &World, pn: &str) -> Vec<String> {
+    let objects = w.twilio.refresh().await.unwrap();
+    objects
+        .iter()
+        .filter(|o| o.kind() == Kind::TwilioTrunkNumber)
+        .filter_map(|o| o.id.split_once('/'))
+        .filter(|(_, n)| *n == pn)
+        .map(|(t, _)| t.to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn moving_a_number_to_another_trunk_detaches_it_first() {
+    let w = start(true).await;
+    let main = sid("TK", "churchwiseai.pstn.twilio.com");
+    let test = sid("TK", "churchwiseai-test.pstn.twilio.com");
+    let spare = sid("PN", "+13658253552");
+    assert_eq!(trunks_holding(&w, &spare).await, vec![test.clone()]);
+    for (from, to) in [(&test, &main), (&main, &test)] {
+        let attach = TwilioTrunkNumberSpec {
+            trunk: Ref::Id(to.clone()),
+            number: Ref::Id(spare.clone()),
+        };
+        let moved = w
+            .twilio
+            .create(&write(
+                "twilio_trunk_number.spare",
+                Spec::TwilioTrunkNumber(attach),
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("move {from} -> {to}: {e}"));
+        assert_eq!(moved.id, format!("{to}/{spare}"));
+        assert_eq!(trunks_holding(&w, &spare).await, vec![to.clone()]);
+        // The old attachment's delete (the second half of the planned replace) finds it gone.
+        w.twilio
+            .delete(Kind::TwilioTrunkNumber, &format!("{from}/{spare}"))
+            .await
+            .unwrap();
+        assert_eq!(trunks_holding(&w, &spare).await, vec![to.clone()]);
+    }
+}
+
+#[tokio::test]
+async fn a_move_whose_attach_fails_puts_the_number_back() {
+    let w = start(true).await;
+    let main = sid("TK", "churchwiseai.pstn.twilio.com");
+    let test = sid("TK", "churchwiseai-test.pstn.twilio.com");
+    let spare = sid("PN", "+13658253552");
+    w.sandbox.set_faults(cwa::sandbox::FaultConfig {
+        rules: vec![cwa::sandbox::FaultRule {
+            kind: cwa::sandbox::FaultKind::Error,
+            method: Some("POST".into()),
+            path_prefix: format!("/v1/Trunks/{main}/PhoneNumbers"),
+            count: None,
+            probability: None,
+            seconds: None,
+            status: Some(400),
+        }],
+        ..Default::default()
+    });
+    let attach = TwilioTrunkNumberSpec {
+        trunk: Ref::Id(main.clone()),
+        number: Ref::Id(spare.clone()),
+    };
+    let err = w
+        .twilio
+        .create(&write(
+            "twilio_trunk_number.spare",
+            Spec::TwilioTrunkNumber(attach),
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ProviderError::Api { status: 400, .. }),
+        "{err}"
+    );
+    w.sandbox.set_faults(cwa::sandbox::FaultConfig::default());
+    assert_eq!(
+        trunks_holding(&w, &spare).await,
+        vec![test],
+        "never left on no trunk"
+    );
+}
+
+#[tokio::test]
+async fn an_origination_only_trunk_has_no_domain() {
+    let w = start(true).await;
+    let trunk = TwilioTrunkSpec {
+        friendly_name: "Origination only".into(),
+        domain_name: String::new(),
+        origination_urls: vec![livekit_url()],
+    };
+    let req = write("twilio_trunk.origination", Spec::TwilioTrunk(trunk.clone()));
+    let made = w.twilio.create(&req).await.unwrap();
+    assert_eq!(made.spec, Spec::TwilioTrunk(trunk.clone()));
+    let found = w.twilio.find_created(&req).await.unwrap().unwrap();
+    assert_eq!(
+        found.id, made.id,
+        "found again by name when it has no domain"
+    );
+    let other = TwilioTrunkSpec {
+        friendly_name: "Another origination-only trunk".into(),
+        ..trunk
+    };
+    let other_req = write("twilio_trunk.other", Spec::TwilioTrunk(other));
+    assert!(
+        w.twilio.find_created(&other_req).await.unwrap().is_none(),
+        "an empty domain does not match every trunk without one"
+    );
 }

@@ -594,9 +594,9 @@ async fn json_dispatch_rule_wrapper_and_deprecated_fields() {
     assert_eq!(legacy["name"], json!("legacy"));
     assert_eq!(legacy["trunk_ids"], json!([other_id]));
     assert_eq!(
-        legacy["room_config"],
-        Value::Null,
-        "the deprecated path drops room_config"
+        legacy["room_config"]["agents"][0]["agent_name"],
+        json!(AGENT),
+        "the deprecated path keeps room_config, as the current server does (livekit/livekit 2025-01-26)"
     );
 
     let (status, missing) = f
@@ -942,4 +942,201 @@ async fn sdk_deprecated_list_sip_trunk_shows_both_kinds() {
         proto::sip_trunk_info::TrunkKind::TrunkOutbound as i32
     );
     assert_eq!(outbound.outbound_address, "sip.telnyx.com");
+}
+
+/// Issue 13: fields a newer LiveKit keeps that livekit-protocol 0.8.2 does not know. The
+/// server keeps what it knows: JSON answers carry them, the update action leaves them, a JSON
+/// replace stores exactly the fields it carries and a protobuf replace (which cannot carry
+/// them) wipes them.
+#[tokio::test]
+async fn newer_fields_survive_updates_and_carrying_replaces_only() {
+    let f = Fixture::start().await;
+    let id = "ST_3KMJ5YEjF2fF";
+    let inject = || {
+        f.sandbox
+            .world()
+            .lock()
+            .unwrap()
+            .livekit
+            .newer_fields
+            .insert(
+                id.to_string(),
+                json!({"future_setting": "kept"})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            );
+    };
+    let get = || f.json("GetSIPInboundTrunk", json!({"sip_trunk_id": id}));
+
+    inject();
+    let (_, got) = get().await;
+    assert_eq!(got["trunk"]["future_setting"], json!("kept"), "{got}");
+    let (_, listed) = f.json("ListSIPInboundTrunk", json!({})).await;
+    let item = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["sip_trunk_id"] == json!(id))
+        .unwrap();
+    assert_eq!(item["future_setting"], json!("kept"));
+
+    let (status, _) = f
+        .json(
+            "UpdateSIPInboundTrunk",
+            json!({"sip_trunk_id": id, "update": {"name": "renamed"}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        get().await.1["trunk"]["future_setting"],
+        json!("kept"),
+        "update leaves them"
+    );
+
+    let mut carried = get().await.1["trunk"].clone();
+    carried["name"] = json!("replaced, carrying everything");
+    let (status, answer) = f
+        .json(
+            "UpdateSIPInboundTrunk",
+            json!({"sip_trunk_id": id, "replace": carried}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["future_setting"],
+        json!("kept"),
+        "a carrying replace keeps them"
+    );
+
+    let current = f
+        .sip()
+        .list_sip_inbound_trunk(ListSIPInboundTrunkFilter::All)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|t| t.sip_trunk_id == id)
+        .unwrap();
+    f.sip()
+        .update_sip_inbound_trunk_replace(id.to_string(), current)
+        .await
+        .unwrap();
+    assert_eq!(
+        get().await.1["trunk"].get("future_setting"),
+        None,
+        "a protobuf replace built from 0.8.2's structs wipes them"
+    );
+
+    inject();
+    let (status, _) = f
+        .json(
+            "UpdateSIPInboundTrunk",
+            json!({"sip_trunk_id": id, "replace": {"name": "sparse", "numbers": ["+13135550100"]}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        get().await.1["trunk"].get("future_setting"),
+        None,
+        "a replace without them wipes them"
+    );
+
+    inject();
+    f.sip().delete_sip_trunk(id).await.unwrap();
+    assert!(!f
+        .sandbox
+        .world()
+        .lock()
+        .unwrap()
+        .livekit
+        .newer_fields
+        .contains_key(id));
+}
+
+/// Issue 13: the deprecated `CreateSIPTrunk` makes one trunk that lists and reads as inbound
+/// and as outbound (livekit/livekit `redisstore_sip.go`); `DeleteSIPTrunk` removes both.
+#[tokio::test]
+async fn legacy_trunks_are_inbound_and_outbound_under_one_id() {
+    let f = Fixture::start().await;
+    let (status, made) = f
+        .json(
+            "CreateSIPTrunk",
+            json!({"name": "combined", "outboundAddress": "sip.telnyx.com", "outboundNumber": "+12125550123",
+                   "inboundUsername": "u", "inboundPassword": "p"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{made}");
+    let id = made["sip_trunk_id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("ST_"));
+    let inbound = f
+        .sip()
+        .list_sip_inbound_trunk(ListSIPInboundTrunkFilter::All)
+        .await
+        .unwrap();
+    let outbound = f
+        .sip()
+        .list_sip_outbound_trunk(ListSIPOutboundTrunkFilter::All)
+        .await
+        .unwrap();
+    let t = inbound.iter().find(|t| t.sip_trunk_id == id).unwrap();
+    assert_eq!(t.numbers, vec!["+12125550123".to_string()]);
+    assert_eq!(t.auth_username, "u");
+    let o = outbound.iter().find(|t| t.sip_trunk_id == id).unwrap();
+    assert_eq!(o.address, "sip.telnyx.com");
+    let (status, got) = f
+        .json("GetSIPOutboundTrunk", json!({"sip_trunk_id": id}))
+        .await;
+    assert_eq!(
+        (status, got["trunk"]["address"].clone()),
+        (200, json!("sip.telnyx.com"))
+    );
+
+    let (status, conflict) = f
+        .json(
+            "CreateSIPInboundTrunk",
+            json!({"trunk": {"name": "same number", "numbers": ["+12125550123"]}}),
+        )
+        .await;
+    assert_eq!(
+        (status, conflict["code"].clone()),
+        (400, json!("invalid_argument")),
+        "{conflict}"
+    );
+    let (status, regex) = f
+        .json("CreateSIPTrunk", json!({"inboundNumbersRegex": ["^\\+1"]}))
+        .await;
+    assert_eq!(
+        (status, regex["code"].clone()),
+        (400, json!("invalid_argument"))
+    );
+
+    f.sip().delete_sip_trunk(&id).await.unwrap();
+    let (status, _) = f
+        .json("GetSIPInboundTrunk", json!({"sip_trunk_id": id}))
+        .await;
+    assert_eq!(status, 404, "both sides are gone");
+}
+
+/// Issue 13: with the page-cap switch on (an assumption about LiveKit Cloud), `page.limit`
+/// caps an answer; without it the answer drains every page, as the open-source server does.
+#[tokio::test]
+async fn list_page_cap_switch_honours_limit() {
+    let f = Fixture::start().await;
+    let page = json!({"page": {"limit": 2}});
+    let (_, drained) = f.json("ListSIPInboundTrunk", page.clone()).await;
+    let all = drained["items"].as_array().unwrap().len();
+    assert!(all > 2, "the OSS server ignores limit");
+    f.sandbox.world().lock().unwrap().livekit.list_page_cap = Some(1000);
+    let (_, first) = f.json("ListSIPInboundTrunk", page).await;
+    let first = first["items"].as_array().unwrap().clone();
+    assert_eq!(first.len(), 2);
+    let after = first[1]["sip_trunk_id"].clone();
+    let (_, second) = f
+        .json(
+            "ListSIPInboundTrunk",
+            json!({"page": {"limit": 2, "afterId": after}}),
+        )
+        .await;
+    let second = second["items"].as_array().unwrap();
+    assert!(second[0]["sip_trunk_id"].as_str() > after.as_str());
 }

@@ -394,3 +394,54 @@ async fn origination_urls_need_all_five_keys() {
     let (_, listed) = send(sb.twilio(Method::GET, &urls)).await;
     assert_eq!(listed["origination_urls"].as_array().unwrap().len(), 1);
 }
+
+/// Issue 13: a deleted trunk's domain stays reserved (Twilio support: up to 30 days, error
+/// 21248); the switch `domain_reservation_days = 0` turns the reservation off.
+#[tokio::test]
+async fn a_deleted_trunks_domain_stays_reserved() {
+    let sb = TestSandbox::start("runbook").await;
+    let create = |domain: &'static str| {
+        sb.twilio(Method::POST, "/v1/Trunks")
+            .form(&[("FriendlyName", "Reserved"), ("DomainName", domain)])
+    };
+    let (status, made) = send(create("cwa-reserved.pstn.twilio.com")).await;
+    assert_eq!(status, 201, "{made}");
+    let sid = made["sid"].as_str().unwrap().to_string();
+    let (status, _) = send(sb.twilio(Method::DELETE, &format!("/v1/Trunks/{sid}"))).await;
+    assert_eq!(status, 204);
+    let (status, body) = send(create("cwa-reserved.pstn.twilio.com")).await;
+    assert_eq!(status, 400);
+    assert_twilio_error(&body, 400, 21248);
+    let (status, body) = send(create("CWA-Reserved.pstn.twilio.com")).await;
+    assert_eq!(
+        (status, body["code"].clone()),
+        (400, 21248.into()),
+        "case does not matter"
+    );
+
+    sb.sandbox
+        .world()
+        .lock()
+        .unwrap()
+        .twilio
+        .domain_reservation_days = 0;
+    let (status, made) = send(create("cwa-other.pstn.twilio.com")).await;
+    assert_eq!(status, 201);
+    let sid = made["sid"].as_str().unwrap().to_string();
+    send(sb.twilio(Method::DELETE, &format!("/v1/Trunks/{sid}"))).await;
+    let (status, _) = send(create("cwa-other.pstn.twilio.com")).await;
+    assert_eq!(status, 201, "no reservation with the switch off");
+}
+
+/// Issue 13: `DomainName` is optional (twilio-oai trunking v1): origination-only trunks.
+#[tokio::test]
+async fn a_trunk_without_a_domain_is_origination_only() {
+    let sb = TestSandbox::start("runbook").await;
+    let (status, made) = send(
+        sb.twilio(Method::POST, "/v1/Trunks")
+            .form(&[("FriendlyName", "Origination only")]),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    assert_eq!(made["domain_name"], Value::Null);
+}

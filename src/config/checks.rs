@@ -14,6 +14,7 @@ use crate::model::{
 pub fn run(x: &Expanded, problems: &mut Vec<Problem>) {
     let c = Checker { x, problems };
     c.run();
+    super::provider_limits::run(x, problems);
 }
 
 struct Checker<'a> {
@@ -26,6 +27,23 @@ const TELNYX_USERNAME_HEADER: &str = "X-Telnyx-Username";
 
 fn addr_ref(r: &Ref) -> Option<&Address> {
     r.addr()
+}
+
+/// The first two trunks on one number that LiveKit would refuse together
+/// ([`super::provider_limits::trunks_conflict`]).
+type Holder<'a> = (&'a DesiredResource, SourceSpan);
+
+fn conflicting_pair<'a, 'b>(trunks: &'b [Holder<'a>]) -> Option<(&'b Holder<'a>, &'b Holder<'a>)> {
+    let spec = |r: &DesiredResource| match &r.spec {
+        Spec::LivekitInboundTrunk(s) => Some(s.clone()),
+        _ => None,
+    };
+    trunks.iter().enumerate().find_map(|(i, a)| {
+        trunks[i + 1..].iter().find_map(|b| {
+            let (sa, sb) = (spec(a.0)?, spec(b.0)?);
+            super::provider_limits::trunks_conflict(&sa, &sb).then_some((a, b))
+        })
+    })
 }
 
 impl Checker<'_> {
@@ -312,9 +330,7 @@ impl Checker<'_> {
         let holders = self.holders();
         let mut found = Vec::new();
         for (number, trunks) in &holders {
-            if trunks.len() > 1 {
-                let (first, first_span) = trunks[0];
-                let (second, second_span) = trunks[1];
+            if let Some((&(first, first_span), &(second, second_span))) = conflicting_pair(trunks) {
                 found.push(
                     Problem::error(
                         ProblemKind::NumberOnTwoTrunks,

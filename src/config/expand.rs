@@ -911,6 +911,7 @@ impl Expander<'_> {
                 },
                 agents,
                 hide_phone_number: false,
+                krisp_enabled: false,
             }),
             key,
             line.span,
@@ -1218,7 +1219,9 @@ impl Expander<'_> {
         let addr = Address::new(Kind::TwilioTrunk, &b.name);
         let r = &b.raw;
         let name = self.required(&r.name, None, &addr, b.span, "name");
-        let domain = self.required(&r.domain_name, None, &addr, b.span, "domain_name");
+        // Optional, as in twilio-oai trunking v1 `CreateTrunkRequest`: an origination-only
+        // trunk has no termination domain.
+        let domain = text(&r.domain_name);
         if let (Some(d), Some(field)) = (&domain, &r.domain_name) {
             if !d.ends_with("pstn.twilio.com") {
                 self.push(
@@ -1242,14 +1245,14 @@ impl Expander<'_> {
         }
         urls.sort();
         let deps = self.depends_on(&r.depends_on, &addr);
-        let (Some(name), Some(domain)) = (name, domain) else {
+        let Some(name) = name else {
             return;
         };
         self.insert(
             addr,
             Spec::TwilioTrunk(TwilioTrunkSpec {
                 friendly_name: name,
-                domain_name: domain,
+                domain_name: domain.unwrap_or_default(),
                 origination_urls: urls,
             }),
             None,
@@ -1284,6 +1287,13 @@ impl Expander<'_> {
                     ),
                 );
             }
+        }
+        if let (Some(w), Some(url)) = (&raw.weight, &raw.sip_url) {
+            self.spans.insert(
+                addr,
+                format!("origination_urls[{}].weight", url.get_ref()),
+                span_of(w),
+            );
         }
         Some(OriginationUrl {
             friendly_name: name?,
@@ -1383,6 +1393,13 @@ impl Expander<'_> {
             .unwrap_or_default();
         let password = self.secret_env(&r.auth_password_env);
         let deps = self.depends_on(&r.depends_on, &addr);
+        for a in r.allowed_addresses.iter().flat_map(|l| l.get_ref()) {
+            self.spans.insert(
+                &addr,
+                format!("allowed_addresses[{}]", a.get_ref()),
+                span_of(a),
+            );
+        }
         let Some(name) = name else { return };
         let spec = InboundTrunkSpec {
             name,
@@ -1553,6 +1570,7 @@ impl Expander<'_> {
             hide_phone_number: flag(&r.hide_phone_number)
                 .or_else(|| base.as_ref().map(|s| s.hide_phone_number))
                 .unwrap_or(false),
+            krisp_enabled: false,
         };
         self.insert(addr, Spec::LivekitDispatchRule(spec), church, b.span, deps);
     }
@@ -1845,6 +1863,7 @@ default_primary = true
                     metadata: format!(r#"{{"church_id":"{UUID}","source":"phone"}}"#),
                 }],
                 hide_phone_number: false,
+                krisp_enabled: false,
             })
         );
         for addr in [

@@ -11,6 +11,7 @@ pub mod error;
 pub mod expand;
 pub mod fmt;
 pub mod graph;
+pub mod provider_limits;
 pub mod raw;
 pub mod secrets;
 

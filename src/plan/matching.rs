@@ -254,7 +254,11 @@ fn same_natural_key(wanted: &Spec, live: &Spec) -> bool {
             resolved && wanted_ids == ids(&l.trunks)
         }
         (Spec::TwilioNumber(w), Spec::TwilioNumber(l)) => w.number == l.number,
-        (Spec::TwilioTrunk(w), Spec::TwilioTrunk(l)) => w.domain_name == l.domain_name,
+        // Origination-only trunks have no domain: their name tells them apart.
+        (Spec::TwilioTrunk(w), Spec::TwilioTrunk(l)) => {
+            w.domain_name == l.domain_name
+                && (!w.domain_name.is_empty() || w.friendly_name == l.friendly_name)
+        }
         (Spec::TwilioTrunkNumber(w), Spec::TwilioTrunkNumber(l)) => {
             refs_compatible(&w.trunk, &l.trunk) && refs_compatible(&w.number, &l.number)
         }

@@ -16,9 +16,20 @@
 //!   `media`, `from_host`, `include_headers`).
 //!
 //! Dispatch rules are always written through the `dispatch_rule` wrapper with
-//! `room_config.agents` set (the deprecated top-level fields silently drop the agents), and
-//! trunks and rules are changed in place with a full replace built from the current object,
-//! never deleted and created again.
+//! `room_config.agents` set (older servers dropped the agents on the deprecated top-level
+//! fields). Trunks and rules are changed in place, never deleted and created again:
+//! - with the `update` action (optional scalars, `ListUpdate` lists) when it covers every
+//!   changed field, so LiveKit leaves everything else alone;
+//! - otherwise (inbound `krisp_enabled`, outbound `headers`, a rule's agents,
+//!   `hide_phone_number` and `krisp_enabled`) with a replace in the Twirp JSON form: the
+//!   object as LiveKit answered it, cwa's fields set and every other key passed through
+//!   untouched, so fields the pinned `livekit-protocol` does not know are never wiped
+//!   (LiveKit stores exactly what a replace carries: livekit/livekit `pkg/service/sip.go`).
+//!
+//! Lists are paged with `page {after_id, limit}` ([`PAGE_LIMIT`]; an assumption about LiveKit
+//! Cloud, see [`LivekitProvider::list_paged`]). Trunks made with the deprecated
+//! `CreateSIPTrunk` list as inbound and outbound under one id; cwa marks them and never
+//! writes to them.
 //!
 //! Canonical forms: numbers E.164 with `+`, sorted; allowed addresses and numbers sorted;
 //! transport lower-case `auto`/`udp`/`tcp`/`tls`; outbound address without `sip:`;
@@ -34,13 +45,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use livekit_api::access_token::{AccessToken, SIPGrants};
 use livekit_api::services::sip::{
-    CreateSIPDispatchRuleOptions, CreateSIPInboundTrunkOptions, ListSIPDispatchRuleFilter,
-    ListSIPInboundTrunkFilter, ListSIPOutboundTrunkFilter, SIPClient,
+    CreateSIPDispatchRuleOptions, CreateSIPInboundTrunkOptions, SIPClient,
 };
 use livekit_api::services::{ServerError, ServiceError};
 use livekit_protocol as proto;
 use prost::Message;
 use reqwest::{Method, Url};
+use serde_json::{json, Value};
 
 use super::http::{self, Auth, Body, Call, Gate, HttpClient, Retry, WriteGuard};
 use super::{post_once, ClientOptions, Env, Provider, ProviderError, WriteRequest};
@@ -50,6 +61,10 @@ use crate::model::{
 };
 
 const P: ProviderName = ProviderName::Livekit;
+/// Items per list page cwa asks for ([`LivekitProvider::list_paged`]).
+pub const PAGE_LIMIT: i32 = 500;
+/// The `extra` key marking a trunk made with the deprecated `CreateSIPTrunk`.
+pub const LEGACY_TRUNK: &str = "legacy_trunk";
 /// Lifetime of the tokens cwa mints for its own Twirp calls.
 const TOKEN_TTL: Duration = Duration::from_secs(600);
 
@@ -355,41 +370,133 @@ impl LivekitProvider {
         Ok(rules.into_iter().find(|r| r.sip_dispatch_rule_id == id))
     }
 
+    /// Every item of a list, page by page with `page {after_id, limit}`. The open-source
+    /// server ignores `limit` and drains every page into one answer; whether LiveKit Cloud
+    /// caps large answers is not documented (Twirp caps a message at 4 MB), so cwa asks for
+    /// [`PAGE_LIMIT`] items at a time (an assumption: Cloud honours a limit this size). An
+    /// answer of exactly `limit` items may have more after it; fewer is the end, and more
+    /// means the server drained every page.
+    async fn list_paged<Req, Resp, T>(
+        &self,
+        method: &str,
+        object: &str,
+        request: impl Fn(proto::Pagination) -> Req,
+        items: impl Fn(Resp) -> Vec<T>,
+        id: impl Fn(&T) -> String,
+    ) -> Result<Vec<T>, ProviderError>
+    where
+        Req: Message,
+        Resp: Message + Default,
+    {
+        let mut out = Vec::new();
+        let mut after = String::new();
+        loop {
+            let page = proto::Pagination {
+                after_id: after.clone(),
+                limit: PAGE_LIMIT,
+            };
+            let resp: Resp = self.twirp(method, &request(page), object, None).await?;
+            let got = items(resp);
+            let full = got.len() == PAGE_LIMIT as usize;
+            match got.last().map(&id) {
+                Some(last) if full && last > after => after = last,
+                _ => {
+                    out.extend(got);
+                    return Ok(out);
+                }
+            }
+            out.extend(got);
+        }
+    }
+
+    async fn list_inbound(&self) -> Result<Vec<proto::SipInboundTrunkInfo>, ProviderError> {
+        self.list_paged(
+            "ListSIPInboundTrunk",
+            "inbound trunks",
+            |page| proto::ListSipInboundTrunkRequest {
+                page: Some(page),
+                ..Default::default()
+            },
+            |r: proto::ListSipInboundTrunkResponse| r.items,
+            |t| t.sip_trunk_id.clone(),
+        )
+        .await
+    }
+
+    async fn list_outbound(&self) -> Result<Vec<proto::SipOutboundTrunkInfo>, ProviderError> {
+        self.list_paged(
+            "ListSIPOutboundTrunk",
+            "outbound trunks",
+            |page| proto::ListSipOutboundTrunkRequest {
+                page: Some(page),
+                ..Default::default()
+            },
+            |r: proto::ListSipOutboundTrunkResponse| r.items,
+            |t| t.sip_trunk_id.clone(),
+        )
+        .await
+    }
+
+    async fn list_all_rules(&self) -> Result<Vec<proto::SipDispatchRuleInfo>, ProviderError> {
+        self.list_paged(
+            "ListSIPDispatchRule",
+            "dispatch rules",
+            |page| proto::ListSipDispatchRuleRequest {
+                page: Some(page),
+                ..Default::default()
+            },
+            |r: proto::ListSipDispatchRuleResponse| r.items,
+            |r| r.sip_dispatch_rule_id.clone(),
+        )
+        .await
+    }
+
+    /// Inbound trunks, outbound trunks and rules, listed at once. A trunk made with the
+    /// deprecated `CreateSIPTrunk` lists as inbound *and* outbound under one id: both sides
+    /// say so in `extra` (`legacy_trunk`), and cwa refuses to change or delete either
+    /// ([`Self::refuse_legacy`]).
     async fn refresh_all(&self) -> Result<Vec<LiveObject>, ProviderError> {
         let (inbound, outbound, rules) = futures::try_join!(
-            self.sdk(
-                "ListSIPInboundTrunk",
-                "inbound trunks",
-                Retry::Idempotent,
-                |sip: Arc<SIPClient>| async move {
-                    sip.list_sip_inbound_trunk(ListSIPInboundTrunkFilter::All)
-                        .await
-                }
-            ),
-            self.sdk(
-                "ListSIPOutboundTrunk",
-                "outbound trunks",
-                Retry::Idempotent,
-                |sip: Arc<SIPClient>| async move {
-                    sip.list_sip_outbound_trunk(ListSIPOutboundTrunkFilter::All)
-                        .await
-                }
-            ),
-            self.sdk(
-                "ListSIPDispatchRule",
-                "dispatch rules",
-                Retry::Idempotent,
-                |sip: Arc<SIPClient>| async move {
-                    sip.list_sip_dispatch_rule(ListSIPDispatchRuleFilter::All)
-                        .await
-                }
-            ),
+            self.list_inbound(),
+            self.list_outbound(),
+            self.list_all_rules(),
         )?;
+        let inbound_ids: std::collections::BTreeSet<&str> =
+            inbound.iter().map(|t| t.sip_trunk_id.as_str()).collect();
+        let legacy: std::collections::BTreeSet<String> = outbound
+            .iter()
+            .map(|t| t.sip_trunk_id.as_str())
+            .filter(|id| inbound_ids.contains(id))
+            .map(str::to_string)
+            .collect();
+        let mark = |mut o: LiveObject| {
+            if legacy.contains(&o.id) {
+                o.extra.insert(LEGACY_TRUNK.to_string(), "true".to_string());
+            }
+            o
+        };
         let mut out = Vec::with_capacity(inbound.len() + outbound.len() + rules.len());
-        out.extend(inbound.iter().map(inbound_object));
-        out.extend(outbound.iter().map(outbound_object));
+        out.extend(inbound.iter().map(inbound_object).map(&mark));
+        out.extend(outbound.iter().map(outbound_object).map(&mark));
         out.extend(rules.iter().map(rule_object));
         Ok(out)
+    }
+
+    /// Refuses a write to a trunk made with the deprecated `CreateSIPTrunk`: it is inbound
+    /// and outbound at once, `DeleteSIPTrunk` removes both sides, and an update stores a
+    /// second, inbound-only copy next to it (livekit/livekit `pkg/service/sip.go`,
+    /// `redisstore_sip.go`).
+    async fn refuse_legacy(&self, id: &str, object: &str) -> Result<(), ProviderError> {
+        let (inbound, outbound) = futures::try_join!(self.get_inbound(id), self.get_outbound(id))?;
+        if inbound.is_some() && outbound.is_some() {
+            return Err(ProviderError::Unsupported {
+                provider: P,
+                operation: "write".into(),
+                object: object.to_string(),
+                detail: format!("{id} was made with the deprecated CreateSIPTrunk and is an inbound and an outbound trunk at once; changing or deleting one side changes the other. Create separate inbound and outbound trunks, move the lines to them, then delete {id} by hand"),
+            });
+        }
+        Ok(())
     }
 
     async fn create_inbound(
@@ -472,7 +579,7 @@ impl LivekitProvider {
                 )
                 .await
             },
-            || self.find_outbound(spec, object),
+            || self.find_outbound(spec),
         )
         .await?;
         Ok(outbound_object(&made))
@@ -481,19 +588,8 @@ impl LivekitProvider {
     async fn find_outbound(
         &self,
         spec: &OutboundTrunkSpec,
-        object: &str,
     ) -> Result<Option<proto::SipOutboundTrunkInfo>, ProviderError> {
-        let all = self
-            .sdk(
-                "ListSIPOutboundTrunk",
-                object,
-                Retry::Idempotent,
-                |sip: Arc<SIPClient>| async move {
-                    sip.list_sip_outbound_trunk(ListSIPOutboundTrunkFilter::All)
-                        .await
-                },
-            )
-            .await?;
+        let all = self.list_outbound().await?;
         Ok(all
             .into_iter()
             .find(|t| t.name == spec.name && strip_sip(&t.address) == strip_sip(&spec.address)))
@@ -553,6 +649,94 @@ impl LivekitProvider {
             .find(|r| r.name == spec.name && sorted(r.trunk_ids.clone()) == want))
     }
 
+    /// cwa's own Twirp call in the JSON form, for objects that must travel whole: a replace
+    /// carries every field LiveKit answered, the ones this build's protos lack included.
+    async fn twirp_json(
+        &self,
+        method: &str,
+        body: Value,
+        object: &str,
+        write: Option<&str>,
+    ) -> Result<Value, ProviderError> {
+        let url = http::join(&self.base, &format!("/twirp/livekit.SIP/{method}"));
+        let mut call = Call::write(Method::POST, url, Body::Json(body), method, object);
+        call.write = write.is_some();
+        call.retry = Retry::Idempotent;
+        if let Some(id) = write.filter(|id| !id.is_empty()) {
+            call = call.target(id);
+        }
+        self.twirp
+            .decoded(call, |body| {
+                serde_json::from_slice::<Value>(body).map_err(|e| e.to_string())
+            })
+            .await
+    }
+
+    /// The trunk or rule as LiveKit answers it in JSON: the whole object, and the fields
+    /// this build knows decoded from it.
+    async fn get_wire<T: serde::de::DeserializeOwned>(
+        &self,
+        kind: Kind,
+        id: &str,
+        object: &str,
+    ) -> Result<(Wire, T), ProviderError> {
+        let (method, body) = match kind {
+            Kind::LivekitInboundTrunk => ("GetSIPInboundTrunk", json!({"sip_trunk_id": id})),
+            Kind::LivekitOutboundTrunk => ("GetSIPOutboundTrunk", json!({"sip_trunk_id": id})),
+            _ => ("ListSIPDispatchRule", json!({"dispatch_rule_ids": [id]})),
+        };
+        let answer = match self.twirp_json(method, body, object, None).await {
+            Err(e) if e.is_not_found() => return Err(gone(object, id)),
+            other => other?,
+        };
+        let found = match kind {
+            Kind::LivekitDispatchRule => answer
+                .get("items")
+                .and_then(Value::as_array)
+                .and_then(|items| {
+                    items.iter().find(|r| {
+                        wire_str(r, "sip_dispatch_rule_id").is_some_and(|found| found == id)
+                    })
+                })
+                .cloned(),
+            _ => answer.get("trunk").cloned(),
+        };
+        let wire = found
+            .and_then(|v| v.as_object().cloned())
+            .ok_or_else(|| gone(object, id))?;
+        let known = serde_json::from_value(Value::Object(wire.clone())).map_err(|e| {
+            ProviderError::Decode {
+                provider: P,
+                operation: method.to_string(),
+                object: object.to_string(),
+                detail: e.to_string(),
+            }
+        })?;
+        Ok((wire, known))
+    }
+
+    /// A JSON replace of the whole object, answered in JSON.
+    async fn replace_wire<T: serde::de::DeserializeOwned>(
+        &self,
+        method: &str,
+        id_key: &str,
+        id: &str,
+        wire: Wire,
+        object: &str,
+    ) -> Result<T, ProviderError> {
+        let body = json!({ id_key: id, "replace": Value::Object(wire) });
+        let answer = self.twirp_json(method, body, object, Some(id)).await?;
+        serde_json::from_value(answer).map_err(|e| ProviderError::Decode {
+            provider: P,
+            operation: method.to_string(),
+            object: object.to_string(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// Changes a trunk in place: the `update` action when it covers every changed field
+    /// (`krisp_enabled` has no update field), else a JSON replace of the object as LiveKit
+    /// answered it, so fields cwa's protos do not know survive.
     async fn update_inbound(
         &self,
         id: &str,
@@ -560,25 +744,32 @@ impl LivekitProvider {
         object: &str,
     ) -> Result<LiveObject, ProviderError> {
         self.guard().check(object, [id])?;
-        let current = self
-            .get_inbound(id)
-            .await?
-            .ok_or_else(|| gone(object, id))?;
-        let info = &inbound_info(spec, Some(current), object)?;
-        let updated = self
-            .sdk(
-                "UpdateSIPInboundTrunk",
-                object,
-                Retry::Idempotent,
-                |sip: Arc<SIPClient>| async move {
-                    sip.update_sip_inbound_trunk_replace(id.to_string(), info.clone())
-                        .await
-                },
-            )
+        self.refuse_legacy(id, object).await?;
+        let (wire, current) = self
+            .get_wire::<proto::SipInboundTrunkInfo>(Kind::LivekitInboundTrunk, id, object)
             .await?;
+        let updated = match inbound_update(spec, &current, object)? {
+            Some(update) => {
+                let req = proto::UpdateSipInboundTrunkRequest {
+                    sip_trunk_id: id.to_string(),
+                    action: Some(proto::update_sip_inbound_trunk_request::Action::Update(
+                        update,
+                    )),
+                };
+                self.twirp("UpdateSIPInboundTrunk", &req, object, Some(id))
+                    .await?
+            }
+            None => {
+                let info = inbound_info(spec, Some(current), object)?;
+                let wire = inbound_wire(wire, &info);
+                self.replace_wire("UpdateSIPInboundTrunk", "sip_trunk_id", id, wire, object)
+                    .await?
+            }
+        };
         Ok(inbound_object(&updated))
     }
 
+    /// As [`Self::update_inbound`]; only `headers` needs the replace.
     async fn update_outbound(
         &self,
         id: &str,
@@ -586,25 +777,33 @@ impl LivekitProvider {
         object: &str,
     ) -> Result<LiveObject, ProviderError> {
         self.guard().check(object, [id])?;
-        let current = self
-            .get_outbound(id)
-            .await?
-            .ok_or_else(|| gone(object, id))?;
-        let info = &outbound_info(spec, Some(current), object)?;
-        let updated = self
-            .sdk(
-                "UpdateSIPOutboundTrunk",
-                object,
-                Retry::Idempotent,
-                |sip: Arc<SIPClient>| async move {
-                    sip.update_sip_outbound_trunk_replace(id.to_string(), info.clone())
-                        .await
-                },
-            )
+        self.refuse_legacy(id, object).await?;
+        let (wire, current) = self
+            .get_wire::<proto::SipOutboundTrunkInfo>(Kind::LivekitOutboundTrunk, id, object)
             .await?;
+        let updated = match outbound_update(spec, &current, object)? {
+            Some(update) => {
+                let req = proto::UpdateSipOutboundTrunkRequest {
+                    sip_trunk_id: id.to_string(),
+                    action: Some(proto::update_sip_outbound_trunk_request::Action::Update(
+                        update,
+                    )),
+                };
+                self.twirp("UpdateSIPOutboundTrunk", &req, object, Some(id))
+                    .await?
+            }
+            None => {
+                let info = outbound_info(spec, Some(current), object)?;
+                let wire = outbound_wire(wire, &info);
+                self.replace_wire("UpdateSIPOutboundTrunk", "sip_trunk_id", id, wire, object)
+                    .await?
+            }
+        };
         Ok(outbound_object(&updated))
     }
 
+    /// As [`Self::update_inbound`]; agents (`room_config`) and `hide_phone_number` need the
+    /// replace.
     async fn update_rule(
         &self,
         id: &str,
@@ -612,21 +811,278 @@ impl LivekitProvider {
         object: &str,
     ) -> Result<LiveObject, ProviderError> {
         self.guard().check(object, [id])?;
-        let current = self.get_rule(id).await?.ok_or_else(|| gone(object, id))?;
-        let info = &rule_info(spec, Some(current), object)?;
-        let updated = self
-            .sdk(
-                "UpdateSIPDispatchRule",
-                object,
-                Retry::Idempotent,
-                |sip: Arc<SIPClient>| async move {
-                    sip.update_sip_dispatch_rule_replace(id.to_string(), info.clone())
-                        .await
-                },
-            )
+        let (wire, current) = self
+            .get_wire::<proto::SipDispatchRuleInfo>(Kind::LivekitDispatchRule, id, object)
             .await?;
+        let updated = match rule_update(spec, &current, object)? {
+            Some(update) => {
+                let req = proto::UpdateSipDispatchRuleRequest {
+                    sip_dispatch_rule_id: id.to_string(),
+                    action: Some(proto::update_sip_dispatch_rule_request::Action::Update(
+                        update,
+                    )),
+                };
+                self.twirp("UpdateSIPDispatchRule", &req, object, Some(id))
+                    .await?
+            }
+            None => {
+                let wire = rule_wire(spec, wire, &current, object)?;
+                self.replace_wire(
+                    "UpdateSIPDispatchRule",
+                    "sip_dispatch_rule_id",
+                    id,
+                    wire,
+                    object,
+                )
+                .await?
+            }
+        };
         Ok(rule_object(&updated))
     }
+}
+
+/// A trunk or rule in LiveKit's Twirp JSON form, every field it answered kept.
+type Wire = serde_json::Map<String, Value>;
+
+/// A string field of a JSON object, in either protobuf-JSON spelling.
+fn wire_str<'a>(v: &'a Value, snake: &str) -> Option<&'a str> {
+    v.get(snake)
+        .or_else(|| v.get(lower_camel(snake)))
+        .and_then(Value::as_str)
+}
+
+/// `sip_trunk_id` -> `sipTrunkId`, protobuf's JSON name.
+fn lower_camel(snake: &str) -> String {
+    let mut out = String::with_capacity(snake.len());
+    let mut upper = false;
+    for c in snake.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.push(c.to_ascii_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Sets one field of a JSON object under its proto name, dropping the other spelling.
+fn put(wire: &mut Wire, snake: &str, value: Value) {
+    wire.remove(&lower_camel(snake));
+    wire.insert(snake.to_string(), value);
+}
+
+/// The object LiveKit answered with cwa's fields set from `info` (everything else as it was).
+fn inbound_wire(mut wire: Wire, info: &proto::SipInboundTrunkInfo) -> Wire {
+    put(&mut wire, "name", json!(info.name));
+    put(&mut wire, "metadata", json!(info.metadata));
+    put(&mut wire, "numbers", json!(info.numbers));
+    put(
+        &mut wire,
+        "allowed_addresses",
+        json!(info.allowed_addresses),
+    );
+    put(&mut wire, "allowed_numbers", json!(info.allowed_numbers));
+    put(&mut wire, "auth_username", json!(info.auth_username));
+    put(&mut wire, "auth_password", json!(info.auth_password));
+    put(&mut wire, "krisp_enabled", json!(info.krisp_enabled));
+    wire
+}
+
+fn outbound_wire(mut wire: Wire, info: &proto::SipOutboundTrunkInfo) -> Wire {
+    put(&mut wire, "name", json!(info.name));
+    put(&mut wire, "metadata", json!(info.metadata));
+    put(&mut wire, "address", json!(info.address));
+    put(&mut wire, "transport", json!(info.transport));
+    put(&mut wire, "numbers", json!(info.numbers));
+    put(&mut wire, "auth_username", json!(info.auth_username));
+    put(&mut wire, "auth_password", json!(info.auth_password));
+    put(&mut wire, "headers", json!(info.headers));
+    put(
+        &mut wire,
+        "destination_country",
+        json!(info.destination_country),
+    );
+    wire
+}
+
+/// The rule LiveKit answered with cwa's fields set: the rule kind (its other settings kept
+/// when the kind is the same), trunks, name, metadata, `hide_phone_number`, and the agents
+/// in `room_config.agents` (an agent kept keeps every setting cwa does not manage, such as
+/// `deployment`; the rest of `room_config` is untouched).
+fn rule_wire(
+    spec: &DispatchRuleSpec,
+    mut wire: Wire,
+    current: &proto::SipDispatchRuleInfo,
+    object: &str,
+) -> Result<Wire, ProviderError> {
+    let info = rule_info(spec, Some(current.clone()), object)?;
+    let rule = info.rule.as_ref().and_then(|r| r.rule.as_ref());
+    let previous = wire.get("rule").cloned();
+    put(&mut wire, "rule", rule_kind_wire(rule, previous.as_ref()));
+    put(&mut wire, "trunk_ids", json!(info.trunk_ids));
+    put(&mut wire, "name", json!(info.name));
+    put(&mut wire, "metadata", json!(info.metadata));
+    put(
+        &mut wire,
+        "hide_phone_number",
+        json!(info.hide_phone_number),
+    );
+    put(&mut wire, "krisp_enabled", json!(info.krisp_enabled));
+    let mut config = wire
+        .get("room_config")
+        .or_else(|| wire.get("roomConfig"))
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let before: Vec<Value> = config
+        .get("agents")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let agents: Vec<Value> = spec
+        .agents
+        .iter()
+        .map(|a| {
+            let mut agent = before
+                .iter()
+                .find(|p| wire_str(p, "agent_name") == Some(a.agent_name.as_str()))
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            put(&mut agent, "agent_name", json!(a.agent_name));
+            put(&mut agent, "metadata", json!(a.metadata));
+            Value::Object(agent)
+        })
+        .collect();
+    put(&mut config, "agents", Value::Array(agents));
+    put(&mut wire, "room_config", Value::Object(config));
+    Ok(wire)
+}
+
+/// The `rule` oneof in JSON: the new kind's fields over the previous kind's object when the
+/// kind is the same.
+fn rule_kind_wire(
+    rule: Option<&proto::sip_dispatch_rule::Rule>,
+    previous: Option<&Value>,
+) -> Value {
+    use proto::sip_dispatch_rule::Rule;
+    let (key, fields) = match rule {
+        Some(Rule::DispatchRuleDirect(d)) => (
+            "dispatch_rule_direct",
+            json!({"room_name": d.room_name, "pin": d.pin}),
+        ),
+        Some(Rule::DispatchRuleCallee(c)) => (
+            "dispatch_rule_callee",
+            json!({"room_prefix": c.room_prefix, "pin": c.pin, "randomize": c.randomize}),
+        ),
+        Some(Rule::DispatchRuleIndividual(i)) => (
+            "dispatch_rule_individual",
+            json!({"room_prefix": i.room_prefix, "pin": i.pin, "no_randomness": i.no_randomness}),
+        ),
+        None => return previous.cloned().unwrap_or(Value::Null),
+    };
+    let mut kind = previous
+        .and_then(|p| p.get(key).or_else(|| p.get(lower_camel(key))))
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    for (k, v) in fields.as_object().into_iter().flatten() {
+        put(&mut kind, k, v.clone());
+    }
+    json!({ key: Value::Object(kind) })
+}
+
+/// A list as `ListUpdate`: `set` to the wanted items, or `clear` when none are wanted (an
+/// empty `set` is refused as "unsupported list update operation").
+fn list_set(want: Vec<String>) -> proto::ListUpdate {
+    proto::ListUpdate {
+        clear: want.is_empty(),
+        set: want,
+        ..Default::default()
+    }
+}
+
+/// The list update for `want` when it differs from `have` as a set.
+fn list_change(want: &[String], have: &[String]) -> Option<proto::ListUpdate> {
+    (sorted(want.to_vec()) != sorted(have.to_vec())).then(|| list_set(want.to_vec()))
+}
+
+fn changed(want: &str, have: &str) -> Option<String> {
+    (want != have).then(|| want.to_string())
+}
+
+/// The `update` action that brings `current` to `spec`, or `None` when a field without an
+/// update field changes (`krisp_enabled`).
+pub fn inbound_update(
+    spec: &InboundTrunkSpec,
+    current: &proto::SipInboundTrunkInfo,
+    object: &str,
+) -> Result<Option<proto::SipInboundTrunkUpdate>, ProviderError> {
+    if spec.krisp_enabled != current.krisp_enabled {
+        return Ok(None);
+    }
+    let want = inbound_info(spec, Some(current.clone()), object)?;
+    Ok(Some(proto::SipInboundTrunkUpdate {
+        numbers: list_change(&want.numbers, &normalize_all(&current.numbers)),
+        allowed_addresses: list_change(&want.allowed_addresses, &current.allowed_addresses),
+        allowed_numbers: list_change(&want.allowed_numbers, &current.allowed_numbers),
+        auth_username: changed(&want.auth_username, &current.auth_username),
+        auth_password: changed(&want.auth_password, &current.auth_password),
+        name: changed(&want.name, &current.name),
+        metadata: changed(&want.metadata, &current.metadata),
+        ..Default::default()
+    }))
+}
+
+/// As [`inbound_update`]; `headers` has no update field.
+pub fn outbound_update(
+    spec: &OutboundTrunkSpec,
+    current: &proto::SipOutboundTrunkInfo,
+    object: &str,
+) -> Result<Option<proto::SipOutboundTrunkUpdate>, ProviderError> {
+    let want = outbound_info(spec, Some(current.clone()), object)?;
+    if want.headers != current.headers {
+        return Ok(None);
+    }
+    Ok(Some(proto::SipOutboundTrunkUpdate {
+        address: changed(&want.address, &current.address),
+        transport: (want.transport != current.transport).then_some(want.transport),
+        destination_country: changed(&want.destination_country, &current.destination_country),
+        numbers: list_change(&want.numbers, &normalize_all(&current.numbers)),
+        auth_username: changed(&want.auth_username, &current.auth_username),
+        auth_password: changed(&want.auth_password, &current.auth_password),
+        name: changed(&want.name, &current.name),
+        metadata: changed(&want.metadata, &current.metadata),
+        ..Default::default()
+    }))
+}
+
+/// As [`inbound_update`]; agents, `hide_phone_number` and `krisp_enabled` have no update
+/// field.
+pub fn rule_update(
+    spec: &DispatchRuleSpec,
+    current: &proto::SipDispatchRuleInfo,
+    object: &str,
+) -> Result<Option<proto::SipDispatchRuleUpdate>, ProviderError> {
+    let want = rule_info(spec, Some(current.clone()), object)?;
+    if want.hide_phone_number != current.hide_phone_number
+        || want.krisp_enabled != current.krisp_enabled
+        || want.room_config != current.room_config
+    {
+        return Ok(None);
+    }
+    Ok(Some(proto::SipDispatchRuleUpdate {
+        trunk_ids: list_change(&want.trunk_ids, &current.trunk_ids),
+        rule: (want.rule != current.rule)
+            .then(|| want.rule.clone())
+            .flatten(),
+        name: changed(&want.name, &current.name),
+        metadata: changed(&want.metadata, &current.metadata),
+        ..Default::default()
+    }))
 }
 
 fn gone(object: &str, id: &str) -> ProviderError {
@@ -876,6 +1332,7 @@ pub fn rule_object(r: &proto::SipDispatchRuleInfo) -> LiveObject {
             rule: dispatch_kind(r.rule.as_ref()),
             agents,
             hide_phone_number: r.hide_phone_number,
+            krisp_enabled: r.krisp_enabled,
         }),
         extra,
     }
@@ -971,6 +1428,7 @@ pub fn rule_info(
     r.metadata = spec.metadata.clone();
     r.trunk_ids = ref_ids(&spec.trunks, object)?;
     r.hide_phone_number = spec.hide_phone_number;
+    r.krisp_enabled = spec.krisp_enabled;
     let mut config = r.room_config.take().unwrap_or_default();
     let previous = std::mem::take(&mut config.agents);
     config.agents = spec
@@ -1037,15 +1495,17 @@ impl Provider for LivekitProvider {
     async fn delete(&self, kind: Kind, id: &str) -> Result<(), ProviderError> {
         self.guard().check(id, [id])?;
         let result = match kind {
-            Kind::LivekitInboundTrunk | Kind::LivekitOutboundTrunk => self
-                .sdk(
+            Kind::LivekitInboundTrunk | Kind::LivekitOutboundTrunk => {
+                self.refuse_legacy(id, id).await?;
+                self.sdk(
                     "DeleteSIPTrunk",
                     id,
                     Retry::Idempotent,
                     |sip: Arc<SIPClient>| async move { sip.delete_sip_trunk(id).await },
                 )
                 .await
-                .map(|_| ()),
+                .map(|_| ())
+            }
             Kind::LivekitDispatchRule => self
                 .sdk(
                     "DeleteSIPDispatchRule",
@@ -1070,10 +1530,9 @@ impl Provider for LivekitProvider {
                 .find_inbound(s, object)
                 .await?
                 .map(|t| inbound_object(&t)),
-            Spec::LivekitOutboundTrunk(s) => self
-                .find_outbound(s, object)
-                .await?
-                .map(|t| outbound_object(&t)),
+            Spec::LivekitOutboundTrunk(s) => {
+                self.find_outbound(s).await?.map(|t| outbound_object(&t))
+            }
             Spec::LivekitDispatchRule(s) => {
                 self.find_rule(s, object).await?.map(|r| rule_object(&r))
             }
@@ -1113,6 +1572,7 @@ mod tests {
             },
             agents: vec![agent("churchwiseai-voice", r#"{"source": "phone"}"#)],
             hide_phone_number: false,
+            krisp_enabled: false,
         }
     }
 

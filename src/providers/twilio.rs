@@ -212,11 +212,14 @@ pub fn origination_form(u: &OriginationUrl) -> Vec<(String, String)> {
     ]
 }
 
+/// The trunk's form. `DomainName` is optional (twilio-oai trunking v1): an origination-only
+/// trunk sends none.
 pub fn trunk_form(s: &TwilioTrunkSpec) -> Vec<(String, String)> {
-    vec![
-        ("FriendlyName".into(), s.friendly_name.clone()),
-        ("DomainName".into(), s.domain_name.clone()),
-    ]
+    let mut form = vec![("FriendlyName".into(), s.friendly_name.clone())];
+    if !s.domain_name.is_empty() {
+        form.push(("DomainName".into(), s.domain_name.clone()));
+    }
+    form
 }
 
 fn live_id<'a>(r: &'a Ref, object: &str) -> Result<&'a str, ProviderError> {
@@ -444,9 +447,10 @@ impl TwilioProvider {
             .list_all(&self.trunking, "/v1/Trunks", "trunks")
             .await?;
         let domain = spec.domain_name.to_ascii_lowercase();
-        Ok(trunks
-            .into_iter()
-            .find(|t| str_or_empty(&t.domain_name).to_ascii_lowercase() == domain))
+        Ok(trunks.into_iter().find(|t| {
+            str_or_empty(&t.domain_name).to_ascii_lowercase() == domain
+                && (!domain.is_empty() || str_or_empty(&t.friendly_name) == spec.friendly_name)
+        }))
     }
 
     async fn create_origination_url(
@@ -540,6 +544,10 @@ impl TwilioProvider {
             .ok_or_else(|| vanished(object, &trunk.sid))
     }
 
+    /// Attaches a number to a trunk. Twilio holds a number on one trunk at a time and
+    /// answers 21223 to an attach while it is on another, so a number on another trunk is
+    /// detached from it first; if the attach then fails, it is put back, so a move never
+    /// stops with the number on no trunk.
     async fn attach_number(
         &self,
         req: &WriteRequest,
@@ -548,10 +556,49 @@ impl TwilioProvider {
         let object = req.object.as_str();
         let trunk = live_id(&spec.trunk, object)?;
         let number = live_id(&spec.number, object)?;
+        let number_path = format!("{}/{number}.json", self.numbers_path());
+        let previous = self
+            .get::<IncomingNumber>(&self.api, &number_path, object)
+            .await?
+            .and_then(|n| n.trunk_sid)
+            .filter(|t| !t.is_empty() && t != trunk);
+        if let Some(old) = previous.as_deref() {
+            self.http.guard().check(object, [old])?;
+            self.delete_path(
+                &self.trunking,
+                &format!("/v1/Trunks/{old}/PhoneNumbers/{number}"),
+                object,
+            )
+            .await?;
+        }
+        match self.attach_to(trunk, number, object).await {
+            Ok(attached) => Ok(trunk_number_object(trunk, &attached)),
+            Err(e) => {
+                let Some(old) = previous else { return Err(e) };
+                match self.attach_to(&old, number, object).await {
+                    Ok(_) => Err(e),
+                    Err(back) => Err(ProviderError::Config {
+                        provider: P,
+                        detail: format!(
+                            "{object}: moving {number} to {trunk} failed ({e}), and putting it back on {old} failed too ({back}); it is on no trunk now"
+                        ),
+                    }),
+                }
+            }
+        }
+    }
+
+    /// `POST /v1/Trunks/{trunk}/PhoneNumbers`, looked up again if the answer is lost.
+    async fn attach_to(
+        &self,
+        trunk: &str,
+        number: &str,
+        object: &str,
+    ) -> Result<TrunkNumber, ProviderError> {
         let path = format!("/v1/Trunks/{trunk}/PhoneNumbers");
         let form = vec![("PhoneNumberSid".to_string(), number.to_string())];
         let one_path = format!("{path}/{number}");
-        let attached = post_once(
+        post_once(
             self.http.backoff(),
             || {
                 let call_path = path.clone();
@@ -572,8 +619,7 @@ impl TwilioProvider {
             },
             || self.get::<TrunkNumber>(&self.trunking, &one_path, object),
         )
-        .await?;
-        Ok(trunk_number_object(trunk, &attached))
+        .await
     }
 }
 

@@ -8,17 +8,18 @@
 //! | Method | Behaviour |
 //! |---|---|
 //! | `CreateSIPInboundTrunk` | security rule + header/media validation, number conflict check, assigns `ST_…` |
-//! | `ListSIPInboundTrunk` | `trunk_ids`, `numbers` (normalized; wildcard trunks always kept), `page.after_id` |
+//! | `ListSIPInboundTrunk` | `trunk_ids`, `numbers` (normalized; wildcard trunks always kept), `page.after_id`; `page.limit` only with [`LivekitState::list_page_cap`] |
 //! | `GetSIPInboundTrunk` | `{trunk}`; `not_found` `requested sip trunk does not exist` |
 //! | `UpdateSIPInboundTrunk` | `replace` or `update` (ListUpdate lists, optional scalars, media), re-validated and conflict-checked |
 //! | `CreateSIPOutboundTrunk` / `List…` / `Get…` / `Update…` | numbers + address rules, exact `numbers` filter, no conflict check |
 //! | `DeleteSIPTrunk` | either kind; 200 even for an unknown id (as the OSS server) |
-//! | `CreateSIPDispatchRule` | `dispatch_rule` wrapper, or the deprecated top-level fields (room_config dropped: no agent) |
+//! | `CreateSIPDispatchRule` | `dispatch_rule` wrapper, or the deprecated top-level fields (room_config kept, as the current server; server source) |
 //! | `ListSIPDispatchRule` | `dispatch_rule_ids`, `trunk_ids` (wildcard rules always kept), `page.after_id` |
 //! | `UpdateSIPDispatchRule` | `replace` or `update` (trunk_ids ListUpdate, rule, name, metadata, attributes diff, media) |
 //! | `DeleteSIPDispatchRule` | returns the deleted rule; `not_found` for an unknown id |
 //! | `ListSIPTrunk` | deprecated: every trunk as the legacy `SIPTrunkInfo` |
-//! | `CreateSIPParticipant`, `TransferSIPParticipant`, `CreateSIPTrunk` | `unimplemented` (501): cwa places no calls |
+//! | `CreateSIPTrunk` | deprecated: a legacy trunk, listed and read as inbound *and* outbound under one id (server source) |
+//! | `CreateSIPParticipant`, `TransferSIPParticipant` | `unimplemented` (501): cwa places no calls |
 //! | anything else | `bad_route` (404) |
 //!
 //! Auth: `Authorization: Bearer <HS256 JWT>` signed with the sandbox secret, `iss` = the
@@ -28,6 +29,7 @@
 mod auth;
 mod ids;
 pub mod matching;
+mod newer;
 mod rules;
 mod seed;
 mod synthetic;
@@ -40,6 +42,7 @@ use livekit_protocol as proto;
 use prost::Message;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use auth::SipGrants;
 use wire::{shapes, Encoding, Field, TwirpError};
@@ -77,6 +80,29 @@ pub struct LivekitState {
     pub outbound_trunks: Table<proto::SipOutboundTrunkInfo>,
     #[serde(default)]
     pub dispatch_rules: Table<proto::SipDispatchRuleInfo>,
+    /// Trunks made with the deprecated `CreateSIPTrunk`: listed and read as inbound *and* as
+    /// outbound trunks under one id (livekit/livekit `redisstore_sip.go`, livekit/protocol
+    /// `SIPTrunkInfo.AsInbound`/`AsOutbound`); `DeleteSIPTrunk` removes both sides.
+    #[serde(default, skip_serializing_if = "table_is_empty")]
+    pub legacy_trunks: Table<proto::SipTrunkInfo>,
+    /// Realism switch: the most items one list answer holds. `None` is the open-source
+    /// server, which drains every page into one answer whatever `page.limit` says (server
+    /// source); `Some(n)` is what LiveKit Cloud may do with large lists (undocumented: an
+    /// assumption), answering at most `min(n, page.limit)` items after `page.after_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list_page_cap: Option<usize>,
+    /// Fields of a newer LiveKit release that `livekit-protocol` 0.8.2 does not know, by
+    /// object id (snake_case name -> JSON value). LiveKit adds fields every few months; a
+    /// client built from older protos cannot see them, and a `replace` it builds from its own
+    /// structs wipes them (the server stores exactly what a replace carries). See
+    /// [`newer`] for how each call treats them. Tests inject them through
+    /// [`super::Sandbox::world`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub newer_fields: BTreeMap<String, Map<String, Value>>,
+}
+
+fn table_is_empty<T>(t: &Table<T>) -> bool {
+    t.0.is_empty()
 }
 
 /// One Twirp call as the HTTP layer received it.
@@ -200,7 +226,12 @@ impl LivekitState {
             body: req.body,
             grants,
         };
-        let (body, effect) = self.dispatch(req.method, &call)?;
+        let carried = newer::carried(req.method, &call);
+        let (mut body, effect) = self.dispatch(req.method, &call)?;
+        newer::settle(&mut self.newer_fields, req.method, carried, &effect);
+        if encoding == Encoding::Json && !self.newer_fields.is_empty() {
+            body = newer::merged(&body, &self.newer_fields);
+        }
         Ok((body, encoding, effect))
     }
 
@@ -215,6 +246,7 @@ impl LivekitState {
             "GetSIPOutboundTrunk" => c.run(shapes::GET_OUTBOUND, |r| self.get_outbound(r)),
             "UpdateSIPOutboundTrunk" => c.run(shapes::OUTBOUND_TRUNK, |r| self.update_outbound(r)),
             "DeleteSIPTrunk" => c.run(shapes::LEGACY_TRUNK, |r| self.delete_trunk(r)),
+            "CreateSIPTrunk" => c.run(shapes::LEGACY_TRUNK, |r| self.create_legacy(r)),
             "ListSIPTrunk" => c.run(LIST_LEGACY, |r| self.list_legacy(r)),
             "CreateSIPDispatchRule" => c.run(shapes::DISPATCH_RULE_INFO, |r| self.create_rule(r)),
             "ListSIPDispatchRule" => c.run(shapes::LIST_DISPATCH, |r| self.list_rules(r)),
@@ -231,7 +263,9 @@ impl LivekitState {
     fn fresh_trunk_id(&self) -> String {
         loop {
             let id = ids::random(TRUNK_PREFIX);
-            if !self.inbound_trunks.0.contains_key(&id) && !self.outbound_trunks.0.contains_key(&id)
+            if !self.inbound_trunks.0.contains_key(&id)
+                && !self.outbound_trunks.0.contains_key(&id)
+                && !self.legacy_trunks.0.contains_key(&id)
             {
                 return id;
             }
@@ -253,10 +287,9 @@ impl LivekitState {
         &self,
         candidate: &proto::SipInboundTrunkInfo,
     ) -> Result<(), TwirpError> {
-        let mut all: Vec<&proto::SipInboundTrunkInfo> = self
-            .inbound_trunks
-            .0
-            .values()
+        let stored = self.all_inbound();
+        let mut all: Vec<&proto::SipInboundTrunkInfo> = stored
+            .iter()
             .map(|t| {
                 if t.sip_trunk_id == candidate.sip_trunk_id {
                     candidate
@@ -265,7 +298,10 @@ impl LivekitState {
                 }
             })
             .collect();
-        if !self.inbound_trunks.0.contains_key(&candidate.sip_trunk_id) {
+        if !stored
+            .iter()
+            .any(|t| t.sip_trunk_id == candidate.sip_trunk_id)
+        {
             all.push(candidate);
         }
         rules::inbound_trunk_conflicts(all)
@@ -297,6 +333,106 @@ impl LivekitState {
         rules::dispatch_rule_conflicts(all)
     }
 
+    /// Every inbound trunk, legacy ones read as inbound, in id order.
+    pub fn all_inbound(&self) -> Vec<proto::SipInboundTrunkInfo> {
+        let mut all: Vec<proto::SipInboundTrunkInfo> = self
+            .inbound_trunks
+            .0
+            .values()
+            .cloned()
+            .chain(self.legacy_trunks.0.values().filter_map(as_inbound))
+            .collect();
+        all.sort_by(|a, b| a.sip_trunk_id.cmp(&b.sip_trunk_id));
+        all
+    }
+
+    /// Every outbound trunk, legacy ones read as outbound, in id order.
+    pub fn all_outbound(&self) -> Vec<proto::SipOutboundTrunkInfo> {
+        let mut all: Vec<proto::SipOutboundTrunkInfo> = self
+            .outbound_trunks
+            .0
+            .values()
+            .cloned()
+            .chain(self.legacy_trunks.0.values().filter_map(as_outbound))
+            .collect();
+        all.sort_by(|a, b| a.sip_trunk_id.cmp(&b.sip_trunk_id));
+        all
+    }
+
+    /// The inbound trunk `id`, or the legacy trunk `id` read as inbound.
+    fn inbound(&self, id: &str) -> Option<proto::SipInboundTrunkInfo> {
+        self.inbound_trunks
+            .0
+            .get(id)
+            .cloned()
+            .or_else(|| self.legacy_trunks.0.get(id).and_then(as_inbound))
+    }
+
+    fn outbound(&self, id: &str) -> Option<proto::SipOutboundTrunkInfo> {
+        self.outbound_trunks
+            .0
+            .get(id)
+            .cloned()
+            .or_else(|| self.legacy_trunks.0.get(id).and_then(as_outbound))
+    }
+
+    /// Items (already in id order) with ids after `page.after_id`. Without a
+    /// [`Self::list_page_cap`] the answer drains every page, as the OSS handler does, so
+    /// `limit` does not cap it; with one, at most `min(cap, limit)` items come back.
+    fn page<'a, T: Clone + 'a>(
+        &self,
+        items: impl Iterator<Item = &'a T>,
+        page: Option<&proto::Pagination>,
+        id: impl Fn(&T) -> &String,
+    ) -> Vec<T> {
+        let after = page.map(|p| p.after_id.clone()).unwrap_or_default();
+        let limit = page
+            .and_then(|p| usize::try_from(p.limit).ok())
+            .filter(|l| *l > 0);
+        let take = match (self.list_page_cap, limit) {
+            (Some(cap), Some(limit)) => cap.min(limit),
+            (Some(cap), None) => cap,
+            (None, _) => usize::MAX,
+        };
+        items
+            .filter(|t| after.is_empty() || id(t).as_str() > after.as_str())
+            .take(take)
+            .cloned()
+            .collect()
+    }
+
+    /// The deprecated `CreateSIPTrunk`: refuses `inbound_numbers_regex`, checks the trunk as
+    /// inbound for number conflicts, stores it as a legacy trunk (livekit/livekit
+    /// `pkg/service/sip.go`).
+    #[allow(deprecated)]
+    fn create_legacy(&mut self, req: proto::CreateSipTrunkRequest) -> Outcome<proto::SipTrunkInfo> {
+        if !req.inbound_numbers_regex.is_empty() {
+            return Err(TwirpError::invalid_argument(
+                "Trunks with InboundNumbersRegex are deprecated. Use InboundNumbers instead.",
+            ));
+        }
+        let mut info = proto::SipTrunkInfo {
+            inbound_addresses: req.inbound_addresses,
+            outbound_address: req.outbound_address,
+            outbound_number: req.outbound_number,
+            inbound_numbers: req.inbound_numbers,
+            inbound_username: req.inbound_username,
+            inbound_password: req.inbound_password,
+            outbound_username: req.outbound_username,
+            outbound_password: req.outbound_password,
+            name: req.name,
+            metadata: req.metadata,
+            ..Default::default()
+        };
+        if let Some(inbound) = as_inbound(&info) {
+            self.check_inbound_conflicts(&inbound)?;
+        }
+        info.sip_trunk_id = self.fresh_trunk_id();
+        let id = info.sip_trunk_id.clone();
+        self.legacy_trunks.0.insert(id.clone(), info.clone());
+        Ok((info, Effect::wrote(id)))
+    }
+
     fn create_inbound(
         &mut self,
         req: proto::CreateSipInboundTrunkRequest,
@@ -324,7 +460,9 @@ impl LivekitState {
             .iter()
             .map(|n| matching::normalize_number(n))
             .collect();
-        let items = page(&self.inbound_trunks, req.page.as_ref())
+        let all = self.all_inbound();
+        let matching = all
+            .iter()
             .filter(|t| req.trunk_ids.is_empty() || req.trunk_ids.contains(&t.sip_trunk_id))
             .filter(|t| {
                 wanted.is_empty()
@@ -332,9 +470,8 @@ impl LivekitState {
                     || t.numbers.iter().any(|n| {
                         req.numbers.contains(n) || wanted.contains(&matching::normalize_number(n))
                     })
-            })
-            .cloned()
-            .collect();
+            });
+        let items = self.page(matching, req.page.as_ref(), |t| &t.sip_trunk_id);
         Ok((
             proto::ListSipInboundTrunkResponse { items },
             Effect::read(None),
@@ -349,10 +486,7 @@ impl LivekitState {
             return Err(TwirpError::invalid_argument("trunk ID is required"));
         }
         let trunk = self
-            .inbound_trunks
-            .0
-            .get(&req.sip_trunk_id)
-            .cloned()
+            .inbound(&req.sip_trunk_id)
             .ok_or_else(|| TwirpError::not_found(TRUNK_NOT_FOUND))?;
         let effect = Effect::read(Some(req.sip_trunk_id));
         Ok((
@@ -380,17 +514,17 @@ impl LivekitState {
             }
             Action::Update(diff) => validate_inbound_diff(diff)?,
         }
+        // A legacy trunk is read as inbound and the result stored as an inbound trunk, the
+        // legacy record staying (as the OSS server's `LoadSIPInboundTrunk` + `Store…`).
         let current = self
-            .inbound_trunks
-            .0
-            .get(&id)
+            .inbound(&id)
             .ok_or_else(|| TwirpError::not_found(TRUNK_NOT_FOUND))?;
         let updated = match action {
             Action::Replace(info) => proto::SipInboundTrunkInfo {
                 sip_trunk_id: id.clone(),
                 ..info
             },
-            Action::Update(diff) => apply_inbound_diff(current.clone(), &diff),
+            Action::Update(diff) => apply_inbound_diff(current, &diff),
         };
         rules::inbound_trunk(&updated)?;
         self.check_inbound_conflicts(&updated)?;
@@ -419,15 +553,16 @@ impl LivekitState {
         &mut self,
         req: proto::ListSipOutboundTrunkRequest,
     ) -> Outcome<proto::ListSipOutboundTrunkResponse> {
-        let items = page(&self.outbound_trunks, req.page.as_ref())
+        let all = self.all_outbound();
+        let matching = all
+            .iter()
             .filter(|t| req.trunk_ids.is_empty() || req.trunk_ids.contains(&t.sip_trunk_id))
             .filter(|t| {
                 req.numbers.is_empty()
                     || t.numbers.is_empty()
                     || t.numbers.iter().any(|n| req.numbers.contains(n))
-            })
-            .cloned()
-            .collect();
+            });
+        let items = self.page(matching, req.page.as_ref(), |t| &t.sip_trunk_id);
         Ok((
             proto::ListSipOutboundTrunkResponse { items },
             Effect::read(None),
@@ -442,10 +577,7 @@ impl LivekitState {
             return Err(TwirpError::invalid_argument("trunk ID is required"));
         }
         let trunk = self
-            .outbound_trunks
-            .0
-            .get(&req.sip_trunk_id)
-            .cloned()
+            .outbound(&req.sip_trunk_id)
             .ok_or_else(|| TwirpError::not_found(TRUNK_NOT_FOUND))?;
         let effect = Effect::read(Some(req.sip_trunk_id));
         Ok((
@@ -477,16 +609,14 @@ impl LivekitState {
             }
         }
         let current = self
-            .outbound_trunks
-            .0
-            .get(&id)
+            .outbound(&id)
             .ok_or_else(|| TwirpError::not_found(TRUNK_NOT_FOUND))?;
         let updated = match action {
             Action::Replace(info) => proto::SipOutboundTrunkInfo {
                 sip_trunk_id: id.clone(),
                 ..info
             },
-            Action::Update(diff) => apply_outbound_diff(current.clone(), &diff),
+            Action::Update(diff) => apply_outbound_diff(current, &diff),
         };
         rules::outbound_trunk(&updated)?;
         self.outbound_trunks.0.insert(id.clone(), updated.clone());
@@ -499,7 +629,8 @@ impl LivekitState {
             return Err(TwirpError::invalid_argument("trunk ID is required"));
         }
         let removed = self.inbound_trunks.0.remove(&id).is_some()
-            | self.outbound_trunks.0.remove(&id).is_some();
+            | self.outbound_trunks.0.remove(&id).is_some()
+            | self.legacy_trunks.0.remove(&id).is_some();
         let info = proto::SipTrunkInfo {
             sip_trunk_id: id.clone(),
             ..Default::default()
@@ -517,7 +648,8 @@ impl LivekitState {
     ) -> Outcome<proto::ListSipTrunkResponse> {
         let inbound = self.inbound_trunks.0.values().map(legacy_inbound);
         let outbound = self.outbound_trunks.0.values().map(legacy_outbound);
-        let mut items: Vec<proto::SipTrunkInfo> = inbound.chain(outbound).collect();
+        let legacy = self.legacy_trunks.0.values().cloned();
+        let mut items: Vec<proto::SipTrunkInfo> = inbound.chain(outbound).chain(legacy).collect();
         items.sort_by(|a, b| a.sip_trunk_id.cmp(&b.sip_trunk_id));
         Ok((proto::ListSipTrunkResponse { items }, Effect::read(None)))
     }
@@ -547,7 +679,10 @@ impl LivekitState {
         &mut self,
         req: proto::ListSipDispatchRuleRequest,
     ) -> Outcome<proto::ListSipDispatchRuleResponse> {
-        let items = page(&self.dispatch_rules, req.page.as_ref())
+        let matching = self
+            .dispatch_rules
+            .0
+            .values()
             .filter(|r| {
                 req.dispatch_rule_ids.is_empty()
                     || req.dispatch_rule_ids.contains(&r.sip_dispatch_rule_id)
@@ -556,9 +691,8 @@ impl LivekitState {
                 req.trunk_ids.is_empty()
                     || r.trunk_ids.is_empty()
                     || r.trunk_ids.iter().any(|t| req.trunk_ids.contains(t))
-            })
-            .cloned()
-            .collect();
+            });
+        let items = self.page(matching, req.page.as_ref(), |r| &r.sip_dispatch_rule_id);
         Ok((
             proto::ListSipDispatchRuleResponse { items },
             Effect::read(None),
@@ -675,20 +809,6 @@ impl Call<'_> {
     }
 }
 
-/// Items with ids after `page.after_id`, in id order. The OSS handler drains every page, so
-/// `limit` does not cap the answer.
-fn page<'a, T>(
-    table: &'a Table<T>,
-    page: Option<&proto::Pagination>,
-) -> impl Iterator<Item = &'a T> + 'a {
-    let after = page.map(|p| p.after_id.clone()).unwrap_or_default();
-    table
-        .0
-        .iter()
-        .filter(move |(id, _)| after.is_empty() || id.as_str() > after.as_str())
-        .map(|(_, v)| v)
-}
-
 fn check_embedded_id(embedded: &str, id: &str, what: &str) -> Result<(), TwirpError> {
     if embedded.is_empty() || embedded == id {
         Ok(())
@@ -780,9 +900,11 @@ fn set_if_some(field: &mut String, value: &Option<String>) {
     }
 }
 
-/// The deprecated create path: top-level fields copied into an Info. `room_config` is not
-/// carried over, so a rule created this way dispatches no agent (the quirk behind the
-/// runbooks' "calls connect, the agent never joins").
+/// The deprecated create path: top-level fields copied into an Info, `room_config` included,
+/// as the current server does (livekit/protocol `CreateSIPDispatchRuleRequest.DispatchRuleInfo`,
+/// kept since livekit/livekit 30669722c, 2025-01-26). The runbooks' "calls connect, the agent
+/// never joins" came from older servers that dropped it; cwa still writes through the
+/// `dispatch_rule` wrapper and refuses rules that name no agent.
 #[allow(deprecated)]
 fn rule_from_deprecated_fields(
     req: proto::CreateSipDispatchRuleRequest,
@@ -796,8 +918,51 @@ fn rule_from_deprecated_fields(
         metadata: req.metadata,
         attributes: req.attributes,
         room_preset: req.room_preset,
+        room_config: req.room_config,
         ..Default::default()
     }
+}
+
+/// livekit/protocol `SIPTrunkInfo.AsInbound`: `None` for an outbound-only legacy trunk.
+#[allow(deprecated)]
+fn as_inbound(p: &proto::SipTrunkInfo) -> Option<proto::SipInboundTrunkInfo> {
+    if p.kind == proto::sip_trunk_info::TrunkKind::TrunkOutbound as i32 {
+        return None;
+    }
+    Some(proto::SipInboundTrunkInfo {
+        sip_trunk_id: p.sip_trunk_id.clone(),
+        name: p.name.clone(),
+        metadata: p.metadata.clone(),
+        numbers: (!p.outbound_number.is_empty())
+            .then(|| vec![p.outbound_number.clone()])
+            .unwrap_or_default(),
+        allowed_addresses: p.inbound_addresses.clone(),
+        allowed_numbers: p.inbound_numbers.clone(),
+        auth_username: p.inbound_username.clone(),
+        auth_password: p.inbound_password.clone(),
+        ..Default::default()
+    })
+}
+
+/// livekit/protocol `SIPTrunkInfo.AsOutbound`: `None` for an inbound-only legacy trunk.
+#[allow(deprecated)]
+fn as_outbound(p: &proto::SipTrunkInfo) -> Option<proto::SipOutboundTrunkInfo> {
+    if p.kind == proto::sip_trunk_info::TrunkKind::TrunkInbound as i32 {
+        return None;
+    }
+    Some(proto::SipOutboundTrunkInfo {
+        sip_trunk_id: p.sip_trunk_id.clone(),
+        name: p.name.clone(),
+        metadata: p.metadata.clone(),
+        address: p.outbound_address.clone(),
+        transport: p.transport,
+        numbers: (!p.outbound_number.is_empty())
+            .then(|| vec![p.outbound_number.clone()])
+            .unwrap_or_default(),
+        auth_username: p.outbound_username.clone(),
+        auth_password: p.outbound_password.clone(),
+        ..Default::default()
+    })
 }
 
 fn legacy_inbound(t: &proto::SipInboundTrunkInfo) -> proto::SipTrunkInfo {

@@ -7,8 +7,8 @@
 //! | GET | `/2010-04-01/Accounts/{AC}/IncomingPhoneNumbers.json` | `PhoneNumber` (partial, `*` = any digit), `FriendlyName`; `PageSize`/`Page`, relative `next_page_uri` |
 //! | GET, POST, DELETE | `/2010-04-01/Accounts/{AC}/IncomingPhoneNumbers/{PN}.json` | update takes `TrunkSid`, `VoiceUrl`, …; delete releases |
 //! | GET, POST | `/v1/Trunks` | create answers 201 |
-//! | GET, POST, DELETE | `/v1/Trunks/{TK}` | |
-//! | GET, POST | `/v1/Trunks/{TK}/PhoneNumbers` | attach with `PhoneNumberSid` |
+//! | GET, POST, DELETE | `/v1/Trunks/{TK}` | `DomainName` optional (origination-only trunks; twilio-oai); a deleted trunk's domain stays reserved for [`TwilioState::domain_reservation_days`] (400 / 21248; support article) |
+//! | GET, POST | `/v1/Trunks/{TK}/PhoneNumbers` | attach with `PhoneNumberSid`; 21223 while the number is on another trunk (a number has one `trunk_sid`: twilio-oai) |
 //! | GET, DELETE | `/v1/Trunks/{TK}/PhoneNumbers/{PN}` | delete detaches, never releases |
 //! | GET, POST | `/v1/Trunks/{TK}/OriginationUrls` | all five keys required on create |
 //! | GET, POST, DELETE | `/v1/Trunks/{TK}/OriginationUrls/{OU}` | |
@@ -96,14 +96,40 @@ pub struct OriginationUrl {
 }
 
 /// The Twilio account.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TwilioState {
     pub numbers: BTreeMap<String, IncomingNumber>,
     pub trunks: BTreeMap<String, Trunk>,
     pub origination_urls: BTreeMap<String, OriginationUrl>,
+    /// Domains of deleted trunks (lower-case) and until when no trunk may take them: Twilio
+    /// keeps a deleted trunk's domain for up to 30 days (support article; error 21248).
+    #[serde(default)]
+    pub reserved_domains: BTreeMap<String, DateTime<Utc>>,
+    /// Realism switch: how many days a deleted trunk's domain stays reserved (30, the
+    /// documented maximum, unless a test sets it; 0 switches reservations off).
+    #[serde(default = "default_reservation_days")]
+    pub domain_reservation_days: u32,
     next_seq: u64,
     #[serde(skip)]
     revision: u64,
+}
+
+fn default_reservation_days() -> u32 {
+    30
+}
+
+impl Default for TwilioState {
+    fn default() -> Self {
+        Self {
+            numbers: BTreeMap::new(),
+            trunks: BTreeMap::new(),
+            origination_urls: BTreeMap::new(),
+            reserved_domains: BTreeMap::new(),
+            domain_reservation_days: default_reservation_days(),
+            next_seq: 0,
+            revision: 0,
+        }
+    }
 }
 
 impl TwilioState {

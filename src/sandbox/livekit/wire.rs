@@ -219,7 +219,7 @@ fn zero(kind: Kind) -> Option<Value> {
 }
 
 /// `sip_trunk_id` -> `sipTrunkId`, protobuf's JSON name rule.
-fn lower_camel(snake: &str) -> String {
+pub fn lower_camel(snake: &str) -> String {
     let mut out = String::with_capacity(snake.len());
     let mut upper = false;
     for c in snake.chars() {

@@ -16,7 +16,9 @@ impl TwilioState {
                     .with_resource(Some(*sid))
             }
             ("POST", ["Trunks", sid]) => self.update_trunk(sid, req).with_resource(Some(*sid)),
-            ("DELETE", ["Trunks", sid]) => self.delete_trunk(sid).with_resource(Some(*sid)),
+            ("DELETE", ["Trunks", sid]) => {
+                self.delete_trunk(sid, req.now).with_resource(Some(*sid))
+            }
             ("GET", ["Trunks", sid, "PhoneNumbers"]) => {
                 self.list_trunk_numbers(sid, req).with_resource(Some(*sid))
             }
@@ -71,7 +73,7 @@ impl TwilioState {
             created: req.now,
             updated: req.now,
         };
-        if let Err(response) = self.apply_trunk_form(&mut trunk, &form) {
+        if let Err(response) = self.apply_trunk_form(&mut trunk, &form, req.now) {
             return response;
         }
         let sid = self.next_sid("TK");
@@ -95,7 +97,7 @@ impl TwilioState {
             Err(response) => return response,
         };
         let mut trunk = self.trunks[sid].clone();
-        if let Err(response) = self.apply_trunk_form(&mut trunk, &form) {
+        if let Err(response) = self.apply_trunk_form(&mut trunk, &form, req.now) {
             return response;
         }
         if trunk != self.trunks[sid] {
@@ -110,6 +112,7 @@ impl TwilioState {
         &self,
         trunk: &mut Trunk,
         form: &Form,
+        now: DateTime<Utc>,
     ) -> Result<(), ApiResponse> {
         if let Some(name) = form.get("FriendlyName") {
             trunk.friendly_name = Some(name.to_string());
@@ -133,6 +136,17 @@ impl TwilioState {
                     400,
                     21248,
                     &format!("DomainName {domain} is already in use"),
+                ));
+            }
+            let reserved = self
+                .reserved_domains
+                .get(&domain.to_ascii_lowercase())
+                .is_some_and(|until| *until > now);
+            if reserved && trunk.domain_name.as_deref() != Some(domain) {
+                return Err(error(
+                    400,
+                    21248,
+                    &format!("DomainName {domain} is already in use: the domain of a deleted trunk stays reserved for up to 30 days"),
                 ));
             }
             trunk.domain_name = Some(domain.to_string());
@@ -162,8 +176,15 @@ impl TwilioState {
         Ok(())
     }
 
-    pub(super) fn delete_trunk(&mut self, sid: &str) -> ApiResponse {
-        self.trunks.remove(sid);
+    pub(super) fn delete_trunk(&mut self, sid: &str, now: DateTime<Utc>) -> ApiResponse {
+        let removed = self.trunks.remove(sid);
+        let days = i64::from(self.domain_reservation_days);
+        if let Some(domain) = removed.and_then(|t| t.domain_name).filter(|_| days > 0) {
+            self.reserved_domains.insert(
+                domain.to_ascii_lowercase(),
+                now + chrono::Duration::days(days),
+            );
+        }
         self.origination_urls.retain(|_, o| o.trunk_sid != sid);
         for number in self.numbers.values_mut() {
             if number.trunk_sid.as_deref() == Some(sid) {
