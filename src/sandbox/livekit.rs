@@ -923,6 +923,14 @@ fn rule_from_deprecated_fields(
     }
 }
 
+/// A legacy trunk's one number as a list (none when unset).
+fn legacy_numbers(p: &proto::SipTrunkInfo) -> Vec<String> {
+    p.outbound_number
+        .is_empty()
+        .then(Vec::new)
+        .unwrap_or_else(|| vec![p.outbound_number.clone()])
+}
+
 /// livekit/protocol `SIPTrunkInfo.AsInbound`: `None` for an outbound-only legacy trunk.
 #[allow(deprecated)]
 fn as_inbound(p: &proto::SipTrunkInfo) -> Option<proto::SipInboundTrunkInfo> {
@@ -933,9 +941,7 @@ fn as_inbound(p: &proto::SipTrunkInfo) -> Option<proto::SipInboundTrunkInfo> {
         sip_trunk_id: p.sip_trunk_id.clone(),
         name: p.name.clone(),
         metadata: p.metadata.clone(),
-        numbers: (!p.outbound_number.is_empty())
-            .then(|| vec![p.outbound_number.clone()])
-            .unwrap_or_default(),
+        numbers: legacy_numbers(p),
         allowed_addresses: p.inbound_addresses.clone(),
         allowed_numbers: p.inbound_numbers.clone(),
         auth_username: p.inbound_username.clone(),
@@ -956,9 +962,7 @@ fn as_outbound(p: &proto::SipTrunkInfo) -> Option<proto::SipOutboundTrunkInfo> {
         metadata: p.metadata.clone(),
         address: p.outbound_address.clone(),
         transport: p.transport,
-        numbers: (!p.outbound_number.is_empty())
-            .then(|| vec![p.outbound_number.clone()])
-            .unwrap_or_default(),
+        numbers: legacy_numbers(p),
         auth_username: p.outbound_username.clone(),
         auth_password: p.outbound_password.clone(),
         ..Default::default()
