@@ -13,6 +13,7 @@ use crate::model::{
     Address, Kind, LiveObject, NumberRef, NumberSpec, Ref, SecretRef, SecretSource, Spec,
 };
 use crate::plan::{graph_waves, Action, Change, FieldChange, Plan};
+use crate::protection::Write;
 use crate::providers::{Provider, ProviderError, Providers, WriteRequest};
 use crate::state::{
     AuditEntry, Journal, JournalEntry, JournalPhase, State, StateError, StateResource, StateStore,
@@ -342,7 +343,9 @@ impl Executor {
         }
     }
 
-    /// The executor's own hard lock: whatever the plan says, no write to a protected id.
+    /// The executor's own hard lock: whatever the plan says, no write to a protected id or
+    /// to anything on a protected trunk's path. Request bodies are checked again in
+    /// [`Executor::check_lock`], once their references are live ids.
     fn refuse_protected(&self, change: &Change) -> Result<(), ApplyError> {
         let writes = match change.action {
             Action::Update | Action::Replace | Action::Delete => true,
@@ -350,13 +353,54 @@ impl Executor {
             _ => false,
         };
         let id = change.id.clone().unwrap_or_default();
-        if writes && (change.protected || self.protected.contains(&id)) {
+        let locked =
+            self.protected.iter().any(|p| p.trim() == id) || self.providers.lock.is_locked(&id);
+        if writes && (change.protected || locked) {
             return Err(ApplyError::Protected {
                 address: change.address.to_string(),
                 id,
             });
         }
         Ok(())
+    }
+
+    /// The one protection check ([`crate::protection`]) on a write about to be sent.
+    fn check_lock(&self, addr: &Address, write: &Write<'_>) -> Result<(), ApplyError> {
+        self.providers
+            .lock
+            .check(write)
+            .map_err(|v| ApplyError::Protected {
+                address: format!("{addr} ({})", v.detail),
+                id: v.protected,
+            })
+    }
+
+    /// Carries out a reviewed `unprotect` entry: the id leaves every protection memory
+    /// (state's map, resource flags, the audit memory), audited. False when nothing held it.
+    pub async fn unprotect(&self, id: &str) -> Result<bool, StateError> {
+        let mut shared = self.shared.lock().await;
+        let id = id.trim();
+        let address = shared
+            .state
+            .resources
+            .iter()
+            .find(|(_, r)| r.id == id)
+            .map_or_else(|| "[protected]".to_string(), |(a, _)| a.clone());
+        if !shared.state.unprotect(id) {
+            return Ok(false);
+        }
+        shared.steps_since_save += 1;
+        drop(shared);
+        self.journal.audit(&AuditEntry {
+            time: now(),
+            operator: self.operator.clone(),
+            address,
+            id: Some(id.to_string()),
+            action: "unprotect".into(),
+            outcome: "ok".into(),
+        })?;
+        self.save(true).await?;
+        Ok(true)
     }
 
     fn provider(&self, addr: &Address) -> Result<&Arc<dyn Provider>, ApplyError> {
@@ -422,6 +466,7 @@ impl Executor {
     async fn create(&self, change: &Change, addr: &Address) -> Result<String, ApplyError> {
         let provider = self.provider(addr)?.clone();
         let spec = self.for_write(change).await?;
+        self.check_lock(addr, &Write::Create(&spec))?;
         let lineage = self.shared.lock().await.state.lineage.clone();
         let replacing = (change.action == Action::Replace)
             .then_some(change.id.as_deref())
@@ -457,6 +502,13 @@ impl Executor {
         let id = change.id.clone().unwrap_or_default();
         let provider = self.provider(addr)?.clone();
         let spec = self.for_write(change).await?;
+        self.check_lock(
+            addr,
+            &Write::Update {
+                id: &id,
+                spec: &spec,
+            },
+        )?;
         let before = match &change.before {
             Some(b) => self.to_ids(b).await,
             None => self.read(addr, &id).await?.spec,
@@ -507,6 +559,13 @@ impl Executor {
                 self.run,
                 short_hash(&change.address.to_string())
             );
+            self.check_lock(
+                &change.address,
+                &Write::Delete {
+                    kind: change.kind,
+                    id: &old,
+                },
+            )?;
             self.intent(&change.address, "delete", &reference, Some(&old), None)?;
             if let Err(e) = provider.delete(change.kind, &old).await {
                 return Err(self.failed(&change.address, "delete", &reference, Some(&old), e));
@@ -521,6 +580,13 @@ impl Executor {
         let addr = &change.address;
         let id = change.id.clone().unwrap_or_default();
         let provider = self.provider(addr)?.clone();
+        self.check_lock(
+            addr,
+            &Write::Delete {
+                kind: addr.kind,
+                id: &id,
+            },
+        )?;
         let reference = format!("cwa-{}-{}", self.run, short_hash(&addr.to_string()));
         self.intent(addr, "delete", &reference, Some(&id), None)?;
         test_crash_point("before");
@@ -681,8 +747,12 @@ impl Executor {
                 protected,
             },
         );
+        let mut newly_protected = None;
         if protected {
             if let Some(id) = &change.id {
+                if !shared.state.protected.contains_key(id) {
+                    newly_protected = Some(id.clone());
+                }
                 shared
                     .state
                     .protected
@@ -692,6 +762,9 @@ impl Executor {
         }
         shared.steps_since_save += 1;
         drop(shared);
+        if let Some(id) = newly_protected {
+            self.audit(addr, Some(&id), "protect", "ok");
+        }
         self.save(false).await
     }
 

@@ -206,6 +206,11 @@ pub struct ApplyArgs {
     /// failed or did not start), for machines; the plan and progress go to stderr.
     #[arg(long)]
     pub json: bool,
+
+    /// Carry out the plan's `unprotect` entry for this id (repeatable): the id leaves the
+    /// hard lock for the plans after this one.
+    #[arg(long = "unprotect", value_name = "ID")]
+    pub unprotect: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -215,6 +220,12 @@ pub enum StateCommand {
     /// Show one owned resource.
     Show {
         /// The address, e.g. livekit_inbound_trunk.medhanialem
+        address: String,
+    },
+    /// Stop managing an address without deleting it live (audited). Refused for anything
+    /// protected, declared or remembered.
+    Rm {
+        /// The address, e.g. livekit_dispatch_rule.medhanialem
         address: String,
     },
     /// Remove state/lock.json, which an apply holds while it runs, when the apply that took

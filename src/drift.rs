@@ -340,6 +340,7 @@ mod tests {
             unmanaged,
             checks: vec![],
             errors: vec![],
+            unprotect: vec![],
             summary: BTreeMap::new(),
             monthly_cost_delta_cents: 0,
             fingerprints: Default::default(),

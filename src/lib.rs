@@ -16,6 +16,7 @@ pub mod import;
 pub mod model;
 pub mod output;
 pub mod plan;
+pub mod protection;
 pub mod providers;
 pub mod render;
 pub mod sandbox;

@@ -34,10 +34,19 @@ async fn run(session: &Session, args: &ApplyArgs) -> miette::Result<ExitStatus> 
     let mut planning = args.planning.clone();
     planning.refresh = true;
     let planned = plan_cmd::compute(session, &planning).await?;
-    let plan = match &args.plan_file {
-        Some(path) => saved_plan(path, &planned)?,
-        None => planned.plan.clone(),
-    };
+    // A plan file is evidence, never authority: what runs is always the plan computed now.
+    let plan = planned.plan.clone();
+    if let Some(path) = &args.plan_file {
+        for warning in saved_plan(path, &plan)? {
+            eprintln!("warning: {warning}");
+        }
+    }
+    let unprotect = crate::protection::unprotect_requests(&plan, &args.unprotect).map_err(|e| {
+        miette!(
+            help = "the plan lists what may be unprotected in its Unprotect section",
+            "{e}"
+        )
+    })?;
     crate::out!(
         "{}",
         plan_cmd::render_plan(&plan, &planned.loaded, OutputFormat::Human, &session.global)
@@ -59,7 +68,7 @@ async fn run(session: &Session, args: &ApplyArgs) -> miette::Result<ExitStatus> 
     if args.plan_file.is_none() && !args.auto_approve && !confirmed()? {
         return Err(miette!("apply cancelled; nothing was changed"));
     }
-    let report = execute(session, &planned, &plan, args).await?;
+    let report = execute(session, &planned, &plan, args, &unprotect).await?;
     print_report(&report);
     if args.json {
         crate::output::data(&render::apply_json(&report, &session.load_state()?));
@@ -97,8 +106,10 @@ async fn recover_interrupted_run(session: &Session) -> miette::Result<()> {
     Ok(())
 }
 
-/// A saved plan, refused when anything it was computed from has changed since.
-fn saved_plan(path: &std::path::Path, now: &Planned) -> miette::Result<Plan> {
+/// Reads a saved plan and compares it with the plan computed now
+/// ([`crate::plan::saved::check`]); the warnings are live objects that moved but are not
+/// written.
+fn saved_plan(path: &std::path::Path, now: &Plan) -> miette::Result<Vec<String>> {
     let text = std::fs::read_to_string(path).into_diagnostic()?;
     let saved = Plan::from_json(&text).map_err(|e| {
         miette!(
@@ -107,40 +118,14 @@ fn saved_plan(path: &std::path::Path, now: &Planned) -> miette::Result<Plan> {
             path.display()
         )
     })?;
-    let fresh = &now.plan.fingerprints;
-    let stale = |what: &str| {
+    crate::plan::saved::check(&saved, now).map_err(|e| {
         miette!(
-            help = "run `cwa plan --out FILE` again, review it, and apply the new file",
-            "the saved plan {} is stale: {what} changed since it was made",
+            code = "cwa::apply::stale_plan",
+            help = "run `cwa plan --out FILE` again, review it, and apply the new file; nothing was changed",
+            "the saved plan {} is stale: {e}",
             path.display()
         )
-    };
-    if saved.fingerprints.config != fresh.config {
-        return Err(stale("lines.toml"));
-    }
-    if saved.fingerprints.state != fresh.state {
-        return Err(stale("state/"));
-    }
-    if let Some(moved) = changed_live(&saved.fingerprints.live, &fresh.live) {
-        return Err(stale(&format!("the live object {moved}")));
-    }
-    if saved.changes != now.plan.changes || saved.edges != now.plan.edges {
-        return Err(stale(
-            "the plan computed now (the file was edited by hand, or cwa's rules changed)",
-        ));
-    }
-    Ok(saved)
-}
-
-fn changed_live(
-    saved: &std::collections::BTreeMap<String, String>,
-    now: &std::collections::BTreeMap<String, String>,
-) -> Option<String> {
-    saved
-        .iter()
-        .find(|(k, v)| now.get(*k) != Some(*v))
-        .map(|(k, _)| k.clone())
-        .or_else(|| now.keys().find(|k| !saved.contains_key(*k)).cloned())
+    })
 }
 
 /// Asks for `yes` on a terminal; refuses without one.
@@ -166,6 +151,7 @@ async fn execute(
     planned: &Planned,
     plan: &Plan,
     args: &ApplyArgs,
+    unprotect: &[String],
 ) -> miette::Result<ApplyReport> {
     let providers = match &planned.providers {
         Some(p) => p.clone(),
@@ -189,6 +175,10 @@ async fn execute(
             progress,
         },
     );
+    for id in unprotect {
+        executor.unprotect(id).await?;
+        println!("Unprotected {id}: it is no longer hard-locked from the next plan on.");
+    }
     watch_interrupts(executor.stop_flag());
     crate::outln!();
     let plan = with_secret_names(plan.clone(), &planned.loaded.desired, &session.secrets);

@@ -84,16 +84,19 @@ impl Session {
         StateStore::new(&self.global.state_dir)
     }
 
+    /// State, with the protections its audit log remembers (protection memory).
     pub fn load_state(&self) -> miette::Result<State> {
-        Ok(self.store().load()?)
+        let store = self.store();
+        let mut state = store.load()?;
+        state.remember_audit(&crate::state::Journal::new(&store).audit_entries()?);
+        Ok(state)
     }
 
     /// Client options from lines.toml's policy and every protected id (declared or in state).
     pub fn client_options(&self, desired: &Desired, state: &State) -> ClientOptions {
-        let mut protected: Vec<String> = desired.protected.iter().map(|p| p.id.clone()).collect();
-        protected.extend(state.protected.keys().cloned());
-        protected.sort();
-        protected.dedup();
+        let protected: Vec<String> = crate::protection::entries(desired, state)
+            .into_keys()
+            .collect();
         let defaults = ClientOptions::default();
         ClientOptions {
             twilio_writes: desired.policy.twilio_writes,
@@ -156,6 +159,7 @@ pub async fn refresh(providers: &Providers) -> miette::Result<Live> {
         }
         live.refreshed.push(name);
     }
+    providers.lock.learn(live.objects.values());
     tracing::info!(
         objects = live.objects.len(),
         elapsed_ms = started.elapsed().as_millis() as u64,

@@ -1,8 +1,8 @@
-//! `cwa state list|show|unlock`.
+//! `cwa state list|show|rm|unlock`.
 
 use crate::cli::{GlobalArgs, StateCommand};
 use crate::model::Address;
-use crate::state::{StateError, StateLock, StateStore};
+use crate::state::{AuditEntry, Journal, StateError, StateLock, StateStore};
 use crate::ExitStatus;
 
 /// Runs a `cwa state` subcommand. None of them touches the network.
@@ -11,6 +11,7 @@ pub fn state(global: &GlobalArgs, command: &StateCommand) -> miette::Result<Exit
     match command {
         StateCommand::List => list(&store),
         StateCommand::Show { address } => show(&store, address),
+        StateCommand::Rm { address } => rm(global, &store, address),
         StateCommand::Unlock { force } => unlock(&store, *force),
     }
 }
@@ -47,6 +48,46 @@ fn show(store: &StateStore, address: &str) -> miette::Result<ExitStatus> {
         .ok_or_else(|| StateError::Unknown(addr.to_string()))?;
     let json = serde_json::to_string_pretty(r).map_err(|e| miette::miette!("{e}"))?;
     crate::outln!("{addr}\n{json}");
+    Ok(ExitStatus::Success)
+}
+
+/// `cwa state rm ADDR`: forgets one owned address under the state lock, audited; live is
+/// not touched. Protected objects are refused ([`crate::state::State::forget_address`]).
+fn rm(global: &GlobalArgs, store: &StateStore, address: &str) -> miette::Result<ExitStatus> {
+    let addr: Address = address.parse().map_err(|e| {
+        miette::miette!(
+            help = "an address looks like livekit_dispatch_rule.medhanialem",
+            "{e}"
+        )
+    })?;
+    let declared: Vec<String> = if global.config.exists() {
+        crate::config::load(&global.config)?
+            .desired
+            .protected
+            .into_iter()
+            .map(|p| p.id)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let _lock = StateLock::acquire(store, "state rm", std::time::Duration::ZERO)?;
+    let journal = Journal::new(store);
+    let mut state = store.load()?;
+    state.remember_audit(&journal.audit_entries()?);
+    let removed = state.forget_address(&addr, &declared)?;
+    store.save(&mut state)?;
+    journal.audit(&AuditEntry {
+        time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        operator: crate::state::operator(),
+        address: addr.to_string(),
+        id: Some(removed.id.clone()),
+        action: "state rm".into(),
+        outcome: "ok".into(),
+    })?;
+    println!(
+        "Stopped managing {addr} ({}); it is still live and now shows as unmanaged.",
+        removed.id
+    );
     Ok(ExitStatus::Success)
 }
 

@@ -52,9 +52,9 @@ struct Planner<'a> {
     checks: Vec<Finding>,
     unmanaged: Vec<Unmanaged>,
     protected: BTreeMap<String, String>,
+    /// The hard lock on `protected`, taught what live holds.
+    lock: crate::protection::Lock,
     natural: matching::NaturalIndex,
-    /// Numbers held by protected trunks, and which trunk holds each.
-    protected_numbers: Vec<(NumberRef, String)>,
     /// Declared Telnyx numbers by their fixed number.
     number_owners: BTreeMap<crate::model::E164, Address>,
 }
@@ -67,10 +67,9 @@ impl<'a> Planner<'a> {
                 index.insert(addr, r.id.clone());
             }
         }
-        let mut protected = input.state.protected.clone();
-        for p in &input.desired.protected {
-            protected.insert(p.id.clone(), p.reason.clone());
-        }
+        let protected = crate::protection::entries(input.desired, input.state);
+        let mut lock = crate::protection::Lock::new(protected.keys());
+        lock.learn(input.live.objects.values());
         Self {
             input,
             index,
@@ -79,8 +78,8 @@ impl<'a> Planner<'a> {
             checks: Vec::new(),
             unmanaged: Vec::new(),
             protected,
+            lock,
             natural: matching::NaturalIndex::build(input.live),
-            protected_numbers: Vec::new(),
             number_owners: input
                 .desired
                 .resources
@@ -515,20 +514,21 @@ impl<'a> Planner<'a> {
     }
 
     /// Any write that touches a protected object, directly or through what points at it, is an
-    /// error that names the line of lines.toml responsible.
+    /// error that names the line of lines.toml responsible; so is a protected entry that
+    /// matches nothing live.
     fn guard_protected(&mut self) {
-        self.protected_numbers = self.numbers_on_protected_trunks();
-        let mut errors = Vec::new();
-        for change in &self.changes {
-            if let Some(e) = self.protected_violation(change) {
-                errors.push(e);
-            }
+        let mut errors: Vec<Finding> = self
+            .changes
+            .iter()
+            .filter_map(|change| self.protected_violation(change))
+            .collect();
+        if self.input.refreshed {
+            errors.extend(self.unmatched_protected_ids());
         }
         self.errors.extend(errors);
     }
 
     fn protected_violation(&self, change: &Change) -> Option<Finding> {
-        let protected_ids: Vec<&String> = self.protected.keys().collect();
         let id = change.id.clone().unwrap_or_default();
         let message = if change.protected && !change.fields.is_empty() {
             Some(format!(
@@ -547,7 +547,7 @@ impl<'a> Planner<'a> {
                 change.address
             ))
         } else {
-            self.indirect_violation(change, &protected_ids)
+            self.lock_violation(change)
         }?;
         Some(Finding {
             severity: Severity::Error,
@@ -556,89 +556,73 @@ impl<'a> Planner<'a> {
             address: Some(change.address.to_string()),
             help: Some(format!(
                 "protected ids are hard-locked ({}); declare the object exactly as it is live, or leave it out",
-                protected_ids.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                self.lock.ids().collect::<Vec<_>>().join(", ")
             )),
             span: self.span_for(change, &id),
         })
     }
 
-    /// A rule repointed away from a protected trunk, a number moved off one, a rule deleted
-    /// from one.
-    fn indirect_violation(&self, change: &Change, protected: &[&String]) -> Option<String> {
-        if !change.action.changes_anything() {
-            return None;
-        }
-        let protected_addrs: Vec<Address> = protected
+    /// What the one protection check says about the writes this change would make.
+    fn lock_violation(&self, change: &Change) -> Option<String> {
+        let after = change
+            .after
+            .as_ref()
+            .map(|a| matching::to_ids(a, &self.index));
+        let writes = crate::protection::writes(change, after.as_ref());
+        writes
             .iter()
-            .filter_map(|id| self.index.addr(id).cloned())
-            .collect();
-        let on_protected = |spec: &Option<Spec>| -> Vec<String> {
-            let Some(Spec::LivekitDispatchRule(rule)) = spec else {
-                return Vec::new();
-            };
-            if rule.trunks.is_empty() {
-                // A rule with no trunks applies to every trunk, the protected ones included.
-                return protected_addrs
-                    .iter()
-                    .filter(|a| a.kind == Kind::LivekitInboundTrunk)
-                    .map(|a| a.to_string())
-                    .collect();
-            }
-            rule.trunks
-                .iter()
-                .filter(|t| {
-                    t.addr().is_some_and(|a| protected_addrs.contains(a))
-                        || t.id().is_some_and(|id| protected.iter().any(|p| *p == id))
-                })
-                .map(|t| t.to_string())
-                .collect()
-        };
-        let (was, will) = (on_protected(&change.before), on_protected(&change.after));
-        let writes = change.action != Action::Adopt || !change.fields.is_empty();
-        if was != will {
-            return Some(format!(
-                "{} would change which protected trunk it routes (from [{}] to [{}])",
-                change.address,
-                was.join(", "),
-                will.join(", ")
-            ));
-        }
-        if writes && !was.is_empty() {
-            return Some(format!(
-                "{} routes the protected trunk {} and would be modified",
-                change.address,
-                was.join(", ")
-            ));
-        }
-        let Some(Spec::LivekitInboundTrunk(trunk)) = &change.after else {
-            return None;
-        };
-        let own_id = change.id.clone().unwrap_or_default();
-        trunk
-            .numbers
-            .iter()
-            .find_map(|n| {
-                self.protected_numbers
-                    .iter()
-                    .find(|(num, owner)| num == n && *owner != own_id)
-            })
-            .map(|(num, owner)| {
-                format!(
-                    "{} would take {num}, which the protected trunk {owner} holds",
-                    change.address
-                )
-            })
+            .find_map(|w| self.lock.check(w).err())
+            .map(|v| format!("{}: {}", change.address, v.detail))
     }
 
-    fn numbers_on_protected_trunks(&self) -> Vec<(NumberRef, String)> {
-        self.changes
+    /// Protected entries that match no live object exactly: an error each, with the near
+    /// misses (case, lookalike characters, an address given instead of an id) as help.
+    fn unmatched_protected_ids(&self) -> Vec<Finding> {
+        let live = self.input.live;
+        let candidates: Vec<String> = live
+            .objects
+            .values()
+            .flat_map(|o| [o.id.clone(), o.spec.label()])
+            .collect();
+        self.desired()
+            .protected
             .iter()
-            .filter(|c| c.protected)
-            .filter_map(|c| match &c.before {
-                Some(Spec::LivekitInboundTrunk(t)) => Some((t, c.id.clone().unwrap_or_default())),
-                _ => None,
+            .filter(|p| !self.lock.is_placed(p.id.trim()))
+            .map(|p| {
+                let entry = p.id.trim();
+                let mut near =
+                    crate::protection::near_misses(entry, candidates.iter().map(String::as_str));
+                if let Some(id) = entry.parse::<Address>().ok().and_then(|a| self.index.id(&a)) {
+                    near.insert(0, format!("{id} (the live id of the address {entry})"));
+                }
+                let unread: Vec<&str> = ProviderName::ALL
+                    .iter()
+                    .filter(|n| !live.was_refreshed(**n))
+                    .map(|n| n.as_str())
+                    .collect();
+                Finding {
+                    severity: Severity::Error,
+                    code: "protected-unknown".into(),
+                    message: format!(
+                        "the protected id `{entry}` matches no live object{}",
+                        if unread.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (not read: {})", unread.join(", "))
+                        }
+                    ),
+                    address: None,
+                    help: Some(if near.is_empty() {
+                        "a protected id must be a live id (or number) exactly as the provider reports it; nothing live is close".to_string()
+                    } else {
+                        format!(
+                            "near misses are never matched; did you mean {}? Write the id exactly as live reports it",
+                            near.join(" or ")
+                        )
+                    }),
+                    span: p.span,
+                }
             })
-            .flat_map(|(t, id)| t.numbers.iter().map(move |n| (n.clone(), id.clone())))
             .collect()
     }
 
@@ -646,7 +630,13 @@ impl<'a> Planner<'a> {
         self.desired()
             .get(&change.address)
             .map(|r| r.span)
-            .or_else(|| self.desired().protected_id(id).and_then(|p| p.span))
+            .or_else(|| {
+                self.desired()
+                    .protected
+                    .iter()
+                    .find(|p| p.id.trim() == id)
+                    .and_then(|p| p.span)
+            })
     }
 
     fn finish(self) -> Plan {
@@ -702,6 +692,7 @@ impl<'a> Planner<'a> {
             unmanaged,
             checks,
             errors,
+            unprotect: crate::protection::unprotect_entries(input.desired, input.state),
             summary,
             fingerprints,
         }

@@ -7,6 +7,7 @@ mod fields;
 mod graph;
 mod matching;
 mod safety;
+pub mod saved;
 
 use std::collections::BTreeMap;
 
@@ -159,6 +160,18 @@ pub struct Finding {
     pub span: Option<SourceSpan>,
 }
 
+/// A protected id lines.toml no longer declares but protection memory (state's map, a
+/// resource's flag, the audit log) still holds: it stays locked until an apply with
+/// `--unprotect ID` carries this entry out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unprotect {
+    pub id: String,
+    /// Why it was protected, as remembered.
+    pub reason: String,
+    /// Where the protection is remembered (`state protected map`, `flag on ADDR`, `audit log`).
+    pub remembered_in: Vec<String>,
+}
+
 /// Fingerprints of everything a plan was computed from, so a saved plan can be refused when
 /// any of it has changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -183,6 +196,9 @@ pub struct Plan {
     pub unmanaged: Vec<Unmanaged>,
     pub checks: Vec<Finding>,
     pub errors: Vec<Finding>,
+    /// Protected ids that leave the lock only with `apply --unprotect ID`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unprotect: Vec<Unprotect>,
     pub summary: BTreeMap<Action, usize>,
     pub monthly_cost_delta_cents: i64,
     pub fingerprints: Fingerprints,
@@ -191,7 +207,7 @@ pub struct Plan {
 impl Plan {
     /// True when applying would call a provider or change state.
     pub fn has_changes(&self) -> bool {
-        self.changes.iter().any(|c| c.action.changes_anything())
+        self.changes.iter().any(|c| c.action.changes_anything()) || !self.unprotect.is_empty()
     }
 
     pub fn is_error(&self) -> bool {

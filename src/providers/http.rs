@@ -12,7 +12,7 @@
 //!   ([`super::create_with_recovery`]);
 //! - which base URLs are acceptable: https anywhere, plain http only on loopback.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,27 +70,43 @@ pub fn join(base: &Url, path_and_query: &str) -> Url {
     Url::parse(&s).unwrap_or_else(|_| base.clone())
 }
 
-/// The hard lock: ids no write may target.
+/// The hard lock at the HTTP layer: the run's shared [`crate::protection::Lock`], asked about
+/// every write before it leaves the process, by its URL's ids and by its request body.
 #[derive(Debug, Default)]
 pub struct WriteGuard {
-    protected: BTreeSet<String>,
+    lock: crate::protection::Shared,
 }
 
 impl WriteGuard {
+    /// A guard on these entries alone (it learns nothing from live).
     pub fn new(ids: &[String]) -> Self {
-        Self {
-            protected: ids.iter().map(|s| s.trim().to_string()).collect(),
+        Self::shared(crate::protection::Shared::new(
+            crate::protection::Lock::new(ids),
+        ))
+    }
+
+    /// A guard on the run's shared lock, which learns from each refresh.
+    pub fn shared(lock: crate::protection::Shared) -> Self {
+        Self { lock }
+    }
+
+    /// The guard of a client built with these options.
+    pub fn from_options(opts: &ClientOptions) -> Self {
+        match &opts.lock {
+            Some(lock) => Self::shared(lock.clone()),
+            None => Self::new(&opts.protected_ids),
         }
     }
 
     /// True when some protected entry is a phone number (`+…`), so number writes must look
     /// the number up before writing.
     pub fn has_numbers(&self) -> bool {
-        self.protected.iter().any(|p| p.starts_with('+'))
+        self.lock.snapshot().ids().any(|p| p.starts_with('+'))
     }
 
+    /// True when the id is protected or on a protected trunk's path.
     pub fn is_protected(&self, id: &str) -> bool {
-        !id.is_empty() && self.protected.contains(id)
+        self.lock.is_locked(id)
     }
 
     /// Refuses a write whose targets include a protected id.
@@ -106,6 +122,21 @@ impl WriteGuard {
             }),
             None => Ok(()),
         }
+    }
+
+    /// Refuses a write whose request would write, route or re-number a protected object
+    /// (the one rule of [`crate::protection`]).
+    pub fn check_write(
+        &self,
+        object: &str,
+        write: &crate::protection::Write<'_>,
+    ) -> Result<(), ProviderError> {
+        self.lock
+            .check(write)
+            .map_err(|v| ProviderError::Protected {
+                object: format!("{object} ({})", v.detail),
+                id: v.protected,
+            })
     }
 
     /// Every path segment of a URL, without a `.json` suffix: the ids a REST write targets.

@@ -36,6 +36,7 @@
 //! `destination_country` upper-case; trunk ids and agents sorted; an empty auth password is
 //! `None`, any other is the fingerprint of the value LiveKit returns.
 
+use crate::protection::Write;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::future::Future;
@@ -215,7 +216,7 @@ impl LivekitProvider {
         let sip = sip_client(&base, &api_key, &api_secret, opts.timeout)?;
         let (key, secret) = (api_key.clone(), api_secret.clone());
         let auth = Auth::Minted(Arc::new(move || mint(&key, &secret)));
-        let guard = Arc::new(WriteGuard::new(&opts.protected_ids));
+        let guard = Arc::new(WriteGuard::from_options(opts));
         let twirp = HttpClient::new(P, opts, auth, guard, decode_twirp_error)?;
         Ok(Self {
             sip: std::sync::Mutex::new((std::time::Instant::now(), Arc::new(sip))),
@@ -1469,6 +1470,8 @@ impl Provider for LivekitProvider {
     }
 
     async fn create(&self, req: &WriteRequest) -> Result<LiveObject, ProviderError> {
+        self.guard()
+            .check_write(&req.object, &Write::Create(&req.spec))?;
         match &req.spec {
             Spec::LivekitInboundTrunk(s) => self.create_inbound(req, s).await,
             Spec::LivekitOutboundTrunk(s) => self.create_outbound(req, s).await,
@@ -1483,6 +1486,13 @@ impl Provider for LivekitProvider {
         _before: &Spec,
         req: &WriteRequest,
     ) -> Result<LiveObject, ProviderError> {
+        self.guard().check_write(
+            &req.object,
+            &Write::Update {
+                id,
+                spec: &req.spec,
+            },
+        )?;
         let object = req.object.as_str();
         match &req.spec {
             Spec::LivekitInboundTrunk(s) => self.update_inbound(id, s, object).await,
@@ -1493,6 +1503,7 @@ impl Provider for LivekitProvider {
     }
 
     async fn delete(&self, kind: Kind, id: &str) -> Result<(), ProviderError> {
+        self.guard().check_write(id, &Write::Delete { kind, id })?;
         self.guard().check(id, [id])?;
         let result = match kind {
             Kind::LivekitInboundTrunk | Kind::LivekitOutboundTrunk => {

@@ -180,6 +180,8 @@ pub struct Providers {
     pub telnyx: Option<Arc<dyn Provider>>,
     pub livekit: Option<Arc<dyn Provider>>,
     pub twilio: Option<Arc<dyn Provider>>,
+    /// The hard lock every client of this run shares; a refresh teaches it what live holds.
+    pub lock: crate::protection::Shared,
 }
 
 impl Providers {
@@ -305,6 +307,9 @@ pub struct ClientOptions {
     pub twilio_writes: bool,
     /// Ids (or numbers) no write may target; refused before a request leaves the process.
     pub protected_ids: Vec<String>,
+    /// The run's shared lock (built from `protected_ids` when absent), which learns from
+    /// each refresh what routes and feeds the protected objects.
+    pub lock: Option<crate::protection::Shared>,
     /// How long to wait for a Telnyx number order to complete: polls, and the first interval
     /// (it doubles up to 5 s).
     pub order_poll_attempts: u32,
@@ -330,6 +335,7 @@ impl Default for ClientOptions {
             },
             twilio_writes: false,
             protected_ids: Vec::new(),
+            lock: None,
             order_poll_attempts: 30,
             order_poll_interval: Duration::from_millis(500),
         }
@@ -344,6 +350,13 @@ pub fn connect(
     which: &[ProviderName],
 ) -> Result<Providers, ProviderError> {
     let wanted = |p: ProviderName| which.contains(&p);
+    let lock = opts.lock.clone().unwrap_or_else(|| {
+        crate::protection::Shared::new(crate::protection::Lock::new(&opts.protected_ids))
+    });
+    let opts = &ClientOptions {
+        lock: Some(lock.clone()),
+        ..opts.clone()
+    };
     let telnyx = if wanted(ProviderName::Telnyx) {
         Some(Arc::new(telnyx::TelnyxProvider::from_env(env, opts)?) as Arc<dyn Provider>)
     } else {
@@ -363,6 +376,7 @@ pub fn connect(
         telnyx,
         livekit,
         twilio,
+        lock,
     })
 }
 

@@ -18,6 +18,7 @@
 
 mod wire;
 
+use crate::protection::Write;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -74,7 +75,7 @@ impl TelnyxProvider {
     pub fn from_env(env: &Env, opts: &ClientOptions) -> Result<Self, ProviderError> {
         let key = env.require(P, "TELNYX_API_KEY")?;
         let base = http::check_base_url(P, env.get("TELNYX_BASE_URL").unwrap_or(DEFAULT_BASE_URL))?;
-        let guard = std::sync::Arc::new(WriteGuard::new(&opts.protected_ids));
+        let guard = std::sync::Arc::new(WriteGuard::from_options(opts));
         let http = HttpClient::new(
             P,
             opts,
@@ -1078,6 +1079,9 @@ impl Provider for TelnyxProvider {
     }
 
     async fn create(&self, req: &WriteRequest) -> Result<LiveObject, ProviderError> {
+        self.http
+            .guard()
+            .check_write(&req.object, &Write::Create(&req.spec))?;
         let object = req.object.as_str();
         match &req.spec {
             Spec::TelnyxNumber(s) => self.order_number(req, s).await,
@@ -1117,6 +1121,13 @@ impl Provider for TelnyxProvider {
         before: &Spec,
         req: &WriteRequest,
     ) -> Result<LiveObject, ProviderError> {
+        self.http.guard().check_write(
+            &req.object,
+            &Write::Update {
+                id,
+                spec: &req.spec,
+            },
+        )?;
         let object = req.object.as_str();
         self.http.guard().check(object, [id])?;
         match &req.spec {
@@ -1183,6 +1194,9 @@ impl Provider for TelnyxProvider {
     }
 
     async fn delete(&self, kind: Kind, id: &str) -> Result<(), ProviderError> {
+        self.http
+            .guard()
+            .check_write(id, &Write::Delete { kind, id })?;
         let path = collection(kind).ok_or_else(|| not_mine(kind, "delete", id))?;
         self.http.guard().check(id, [id])?;
         if kind == Kind::TelnyxNumber {

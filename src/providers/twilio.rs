@@ -12,6 +12,7 @@
 //! Ids: numbers `PN…`, trunks `TK…`, a number on a trunk `<TK sid>/<PN sid>`. Canonical
 //! forms: numbers E.164 with `+`; origination URLs sorted; domain names lower-case.
 
+use crate::protection::Write;
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
@@ -264,7 +265,7 @@ impl TwilioProvider {
             user: account.clone(),
             password: token,
         };
-        let guard = std::sync::Arc::new(WriteGuard::new(&opts.protected_ids));
+        let guard = std::sync::Arc::new(WriteGuard::from_options(opts));
         let http = HttpClient::new(P, opts, auth, guard, decode_error)?;
         Ok(Self {
             http,
@@ -687,6 +688,9 @@ impl Provider for TwilioProvider {
     }
 
     async fn create(&self, req: &WriteRequest) -> Result<LiveObject, ProviderError> {
+        self.http
+            .guard()
+            .check_write(&req.object, &Write::Create(&req.spec))?;
         let object = req.object.as_str();
         match &req.spec {
             Spec::TwilioNumber(_) => Err(ProviderError::Unsupported {
@@ -713,6 +717,13 @@ impl Provider for TwilioProvider {
         _before: &Spec,
         req: &WriteRequest,
     ) -> Result<LiveObject, ProviderError> {
+        self.http.guard().check_write(
+            &req.object,
+            &Write::Update {
+                id,
+                spec: &req.spec,
+            },
+        )?;
         let object = req.object.as_str();
         match &req.spec {
             Spec::TwilioNumber(s) => {
@@ -742,6 +753,9 @@ impl Provider for TwilioProvider {
     }
 
     async fn delete(&self, kind: Kind, id: &str) -> Result<(), ProviderError> {
+        self.http
+            .guard()
+            .check_write(id, &Write::Delete { kind, id })?;
         match kind {
             Kind::TwilioNumber => {
                 self.writable("release number", id)?;

@@ -43,6 +43,7 @@ pub fn human(plan: &Plan, opts: &HumanOptions) -> String {
         out.push('\n');
     }
     render_removals(&mut out, plan, opts);
+    render_unprotect(&mut out, plan, opts);
     render_unmanaged(&mut out, plan, opts);
     render_findings(&mut out, "Checks", &plan.checks, opts);
     render_findings(&mut out, "Errors", &plan.errors, opts);
@@ -242,6 +243,32 @@ fn render_removals(out: &mut String, plan: &Plan, opts: &HumanOptions) {
         }
         out.push('\n');
     }
+}
+
+/// Ids leaving the hard lock: their own section, carried out only with `--unprotect ID`.
+fn render_unprotect(out: &mut String, plan: &Plan, opts: &HumanOptions) {
+    if plan.unprotect.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "{}",
+        paint(
+            "Unprotect (still locked; apply carries this out only with --unprotect ID)",
+            Style::Delete,
+            opts.color
+        )
+    );
+    for u in &plan.unprotect {
+        let _ = writeln!(
+            out,
+            "  unprotect {}  (remembered in: {}; was: {})",
+            u.id,
+            u.remembered_in.join(", "),
+            u.reason
+        );
+    }
+    out.push('\n');
 }
 
 fn label(change: &Change) -> String {

@@ -44,6 +44,7 @@ pub fn markdown_from(plan: &Plan, source: Source) -> String {
     summary_table(&mut out, plan);
     irreversible(&mut out, plan);
     findings(&mut out, plan);
+    unprotect(&mut out, plan);
     mermaid(&mut out, plan);
     details(&mut out, plan);
     out
@@ -115,6 +116,27 @@ fn findings(out: &mut String, plan: &Plan) {
     if !all.is_empty() {
         out.push('\n');
     }
+}
+
+/// Ids leaving the hard lock, in a section of their own for the reviewer.
+fn unprotect(out: &mut String, plan: &Plan) {
+    if plan.unprotect.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "#### 🔓 Unprotect (still locked; applied only with `--unprotect ID`)\n"
+    );
+    for u in &plan.unprotect {
+        let _ = writeln!(
+            out,
+            "- `unprotect` {} (remembered in: {}; was: {})",
+            code(&u.id),
+            esc(&u.remembered_in.join(", ")),
+            esc(&u.reason)
+        );
+    }
+    out.push('\n');
 }
 
 fn more(out: &mut String, total: usize, shown: usize, what: &str) {

@@ -78,6 +78,16 @@ pub enum StateError {
     #[error("state/ is not locked")]
     #[diagnostic(code(cwa::state::not_locked))]
     NotLocked,
+    #[error("{address} ({id}) is protected ({why}); `cwa state rm` does not stop managing a protected object")]
+    #[diagnostic(
+        code(cwa::state::protected),
+        help("unprotecting is its own reviewed change: remove the id from [protected] in lines.toml, review the plan's Unprotect entry, run `cwa apply --unprotect {id}`, then `cwa state rm` again")
+    )]
+    ProtectedAddress {
+        address: String,
+        id: String,
+        why: String,
+    },
     #[error("no resource at {0} in state")]
     #[diagnostic(
         code(cwa::state::unknown),
@@ -126,6 +136,10 @@ pub struct State {
     /// declaring it: only an explicit edit of this file unlocks it.
     #[serde(default)]
     pub protected: BTreeMap<String, String>,
+    /// Protections the audit log records and no later `unprotect` undid, loaded beside state
+    /// ([`State::remember_audit`]), never saved: a hand edit of state.json cannot erase them.
+    #[serde(skip)]
+    pub remembered: BTreeMap<String, String>,
 }
 
 impl Default for State {
@@ -143,6 +157,7 @@ impl State {
             serial: 0,
             resources: BTreeMap::new(),
             protected: BTreeMap::new(),
+            remembered: BTreeMap::new(),
         }
     }
 
@@ -175,6 +190,102 @@ impl State {
 
     pub fn is_protected(&self, id: &str) -> bool {
         self.protected.contains_key(id)
+    }
+
+    /// Every id protection memory holds, trimmed, with why and where it is remembered:
+    /// state's map, a resource's `protected` flag, the audit log. Any one of them keeps the
+    /// id locked; only an apply with `--unprotect ID` clears them all.
+    pub fn protection_memory(&self) -> BTreeMap<String, (String, Vec<String>)> {
+        let mut memory: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
+        let mut note = |id: &str, reason: &str, place: String| {
+            let entry = memory
+                .entry(id.trim().to_string())
+                .or_insert_with(|| (reason.to_string(), Vec::new()));
+            entry.1.push(place);
+        };
+        for (id, reason) in &self.protected {
+            note(id, reason, "state protected map".into());
+        }
+        for (addr, r) in self.resources.iter().filter(|(_, r)| r.protected) {
+            note(
+                &r.id,
+                "flagged protected in state",
+                format!("flag on {addr}"),
+            );
+        }
+        for (id, reason) in &self.remembered {
+            note(id, reason, "audit log".into());
+        }
+        memory.retain(|id, _| !id.is_empty());
+        memory
+    }
+
+    /// Loads the protections the audit log records: an id whose last `protect`/`unprotect`
+    /// entry is `protect` stays remembered.
+    pub fn remember_audit(&mut self, entries: &[AuditEntry]) {
+        for e in entries.iter().filter(|e| e.outcome == "ok") {
+            let Some(id) = e.id.as_deref().map(str::trim) else {
+                continue;
+            };
+            match e.action.as_str() {
+                "protect" => {
+                    self.remembered
+                        .insert(id.to_string(), format!("protected ({})", e.address));
+                }
+                "unprotect" => {
+                    self.remembered.remove(id);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Stops managing an address without touching live (`cwa state rm`): refused for an
+    /// object lines.toml declares protected (`declared`, trimmed ids) or that protection
+    /// memory holds, by id or by number.
+    pub fn forget_address(
+        &mut self,
+        addr: &Address,
+        declared: &[String],
+    ) -> Result<StateResource, StateError> {
+        let r = self
+            .get(addr)
+            .ok_or_else(|| StateError::Unknown(addr.to_string()))?;
+        let memory = self.protection_memory();
+        let number = r.spec.label();
+        let why = [r.id.as_str(), number.as_str()]
+            .into_iter()
+            .find_map(|key| {
+                if r.protected {
+                    return Some("flagged protected in state".to_string());
+                }
+                if declared.iter().any(|d| d.trim() == key) {
+                    return Some("declared in [protected] of lines.toml".to_string());
+                }
+                memory
+                    .get(key)
+                    .map(|(_, places)| format!("remembered in {}", places.join(", ")))
+            });
+        if let Some(why) = why {
+            return Err(StateError::ProtectedAddress {
+                address: addr.to_string(),
+                id: r.id.clone(),
+                why,
+            });
+        }
+        Ok(self.remove(addr).expect("the address was just found"))
+    }
+
+    /// Carries out an unprotect: the id leaves state's map, every resource flag and the
+    /// audit memory (the caller audits the `unprotect`). False when nothing remembered it.
+    pub fn unprotect(&mut self, id: &str) -> bool {
+        let id = id.trim();
+        let mut found = self.protected.remove(id).is_some();
+        found |= self.remembered.remove(id).is_some();
+        for r in self.resources.values_mut().filter(|r| r.id.trim() == id) {
+            found |= std::mem::take(&mut r.protected);
+        }
+        found
     }
 
     /// A live snapshot built from state alone, for `plan --refresh=false`.

@@ -1,0 +1,264 @@
+//! A saved plan (`cwa plan --out FILE`) is evidence of what was reviewed, never authority.
+//!
+//! `cwa apply FILE` recomputes the plan from the current lines.toml, state and live, with
+//! every refusal (protected writes, mass change, irreversible releases) derived again, and
+//! carries out the recomputed plan only. The file is compared with it: any difference in the
+//! actions, addresses, ids, field changes, declared values, order, refusals or unprotect
+//! entries refuses the apply, so a file whose `errors` were deleted, whose changes were
+//! edited or added, or whose refusals were removed never writes anything. A live object that
+//! changed since the plan was made refuses the apply when the plan writes it, and is only a
+//! warning when the plan does not.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{Change, Finding, Plan};
+
+/// Why a saved plan cannot be applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Mismatch {
+    /// What the plan was computed from moved on.
+    #[error("{what} changed since it was made")]
+    Stale { what: String },
+    /// The file says something the plan computed now does not.
+    #[error("the file differs from the plan computed now: {difference}")]
+    Differs { difference: String },
+}
+
+/// Compares a saved plan with the plan computed now. Ok carries warnings: live objects
+/// that changed although the plan does not write them.
+pub fn check(saved: &Plan, now: &Plan) -> Result<Vec<String>, Mismatch> {
+    if saved.fingerprints.config != now.fingerprints.config {
+        return Err(stale("lines.toml"));
+    }
+    if saved.fingerprints.state != now.fingerprints.state {
+        return Err(stale("state/"));
+    }
+    let warnings = live_changes(saved, now)?;
+    compare_changes(&saved.changes, &now.changes)?;
+    if saved.edges != now.edges {
+        return Err(differs("the order of the changes (edges)".into()));
+    }
+    compare_refusals(&saved.errors, &now.errors)?;
+    if saved.unprotect != now.unprotect {
+        return Err(differs("the unprotect entries".into()));
+    }
+    Ok(warnings)
+}
+
+fn stale(what: &str) -> Mismatch {
+    Mismatch::Stale {
+        what: what.to_string(),
+    }
+}
+
+fn differs(difference: String) -> Mismatch {
+    Mismatch::Differs { difference }
+}
+
+/// Live objects whose fingerprint moved: a refusal when the plan writes the object, a
+/// warning otherwise.
+fn live_changes(saved: &Plan, now: &Plan) -> Result<Vec<String>, Mismatch> {
+    let written: BTreeSet<String> = now
+        .actionable()
+        .filter_map(|c| c.id.as_ref().map(|id| format!("{}/{id}", c.kind)))
+        .collect();
+    let (a, b) = (&saved.fingerprints.live, &now.fingerprints.live);
+    let moved = a
+        .keys()
+        .chain(b.keys())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .filter(|k| a.get(*k) != b.get(*k));
+    let mut warnings = Vec::new();
+    for key in moved {
+        let how = match (a.get(key), b.get(key)) {
+            (Some(_), None) => "is gone",
+            (None, Some(_)) => "appeared",
+            _ => "changed",
+        };
+        if written.contains(key) {
+            return Err(stale(&format!(
+                "the live object {key}, which the plan writes,"
+            )));
+        }
+        warnings.push(format!(
+            "the live object {key} {how} since the plan was made; the plan does not write it"
+        ));
+    }
+    Ok(warnings)
+}
+
+/// The first difference between two lists of changes, described for the operator.
+fn compare_changes(saved: &[Change], now: &[Change]) -> Result<(), Mismatch> {
+    if saved.len() != now.len() {
+        return Err(differs(format!(
+            "the file has {} changes, the plan computed now {}",
+            saved.len(),
+            now.len()
+        )));
+    }
+    for (i, (s, n)) in saved.iter().zip(now).enumerate() {
+        let what = if s.address != n.address {
+            format!("change {i} is {} in the file, {} now", s.address, n.address)
+        } else if s.action != n.action {
+            format!(
+                "{}: {} in the file, {} now",
+                s.address,
+                s.action.as_str(),
+                n.action.as_str()
+            )
+        } else if s.id != n.id {
+            format!("{}: the live id differs", s.address)
+        } else if s.fields != n.fields {
+            format!("{}: the field changes differ", s.address)
+        } else if s != n {
+            format!(
+                "{}: its declared values, flags or dependencies differ",
+                s.address
+            )
+        } else {
+            continue;
+        };
+        return Err(differs(what));
+    }
+    Ok(())
+}
+
+/// Refusals are compared as a set of (code, address, message): any one removed, added or
+/// reworded refuses the file.
+fn compare_refusals(saved: &[Finding], now: &[Finding]) -> Result<(), Mismatch> {
+    let key = |f: &Finding| (f.code.clone(), f.address.clone(), f.message.clone());
+    let count = |list: &[Finding]| {
+        let mut m: BTreeMap<_, usize> = BTreeMap::new();
+        for f in list {
+            *m.entry(key(f)).or_default() += 1;
+        }
+        m
+    };
+    let (s, n) = (count(saved), count(now));
+    if let Some(((code, address, _), _)) = n.iter().find(|(k, v)| s.get(*k) != Some(*v)) {
+        return Err(differs(format!(
+            "the plan computed now refuses `{code}`{}, which the file does not show",
+            address
+                .as_ref()
+                .map(|a| format!(" at {a}"))
+                .unwrap_or_default()
+        )));
+    }
+    if let Some(((code, _, _), _)) = s.iter().find(|(k, v)| n.get(*k) != Some(*v)) {
+        return Err(differs(format!(
+            "the file shows a refusal `{code}` the plan computed now does not have"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Address, Kind};
+    use crate::plan::{Action, Fingerprints, Severity};
+
+    fn change(name: &str, action: Action, id: &str) -> Change {
+        Change {
+            address: Address::new(Kind::LivekitDispatchRule, name),
+            kind: Kind::LivekitDispatchRule,
+            action,
+            id: (!id.is_empty()).then(|| id.to_string()),
+            church: None,
+            protected: false,
+            irreversible: false,
+            reason: String::new(),
+            fields: Vec::new(),
+            before: None,
+            after: None,
+            depends_on: Vec::new(),
+            monthly_cost_delta_cents: 0,
+            displaced_from: None,
+        }
+    }
+
+    fn plan(changes: Vec<Change>, errors: Vec<Finding>) -> Plan {
+        let mut live = BTreeMap::new();
+        live.insert("livekit_dispatch_rule/SDR_a".to_string(), "f1".to_string());
+        live.insert("livekit_inbound_trunk/ST_b".to_string(), "f2".to_string());
+        Plan {
+            format_version: crate::plan::FORMAT_VERSION.into(),
+            refreshed: true,
+            changes,
+            edges: Vec::new(),
+            unmanaged: Vec::new(),
+            checks: Vec::new(),
+            errors,
+            unprotect: Vec::new(),
+            summary: BTreeMap::new(),
+            monthly_cost_delta_cents: 0,
+            fingerprints: Fingerprints {
+                config: "c".into(),
+                state: "s".into(),
+                live,
+            },
+        }
+    }
+
+    fn refusal(code: &str) -> Finding {
+        Finding {
+            severity: Severity::Error,
+            code: code.into(),
+            message: format!("{code} happened"),
+            address: None,
+            help: None,
+            span: None,
+        }
+    }
+
+    #[test]
+    fn an_identical_file_passes() {
+        let p = plan(vec![change("a", Action::Update, "SDR_a")], vec![]);
+        assert_eq!(check(&p, &p), Ok(vec![]));
+    }
+
+    #[test]
+    fn deleted_errors_are_refused() {
+        let now = plan(
+            vec![change("a", Action::Create, "")],
+            vec![refusal("protected-write")],
+        );
+        let mut saved = now.clone();
+        saved.errors.clear();
+        assert!(matches!(check(&saved, &now), Err(Mismatch::Differs { .. })));
+        let now = plan(vec![], vec![refusal("mass-change")]);
+        let saved = plan(vec![], vec![]);
+        assert!(check(&saved, &now).is_err());
+    }
+
+    #[test]
+    fn injected_or_edited_changes_are_refused() {
+        let now = plan(vec![change("a", Action::NoOp, "SDR_a")], vec![]);
+        let mut saved = now.clone();
+        saved.changes.push(change("b", Action::Create, ""));
+        assert!(check(&saved, &now).is_err());
+        let mut saved = now.clone();
+        saved.changes[0].action = Action::Delete;
+        assert!(check(&saved, &now).is_err());
+        let mut saved = now.clone();
+        saved.changes[0].id = Some("ST_b".into());
+        assert!(check(&saved, &now).is_err());
+    }
+
+    #[test]
+    fn a_moved_object_the_plan_does_not_write_is_a_warning_only() {
+        let saved = plan(vec![change("a", Action::Update, "SDR_a")], vec![]);
+        let mut now = saved.clone();
+        now.fingerprints
+            .live
+            .insert("livekit_inbound_trunk/ST_b".into(), "f3".into());
+        let warnings = check(&saved, &now).expect("only a warning");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        let mut now = saved.clone();
+        now.fingerprints
+            .live
+            .insert("livekit_dispatch_rule/SDR_a".into(), "f3".into());
+        assert!(matches!(check(&saved, &now), Err(Mismatch::Stale { .. })));
+    }
+}
