@@ -206,6 +206,25 @@ async fn a_mass_change_refusal_removed_from_a_plan_file_writes_nothing() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_object_the_plan_does_not_write_that_moved_is_a_warning_not_a_refusal() {
+    let ctx = Ctx::runbook().await;
+    assert_exit(&ctx.cwa(&["plan", "--out", "p.json"]).await, 0);
+    let (status, body) = sandbox_helper::send(ctx.sb.twirp_json(
+        "CreateSIPInboundTrunk",
+        &serde_json::json!({"trunk": {"name": "made by hand", "numbers": ["+13125550199"]}}),
+    ))
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let out = ctx.cwa(&["apply", "p.json"]).await;
+    assert_exit(&out, 0);
+    let err = stderr(&out);
+    assert!(
+        err.contains("warning") && err.contains("the plan does not write it"),
+        "{err}"
+    );
+}
+
 // ----- class 2: the indirect guard needs an address -------------------------------------
 
 /// The runbook's lines.toml without the protected trunk, its rule and the Twilio numbers
