@@ -190,7 +190,7 @@ impl Lock {
         }
         self.ids
             .iter()
-            .find(|id| !id.starts_with('+') && !(self.learned && self.placed.contains(*id)))
+            .find(|id| !(id.starts_with('+') || self.learned && self.placed.contains(*id)))
             .cloned()
     }
 
@@ -466,10 +466,17 @@ pub fn unprotect_entries(
     state: &crate::state::State,
 ) -> Vec<crate::plan::Unprotect> {
     let declared: BTreeSet<&str> = desired.protected.iter().map(|p| p.id.trim()).collect();
+    // A number declared by its phone number is remembered by its live id.
+    let covered = |id: &str| {
+        declared.contains(id)
+            || state.resources.values().any(|r| {
+                r.id == id && number_of(&r.spec).is_some_and(|n| declared.contains(n.as_str()))
+            })
+    };
     state
         .protection_memory()
         .into_iter()
-        .filter(|(id, _)| !declared.contains(id.as_str()))
+        .filter(|(id, _)| !covered(id))
         .map(|(id, (reason, remembered_in))| crate::plan::Unprotect {
             id,
             reason,
@@ -1066,5 +1073,45 @@ mod tests {
             writes(&c, Some(&after)).is_empty(),
             "adopting without field changes writes nothing"
         );
+    }
+
+    #[test]
+    fn memory_outlives_the_declaration_and_a_declared_number_covers_its_live_id() {
+        use crate::model::{Address, Desired, ProtectedId};
+        use crate::state::{State, StateResource};
+        let mut state = State::new();
+        state.upsert(
+            &Address::new(Kind::TelnyxNumber, "fallback"),
+            StateResource {
+                id: "2927".into(),
+                spec: telnyx_number("+14697288326"),
+                church: None,
+                protected: true,
+            },
+        );
+        state
+            .protected
+            .insert(format!(" {TRUNK} "), "locked".into());
+        let mut desired = Desired::default();
+        desired.protected.push(ProtectedId {
+            id: "+14697288326".into(),
+            reason: "fallback".into(),
+            span: None,
+        });
+        let ids: Vec<String> = unprotect_entries(&desired, &state)
+            .into_iter()
+            .map(|u| u.id)
+            .collect();
+        assert_eq!(
+            ids,
+            vec![TRUNK.to_string()],
+            "the trimmed map entry, not the number's id"
+        );
+        let all = entries(&desired, &state);
+        assert!(
+            all.contains_key(TRUNK) && all.contains_key("2927") && all.contains_key("+14697288326")
+        );
+        assert!(state.unprotect(TRUNK));
+        assert!(unprotect_entries(&desired, &state).is_empty());
     }
 }

@@ -280,8 +280,10 @@ impl State {
     /// audit memory (the caller audits the `unprotect`). False when nothing remembered it.
     pub fn unprotect(&mut self, id: &str) -> bool {
         let id = id.trim();
-        let mut found = self.protected.remove(id).is_some();
-        found |= self.remembered.remove(id).is_some();
+        let before = self.protected.len() + self.remembered.len();
+        self.protected.retain(|k, _| k.trim() != id);
+        self.remembered.retain(|k, _| k.trim() != id);
+        let mut found = before != self.protected.len() + self.remembered.len();
         for r in self.resources.values_mut().filter(|r| r.id.trim() == id) {
             found |= std::mem::take(&mut r.protected);
         }

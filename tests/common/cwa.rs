@@ -14,6 +14,9 @@ use super::sandbox_helper::TestSandbox;
 /// The protected main trunk of the runbooks: no test may ever see a write to it.
 pub const PROTECTED_TRUNK: &str = "ST_Xa3Bp9aixRFP";
 
+/// Every protected id of the repository's lines.toml (the trunk and its dispatch rule).
+pub const PROTECTED_IDS: [&str; 2] = [PROTECTED_TRUNK, "SDR_cYzx7sAkUTvx"];
+
 /// Two new churches whose numbers are bought by area code: an apply of them orders numbers,
 /// creates trunks and dispatch rules next to the runbook world's updates.
 pub const NEW_CHURCHES: &str = r#"
@@ -106,12 +109,16 @@ impl Ctx {
         self.requests().into_iter().filter(|r| r.write).collect()
     }
 
-    /// Asserts that no request in this test's sandbox wrote to the protected trunk.
+    /// Asserts that no request in this test's sandbox wrote to a protected id.
     pub fn assert_protected_untouched(&self) {
         let touched: Vec<_> = self
             .writes()
             .into_iter()
-            .filter(|r| r.resource_id.as_deref() == Some(PROTECTED_TRUNK))
+            .filter(|r| {
+                r.resource_id
+                    .as_deref()
+                    .is_some_and(|id| PROTECTED_IDS.contains(&id))
+            })
             .collect();
         assert!(
             touched.is_empty(),
