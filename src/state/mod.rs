@@ -124,7 +124,7 @@ impl StateResource {
 }
 
 /// The contents of state.json.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct State {
     pub format_version: u32,
     pub lineage: String,
@@ -145,6 +145,26 @@ pub struct State {
 impl Default for State {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// Two states are equal when state.json would hold the same: the audit memory
+/// (`remembered`) is loaded beside state, not part of it.
+impl PartialEq for State {
+    fn eq(&self, other: &Self) -> bool {
+        let Self {
+            format_version,
+            lineage,
+            serial,
+            resources,
+            protected,
+            remembered: _,
+        } = self;
+        *format_version == other.format_version
+            && *lineage == other.lineage
+            && *serial == other.serial
+            && *resources == other.resources
+            && *protected == other.protected
     }
 }
 
