@@ -124,20 +124,24 @@ fn the_three_jobs_run_what_docs_ci_md_promises() {
                 .map(move |args| (name.clone(), args.join(" ")))
         })
         .collect();
+    // plan.yml runs cwa on the pull request's files with `-C DIR` (issue 12, class 11).
     let has = |file: &str, cmd: &str| {
-        commands
-            .iter()
-            .any(|(f, c)| f == file && c.starts_with(cmd))
+        commands.iter().any(|(f, c)| {
+            let c = c.strip_prefix("-C $PR_DIR ").unwrap_or(c);
+            f == file && c.starts_with(cmd)
+        })
     };
     assert!(
-        has("plan.yml", "plan --markdown --detailed-exitcode"),
+        has("plan.yml", "plan --out plan.json --detailed-exitcode"),
         "{commands:?}"
     );
     assert!(
-        has("plan.yml", "plan --markdown --refresh=false"),
+        has("plan.yml", "plan --refresh=false --out plan.json"),
         "{commands:?}"
     );
+    assert!(has("plan.yml", "show $PR_DIR/plan.json --markdown"), "{commands:?}");
     assert!(has("apply.yml", "plan --out plan.json"), "{commands:?}");
+    assert!(has("apply.yml", "show plan.json --markdown"), "{commands:?}");
     assert!(has("apply.yml", "apply plan.json"), "{commands:?}");
     assert!(has("drift.yml", "drift --markdown"), "{commands:?}");
 }
@@ -156,4 +160,139 @@ fn the_extractor_finds_commands_and_stops_at_redirections() {
         Cli::try_parse_from(argv).is_err(),
         "the parser refuses unknown flags"
     );
+}
+
+/// Every step of a job with its environment: the job's `env` merged under the step's.
+fn steps(workflow: &Value) -> Vec<(String, Value, Value)> {
+    let mut out = Vec::new();
+    let Some(jobs) = workflow.get("jobs").and_then(Value::as_mapping) else {
+        return out;
+    };
+    for (name, job) in jobs {
+        let job_env = job.get("env").cloned().unwrap_or(Value::Null);
+        for step in job
+            .get("steps")
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+        {
+            let mut env = serde_norway::Mapping::new();
+            for e in [&job_env, step.get("env").unwrap_or(&Value::Null)] {
+                if let Some(m) = e.as_mapping() {
+                    for (k, v) in m {
+                        env.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            out.push((
+                name.as_str().unwrap_or("").to_string(),
+                step.clone(),
+                Value::Mapping(env),
+            ));
+        }
+    }
+    out
+}
+
+fn text(v: &Value) -> String {
+    serde_norway::to_string(v).unwrap_or_default()
+}
+
+/// Issue 12, class 11: the plan workflow holds the provider secrets, so it is defined by the
+/// base branch (`pull_request_target`), builds cwa only from the base branch, and reads the
+/// pull request's lines.toml and state/ as data: no step that can see a secret builds or runs
+/// anything from the pull request's tree.
+#[test]
+fn the_plan_workflow_never_runs_pull_request_code_where_a_secret_is_set() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(".github/workflows/plan.yml");
+    let w = parse(&path);
+    let on = w.get("on").expect("triggers");
+    assert!(on.get("pull_request_target").is_some(), "{}", text(on));
+    assert!(
+        on.get("pull_request").is_none(),
+        "a `pull_request` run executes the pull request's own workflow file"
+    );
+    let all = steps(&w);
+    assert!(!all.is_empty());
+    for (job, step, env) in &all {
+        let step_text = text(step);
+        if let Some(uses) = step.get("uses").and_then(Value::as_str) {
+            if uses.starts_with("actions/checkout") {
+                let with = step.get("with").expect("checkout says what it checks out");
+                let r = with.get("ref").and_then(Value::as_str).unwrap_or("");
+                assert!(
+                    r.contains("github.event.pull_request.base.sha"),
+                    "{job}: checkout of {r:?}, not the base branch"
+                );
+                assert_eq!(
+                    with.get("persist-credentials").and_then(Value::as_bool),
+                    Some(false),
+                    "{job}: the checkout keeps a token in .git/config"
+                );
+            }
+        }
+        let has_secret = text(env).contains("secrets.");
+        if !has_secret {
+            continue;
+        }
+        let run = step.get("run").and_then(Value::as_str).unwrap_or("");
+        for forbidden in [
+            "cargo", "rustup", "make", "npm", "pip", "./", "bash ", "sh ", "source ", ". $",
+            "$PR_DIR/",
+        ] {
+            let hits: Vec<&str> = run
+                .lines()
+                .filter(|l| l.contains(forbidden))
+                .filter(|l| !(forbidden == "$PR_DIR/" && l.contains("cwa show \"$PR_DIR/plan.json\"")))
+                .filter(|l| !(forbidden == "$PR_DIR/" && l.contains("[ -f \"$PR_DIR/plan.json\" ]")))
+                .collect();
+            assert!(
+                hits.is_empty(),
+                "{job}: a step with secrets runs {forbidden:?}: {hits:?}\n{step_text}"
+            );
+        }
+        if step.get("uses").is_some() {
+            panic!("{job}: an action runs with the provider secrets: {step_text}");
+        }
+    }
+    let secret_steps = all.iter().filter(|(_, _, e)| text(e).contains("secrets.TELNYX")).count();
+    assert_eq!(secret_steps, 1, "the provider secrets are given to one step, the plan");
+    let job_env: Vec<String> = w["jobs"]
+        .as_mapping()
+        .unwrap()
+        .values()
+        .map(|j| text(j.get("env").unwrap_or(&Value::Null)))
+        .collect();
+    assert!(
+        job_env.iter().all(|e| !e.contains("secrets.")),
+        "secrets at job level reach the build step: {job_env:?}"
+    );
+    let fetch = all
+        .iter()
+        .find(|(_, s, _)| text(s).contains("refs/pull/"))
+        .expect("a step fetches the pull request's files");
+    let fetch_run = fetch.1.get("run").and_then(Value::as_str).unwrap();
+    assert!(
+        fetch_run.contains("100644") && fetch_run.contains("git cat-file blob"),
+        "the pull request's files are read as regular blobs only (no symlinks):\n{fetch_run}"
+    );
+    assert!(!text(&fetch.2).contains("secrets."), "the fetch step has secrets");
+}
+
+/// The only workflow that builds a pull request's tree has no secrets.
+#[test]
+fn the_workflow_that_builds_pull_requests_has_no_secrets() {
+    for path in workflows() {
+        let w = parse(&path);
+        let on = text(w.get("on").unwrap());
+        let builds_pr_tree = on.contains("pull_request:") || on.contains("pull_request\n");
+        if !builds_pr_tree {
+            continue;
+        }
+        assert!(
+            !text(&w).contains("secrets."),
+            "{} runs on pull_request and names secrets",
+            path.display()
+        );
+    }
 }
