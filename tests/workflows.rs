@@ -139,9 +139,15 @@ fn the_three_jobs_run_what_docs_ci_md_promises() {
         has("plan.yml", "plan --refresh=false --out plan.json"),
         "{commands:?}"
     );
-    assert!(has("plan.yml", "show $PR_DIR/plan.json --markdown"), "{commands:?}");
+    assert!(
+        has("plan.yml", "show $PR_DIR/plan.json --markdown"),
+        "{commands:?}"
+    );
     assert!(has("apply.yml", "plan --out plan.json"), "{commands:?}");
-    assert!(has("apply.yml", "show plan.json --markdown"), "{commands:?}");
+    assert!(
+        has("apply.yml", "show plan.json --markdown"),
+        "{commands:?}"
+    );
     assert!(has("apply.yml", "apply plan.json"), "{commands:?}");
     assert!(has("drift.yml", "drift --markdown"), "{commands:?}");
 }
@@ -243,8 +249,12 @@ fn the_plan_workflow_never_runs_pull_request_code_where_a_secret_is_set() {
             let hits: Vec<&str> = run
                 .lines()
                 .filter(|l| l.contains(forbidden))
-                .filter(|l| !(forbidden == "$PR_DIR/" && l.contains("cwa show \"$PR_DIR/plan.json\"")))
-                .filter(|l| !(forbidden == "$PR_DIR/" && l.contains("[ -f \"$PR_DIR/plan.json\" ]")))
+                .filter(|l| {
+                    !(forbidden == "$PR_DIR/" && l.contains("cwa show \"$PR_DIR/plan.json\""))
+                })
+                .filter(|l| {
+                    !(forbidden == "$PR_DIR/" && l.contains("[ -f \"$PR_DIR/plan.json\" ]"))
+                })
                 .collect();
             assert!(
                 hits.is_empty(),
@@ -255,8 +265,14 @@ fn the_plan_workflow_never_runs_pull_request_code_where_a_secret_is_set() {
             panic!("{job}: an action runs with the provider secrets: {step_text}");
         }
     }
-    let secret_steps = all.iter().filter(|(_, _, e)| text(e).contains("secrets.TELNYX")).count();
-    assert_eq!(secret_steps, 1, "the provider secrets are given to one step, the plan");
+    let secret_steps = all
+        .iter()
+        .filter(|(_, _, e)| text(e).contains("secrets.TELNYX"))
+        .count();
+    assert_eq!(
+        secret_steps, 1,
+        "the provider secrets are given to one step, the plan"
+    );
     let job_env: Vec<String> = w["jobs"]
         .as_mapping()
         .unwrap()
@@ -276,7 +292,10 @@ fn the_plan_workflow_never_runs_pull_request_code_where_a_secret_is_set() {
         fetch_run.contains("100644") && fetch_run.contains("git cat-file blob"),
         "the pull request's files are read as regular blobs only (no symlinks):\n{fetch_run}"
     );
-    assert!(!text(&fetch.2).contains("secrets."), "the fetch step has secrets");
+    assert!(
+        !text(&fetch.2).contains("secrets."),
+        "the fetch step has secrets"
+    );
 }
 
 /// The only workflow that builds a pull request's tree has no secrets.

@@ -19,6 +19,8 @@ pub struct Session {
     pub env: Env,
     pub secrets: SecretSource,
     sandbox: Option<Sandbox>,
+    /// Whether lines.toml's warnings were printed already.
+    warned: std::sync::atomic::AtomicBool,
 }
 
 impl Session {
@@ -31,6 +33,7 @@ impl Session {
                 env: Env::from_process(),
                 secrets: SecretSource::default(),
                 sandbox: None,
+                warned: Default::default(),
             });
         }
         let dir = sandbox::embedded_dir(&global.config);
@@ -42,6 +45,7 @@ impl Session {
                 env: Env::from_pairs(vars.clone()),
                 secrets: SecretSource::with_overrides(vars),
                 sandbox: None,
+                warned: Default::default(),
             });
         }
         let started = Sandbox::start(SandboxOptions::new(&dir, "runbook"))
@@ -59,6 +63,7 @@ impl Session {
             env: Env::from_pairs(vars.clone()),
             secrets: SecretSource::with_overrides(vars),
             sandbox: Some(started),
+            warned: Default::default(),
         })
     }
 
@@ -72,10 +77,14 @@ impl Session {
         Ok(())
     }
 
+    /// Loads lines.toml; its lint warnings are printed the first time only, however many
+    /// steps of the command read the file (apply reads it to reconcile, then to plan).
     pub fn load_config(&self) -> miette::Result<Loaded> {
         let loaded = config::load(&self.global.config)?;
-        for warning in &loaded.warnings {
-            crate::errln!("{warning:?}");
+        if !self.warned.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            for warning in &loaded.warnings {
+                crate::errln!("{warning:?}");
+            }
         }
         Ok(loaded)
     }

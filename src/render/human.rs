@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::escape::terminal as t;
 use super::{created_fields, money, summary_line, value_text, Source};
+use crate::model::Kind;
 use crate::plan::{Action, Change, FieldChange, Finding, Plan, Severity};
 
 /// How to print.
@@ -140,7 +141,7 @@ fn render_change(out: &mut String, change: &Change, opts: &HumanOptions) {
         render_created(out, change, opts);
     }
     for field in &change.fields {
-        render_field(out, field, opts);
+        render_field(out, change.kind, field, opts);
     }
 }
 
@@ -155,10 +156,11 @@ fn render_created(out: &mut String, change: &Change, opts: &HumanOptions) {
     }
 }
 
-fn render_field(out: &mut String, field: &FieldChange, opts: &HumanOptions) {
+fn render_field(out: &mut String, kind: Kind, field: &FieldChange, opts: &HumanOptions) {
     let (before, after) = (pretty(&field.before), pretty(&field.after));
+    let path = super::toml_key(kind, &field.path);
     if before.contains('\n') || after.contains('\n') {
-        let _ = writeln!(out, "      {}:", t(&field.path));
+        let _ = writeln!(out, "      {}:", t(&path));
         let diff = similar::TextDiff::from_lines(&before, &after);
         for change in diff.iter_all_changes() {
             let (sign, style) = match change.tag() {
@@ -176,7 +178,7 @@ fn render_field(out: &mut String, field: &FieldChange, opts: &HumanOptions) {
         let _ = writeln!(
             out,
             "      {}: {} -> {}",
-            t(&field.path),
+            t(&path),
             paint(&t(&before), Style::Delete, opts.color),
             paint(&t(&after), Style::Create, opts.color)
         );

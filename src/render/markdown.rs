@@ -346,7 +346,7 @@ fn change(s: &mut String, c: &Change) {
         let _ = writeln!(
             s,
             "  - {}: {} → {}",
-            code(&f.path),
+            code(&super::toml_key(c.kind, &f.path)),
             code(&value_text(&f.before)),
             code(&value_text(&f.after))
         );

@@ -112,7 +112,9 @@ pub fn created_fields(change: &Change) -> Vec<(String, String)> {
         }
         flatten(key, value, &mut out);
     }
-    out
+    out.into_iter()
+        .map(|(k, v)| (toml_key(change.kind, &k), v))
+        .collect()
 }
 
 fn flatten(path: &str, value: &serde_json::Value, out: &mut Vec<(String, String)>) {
@@ -125,4 +127,51 @@ fn flatten(path: &str, value: &serde_json::Value, out: &mut Vec<(String, String)
         }
         other => out.push((path.to_string(), value_text(other))),
     }
+}
+
+/// A field of a resource's spec under the key lines.toml gives it, so a diff names what the
+/// reader edits (`krisp`, not LiveKit's `krisp_enabled`; `password_env`, not `password`).
+/// Paths without a lines.toml spelling of their own (ids, numbers) are returned as they are.
+pub fn toml_key(kind: crate::model::Kind, path: &str) -> String {
+    use crate::model::Kind;
+    let renames: &[(&str, &str)] = match kind {
+        Kind::TelnyxFqdnConnection => &[
+            ("connection_name", "name"),
+            ("transport_protocol", "transport"),
+            ("password", "password_env"),
+        ],
+        Kind::TelnyxCredentialConnection => {
+            &[("connection_name", "name"), ("password", "password_env")]
+        }
+        Kind::TelnyxTexmlApplication | Kind::TwilioNumber | Kind::TwilioTrunk => {
+            &[("friendly_name", "name")]
+        }
+        Kind::TelnyxNumber => &[
+            ("number.mode", "number"),
+            ("number.country", "country"),
+            ("number.area_code", "area_code"),
+            ("number.endings", "friendly_endings"),
+        ],
+        Kind::LivekitInboundTrunk => &[
+            ("krisp_enabled", "krisp"),
+            ("auth_password", "auth_password_env"),
+        ],
+        Kind::LivekitOutboundTrunk => &[("auth_password", "auth_password_env")],
+        Kind::LivekitDispatchRule => &[
+            ("rule.type", "type"),
+            ("rule.room_prefix", "room_prefix"),
+            ("rule.pin", "pin"),
+            ("rule.randomize", "randomize"),
+        ],
+        _ => &[],
+    };
+    for (spec, key) in renames {
+        if path == *spec {
+            return (*key).to_string();
+        }
+        if let Some(rest) = path.strip_prefix(&format!("{spec}.")) {
+            return format!("{key}.{rest}");
+        }
+    }
+    path.to_string()
 }
