@@ -596,6 +596,7 @@ mod tests {
             },
             agents: vec![],
             hide_phone_number: false,
+            krisp_enabled: false,
         })
     }
 
