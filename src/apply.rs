@@ -2,7 +2,7 @@
 //! parallelism; every mutating call journaled before it is made and after it returns; every
 //! write read back and compared; state saved as steps complete; hard locks enforced again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -23,6 +23,7 @@ use crate::state::{
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
     pub parallelism: usize,
+    /// On failure, delete what this run created for the failed chains (never numbers).
     pub rollback_on_failure: bool,
     pub progress: Progress,
 }
@@ -91,6 +92,84 @@ pub enum ApplyError {
     },
 }
 
+impl ApplyError {
+    /// What the operator should do about this failure, in one sentence.
+    pub fn fix(&self) -> String {
+        match self {
+            Self::Provider(e) => provider_fix(e),
+            Self::State(_) => "make state/ writable (or the state backend reachable); the journal keeps what was done, so the next run converges".into(),
+            Self::Protected { .. } => "protected ids are never written: declare the object exactly as it is live, or leave it out of lines.toml".into(),
+            Self::MissingSecret { variable, .. } => format!("export {variable} (lines.toml names it in a `*_env` key), then run `cwa apply` again"),
+            Self::CredentialAsSecret { variable, credential, .. } => format!("give {variable} a SIP password of its own; if it was ever sent anywhere, rotate {credential}"),
+            Self::Unresolved { missing, .. } => format!("{missing} must exist first; fix what failed for it, then run `cwa apply` again"),
+            Self::NoProvider { provider, .. } => format!("set the {provider} credentials (or run with --sandbox), then run `cwa apply` again"),
+            Self::IgnoredWrite { .. } => "the provider does not honour this field through its API: set it by hand in the provider's console, or change lines.toml to what is live".into(),
+        }
+    }
+
+    /// Whether running apply again, with nothing changed, can succeed.
+    pub fn rerun_helps(&self) -> bool {
+        match self {
+            Self::Provider(e) => provider_transient(e),
+            _ => false,
+        }
+    }
+}
+
+/// A provider failure a plain rerun can get past: no answer (the journal looks the object up
+/// again), a server error, rate limiting, or an object that disappeared (the next plan sees it).
+fn provider_transient(e: &ProviderError) -> bool {
+    match e {
+        ProviderError::Api { status, .. } => *status >= 500 || *status == 429 || *status == 404,
+        ProviderError::Transport { .. } | ProviderError::Decode { .. } => true,
+        _ => false,
+    }
+}
+
+fn provider_fix(e: &ProviderError) -> String {
+    match e {
+        ProviderError::Api { status, .. } if *status == 401 || *status == 403 => format!(
+            "{} refused the credentials: check its API key (or account permissions), then run `cwa apply` again",
+            provider_of(e)
+        ),
+        ProviderError::Api { status: 404, .. } => {
+            "the object is gone from live: run `cwa apply` again, and the new plan re-creates it".into()
+        }
+        ProviderError::Api { status: 429, .. } => {
+            "the provider is rate limiting: run `cwa apply` again later (or with a lower --parallelism)".into()
+        }
+        ProviderError::Api { status, .. } if *status >= 500 => {
+            "the provider failed on its side: run `cwa apply` again; what was done is recorded".into()
+        }
+        ProviderError::Api { .. } => format!(
+            "{} refused the request as declared: change the declaration in lines.toml so that it accepts it (its answer is above); a rerun unchanged fails the same way",
+            provider_of(e)
+        ),
+        ProviderError::Transport { .. } | ProviderError::Decode { .. } => {
+            "no usable answer arrived: run `cwa apply` again; the journal looks the object up before writing again".into()
+        }
+        ProviderError::MissingEnv { variable, .. } => format!("export {variable}, then run `cwa apply` again"),
+        ProviderError::Protected { .. } => "protected ids are never written: declare the object exactly as it is live".into(),
+        ProviderError::IgnoredWrite { .. } => "the provider does not honour this field through its API: set it by hand, or declare what is live".into(),
+        ProviderError::Config { .. } | ProviderError::Unsupported { .. } => {
+            "change lines.toml (or the provider settings) as the message says, then run `cwa apply` again".into()
+        }
+    }
+}
+
+fn provider_of(e: &ProviderError) -> String {
+    match e {
+        ProviderError::Api { provider, .. }
+        | ProviderError::Transport { provider, .. }
+        | ProviderError::Decode { provider, .. }
+        | ProviderError::MissingEnv { provider, .. }
+        | ProviderError::Config { provider, .. }
+        | ProviderError::IgnoredWrite { provider, .. }
+        | ProviderError::Unsupported { provider, .. } => provider.to_string(),
+        ProviderError::Protected { .. } => "the provider".into(),
+    }
+}
+
 impl From<ProviderError> for ApplyError {
     fn from(e: ProviderError) -> Self {
         Self::Provider(Box::new(e))
@@ -103,7 +182,23 @@ pub struct Outcome {
     pub address: Address,
     pub action: Action,
     pub id: Option<String>,
+    /// Why it failed, in words (never a Debug dump).
     pub error: Option<String>,
+    /// What to do about the failure.
+    pub fix: Option<String>,
+    /// Whether running apply again, with nothing changed, can succeed.
+    pub rerun_helps: bool,
+}
+
+/// A change not attempted because a change it depends on failed (or was itself skipped):
+/// independent chains go on, this one waits for the next run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    pub address: Address,
+    pub action: Action,
+    /// The change it waited for.
+    pub waits_for: Address,
+    pub reason: String,
 }
 
 /// What a run did and did not do.
@@ -111,6 +206,9 @@ pub struct Outcome {
 pub struct ApplyReport {
     pub done: Vec<Outcome>,
     pub failed: Vec<Outcome>,
+    /// Not attempted because of a failure they depend on.
+    pub skipped: Vec<Skipped>,
+    /// Not started because the run was interrupted.
     pub not_started: Vec<Address>,
     pub rolled_back: Vec<Address>,
     pub interrupted: bool,
@@ -118,7 +216,18 @@ pub struct ApplyReport {
 
 impl ApplyReport {
     pub fn succeeded(&self) -> bool {
-        self.failed.is_empty() && self.not_started.is_empty() && !self.interrupted
+        self.failed.is_empty()
+            && self.skipped.is_empty()
+            && self.not_started.is_empty()
+            && !self.interrupted
+    }
+
+    /// Whether a plain rerun can finish the job: some failure was transient, or the run was
+    /// interrupted. False when every failure needs a fix first.
+    pub fn rerun_helps(&self) -> bool {
+        self.interrupted
+            || !self.not_started.is_empty()
+            || self.failed.iter().any(|f| f.rerun_helps)
     }
 }
 
@@ -185,8 +294,10 @@ impl Executor {
         self.shared.lock().await.state.clone()
     }
 
-    /// Runs the plan's changes wave by wave. Stops scheduling at the first failure or
-    /// interrupt, lets in-flight calls finish, saves state, and reports.
+    /// Runs the plan's changes wave by wave. A failure stops only what depends on it: each
+    /// change whose dependency failed (or was skipped) is skipped with the reason, and
+    /// independent chains go on. An interrupt stops scheduling; in-flight calls finish; state
+    /// is saved; the report says what was done, failed, skipped and not started.
     pub async fn execute(&self, plan: &Plan) -> ApplyReport {
         let mut report = ApplyReport::default();
         if let Some(refused) = self.preflight_secrets(plan) {
@@ -195,63 +306,80 @@ impl Executor {
             return report;
         }
         if let Err(e) = self.save_lineage_first().await {
+            let e = ApplyError::from(e);
             report.failed.push(Outcome {
                 address: Address::new(Kind::TelnyxNumber, "state"),
                 action: Action::NoOp,
                 id: None,
                 error: Some(e.to_string()),
+                fix: Some(e.fix()),
+                rerun_helps: e.rerun_helps(),
             });
             report.not_started = plan.actionable().map(|c| c.address.clone()).collect();
             return report;
         }
         self.record_displaced(plan).await;
         let waves = graph_waves(plan.changes.len(), &plan.edges);
+        let chains = Chains::new(plan.changes.len(), &plan.edges);
+        let mut failed: BTreeMap<usize, Address> = BTreeMap::new();
         let limit = Arc::new(Semaphore::new(self.options.parallelism.max(1)));
         let total = plan.actionable().count();
         let mut finished = 0;
         for (n, wave) in waves.iter().enumerate() {
-            let changes: Vec<&Change> = wave
-                .iter()
-                .map(|&i| &plan.changes[i])
-                .filter(|c| c.action.changes_anything() || needs_recording(c))
-                .collect();
-            if changes.is_empty() {
+            let mut runnable: Vec<(usize, &Change)> = Vec::new();
+            for &i in wave {
+                let change = &plan.changes[i];
+                if !(change.action.changes_anything() || needs_recording(change)) {
+                    continue;
+                }
+                match chains.blocker(i, &failed) {
+                    Some(b) => {
+                        let root = failed[&b].clone();
+                        report
+                            .skipped
+                            .push(skipped(change, &plan.changes[b], &root));
+                        failed.insert(i, root);
+                    }
+                    None => runnable.push((i, change)),
+                }
+            }
+            if runnable.is_empty() {
                 continue;
             }
-            if self.stop.load(Ordering::SeqCst) || !report.failed.is_empty() {
-                report.interrupted |= self.stop.load(Ordering::SeqCst);
+            if self.stop.load(Ordering::SeqCst) {
+                report.interrupted = true;
                 report
                     .not_started
-                    .extend(changes.iter().map(|c| c.address.clone()));
+                    .extend(runnable.iter().map(|(_, c)| c.address.clone()));
                 continue;
             }
-            let bar = self.wave_bar(n + 1, waves.len(), changes.len());
-            let runs = changes.iter().map(|change| {
+            let bar = self.wave_bar(n + 1, waves.len(), runnable.len());
+            let runs = runnable.iter().map(|&(i, change)| {
                 let limit = limit.clone();
                 let bar = bar.clone();
                 async move {
                     let _permit = limit.acquire().await;
                     if self.stop.load(Ordering::SeqCst) {
-                        return (change, None);
+                        return (i, change, None);
                     }
                     let result = self.run_change(change).await;
                     if let Some(bar) = &bar {
                         bar.inc(1);
                     }
-                    (change, Some(result))
+                    (i, change, Some(result))
                 }
             });
-            for (change, result) in join_all(runs).await {
+            for (i, change, result) in join_all(runs).await {
                 match result {
                     None => report.not_started.push(change.address.clone()),
                     Some(Ok(id)) => {
                         if change.action.changes_anything() {
                             finished += 1;
+                            let what = self.describe(&change.address, id.as_deref()).await;
                             self.line(&format!(
-                                "[{finished}/{total}] {} {} {}",
+                                "[{finished}/{total}] {} {} {what}",
                                 change.action.symbol(),
                                 past(change.action),
-                                describe(&change.address, id.as_deref())
                             ));
                         }
                         report.done.push(outcome(change, id, None));
@@ -262,11 +390,10 @@ impl Executor {
                             change.action.as_str(),
                             change.address
                         ));
-                        report.failed.push(outcome(
-                            change,
-                            change.id.clone(),
-                            Some(format!("{e:?}")),
-                        ));
+                        failed.insert(i, change.address.clone());
+                        report
+                            .failed
+                            .push(outcome(change, change.id.clone(), Some(&e)));
                     }
                 }
             }
@@ -274,17 +401,21 @@ impl Executor {
                 bar.finish_and_clear();
             }
             if let Err(e) = self.save(true).await {
+                let e = ApplyError::from(e);
                 report.failed.push(Outcome {
                     address: Address::new(Kind::TelnyxNumber, "state"),
                     action: Action::NoOp,
                     id: None,
                     error: Some(e.to_string()),
+                    fix: Some(e.fix()),
+                    rerun_helps: e.rerun_helps(),
                 });
             }
         }
         report.interrupted |= self.stop.load(Ordering::SeqCst);
         if !report.failed.is_empty() && self.options.rollback_on_failure {
-            report.rolled_back = self.rollback().await;
+            let chain = chains.failed_chain(plan, &failed, &report);
+            report.rolled_back = self.rollback(&chain).await;
         }
         if report.succeeded() {
             let _ = self.journal.clear();
@@ -321,6 +452,22 @@ impl Executor {
         );
         bar.set_message(format!("{n}/{of}"));
         Some(bar)
+    }
+
+    /// A done change as its progress line names it: a number by the number it is (for an
+    /// `auto` line, the number just bought), then the provider's id.
+    async fn describe(&self, addr: &Address, id: Option<&str>) -> String {
+        let number = match self.shared.lock().await.state.get(addr).map(|r| &r.spec) {
+            Some(Spec::TelnyxNumber(n)) => n.number.fixed().map(ToString::to_string),
+            Some(Spec::TwilioNumber(n)) => Some(n.number.to_string()),
+            _ => None,
+        };
+        match (number, id) {
+            (Some(n), Some(id)) => format!("{addr} {n} ({id})"),
+            (Some(n), None) => format!("{addr} {n}"),
+            (None, Some(id)) => format!("{addr} ({id})"),
+            (None, None) => addr.to_string(),
+        }
     }
 
     fn line(&self, text: &str) {
@@ -682,7 +829,7 @@ impl Executor {
                 let addr = change.address.to_string();
                 if let Err(e) = self.refuse_credential_value(&addr, variable, &resolved) {
                     self.line(&format!("REFUSED {}: {e}", change.address));
-                    return Some(outcome(change, change.id.clone(), Some(e.to_string())));
+                    return Some(outcome(change, change.id.clone(), Some(&e)));
                 }
             }
         }
@@ -899,13 +1046,14 @@ impl Executor {
         }
     }
 
-    /// Deletes configuration objects this run created, newest first. Numbers are never
+    /// Deletes configuration objects this run created for the failed chains, newest first;
+    /// what independent chains created (and what they still use) stays. Numbers are never
     /// released by a rollback.
-    async fn rollback(&self) -> Vec<Address> {
+    async fn rollback(&self, chain: &BTreeSet<Address>) -> Vec<Address> {
         let created = self.shared.lock().await.created.clone();
         let mut undone = Vec::new();
         for (addr, kind, id) in created.into_iter().rev() {
-            if matches!(kind, Kind::TelnyxNumber | Kind::TwilioNumber) {
+            if matches!(kind, Kind::TelnyxNumber | Kind::TwilioNumber) || !chain.contains(&addr) {
                 continue;
             }
             let Ok(provider) = self.provider(&addr) else {
@@ -1130,12 +1278,93 @@ fn test_crash_point(moment: &str) {
     }
 }
 
-fn outcome(change: &Change, id: Option<String>, error: Option<String>) -> Outcome {
+fn outcome(change: &Change, id: Option<String>, error: Option<&ApplyError>) -> Outcome {
     Outcome {
         address: change.address.clone(),
         action: change.action,
         id,
-        error,
+        error: error.map(ToString::to_string),
+        fix: error.map(ApplyError::fix),
+        rerun_helps: error.is_some_and(ApplyError::rerun_helps),
+    }
+}
+
+fn skipped(change: &Change, blocker: &Change, root: &Address) -> Skipped {
+    let reason = if &blocker.address == root {
+        format!("it depends on {}, which failed", blocker.address)
+    } else {
+        format!(
+            "it depends on {}, which was skipped because {root} failed",
+            blocker.address
+        )
+    };
+    Skipped {
+        address: change.address.clone(),
+        action: change.action,
+        waits_for: blocker.address.clone(),
+        reason,
+    }
+}
+
+/// The change graph as chains of dependencies: which change a failure blocks, and which
+/// creates belong to a failed chain (the only ones `--rollback-on-failure` undoes).
+struct Chains {
+    /// For each change, the changes it waits for.
+    preds: Vec<Vec<usize>>,
+}
+
+impl Chains {
+    fn new(count: usize, edges: &[(usize, usize)]) -> Self {
+        let mut preds = vec![Vec::new(); count];
+        for &(from, to) in edges {
+            if from < count && to < count {
+                preds[to].push(from);
+            }
+        }
+        Self { preds }
+    }
+
+    /// A dependency of `i` that failed or was skipped, if any.
+    fn blocker(&self, i: usize, failed: &BTreeMap<usize, Address>) -> Option<usize> {
+        self.preds[i]
+            .iter()
+            .copied()
+            .find(|p| failed.contains_key(p))
+    }
+
+    /// Every change the given ones wait for, transitively, and themselves.
+    fn ancestors(&self, start: impl IntoIterator<Item = usize>) -> BTreeSet<usize> {
+        let mut seen = BTreeSet::new();
+        let mut todo: Vec<usize> = start.into_iter().collect();
+        while let Some(i) = todo.pop() {
+            if seen.insert(i) {
+                todo.extend(self.preds[i].iter().copied());
+            }
+        }
+        seen
+    }
+
+    /// The addresses of the failed chains: what the failed changes waited for, minus what a
+    /// change that succeeded (outside those chains) also waits for.
+    fn failed_chain(
+        &self,
+        plan: &Plan,
+        failed: &BTreeMap<usize, Address>,
+        report: &ApplyReport,
+    ) -> BTreeSet<Address> {
+        let chain = self.ancestors(failed.keys().copied());
+        let done: BTreeSet<&Address> = report.done.iter().map(|o| &o.address).collect();
+        let outside = plan
+            .changes
+            .iter()
+            .enumerate()
+            .filter(|(i, c)| !chain.contains(i) && done.contains(&c.address))
+            .map(|(i, _)| i);
+        let needed = self.ancestors(outside);
+        chain
+            .difference(&needed)
+            .map(|&i| plan.changes[i].address.clone())
+            .collect()
     }
 }
 
@@ -1150,13 +1379,6 @@ fn past(action: Action) -> &'static str {
         Action::Verify => "verified",
         Action::Retain => "kept",
         Action::NoOp => "unchanged",
-    }
-}
-
-fn describe(addr: &Address, id: Option<&str>) -> String {
-    match id {
-        Some(id) => format!("{addr} ({id})"),
-        None => addr.to_string(),
     }
 }
 

@@ -1,12 +1,13 @@
 //! The runbooks' certification checks, run on the live world: each incident in the runbooks
 //! becomes a check that names the hop where a call would fail.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use serde::Serialize;
 
 use crate::model::{Address, Desired, Kind, Live, LiveObject, NumberRef, Ref, Spec, E164};
 use crate::plan::{Finding, Severity};
+use crate::state::State;
 
 /// The outcome of one check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -45,37 +46,121 @@ impl CheckResult {
     }
 }
 
+/// A declared line that is not applied yet: there is nothing live to certify until apply
+/// creates it. Listed by `cwa check`, never a failure of it; after an apply that should have
+/// created it, it is one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Pending {
+    /// The address of the line's number, e.g. `telnyx_number.grace`.
+    pub line: String,
+    /// The number as declared: `+1…`, or `auto (US, area code 734)`.
+    pub number: String,
+    pub reason: String,
+    /// Applied, and the provider is still activating it (a number's `purchase-pending`):
+    /// nothing cwa can do; it rings once the provider is done.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub activating: bool,
+}
+
+/// What certification found: every check that ran, and the lines it could not check yet.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Certification {
+    pub checks: Vec<CheckResult>,
+    pub pending: Vec<Pending>,
+}
+
+impl Certification {
+    /// The checks that failed.
+    pub fn failures(&self) -> impl Iterator<Item = &CheckResult> {
+        self.checks.iter().filter(|r| !r.passed)
+    }
+
+    /// No check failed (pending lines are not failures of `cwa check`).
+    pub fn passed(&self) -> bool {
+        self.failures().next().is_none()
+    }
+}
+
+/// Which lines to certify: all of them, or only those an apply touched.
+#[derive(Debug, Clone, Default)]
+pub enum Scope {
+    #[default]
+    All,
+    /// Lines whose number or inbound trunk is one of these addresses; account-level checks
+    /// (outbound trunks, credential connections) when one of them is named.
+    Touched(BTreeSet<Address>),
+}
+
+impl Scope {
+    /// What an apply of `plan` touched: every address it changes, and every resource of a
+    /// church it changes (a fixed dispatch rule re-certifies its church's whole line).
+    /// Without targets, a whole plan: every line.
+    pub fn of_plan(plan: &crate::plan::Plan, desired: &Desired, targeted: bool) -> Scope {
+        if !targeted {
+            return Scope::All;
+        }
+        let changed = || plan.changes.iter().filter(|c| c.action.changes_anything());
+        let churches: BTreeSet<&str> = changed().filter_map(|c| c.church.as_deref()).collect();
+        let mut set: BTreeSet<Address> = changed().map(|c| c.address.clone()).collect();
+        set.extend(
+            desired
+                .resources
+                .values()
+                .filter(|r| r.church.as_deref().is_some_and(|k| churches.contains(k)))
+                .map(|r| r.addr.clone()),
+        );
+        Scope::Touched(set)
+    }
+
+    fn covers(&self, addrs: &[&Address]) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Touched(set) => addrs.iter().any(|a| set.contains(*a)),
+        }
+    }
+}
+
 /// Runs every check on what lines.toml routes; returns the failures only (passes are
-/// dropped as they come: at 10,000 lines they would be some 100,000 results).
-pub fn certify(desired: &Desired, live: &Live) -> Vec<CheckResult> {
+/// dropped as they come: at 10,000 lines they would be some 100,000 results). Lines not
+/// applied yet are left out: the plan shows what creates them.
+pub fn certify(desired: &Desired, state: &State, live: &Live) -> Vec<CheckResult> {
     let mut out = Results::failures_only();
-    run_into(desired, live, &mut out);
+    run_into(desired, state, live, &Scope::All, &mut out);
     out.items
 }
 
 /// Everything `cwa check` certifies: [`run_all`], plus the outbound trunk's
 /// `X-Telnyx-Username` header where lines.toml declares it (a plan already shows a missing
 /// header as the field change that adds it, so plans do not repeat it as a warning).
-pub fn certification(desired: &Desired, live: &Live) -> Vec<CheckResult> {
+pub fn certification(desired: &Desired, state: &State, live: &Live) -> Certification {
     let mut out = Results::all();
-    run_into(desired, live, &mut out);
+    let pending = run_into(desired, state, live, &Scope::All, &mut out);
     for r in desired.resources.values() {
         check_outbound_header(live, &r.spec, &mut out);
     }
-    out.items
+    Certification {
+        checks: out.items,
+        pending,
+    }
 }
 
-/// Runs every check and returns passes and failures.
-pub fn run_all(desired: &Desired, live: &Live) -> Vec<CheckResult> {
+/// Runs every check of the lines in `scope` and returns passes, failures and pending lines:
+/// the certification that ends an apply.
+pub fn run_all(desired: &Desired, state: &State, live: &Live, scope: &Scope) -> Certification {
     let mut out = Results::all();
-    run_into(desired, live, &mut out);
-    out.items
+    let pending = run_into(desired, state, live, scope, &mut out);
+    Certification {
+        checks: out.items,
+        pending,
+    }
 }
 
 /// Where results go: all of them, or failures only.
 struct Results {
     keep_passed: bool,
     items: Vec<CheckResult>,
+    /// Applied lines the provider is still activating.
+    activating: Vec<Pending>,
 }
 
 impl Results {
@@ -83,6 +168,7 @@ impl Results {
         Self {
             keep_passed: true,
             items: Vec::new(),
+            activating: Vec::new(),
         }
     }
 
@@ -90,6 +176,7 @@ impl Results {
         Self {
             keep_passed: false,
             items: Vec::new(),
+            activating: Vec::new(),
         }
     }
 
@@ -100,12 +187,31 @@ impl Results {
     }
 }
 
-fn run_into(desired: &Desired, live: &Live, out: &mut Results) {
-    let index = Index::new(desired, live);
-    for number in routed_numbers(desired) {
-        check_inbound_number(desired, live, &index, &number, out);
+fn run_into(
+    desired: &Desired,
+    state: &State,
+    live: &Live,
+    scope: &Scope,
+    out: &mut Results,
+) -> Vec<Pending> {
+    let index = Index::new(desired, state, live);
+    let lines = routed_lines(desired, state, &index);
+    for line in lines.routed.iter().filter(|l| scope.covers(&l.addresses())) {
+        check_inbound_number(desired, live, &index, &line.number, out);
+    }
+    for (addr, why) in lines.uncheckable.iter().filter(|(a, _)| scope.covers(&[a])) {
+        out.push(CheckResult::new(
+            "line-checkable",
+            "number",
+            &addr.to_string(),
+            false,
+            why.clone(),
+        ));
     }
     for r in desired.resources.values() {
+        if !scope.covers(&[&r.addr]) {
+            continue;
+        }
         if let Spec::TelnyxCredentialConnection(c) = &r.spec {
             check_credential_connection(live, &c.connection_name, out);
         }
@@ -114,6 +220,13 @@ fn run_into(desired: &Desired, live: &Live, out: &mut Results) {
             check_outbound_dids(desired, live, t, out);
         }
     }
+    let mut pending: Vec<Pending> = lines
+        .pending
+        .into_iter()
+        .filter(|p| p.line.parse::<Address>().is_ok_and(|a| scope.covers(&[&a])))
+        .collect();
+    pending.append(&mut out.activating);
+    pending
 }
 
 /// Lookups every routed number needs, built once so that checking N lines stays linear.
@@ -127,12 +240,14 @@ struct Index<'a> {
     rule_by_trunk: HashMap<&'a str, &'a LiveObject>,
     /// Live FQDN records by their connection id.
     fqdns_by_connection: HashMap<&'a str, Vec<&'a LiveObject>>,
-    /// The connection each declared fixed number is bound to.
-    declared_connection: HashMap<&'a str, &'a Address>,
+    /// The connection each declared number (an `auto` one: the number state pins) is bound to.
+    declared_connection: HashMap<E164, &'a Address>,
+    /// Declared number resources by their fixed number.
+    number_owners: HashMap<&'a E164, &'a Address>,
 }
 
 impl<'a> Index<'a> {
-    fn new(desired: &'a Desired, live: &'a Live) -> Self {
+    fn new(desired: &'a Desired, state: &State, live: &'a Live) -> Self {
         let mut ix = Index {
             telnyx_numbers: HashMap::new(),
             twilio_numbers: HashMap::new(),
@@ -140,22 +255,39 @@ impl<'a> Index<'a> {
             rule_by_trunk: HashMap::new(),
             fqdns_by_connection: HashMap::new(),
             declared_connection: HashMap::new(),
+            number_owners: HashMap::new(),
         };
         for o in live.objects.values() {
             ix.add_live(o);
         }
         for r in desired.resources.values() {
-            if let Spec::TelnyxNumber(n) = &r.spec {
-                if let (Some(number), Some(addr)) =
-                    (n.number.fixed(), n.connection.as_ref().and_then(Ref::addr))
-                {
-                    ix.declared_connection
-                        .entry(number.as_str())
-                        .or_insert(addr);
+            match &r.spec {
+                Spec::TelnyxNumber(n) => {
+                    if let Some(number) = n.number.fixed() {
+                        ix.number_owners.entry(number).or_insert(&r.addr);
+                    }
+                    let number = n
+                        .number
+                        .fixed()
+                        .cloned()
+                        .or_else(|| pinned_number(state, &r.addr));
+                    if let (Some(number), Some(addr)) =
+                        (number, n.connection.as_ref().and_then(Ref::addr))
+                    {
+                        ix.declared_connection.entry(number).or_insert(addr);
+                    }
                 }
+                Spec::TwilioNumber(n) => {
+                    ix.number_owners.entry(&n.number).or_insert(&r.addr);
+                }
+                _ => {}
             }
         }
         ix
+    }
+
+    fn is_live(&self, number: &E164) -> bool {
+        self.telnyx_numbers.contains_key(number) || self.twilio_numbers.contains_key(number)
     }
 
     fn add_live(&mut self, o: &'a LiveObject) {
@@ -193,23 +325,92 @@ impl<'a> Index<'a> {
     }
 }
 
-/// Numbers that a declared inbound trunk holds: the lines that must reach the agent.
-fn routed_numbers(desired: &Desired) -> Vec<E164> {
-    let mut numbers: Vec<E164> = desired
-        .resources
-        .values()
-        .filter_map(|r| match &r.spec {
-            Spec::LivekitInboundTrunk(t) => Some(t.numbers.iter().filter_map(|n| match n {
-                NumberRef::Number(n) => Some(n.clone()),
-                NumberRef::Of(_) => None,
-            })),
-            _ => None,
-        })
-        .flatten()
-        .collect();
-    numbers.sort();
-    numbers.dedup();
-    numbers
+/// The number state pins for a number resource (an `auto` line once bought).
+fn pinned_number(state: &State, addr: &Address) -> Option<E164> {
+    match state.get(addr).map(|r| &r.spec) {
+        Some(Spec::TelnyxNumber(n)) => n.number.fixed().cloned(),
+        Some(Spec::TwilioNumber(n)) => Some(n.number.clone()),
+        _ => None,
+    }
+}
+
+/// A line that must reach the agent: a number a declared inbound trunk holds.
+struct Line<'a> {
+    number: E164,
+    /// The declared trunk holding it, and the number resource declaring it (if any).
+    trunk: &'a Address,
+    owner: Option<&'a Address>,
+}
+
+impl Line<'_> {
+    fn addresses(&self) -> Vec<&Address> {
+        std::iter::once(self.trunk).chain(self.owner).collect()
+    }
+}
+
+/// Every line lines.toml routes, sorted into those to check, those not applied yet, and
+/// those applied but impossible to check (each a failure, never a silent pass).
+struct Lines<'a> {
+    routed: Vec<Line<'a>>,
+    pending: Vec<Pending>,
+    uncheckable: Vec<(Address, String)>,
+}
+
+fn routed_lines<'a>(desired: &'a Desired, state: &State, index: &Index<'a>) -> Lines<'a> {
+    let mut lines = Lines {
+        routed: Vec::new(),
+        pending: Vec::new(),
+        uncheckable: Vec::new(),
+    };
+    let mut seen = BTreeSet::new();
+    for r in desired.resources.values() {
+        let Spec::LivekitInboundTrunk(t) = &r.spec else {
+            continue;
+        };
+        for n in &t.numbers {
+            let (number, owner) = match n {
+                NumberRef::Number(n) => (Some(n.clone()), index.number_owners.get(n).copied()),
+                NumberRef::Of(a) => (pinned_number(state, a), desired.get(a).map(|d| &d.addr)),
+            };
+            let applied = owner.is_some_and(|a| state.get(a).is_some());
+            match (number, owner) {
+                (Some(number), owner) if applied || index.is_live(&number) || owner.is_none() => {
+                    if seen.insert(number.clone()) {
+                        lines.routed.push(Line {
+                            number,
+                            trunk: &r.addr,
+                            owner,
+                        });
+                    }
+                }
+                (_, Some(owner)) if !applied => lines.pending.push(Pending {
+                    line: owner.to_string(),
+                    number: declared_number(desired, owner),
+                    reason: "not applied yet: `cwa apply` buys and routes it; it is certified once state pins its number".into(),
+                    activating: false,
+                }),
+                (_, owner) => {
+                    let addr = owner.cloned().unwrap_or_else(|| r.addr.clone());
+                    lines.uncheckable.push((
+                        addr.clone(),
+                        format!("{addr} is applied (state owns it) but state pins no number for it: it cannot be checked"),
+                    ));
+                }
+            }
+        }
+    }
+    lines.pending.sort_by(|a, b| a.line.cmp(&b.line));
+    lines.pending.dedup();
+    lines
+}
+
+/// The number a number resource declares, as a reader would write it.
+fn declared_number(desired: &Desired, addr: &Address) -> String {
+    match desired.get(addr).map(|r| &r.spec) {
+        Some(Spec::TelnyxNumber(n)) => n.number.to_string(),
+        Some(Spec::TwilioNumber(n)) => n.number.to_string(),
+        _ => String::new(),
+    }
 }
 
 fn check_inbound_number(
@@ -245,6 +446,9 @@ fn check_inbound_number(
     check_trunk_and_dispatch(desired, index, number, telnyx.is_some(), out);
 }
 
+/// The status of a Telnyx number bought but not yet active.
+const ACTIVATING: &str = "purchase-pending";
+
 fn live_number(o: &LiveObject) -> Option<&E164> {
     match &o.spec {
         Spec::TelnyxNumber(n) => n.number.fixed(),
@@ -265,13 +469,29 @@ fn check_telnyx_number(
         .get("status")
         .map(String::as_str)
         .unwrap_or("active");
-    out.push(CheckResult::new(
-        "number-active",
-        "number",
-        subject,
-        status == "active",
-        format!("number status is {status}"),
-    ));
+    if status == ACTIVATING {
+        let line = index
+            .number_owners
+            .iter()
+            .find(|(n, _)| n.as_str() == subject)
+            .map_or_else(|| subject.to_string(), |(_, a)| a.to_string());
+        out.activating.push(Pending {
+            line,
+            number: subject.to_string(),
+            reason: format!(
+                "bought; telnyx is still activating it (status {status}): it rings once active, check again later"
+            ),
+            activating: true,
+        });
+    } else {
+        out.push(CheckResult::new(
+            "number-active",
+            "number",
+            subject,
+            status == "active",
+            format!("number status is {status}"),
+        ));
+    }
     let Spec::TelnyxNumber(spec) = &n.spec else {
         return;
     };
@@ -446,7 +666,7 @@ fn declared_connection<'a>(
     index: &Index,
     number: &str,
 ) -> Option<(String, &'a str)> {
-    let addr = *index.declared_connection.get(number)?;
+    let addr = *index.declared_connection.get(&E164::parse(number).ok()?)?;
     let declared = desired.get(addr)?;
     let found = live
         .of_kind(addr.kind)

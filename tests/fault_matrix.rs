@@ -270,7 +270,8 @@ async fn cwa(ctx: &Ctx, args: &[&str]) -> Output {
 }
 
 /// The line that names the provider, the call and the object (the ProviderError form
-/// `provider: operation object: …`), or else the line saying why the run stopped.
+/// `provider: operation object: …`), or else the line saying why the run stopped (a stale
+/// plan, or a failed certification of the lines the apply touched).
 fn diagnostic(out: &Output) -> Option<String> {
     let text = format!("{}\n{}", stdout(out), stderr(out));
     let lines: Vec<&str> = text
@@ -286,6 +287,7 @@ fn diagnostic(out: &Output) -> Option<String> {
         .iter()
         .find(names_call)
         .or_else(|| lines.iter().find(|l| l.contains("is stale")))
+        .or_else(|| lines.iter().find(|l| l.starts_with("FAIL [")))
         .map(|l| l.chars().take(120).collect())
 }
 

@@ -136,9 +136,14 @@ async fn a_silently_ignored_write_is_an_error_naming_the_field() {
         .expect("the ignored write fails the change");
     let error = failed.error.clone().unwrap_or_default();
     assert!(
-        error.contains("IgnoredWrite") && error.contains("outbound_voice_profile"),
+        error.contains("did not perform it") && error.contains("outbound_voice_profile"),
         "{error}"
     );
+    assert!(
+        !error.contains("IgnoredWrite {"),
+        "words, not a Debug dump: {error}"
+    );
+    assert!(!failed.rerun_helps, "a rerun sends the same ignored write");
 
     // State records what is really live (no profile), so the next plan shows the change again.
     let saved = store.load().unwrap();

@@ -69,12 +69,12 @@ async fn run(session: &Session, args: &ApplyArgs) -> miette::Result<ExitStatus> 
         return Err(miette!("apply cancelled; nothing was changed"));
     }
     let report = execute(session, &planned, &plan, args, &unprotect).await?;
-    print_report(&report);
+    print_report(&report, &planned.loaded);
     if args.json {
         crate::output::data(&render::apply_json(&report, &session.load_state()?));
     }
-    certify(&planned, &report).await;
-    Ok(if report.succeeded() {
+    let certified = certify(session, &planned, &plan, args, &report).await;
+    Ok(if report.succeeded() && certified {
         ExitStatus::Success
     } else {
         ExitStatus::Failure
@@ -237,9 +237,9 @@ fn watch_interrupts(stop: std::sync::Arc<std::sync::atomic::AtomicBool>) {
     });
 }
 
-fn print_report(report: &ApplyReport) {
+fn print_report(report: &ApplyReport, loaded: &crate::config::Loaded) {
     crate::outln!(
-        "\nApply {}: {} done, {} failed, {} not started{}.",
+        "\nApply {}: {} done, {} failed, {} skipped, {} not started{}.",
         if report.succeeded() {
             "complete"
         } else {
@@ -251,6 +251,7 @@ fn print_report(report: &ApplyReport) {
             .filter(|o| o.action.changes_anything())
             .count(),
         report.failed.len(),
+        report.skipped.len(),
         report.not_started.len(),
         if report.interrupted {
             " (interrupted)"
@@ -259,47 +260,78 @@ fn print_report(report: &ApplyReport) {
         }
     );
     for f in &report.failed {
+        let at = loaded
+            .location(&f.address)
+            .map(|l| format!(" (declared at {l})"))
+            .unwrap_or_default();
+        crate::outln!("  FAILED {} {}{at}", f.action.as_str(), f.address);
+        crate::outln!("    why: {}", f.error.as_deref().unwrap_or("unknown"));
+        if let Some(fix) = &f.fix {
+            crate::outln!("    fix: {fix}");
+        }
+    }
+    for s in &report.skipped {
         crate::outln!(
-            "  failed: {} {}: {}",
-            f.action.as_str(),
-            f.address,
-            f.error.as_deref().unwrap_or("")
+            "  skipped: {} {}: {}",
+            s.action.as_str(),
+            s.address,
+            s.reason
         );
     }
     for a in &report.not_started {
-        crate::outln!("  not started: {a}");
+        crate::outln!("  not started: {a} (interrupted)");
     }
     for a in &report.rolled_back {
         crate::outln!("  rolled back: {a}");
     }
-    if !report.succeeded() {
+    if report.succeeded() {
+        return;
+    }
+    if report.rerun_helps() {
         crate::outln!("State holds everything that was done. Run `cwa apply` again to converge.");
+    } else {
+        crate::outln!(
+            "State holds everything that was done. A rerun alone will fail the same way: apply each fix above first."
+        );
     }
 }
 
-/// The certification checks of what lines.toml routes, on the world as it is now.
-async fn certify(planned: &Planned, report: &ApplyReport) {
+/// The certification checks of the lines the apply touched, on the world as it is now and
+/// with the numbers state now pins (an `auto` line's bought number included). False when any
+/// check failed, a touched line is not applied, or the checks could not run: an apply is not
+/// done until its lines are certified. A number the provider is still activating is listed,
+/// not failed.
+async fn certify(
+    session: &Session,
+    planned: &Planned,
+    plan: &Plan,
+    args: &ApplyArgs,
+    report: &ApplyReport,
+) -> bool {
     if report.done.is_empty() {
-        return;
+        return true;
     }
     let Some(providers) = &planned.providers else {
-        return;
+        return true;
     };
-    let live = match session::refresh(providers).await {
-        Ok(live) => live,
-        Err(e) => {
-            crate::outln!("Certification skipped: {e}");
-            return;
+    let desired = &planned.loaded.desired;
+    let (state, live) = match (session.load_state(), session::refresh(providers).await) {
+        (Ok(state), Ok(live)) => (state, live),
+        (Err(e), _) | (_, Err(e)) => {
+            crate::outln!("\nCertification FAILED: the lines could not be checked: {e}");
+            return false;
         }
     };
-    let results = crate::checks::run_all(&planned.loaded.desired, &live);
-    let failed: Vec<_> = results.iter().filter(|r| !r.passed).collect();
+    let scope = crate::checks::Scope::of_plan(plan, desired, !args.planning.targets.is_empty());
+    let certified = crate::checks::run_all(desired, &state, &live, &scope);
+    let failed: Vec<_> = certified.failures().collect();
     crate::outln!(
-        "\nCertification: {} checks, {} failed.",
-        results.len(),
-        failed.len()
+        "\nCertification: {} checks, {} failed, {} pending.",
+        certified.checks.len(),
+        failed.len(),
+        certified.pending.len()
     );
-    for r in failed {
+    for r in &failed {
         crate::outln!(
             "  FAIL [{}] {} at {}: {}",
             r.check,
@@ -308,4 +340,21 @@ async fn certify(planned: &Planned, report: &ApplyReport) {
             r.message
         );
     }
+    let (activating, not_applied): (Vec<_>, Vec<_>) =
+        certified.pending.iter().partition(|p| p.activating);
+    for p in &not_applied {
+        crate::outln!(
+            "  FAIL [pending] {} ({}): still not applied",
+            p.line,
+            p.number
+        );
+    }
+    for p in &activating {
+        crate::outln!("  activating: {} ({}): {}", p.line, p.number, p.reason);
+    }
+    let passed = failed.is_empty() && not_applied.is_empty();
+    if !passed {
+        crate::outln!("The apply is not done until its lines are certified: `cwa plan` shows what another `cwa apply` would fix.");
+    }
+    passed
 }

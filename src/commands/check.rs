@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::session::{self, Session};
-use crate::checks::{self, CheckResult};
+use crate::checks::{self, Certification, CheckResult};
 use crate::cli::{CheckArgs, GlobalArgs};
 use crate::model::{Desired, Kind, Live, NumberRef, Spec, E164};
 use crate::ExitStatus;
@@ -80,7 +80,7 @@ async fn run(session: &Session, args: &CheckArgs) -> miette::Result<ExitStatus> 
     let state = session.load_state()?;
     let providers = session.connect(&loaded.desired, &state)?;
     let live = session::refresh(&providers).await?;
-    let results = checks::certification(&loaded.desired, &live);
+    let results = checks::certification(&loaded.desired, &state, &live);
     let ring = match ring_to {
         Some(to) => Some(ring(session, &loaded.desired, &live, &to).await?),
         None => None,
@@ -93,7 +93,7 @@ async fn run(session: &Session, args: &CheckArgs) -> miette::Result<ExitStatus> 
             human_report(&results, ring.as_ref(), args.failures_only)
         );
     }
-    let failed = results.iter().any(|r| !r.passed) || ring.as_ref().is_some_and(|r| !r.passed);
+    let failed = !results.passed() || ring.as_ref().is_some_and(|r| !r.passed);
     Ok(if failed {
         ExitStatus::Failure
     } else {
@@ -101,11 +101,12 @@ async fn run(session: &Session, args: &CheckArgs) -> miette::Result<ExitStatus> 
     })
 }
 
-fn json_report(results: &[CheckResult], ring: Option<&RingReport>) -> String {
-    let passed = results.iter().all(|r| r.passed) && ring.is_none_or(|r| r.passed);
+fn json_report(certified: &Certification, ring: Option<&RingReport>) -> String {
+    let passed = certified.passed() && ring.is_none_or(|r| r.passed);
     let mut out = serde_json::to_string_pretty(&json!({
         "passed": passed,
-        "checks": results,
+        "checks": certified.checks,
+        "pending": certified.pending,
         "ring": ring,
     }))
     .unwrap_or_default();
@@ -117,8 +118,13 @@ fn json_report(results: &[CheckResult], ring: Option<&RingReport>) -> String {
 /// check. A passing line says only what was checked (the message of a check describes its
 /// failure, and printed after PASS it read like one); a failing line says what is wrong.
 /// `failures_only` leaves the passing lines out. Data is escaped for the terminal.
-fn human_report(results: &[CheckResult], ring: Option<&RingReport>, failures_only: bool) -> String {
+fn human_report(
+    certified: &Certification,
+    ring: Option<&RingReport>,
+    failures_only: bool,
+) -> String {
     use std::fmt::Write;
+    let results = &certified.checks;
     let t = crate::render::escape::terminal;
     let mut out = String::new();
     if let Some(ring) = ring {
@@ -167,13 +173,29 @@ fn human_report(results: &[CheckResult], ring: Option<&RingReport>, failures_onl
             );
         }
     }
+    for p in &certified.pending {
+        let _ = writeln!(
+            out,
+            "PENDING {:<10} {:<24} {} ({}): {}",
+            "line",
+            if p.activating {
+                "activating"
+            } else {
+                "not-applied"
+            },
+            t(&p.line),
+            t(&p.number),
+            t(&p.reason)
+        );
+    }
     let failed: Vec<&CheckResult> = results.iter().filter(|r| !r.passed).collect();
     let _ = writeln!(
         out,
-        "\n{} checks, {} passed, {} failed{}.",
+        "\n{} checks, {} passed, {} failed, {} pending (not applied yet, or still activating){}.",
         results.len(),
         results.len() - failed.len(),
         failed.len(),
+        certified.pending.len(),
         if failures_only && failed.len() < results.len() {
             " (passing checks not listed: --failures-only)"
         } else {

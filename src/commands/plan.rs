@@ -5,7 +5,6 @@ use miette::{Diagnostic, LabeledSpan, NamedSource};
 use super::session::{self, Session};
 use crate::cli::{GlobalArgs, OutputFormat, PlanArgs, PlanningArgs};
 use crate::config::Loaded;
-use crate::model::Address;
 use crate::plan::{self, Finding, Plan, PlanInput, PlanOptions, Severity};
 use crate::render;
 use crate::state::State;
@@ -23,7 +22,7 @@ pub struct Planned {
 pub async fn compute(session: &Session, args: &PlanningArgs) -> miette::Result<Planned> {
     let loaded = session.load_config()?;
     let state = session.load_state()?;
-    let targets = parse_targets(&args.targets)?;
+    let targets = plan::targets::resolve(&args.targets, &loaded.desired, &state)?;
     let (live, providers) = if args.refresh {
         let providers = session.connect(&loaded.desired, &state)?;
         (session::refresh(&providers).await?, Some(providers))
@@ -45,7 +44,7 @@ pub async fn compute(session: &Session, args: &PlanningArgs) -> miette::Result<P
     });
     if args.refresh {
         plan.checks.extend(
-            crate::checks::certify(&loaded.desired, &live)
+            crate::checks::certify(&loaded.desired, &state, &live)
                 .into_iter()
                 .map(|c| c.into_finding()),
         );
@@ -56,19 +55,6 @@ pub async fn compute(session: &Session, args: &PlanningArgs) -> miette::Result<P
         plan,
         providers,
     })
-}
-
-fn parse_targets(raw: &[String]) -> miette::Result<Vec<Address>> {
-    raw.iter()
-        .map(|t| {
-            t.parse::<Address>().map_err(|e| {
-                miette::miette!(
-                    help = "a target is an address such as livekit_inbound_trunk.medhanialem",
-                    "--target {t}: {e}"
-                )
-            })
-        })
-        .collect()
 }
 
 /// Runs `cwa plan`.

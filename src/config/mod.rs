@@ -40,6 +40,18 @@ impl Loaded {
         NamedSource::new(self.path.display().to_string(), self.text.clone())
     }
 
+    /// Where `addr` is declared, as `lines.toml:LINE` (for a convention resource, the
+    /// `[church.<key>]` block that produced it).
+    pub fn location(&self, addr: &crate::model::Address) -> Option<String> {
+        let span = self.desired.get(addr)?.span;
+        let before = self.text.get(..span.offset)?;
+        Some(format!(
+            "{}:{}",
+            self.path.display(),
+            before.matches('\n').count() + 1
+        ))
+    }
+
     /// "2 churches, 21 resources (telnyx_number 4, …), 2 protected ids, twilio read-only".
     pub fn summary(&self) -> String {
         let d = &self.desired;

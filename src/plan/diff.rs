@@ -1,10 +1,13 @@
 //! desired × state × live → plan.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use super::fields::{self, FieldChange};
 use super::matching::{self, Index};
-use super::{graph, safety, Action, Change, Finding, Fingerprints, Plan, Severity, Unmanaged};
+use super::{
+    graph, numbers, safety, targets, Action, Change, Finding, Fingerprints, Plan, Severity,
+    Unmanaged,
+};
 use crate::model::{
     Address, Desired, DesiredResource, Kind, Live, LiveObject, NumberRef, NumberSpec, ProviderName,
     SecretRef, Spec,
@@ -205,6 +208,8 @@ impl<'a> Planner<'a> {
         let adopted = self.index.id(&resource.addr) != Some(live.id.as_str());
         self.index.insert(resource.addr.clone(), live.id.clone());
         let before = matching::to_addresses(&live.spec, &self.index);
+        self.errors
+            .extend(numbers::area_code_moved(resource, &after, &before));
         let after = pin_auto_number(after, &before);
         let changed = fields::diff(&before, &after);
         let protected = self.is_protected(&live.id, &before);
@@ -644,11 +649,13 @@ impl<'a> Planner<'a> {
             input,
             mut changes,
             mut errors,
-            checks,
+            mut checks,
             unmanaged,
             ..
         } = self;
-        changes = restrict_to_targets(changes, &input.options.targets, input.desired);
+        let left_out;
+        (changes, left_out) = targets::restrict(changes, &input.options.targets, input.desired);
+        checks.extend(targets::warning(&input.options.targets, left_out));
         errors.extend(safety::mass_change(
             &changes,
             input.state,
@@ -749,30 +756,4 @@ fn read_only_drift(resource: &DesiredResource, changed: &[FieldChange]) -> Findi
         help: Some("declare the object as it is live, or fix it by hand".into()),
         span: Some(resource.span),
     }
-}
-
-/// Keeps only the targets and everything they depend on (transitively); undeclared targets
-/// (removals) are kept when named.
-fn restrict_to_targets(
-    changes: Vec<Change>,
-    targets: &[Address],
-    desired: &Desired,
-) -> Vec<Change> {
-    if targets.is_empty() {
-        return changes;
-    }
-    let mut keep: BTreeSet<Address> = BTreeSet::new();
-    let mut todo: Vec<Address> = targets.to_vec();
-    while let Some(addr) = todo.pop() {
-        if !keep.insert(addr.clone()) {
-            continue;
-        }
-        if let Some(r) = desired.get(&addr) {
-            todo.extend(r.dependencies());
-        }
-    }
-    changes
-        .into_iter()
-        .filter(|c| keep.contains(&c.address))
-        .collect()
 }

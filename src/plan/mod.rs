@@ -6,8 +6,10 @@ mod diff;
 mod fields;
 mod graph;
 mod matching;
+mod numbers;
 mod safety;
 pub mod saved;
+pub mod targets;
 
 use std::collections::BTreeMap;
 

@@ -24,6 +24,8 @@ struct Report<'a> {
     failed: Vec<Failed>,
     /// Addresses not attempted because something they depend on failed (or the run stopped).
     not_started: Vec<String>,
+    /// The changes a failure blocked, each with the change it waited for and why.
+    skipped: Vec<Skipped>,
     /// Objects this run created and then deleted again (`--rollback-on-failure`).
     rolled_back: Vec<String>,
 }
@@ -47,6 +49,18 @@ struct Failed {
     address: String,
     action: Action,
     error: String,
+    /// What to do about it.
+    fix: Option<String>,
+    /// Whether a plain rerun can succeed.
+    rerun_helps: bool,
+}
+
+#[derive(Serialize)]
+struct Skipped {
+    address: String,
+    action: Action,
+    waits_for: String,
+    reason: String,
 }
 
 /// The report as pretty JSON, with the numbers bought read from the state the run saved.
@@ -87,9 +101,27 @@ pub fn apply_json(report: &ApplyReport, state: &State) -> String {
                 address: o.address.to_string(),
                 action: o.action,
                 error: o.error.clone().unwrap_or_default(),
+                fix: o.fix.clone(),
+                rerun_helps: o.rerun_helps,
             })
             .collect(),
-        not_started: report.not_started.iter().map(|a| a.to_string()).collect(),
+        not_started: report
+            .skipped
+            .iter()
+            .map(|s| &s.address)
+            .chain(&report.not_started)
+            .map(|a| a.to_string())
+            .collect(),
+        skipped: report
+            .skipped
+            .iter()
+            .map(|s| Skipped {
+                address: s.address.to_string(),
+                action: s.action,
+                waits_for: s.waits_for.to_string(),
+                reason: s.reason.clone(),
+            })
+            .collect(),
         rolled_back: report.rolled_back.iter().map(|a| a.to_string()).collect(),
     };
     let mut out = serde_json::to_string_pretty(&doc).unwrap_or_default();

@@ -1,0 +1,260 @@
+//! Issue 15, "Every line certified, every failure caught at plan time", over the real binary
+//! against a sandbox on 127.0.0.1: certification of `auto` lines and pending ones, `--target`,
+//! readable auto numbers, apply errors, keep-going, preconditions at plan time, drift, import
+//! protection, and honest counts.
+
+#[path = "common/cwa.rs"]
+mod cwa_ctx;
+#[path = "common/sandbox.rs"]
+mod sandbox_helper;
+
+use cwa_ctx::{assert_exit, stderr, stdout, Ctx};
+use serde_json::{json, Value};
+
+/// `n` churches whose numbers are bought by area code (734), after the account-level objects
+/// every synthetic world declares: applied into an empty world, everything is created.
+fn auto_churches(n: usize) -> String {
+    let mut text =
+        cwa::synthetic::lines_toml(0).replace("max_delete_share = 0.25", "max_delete_share = 1.0");
+    for i in 0..n {
+        text.push_str(&format!(
+            "\n[church.auto{i}]\nid = \"00000000-0000-4000-8000-{i:012}\"\nname = \"Auto Church {i}\"\nnumber = \"auto\"\narea_code = \"734\"\n"
+        ));
+    }
+    text
+}
+
+async fn check_json(ctx: &Ctx, code: i32) -> Value {
+    let out = ctx.cwa(&["check", "--json"]).await;
+    assert_exit(&out, code);
+    serde_json::from_str(&stdout(&out)).expect("a JSON check report")
+}
+
+fn failed_checks(report: &Value) -> Vec<Value> {
+    report["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter(|c| c["passed"] == json!(false))
+        .cloned()
+        .collect()
+}
+
+/// A diagnostic with its line wrapping undone.
+fn one_line(text: &str) -> String {
+    text.split_whitespace()
+        .filter(|w| *w != "│")
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The number state pins for `addr`.
+fn pinned(ctx: &Ctx, addr: &str) -> String {
+    ctx.state().resources[addr].spec.label()
+}
+
+// ---- finding 1: certification covers auto lines; pending; uncheckable is a failure --------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_lines_are_pending_before_apply_and_certified_after() {
+    let ctx = Ctx::with_world("empty", &auto_churches(3)).await;
+
+    let before = check_json(&ctx, 0).await;
+    let pending: Vec<&str> = before["pending"]
+        .as_array()
+        .expect("pending lines")
+        .iter()
+        .map(|p| p["line"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        pending,
+        [
+            "telnyx_number.auto0",
+            "telnyx_number.auto1",
+            "telnyx_number.auto2"
+        ],
+        "{before:#}"
+    );
+    let human = ctx.cwa(&["check"]).await;
+    assert_exit(&human, 0);
+    assert!(
+        stdout(&human).contains("3 pending (not applied yet"),
+        "{}",
+        stdout(&human)
+    );
+
+    let out = ctx.cwa(&["apply", "--auto-approve"]).await;
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    assert!(
+        !text.contains("Certification: 0 checks"),
+        "auto lines must be certified: {text}"
+    );
+    assert!(text.contains(", 0 failed, 0 pending."), "{text}");
+
+    let after = check_json(&ctx, 0).await;
+    assert_eq!(after["pending"], json!([]), "{after:#}");
+    for i in 0..3 {
+        let number = pinned(&ctx, &format!("telnyx_number.auto{i}"));
+        let checked: Vec<&str> = after["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["subject"].as_str().unwrap().contains(&number))
+            .map(|c| c["check"].as_str().unwrap())
+            .collect();
+        for check in ["number-active", "one-inbound-trunk", "dispatch-agent"] {
+            assert!(
+                checked.contains(&check),
+                "{number}: {check} not run: {checked:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_applied_line_that_cannot_be_checked_fails() {
+    let ctx = Ctx::with_world("empty", &auto_churches(1)).await;
+    assert_exit(&ctx.cwa(&["apply", "--auto-approve"]).await, 0);
+    let id = ctx.state().resources["telnyx_number.auto0"].id.clone();
+    let (status, body) = sandbox_helper::send(
+        ctx.sb
+            .telnyx(reqwest::Method::DELETE, &format!("/phone_numbers/{id}")),
+    )
+    .await;
+    assert!(status < 300, "{status} {body}");
+
+    let report = check_json(&ctx, 1).await;
+    assert_eq!(report["pending"], json!([]), "applied, so not pending");
+    let failed = failed_checks(&report);
+    assert!(
+        failed.iter().any(|c| c["check"] == json!("number-owned")),
+        "{failed:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_certification_after_apply_fails_when_a_touched_line_is_not_routed() {
+    let ctx = Ctx::with_world("empty", &auto_churches(1)).await;
+    let out = ctx
+        .cwa(&["apply", "--auto-approve", "--target", "telnyx_number.auto0"])
+        .await;
+    let text = stdout(&out);
+    assert_exit(&out, 1);
+    assert!(text.contains("Apply complete"), "{text}");
+    assert!(
+        text.contains("FAIL [one-inbound-trunk]"),
+        "the bought number has no trunk yet: {text}"
+    );
+}
+
+// ---- finding 8: --target ----------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mistyped_target_is_an_error_with_a_suggestion() {
+    let ctx = Ctx::runbook().await;
+    for (typo, suggestion) in [
+        (
+            "livekit_inbound_trunk.medhanailem",
+            "livekit_inbound_trunk.medhanialem",
+        ),
+        ("church.melvindal", "church.melvindale"),
+        (
+            "livekit_trunk.melvindale",
+            "livekit_inbound_trunk.melvindale",
+        ),
+    ] {
+        let out = ctx.cwa(&["plan", "--target", typo]).await;
+        assert_exit(&out, 1);
+        let err = one_line(&stderr(&out));
+        assert!(err.contains(typo), "{err}");
+        assert!(
+            err.contains(&format!("did you mean `{suggestion}`")),
+            "{typo}: {err}"
+        );
+        assert!(!stdout(&out).contains("No changes"), "{}", stdout(&out));
+    }
+    assert!(ctx.writes().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_church_target_selects_its_whole_chain_and_warns() {
+    let ctx = Ctx::runbook().await;
+    let out = ctx
+        .cwa(&["plan", "--json", "--target", "church.melvindale"])
+        .await;
+    assert_exit(&out, 0);
+    let plan: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let addresses: Vec<&str> = plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["address"].as_str().unwrap())
+        .collect();
+    for a in [
+        "telnyx_number.melvindale",
+        "livekit_inbound_trunk.melvindale",
+        "livekit_dispatch_rule.melvindale",
+    ] {
+        assert!(addresses.contains(&a), "{a} not in {addresses:?}");
+    }
+    assert!(
+        !addresses.iter().any(|a| a.ends_with(".medhanialem")),
+        "{addresses:?}"
+    );
+    assert!(
+        plan["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["code"] == json!("targeting")),
+        "{:#}",
+        plan["checks"]
+    );
+    let human = ctx.cwa(&["plan", "--target", "church.melvindale"]).await;
+    assert_exit(&human, 0);
+    assert!(
+        stdout(&human).contains("targeting in effect"),
+        "{}",
+        stdout(&human)
+    );
+}
+
+// ---- finding 9: auto numbers are readable -------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_numbers_read_as_numbers_in_plan_and_apply() {
+    let ctx = Ctx::with_world("empty", &auto_churches(1)).await;
+    let plan = ctx.cwa(&["plan"]).await;
+    assert_exit(&plan, 0);
+    let text = stdout(&plan);
+    assert!(text.contains("number = auto (US, area code 734)"), "{text}");
+    assert!(!text.contains("\"mode\""), "no raw JSON: {text}");
+
+    let out = ctx.cwa(&["apply", "--auto-approve"]).await;
+    assert_exit(&out, 0);
+    let number = pinned(&ctx, "telnyx_number.auto0");
+    assert!(number.starts_with("+1734"), "{number}");
+    assert!(
+        stdout(&out).contains(&format!("created telnyx_number.auto0 {number} (")),
+        "apply names the number it bought: {}",
+        stdout(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_the_area_code_of_a_pinned_auto_line_is_a_plan_error() {
+    let ctx = Ctx::with_world("empty", &auto_churches(1)).await;
+    assert_exit(&ctx.cwa(&["apply", "--auto-approve"]).await, 0);
+    let number = pinned(&ctx, "telnyx_number.auto0");
+    ctx.edit_lines_toml("area_code = \"734\"", "area_code = \"313\"");
+    let out = ctx.cwa(&["plan"]).await;
+    assert_exit(&out, 1);
+    let err = one_line(&stderr(&out));
+    assert!(err.contains(&format!("pinned to {number}")), "{err}");
+    assert!(err.contains("set `number` to re-number"), "{err}");
+    assert!(err.contains("is kept"), "{err}");
+    let writes = ctx.writes().len();
+    assert_exit(&ctx.cwa(&["apply", "--auto-approve"]).await, 1);
+    assert_eq!(ctx.writes().len(), writes, "nothing written");
+}
