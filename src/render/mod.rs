@@ -110,11 +110,6 @@ pub fn created_fields(change: &Change) -> Vec<(String, String)> {
             }
             continue;
         }
-        if let Ok(number) = serde_json::from_value::<crate::model::NumberSpec>(value.clone()) {
-            // A number reads as `+14144007103` or `auto (US, area code 734)`.
-            out.push((key.clone(), number.to_string()));
-            continue;
-        }
         flatten(key, value, &mut out);
     }
     out.into_iter()
