@@ -639,10 +639,12 @@ fn check_trunk_and_dispatch(
     let Spec::LivekitDispatchRule(r) = &rule.spec else {
         return;
     };
+    let declared = declared_agents(desired, &r.name);
+    let agent = declared.first().unwrap_or(agent);
     let names_agent = r
         .agents
         .iter()
-        .any(|a| agent.is_empty() || &a.agent_name == agent);
+        .any(|a| agent.is_empty() || &a.agent_name == agent || declared.contains(&a.agent_name));
     out.push(CheckResult::new(
         "dispatch-agent",
         "dispatch",
@@ -656,6 +658,20 @@ fn check_trunk_and_dispatch(
                 .collect::<Vec<_>>()
         ),
     ));
+}
+
+/// The agents lines.toml names on the dispatch rule called `name` (a rule may name another
+/// agent than `[defaults] agent`: validate warns, the line is still served).
+fn declared_agents(desired: &Desired, name: &str) -> Vec<String> {
+    desired
+        .resources
+        .values()
+        .filter_map(|r| match &r.spec {
+            Spec::LivekitDispatchRule(d) if d.name == name => Some(d),
+            _ => None,
+        })
+        .flat_map(|d| d.agents.iter().map(|a| a.agent_name.clone()))
+        .collect()
 }
 
 /// The connection lines.toml binds `number` to, and that connection's live id (found by its
