@@ -261,3 +261,75 @@ async fn changing_the_area_code_of_a_pinned_auto_line_is_a_plan_error() {
     assert_exit(&ctx.cwa(&["apply", "--auto-approve"]).await, 1);
     assert_eq!(ctx.writes().len(), writes, "nothing written");
 }
+
+// ---- findings 2 and 3: apply errors in words; independent chains go on --------------------
+
+/// Every inbound trunk create fails (the sandbox answers 500): the new churches' chains stop
+/// at their trunks, every independent change goes on; the report says what failed, where, why
+/// and the fix, what was skipped and why, and advises a rerun because a server error is one
+/// a rerun can get past. `--rollback-on-failure` keeps what independent chains did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_create_stops_only_its_chain_and_says_how_to_fix_it() {
+    use cwa::sandbox::{FaultConfig, FaultKind, FaultRule};
+    let ctx = Ctx::runbook().await;
+    ctx.set_lines_toml(&format!("{}{}", ctx.lines_toml(), cwa_ctx::NEW_CHURCHES));
+    ctx.sb.sandbox.set_faults(FaultConfig {
+        rules: vec![FaultRule {
+            kind: FaultKind::Error,
+            method: Some("POST".into()),
+            path_prefix: "/twirp/livekit.SIP/CreateSIPInboundTrunk".into(),
+            count: None,
+            probability: None,
+            seconds: None,
+            status: Some(500),
+        }],
+        ..FaultConfig::default()
+    });
+    let out = ctx
+        .cwa(&["apply", "--auto-approve", "--rollback-on-failure"])
+        .await;
+    assert_exit(&out, 1);
+    let text = stdout(&out);
+    for church in ["grace", "hope"] {
+        assert!(
+            text.contains(&format!(
+                "FAILED create livekit_inbound_trunk.{church} (declared at lines.toml:"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "skipped: create livekit_dispatch_rule.{church}: it depends on livekit_inbound_trunk.{church}, which failed"
+            )),
+            "{text}"
+        );
+    }
+    assert!(text.contains("    why: "), "{text}");
+    assert!(text.contains("    fix: "), "{text}");
+    assert!(
+        !text.contains("Api {") && !text.contains("Provider("),
+        "no Debug dumps: {text}"
+    );
+    assert!(
+        text.contains("updated livekit_dispatch_rule.melvindale")
+            || text.contains("adopted livekit_dispatch_rule.melvindale"),
+        "the independent chain went on: {text}"
+    );
+    assert!(
+        text.contains("fix: the provider failed on its side: run `cwa apply` again"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Run `cwa apply` again to converge"),
+        "a rerun can get past a server error: {text}"
+    );
+    let state = ctx.state();
+    assert!(state
+        .resources
+        .contains_key("livekit_dispatch_rule.melvindale"));
+    assert!(state.resources.contains_key("telnyx_number.grace"));
+
+    ctx.sb.sandbox.set_faults(FaultConfig::default());
+    assert_exit(&ctx.cwa(&["apply", "--auto-approve"]).await, 0);
+    assert_exit(&ctx.cwa(&["plan", "--detailed-exitcode"]).await, 0);
+}
