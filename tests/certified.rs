@@ -333,3 +333,37 @@ async fn a_refused_create_stops_only_its_chain_and_says_how_to_fix_it() {
     assert_exit(&ctx.cwa(&["apply", "--auto-approve"]).await, 0);
     assert_exit(&ctx.cwa(&["plan", "--detailed-exitcode"]).await, 0);
 }
+
+// ---- finding 7: reasons tell the truth ----------------------------------------------------
+
+/// Swapping two churches' numbers moves objects state already owns: no change may call them
+/// "not yet in state".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swapped_numbers_are_not_called_new_to_state() {
+    let ctx = Ctx::runbook().await;
+    assert_exit(&ctx.cwa(&["apply", "--auto-approve"]).await, 0);
+    let owned: Vec<String> = ctx
+        .state()
+        .resources
+        .values()
+        .map(|r| r.id.clone())
+        .collect();
+    let text = ctx
+        .lines_toml()
+        .replace("number = \"+14144007103\"", "number = \"SWAP\"")
+        .replace("number = \"+17473897673\"", "number = \"+14144007103\"")
+        .replace("number = \"SWAP\"", "number = \"+17473897673\"");
+    ctx.set_lines_toml(&text);
+    let out = ctx.cwa(&["plan", "--json"]).await;
+    assert_exit(&out, 0);
+    let plan: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    for c in plan["changes"].as_array().unwrap() {
+        let id = c["id"].as_str().unwrap_or_default().to_string();
+        let reason = c["reason"].as_str().unwrap_or_default();
+        assert!(
+            !(owned.contains(&id) && reason.contains("not yet in state")),
+            "{} ({id}) is in state, but the plan says: {reason}",
+            c["address"]
+        );
+    }
+}

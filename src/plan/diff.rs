@@ -214,7 +214,13 @@ impl<'a> Planner<'a> {
         let changed = fields::diff(&before, &after);
         let protected = self.is_protected(&live.id, &before);
         let action = self.existing_action(resource, adopted, protected, &changed);
-        let reason = existing_reason(action, adopted, protected, resource.read_only, &reason);
+        let reason = match self.owned_elsewhere(action, &live.id, &resource.addr) {
+            Some(old) => format!(
+                "in state as {old}; lines.toml now declares it as {}",
+                resource.addr
+            ),
+            None => existing_reason(action, adopted, protected, resource.read_only, &reason),
+        };
         if resource.read_only && !changed.is_empty() {
             self.checks.push(read_only_drift(resource, &changed));
         }
@@ -234,6 +240,19 @@ impl<'a> Planner<'a> {
             monthly_cost_delta_cents: 0,
             displaced_from: None,
         }
+    }
+
+    /// The address state owns an adopted object under, when it is not this one: such an
+    /// object is not new to state, it moves.
+    fn owned_elsewhere(&self, action: Action, id: &str, addr: &Address) -> Option<Address> {
+        if action != Action::Adopt {
+            return None;
+        }
+        self.input
+            .state
+            .owned()
+            .find(|(a, r)| r.id == id && a != addr)
+            .map(|(a, _)| a)
     }
 
     fn existing_action(
