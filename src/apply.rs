@@ -1233,6 +1233,39 @@ pub async fn reconcile(
     Ok(notes)
 }
 
+/// Re-fingerprints state from what this apply just read live: every owned object's secrets are
+/// rebound under the current key (after a key rotation, or for a state whose unkeyed
+/// fingerprints an older cwa wrote), and the state is saved if that changed anything. No
+/// provider is written and the plan shows nothing: the secrets themselves did not change.
+pub fn rebind_fingerprints(
+    store: &StateStore,
+    state: &mut State,
+    plan: &Plan,
+) -> Result<bool, StateError> {
+    use crate::state::fingerprint;
+    if state.serial == 0 {
+        return Ok(false);
+    }
+    let read = state.clone();
+    let key = fingerprint::key();
+    let lineage = state.lineage.clone();
+    let mut changed = state.fingerprint_key_id.as_deref() != Some(key.id());
+    for c in &plan.changes {
+        let (Some(id), Some(live)) = (&c.id, &c.before) else {
+            continue;
+        };
+        let addr = c.address.to_string();
+        let Some(owned) = state.resources.get_mut(&addr).filter(|r| &r.id == id) else {
+            continue;
+        };
+        changed |= fingerprint::rebind_from_live(key, &lineage, &addr, &mut owned.spec, live);
+    }
+    if changed {
+        store.save_if_unchanged(state, &read)?;
+    }
+    Ok(changed)
+}
+
 /// An audit entry for what reconcile learned about an interrupted run's writes: a record of
 /// every write must not depend on the run that made it living to write it.
 fn recovery_audit(

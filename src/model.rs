@@ -384,9 +384,16 @@ impl fmt::Display for SecretValue {
     }
 }
 
-/// A short, stable fingerprint of a secret, so state and plans can tell that a secret changed
-/// without holding it.
+/// A fingerprint of a secret, so plans can tell that a secret changed without holding it: a
+/// keyed MAC under this process's fingerprint key (`state::fingerprint`), which no one without
+/// the key can test a guess against. State stores it bound to the object's address.
 pub fn fingerprint(value: &str) -> String {
+    crate::state::fingerprint::key().of_value(value)
+}
+
+/// The unkeyed fingerprint states of format 1 hold (`sha256:` + 16 hex digits): guessable
+/// offline, so apply replaces it; kept to recognize it and to prove it is gone.
+pub fn fingerprint_v1(value: &str) -> String {
     let digest = Sha256::digest(format!("cwa-secret:{value}").as_bytes());
     format!("sha256:{}", &hex::encode(digest)[..16])
 }

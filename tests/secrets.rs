@@ -304,7 +304,7 @@ async fn no_secret_value_appears_in_any_output_or_file() {
         .map(|r| serde_json::to_string(&r.spec).unwrap())
         .expect("the connection is in state");
     assert!(
-        fqdn.contains("sha256:"),
+        fqdn.contains("\"password\":\"mac:"),
         "state keeps a fingerprint of the password: {fqdn}"
     );
 }

@@ -586,6 +586,97 @@ async fn a_secret_whose_value_is_a_provider_credential_is_never_sent() {
     }
 }
 
+/// Every secret fingerprint state holds, by address.
+fn state_secrets(state: &State) -> Vec<(String, String)> {
+    state
+        .resources
+        .iter()
+        .flat_map(|(addr, r)| {
+            r.spec
+                .secrets()
+                .into_iter()
+                .filter_map(move |(_, s)| match s {
+                    cwa::model::SecretRef::Fingerprint(f) => Some((addr.clone(), f.clone())),
+                    _ => None,
+                })
+        })
+        .collect()
+}
+
+/// Fingerprints in state are keyed MACs bound to their address: no one without the key can test
+/// a guess (the sandbox's known passwords, hashed the old way, are nowhere), the password the
+/// credential connection and the outbound trunk share shows as two different values, and the
+/// key id is recorded. Rotating the key shows no change in a plan; the next apply rewrites
+/// every fingerprint under the new key. A `--refresh=false` plan needs no key at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fingerprints_are_keyed_bound_to_their_address_and_rotate_without_a_change() {
+    let ctx = Ctx::runbook().await;
+    let k1 = [("CWA_FINGERPRINT_KEY", "first key of this test")];
+    let k2 = [("CWA_FINGERPRINT_KEY", "second key of this test")];
+    assert_exit(&ctx.cwa_env(&["apply", "--auto-approve"], &k1).await, 0);
+    let text = std::fs::read_to_string(ctx.path("state/state.json")).unwrap();
+    for known in [
+        cwa::sandbox::TELNYX_FQDN_PASSWORD,
+        cwa::sandbox::TELNYX_OUTBOUND_SIP_PASSWORD,
+    ] {
+        let unkeyed = cwa::model::fingerprint_v1(known);
+        assert!(
+            !text.contains(&unkeyed[7..]),
+            "an unkeyed fingerprint of {known}"
+        );
+    }
+    let first = load(&ctx.path("state"));
+    let secrets = state_secrets(&first);
+    assert!(secrets.len() >= 3, "{secrets:?}");
+    let kid = first.fingerprint_key_id.clone().expect("a key id in state");
+    for (addr, f) in &secrets {
+        assert!(f.starts_with(&format!("mac:{kid}:")), "{addr}: {f}");
+    }
+    let distinct: BTreeSet<&String> = secrets.iter().map(|(_, f)| f).collect();
+    assert_eq!(
+        distinct.len(),
+        secrets.len(),
+        "equal fingerprints reveal reuse: {secrets:?}"
+    );
+
+    assert_exit(&ctx.cwa_env(&["plan", "--detailed-exitcode"], &k1).await, 0);
+    let rotated = ctx.cwa_env(&["plan", "--detailed-exitcode"], &k2).await;
+    assert_exit(&rotated, 0);
+    let writes_before = ctx.writes().len();
+    assert_exit(&ctx.cwa_env(&["apply", "--auto-approve"], &k2).await, 0);
+    assert_eq!(
+        ctx.writes().len(),
+        writes_before,
+        "re-fingerprinting writes no provider"
+    );
+    let second = load(&ctx.path("state"));
+    let kid2 = second.fingerprint_key_id.clone().unwrap();
+    assert_ne!(kid, kid2);
+    let after = state_secrets(&second);
+    assert_eq!(after.len(), secrets.len());
+    for ((addr, old), (_, new)) in secrets.iter().zip(&after) {
+        assert_ne!(old, new, "{addr} kept its old fingerprint");
+        assert!(new.starts_with(&format!("mac:{kid2}:")), "{addr}: {new}");
+    }
+    assert_exit(&ctx.cwa_env(&["plan", "--detailed-exitcode"], &k2).await, 0);
+
+    // No key, no credential, secrets in the environment or not: a plan against state alone.
+    for extra in [
+        &[][..],
+        &[("TELNYX_FQDN_PASSWORD", "a value nobody declared")][..],
+    ] {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cwa"));
+        cmd.current_dir(ctx.work.path())
+            .args(["plan", "--refresh=false", "--detailed-exitcode"])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("NO_COLOR", "1")
+            .envs(extra.iter().copied());
+        let out = cmd.output().unwrap();
+        assert_exit(&out, 0);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // class 8: state files
 
@@ -795,4 +886,14 @@ async fn format_version_is_one_policy_and_the_lineage_survives_migration() {
         migrated.lineage, lineage,
         "the lineage survives the migration"
     );
+    // The unkeyed fingerprints of format 1 (two of them equal: a shared password) are gone.
+    let secrets = state_secrets(&migrated);
+    assert!(secrets.len() >= 3, "{secrets:?}");
+    assert!(
+        secrets.iter().all(|(_, f)| f.starts_with("mac:")),
+        "not migrated: {secrets:?}"
+    );
+    let distinct: BTreeSet<&String> = secrets.iter().map(|(_, f)| f).collect();
+    assert_eq!(distinct.len(), secrets.len());
+    assert_exit(&ctx.cwa(&["plan", "--detailed-exitcode"]).await, 0);
 }

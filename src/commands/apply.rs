@@ -33,7 +33,7 @@ async fn run(session: &Session, args: &ApplyArgs) -> miette::Result<ExitStatus> 
     recover_interrupted_run(session).await?;
     let mut planning = args.planning.clone();
     planning.refresh = true;
-    let planned = plan_cmd::compute(session, &planning).await?;
+    let mut planned = plan_cmd::compute(session, &planning).await?;
     // A plan file is evidence, never authority: what runs is always the plan computed now.
     let plan = planned.plan.clone();
     if let Some(path) = &args.plan_file {
@@ -54,6 +54,7 @@ async fn run(session: &Session, args: &ApplyArgs) -> miette::Result<ExitStatus> 
     if plan.is_error() {
         return Err(plan_cmd::plan_errors(&plan, &planned.loaded).into());
     }
+    apply::rebind_fingerprints(&store, &mut planned.state, &planned.plan)?;
     if !plan.has_changes()
         && !plan
             .changes

@@ -27,6 +27,12 @@ impl Session {
     /// Reads the environment; with `--sandbox`, starts the embedded sandbox (seeded with the
     /// runbook world on first use) and points everything at it.
     pub async fn open(global: &GlobalArgs) -> miette::Result<Session> {
+        let session = Self::connect_env(global).await?;
+        crate::state::fingerprint::install(|name| session.secrets.get(name));
+        Ok(session)
+    }
+
+    async fn connect_env(global: &GlobalArgs) -> miette::Result<Session> {
         if !global.sandbox {
             return Ok(Session {
                 global: global.clone(),

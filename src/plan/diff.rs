@@ -399,7 +399,13 @@ impl<'a> Planner<'a> {
                 }
             }
         }
-        for secret in spec.secrets_mut() {
+        // Without refresh, live is state, whose fingerprints are bound to their address under
+        // a key such a plan need not have: secrets stay unknown there and never differ.
+        for secret in spec
+            .secrets_mut()
+            .into_iter()
+            .filter(|_| self.input.refreshed)
+        {
             if let Ok(SecretRef::Value(v)) = self.input.secrets.resolve(secret) {
                 *secret = SecretRef::Fingerprint(v.fingerprint());
             }

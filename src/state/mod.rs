@@ -5,6 +5,7 @@
 //! previous version, and carry a `lineage` (which state this is) and a `serial` (how many
 //! times it was written), as Terraform's state does.
 
+pub mod fingerprint;
 mod journal;
 mod lock;
 mod store;
@@ -19,8 +20,16 @@ pub use journal::{AuditEntry, Journal, JournalEntry, JournalPhase};
 pub use lock::{holder_name as operator, LockInfo, StateLock};
 pub use store::{parse_state, write_atomic, StateStore};
 
-/// The newest state format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The newest state format this build reads and writes. One policy for every version: a
+/// state of a newer format is refused by every command (an older cwa must not rewrite what it
+/// does not understand); an older one is read as is, and only apply, which writes state
+/// anyway, writes it back in this format (read-only commands never rewrite state to migrate
+/// it); the lineage is carried over unchanged by every migration (purchase references derive
+/// from it).
+///
+/// 1: secrets as unkeyed `sha256:` fingerprints. 2: secrets as keyed MACs bound to their
+/// address (`mac:<key id>:…`) and `fingerprint_key_id`.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Everything that can go wrong reading or writing state/.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -140,6 +149,10 @@ pub struct State {
     /// ([`State::remember_audit`]), never saved: a hand edit of state.json cannot erase them.
     #[serde(skip)]
     pub remembered: BTreeMap<String, String>,
+    /// The id of the key the secrets' fingerprints are MACs under (see [`fingerprint`]); none
+    /// in a state of format 1, whose fingerprints are unkeyed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint_key_id: Option<String>,
 }
 
 impl Default for State {
@@ -159,12 +172,14 @@ impl PartialEq for State {
             resources,
             protected,
             remembered: _,
+            fingerprint_key_id,
         } = self;
         *format_version == other.format_version
             && *lineage == other.lineage
             && *serial == other.serial
             && *resources == other.resources
             && *protected == other.protected
+            && *fingerprint_key_id == other.fingerprint_key_id
     }
 }
 
@@ -178,7 +193,18 @@ impl State {
             resources: BTreeMap::new(),
             protected: BTreeMap::new(),
             remembered: BTreeMap::new(),
+            fingerprint_key_id: None,
         }
+    }
+
+    /// Binds every secret fingerprint held in a run's form to its address and this lineage
+    /// (the form state.json keeps), and records the key's id.
+    pub fn bind_fingerprints(&mut self, key: &fingerprint::FingerprintKey) {
+        let lineage = self.lineage.clone();
+        for (addr, r) in self.resources.iter_mut() {
+            fingerprint::bind_spec(key, &lineage, addr, &mut r.spec);
+        }
+        self.fingerprint_key_id = Some(key.id().to_string());
     }
 
     pub fn get(&self, addr: &Address) -> Option<&StateResource> {

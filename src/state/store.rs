@@ -72,6 +72,7 @@ impl StateStore {
                 detail: SERIAL_AT_MAXIMUM.into(),
             })?;
         state.format_version = FORMAT_VERSION;
+        state.bind_fingerprints(super::fingerprint::key());
         let mut json = serde_json::to_string_pretty(state).map_err(|e| StateError::Corrupt {
             path: self.state_path().display().to_string(),
             detail: e.to_string(),
