@@ -270,7 +270,11 @@ async fn a_state_edited_during_apply_is_never_overwritten() {
                 if created {
                     let text = std::fs::read_to_string(&state_path).unwrap();
                     let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
-                    v["protected"]["ST_handEdit0001"] = "added by hand".into();
+                    let first = v["resources"]
+                        .as_object()
+                        .and_then(|r| r.keys().next().cloned())
+                        .expect("an owned resource");
+                    v["resources"][&first]["church"] = "edited-by-hand".into();
                     std::fs::write(&state_path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
                     return true;
                 }
@@ -283,14 +287,16 @@ async fn a_state_edited_during_apply_is_never_overwritten() {
     assert!(editor.join().unwrap(), "the apply never created anything");
     assert_exit(&out, 1);
     let text = format!("{}{}", stdout(&out), stderr(&out));
-    assert!(
-        text.contains("changed since this apply read it") && text.contains("protected ids"),
-        "{text}"
-    );
     let on_disk = load(&work.path().join("state"));
+    let (edited, _) = on_disk
+        .resources
+        .iter()
+        .find(|(_, r)| r.church.as_deref() == Some("edited-by-hand"))
+        .expect("the hand edit was overwritten");
     assert!(
-        on_disk.protected.contains_key("ST_handEdit0001"),
-        "the hand edit was overwritten"
+        text.contains("changed since this apply read it")
+            && text.contains(&format!("{edited} changed")),
+        "{text}"
     );
     assert!(
         work.path().join("state/journal.jsonl").exists(),
@@ -304,9 +310,6 @@ async fn a_state_edited_during_apply_is_never_overwritten() {
         0,
     );
     assert_eq!(committed_orders(&sb), 2);
-    assert!(load(&work.path().join("state"))
-        .protected
-        .contains_key("ST_handEdit0001"));
 }
 
 // ---------------------------------------------------------------------------------------------
