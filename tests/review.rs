@@ -808,3 +808,19 @@ async fn diffs_name_lines_toml_keys() {
         "{md}"
     );
 }
+
+/// A first import (an empty lines.toml) records what it declares; it never says "Recorded 0".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_import_counts_what_it_recorded() {
+    let ctx = Ctx::with_world("synthetic:6", "version = 1\n").await;
+    let out = ctx.cwa(&["import"]).await;
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    assert!(!text.contains("Recorded 0"), "{text}");
+    let owned = ctx.state().owned().count();
+    assert!(owned > 0);
+    assert!(
+        text.contains(&format!("Recorded {owned} newly declared object(s)")),
+        "{owned} owned:\n{text}"
+    );
+}

@@ -86,12 +86,23 @@ fn summary(
         "Read {} (nothing was written to any provider).",
         names.join(", ")
     );
-    let _ = writeln!(
-        out,
-        "Recorded {} declared object(s) in {} as they are live.",
-        imported.recorded.len(),
-        session.store().state_path().display()
-    );
+    let state_path = session.store().state_path();
+    if imported.recorded.is_empty() && !imported.added.is_empty() {
+        // A first import declares everything it records: "Recorded 0" read as nothing done.
+        let _ = writeln!(
+            out,
+            "Recorded {} newly declared object(s) in {} as they are live.",
+            imported.added.len(),
+            state_path.display()
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "Recorded {} declared object(s) in {} as they are live.",
+            imported.recorded.len(),
+            state_path.display()
+        );
+    }
     if imported.added.is_empty() {
         let _ = writeln!(
             out,
