@@ -228,18 +228,30 @@ impl ConfigError {
     }
 }
 
-/// `text` with the bytes of every masked span replaced by `*`, offsets unchanged.
+/// `text` as a diagnostic quotes it: the bytes of every masked span replaced by `*` and those
+/// of hidden controls by `?`, offsets unchanged.
 pub(crate) fn masked(text: &str, problems: &[Problem]) -> String {
     let spans: Vec<SourceSpan> = problems.iter().filter_map(|p| p.mask).collect();
     text.char_indices()
         .map(|(i, c)| {
             if spans.iter().any(|s| i >= s.offset && i < s.offset + s.len) {
                 "*".repeat(c.len_utf8())
+            } else if shown_hidden(c) && !(c == '\r' && text[i + 1..].starts_with('\n')) {
+                // A diagnostic quotes lines of lines.toml to the terminal: a control or bidi
+                // character there (ESC, BEL, a lone CR, U+202E) is shown as `?`, one per byte
+                // so every span still points at the same place.
+                "?".repeat(c.len_utf8())
             } else {
                 c.to_string()
             }
         })
         .collect()
+}
+
+/// A character of lines.toml a quoted line must not send to the terminal: the renderers' hidden
+/// controls, except the newline and tab that lay the file out.
+fn shown_hidden(c: char) -> bool {
+    c != '\n' && c != '\t' && crate::render::escape::is_hidden_control(c)
 }
 
 /// "1 error" / "3 errors, 1 warning".

@@ -37,7 +37,10 @@ pub struct Loaded {
 impl Loaded {
     /// The file as a miette source, so later stages (the planner) can label a span of it.
     pub fn named_source(&self) -> NamedSource<String> {
-        NamedSource::new(self.path.display().to_string(), self.text.clone())
+        NamedSource::new(
+            self.path.display().to_string(),
+            error::masked(&self.text, &[]),
+        )
     }
 
     /// Where `addr` is declared, as `lines.toml:LINE` (for a convention resource, the

@@ -195,6 +195,17 @@ fn append_line<T: Serialize>(path: &Path, value: &T) -> Result<(), StateError> {
         detail: e.to_string(),
     })?;
     line.push('\n');
+    // The journal and the audit log are cwa's own files in state/: a symlink there (committed
+    // by a pull request) would make every entry land in whatever file it points at.
+    if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(io(
+            "append to",
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "it is a symbolic link; cwa appends only to a regular file in state/ (remove the link)",
+            ),
+        ));
+    }
     let mut file = fs::OpenOptions::new()
         .create(true)
         .append(true)

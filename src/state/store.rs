@@ -80,7 +80,19 @@ impl StateStore {
         json.push('\n');
         let path = self.state_path();
         match fs::read(&path) {
-            Ok(previous) => write_atomic(&self.backup_path(), &previous)?,
+            Ok(previous) => {
+                // The backup is cwa's own per-machine file: a symlink planted there (a
+                // committed state/) is replaced, never written through to what it points at.
+                let backup = self.backup_path();
+                if is_symlink(&backup) {
+                    fs::remove_file(&backup).map_err(|source| StateError::Io {
+                        action: "replace the symlink",
+                        path: backup.display().to_string(),
+                        source,
+                    })?;
+                }
+                write_atomic(&backup, &previous)?
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(source) => {
                 return Err(StateError::Io {
