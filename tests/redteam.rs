@@ -70,3 +70,34 @@ async fn a_symlink_in_state_never_redirects_a_write_outside_state() {
         );
     }
 }
+
+/// A church name carrying terminal control (a window title, a line erase, a bidi override)
+/// is data in every command that prints what cwa owns, not only in plan: `state list` too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_list_prints_hostile_names_as_data() {
+    let ctx = Ctx::runbook().await;
+    ctx.set_lines_toml(&format!(
+        "{}{}",
+        ctx.lines_toml(),
+        r#"
+[church.evil]
+id = "00000000-0000-4000-8000-0000000000e1"
+name = "Evil \u001b]0;PWNED\u0007 \u001b[2K \u202e <!-- # No changes"
+number = "auto"
+area_code = "734"
+"#
+    ));
+    assert_exit(&ctx.cwa(&["apply", "--auto-approve"]).await, 0);
+    for args in [&["state", "list"][..], &["check"], &["drift"], &["plan"]] {
+        let out = ctx.cwa(args).await;
+        let text = format!("{}{}", cwa_ctx::stdout(&out), stderr(&out));
+        if args[0] == "state" {
+            assert!(text.contains("Evil"), "{args:?} names the church: {text}");
+        }
+        let raw = hidden_controls(&text);
+        assert!(
+            raw.is_empty(),
+            "{args:?}: raw control characters {raw:?} in:\n{text}"
+        );
+    }
+}

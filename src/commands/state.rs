@@ -24,7 +24,15 @@ fn list(store: &StateStore) -> miette::Result<ExitStatus> {
         } else {
             ""
         };
-        crate::outln!("{addr}  {}  {}{lock}", r.id, r.spec.label());
+        // Addresses, ids and labels come from state/ and the live account: data, never
+        // terminal control.
+        let term = crate::render::escape::terminal;
+        crate::outln!(
+            "{}  {}  {}{lock}",
+            term(&addr.to_string()),
+            term(&r.id),
+            term(&r.spec.label())
+        );
     }
     crate::outln!(
         "{} resources, serial {}, lineage {}",
