@@ -4,6 +4,9 @@
 #   sdk-check/run.sh            # all three SDKs
 #   sdk-check/run.sh livekit    # only some of them (livekit, telnyx, twilio)
 #
+# The sandbox runs in strict mode (CWA_SANDBOX_STRICT=1): every SDK request and every answer
+# is held to the spec extracts in tests/contracts/.
+#
 # Creates a venv (SDK_CHECK_VENV, default target/sdk-check-venv), installs the pinned SDKs,
 # builds cwa, serves a fresh runbook world from a temporary directory on a free loopback
 # port, runs check.py with the environment the server prints, stops the server and exits
@@ -36,7 +39,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$cwa" sandbox serve --listen 127.0.0.1:0 --dir "$work/world" --world runbook \
+CWA_SANDBOX_STRICT=1 "$cwa" sandbox serve --listen 127.0.0.1:0 --dir "$work/world" --world runbook \
     >"$work/exports" 2>"$work/server.log" &
 server_pid=$!
 

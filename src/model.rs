@@ -6,6 +6,8 @@
 //! [`Ref::Addr`]; providers produce specs whose references are raw live ids ([`Ref::Id`]).
 //! The planner maps ids back to addresses before it diffs, so a diff is always in address space.
 
+pub mod canonical;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
@@ -1002,7 +1004,12 @@ pub struct Live {
 }
 
 impl Live {
-    pub fn insert(&mut self, obj: LiveObject) {
+    /// Adds a provider's object; a Telnyx object's set fields in canonical form
+    /// ([`canonical`]), as lines.toml expansion makes them.
+    pub fn insert(&mut self, mut obj: LiveObject) {
+        if obj.kind().provider() == ProviderName::Telnyx {
+            obj.spec.canonicalize();
+        }
         self.objects.insert((obj.kind(), obj.id.clone()), obj);
     }
 

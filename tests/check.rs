@@ -182,7 +182,7 @@ async fn outbound_breakages_fail_at_the_outbound_hop() {
     telnyx_patch(
         &ctx,
         &format!("/credential_connections/{CREDENTIAL_CONNECTION}"),
-        json!({"outbound": {"outbound_voice_profile_id": null}}),
+        json!({"outbound": {"outbound_voice_profile_id": ""}}),
     )
     .await;
     fails_then_apply_fixes(&ctx, "outbound-profile-bound", "outbound").await;

@@ -38,9 +38,9 @@ async fn start(world: &str) -> World {
 
 async fn start_with(world: &str, opts: ClientOptions) -> World {
     let dir = tempfile::tempdir().unwrap();
-    let sandbox = Sandbox::start(SandboxOptions::new(dir.path(), world))
-        .await
-        .unwrap();
+    let mut options = SandboxOptions::new(dir.path(), world);
+    options.strict = true;
+    let sandbox = Sandbox::start(options).await.unwrap();
     let env = Env::from_pairs(sandbox.env());
     let telnyx = TelnyxProvider::from_env(&env, &opts).unwrap();
     World {
@@ -672,4 +672,323 @@ async fn profile_and_texml_are_created_found_and_deleted() {
         .await
         .unwrap()
         .is_none());
+}
+
+fn log_of(w: &World) -> Vec<cwa::sandbox::RequestLogEntry> {
+    read_request_log(w.dir.path()).unwrap()
+}
+
+/// Neither FQDN connection request schema declares `user_name` / `password`; the current SDK
+/// writes them through `PATCH /fqdn_connections/{id}/fqdn_authentication`, and so does cwa
+/// (the strict sandbox refuses them at top level).
+#[tokio::test]
+async fn fqdn_connection_credentials_go_through_fqdn_authentication() {
+    use cwa::model::{FqdnConnectionSpec, SecretValue};
+    let w = start("runbook").await;
+    let conn = FqdnConnectionSpec {
+        connection_name: "LiveKit Hope".into(),
+        active: true,
+        transport_protocol: "TCP".into(),
+        user_name: Some("hopefellowship".into()),
+        password: Some(SecretRef::Value(SecretValue::new("hope-secret-123"))),
+        ani_number_format: "+E.164".into(),
+        dnis_number_format: "+e164".into(),
+        outbound_voice_profile: None,
+    };
+    let req = write(
+        "telnyx_fqdn_connection.hope",
+        Spec::TelnyxFqdnConnection(conn.clone()),
+        "",
+    );
+    let made = w.telnyx.create(&req).await.unwrap();
+    let Spec::TelnyxFqdnConnection(got) = &made.spec else {
+        panic!()
+    };
+    assert_eq!(got.user_name.as_deref(), Some("hopefellowship"));
+    assert_eq!(
+        got.password,
+        Some(SecretRef::Fingerprint(fingerprint("hope-secret-123")))
+    );
+    let auth_path = format!("/v2/fqdn_connections/{}/fqdn_authentication", made.id);
+    let auth_writes = |w: &World| {
+        log_of(w)
+            .into_iter()
+            .filter(|e| e.method == "PATCH" && e.path == auth_path && e.status == 200)
+            .count()
+    };
+    assert_eq!(auth_writes(&w), 1);
+
+    // A new password goes the same way; an update that keeps the credentials sends none.
+    let mut rotated = conn.clone();
+    rotated.password = Some(SecretRef::Value(SecretValue::new("hope-secret-456")));
+    let upd = write(
+        "telnyx_fqdn_connection.hope",
+        Spec::TelnyxFqdnConnection(rotated),
+        "",
+    );
+    let after = w.telnyx.update(&made.id, &made.spec, &upd).await.unwrap();
+    let Spec::TelnyxFqdnConnection(after) = &after.spec else {
+        panic!()
+    };
+    assert_eq!(
+        after.password,
+        Some(SecretRef::Fingerprint(fingerprint("hope-secret-456")))
+    );
+    assert_eq!(auth_writes(&w), 2);
+    let mut renamed = after.clone();
+    renamed.connection_name = "LiveKit Hope Fellowship".into();
+    let upd = write(
+        "telnyx_fqdn_connection.hope",
+        Spec::TelnyxFqdnConnection(renamed.clone()),
+        "",
+    );
+    let read = w.telnyx.update(&made.id, &made.spec, &upd).await.unwrap();
+    assert_eq!(read.spec, Spec::TelnyxFqdnConnection(renamed));
+    assert_eq!(auth_writes(&w), 2);
+}
+
+/// spec3.yml, CreateFqdnRequest: a port only with `dns_record_type = "a"`; an `srv` record
+/// has none, and turning an `a` record into `srv` sends `port: null` so the read-back agrees.
+#[tokio::test]
+async fn srv_records_have_no_port_and_a_to_srv_clears_it() {
+    let w = start("runbook").await;
+    let srv = FqdnSpec {
+        connection: Ref::Id(FQDN_CONNECTION.into()),
+        fqdn: "srv.example.com".into(),
+        port: 0,
+        dns_record_type: "srv".into(),
+        default_primary: false,
+    };
+    let made = w
+        .telnyx
+        .create(&write("telnyx_fqdn.srv", Spec::TelnyxFqdn(srv.clone()), ""))
+        .await
+        .unwrap();
+    assert_eq!(made.spec, Spec::TelnyxFqdn(srv.clone()));
+
+    let a = FqdnSpec {
+        fqdn: "a.example.com".into(),
+        port: 5060,
+        dns_record_type: "a".into(),
+        ..srv.clone()
+    };
+    let rec = w
+        .telnyx
+        .create(&write("telnyx_fqdn.a", Spec::TelnyxFqdn(a.clone()), ""))
+        .await
+        .unwrap();
+    let to_srv = FqdnSpec {
+        port: 0,
+        dns_record_type: "srv".into(),
+        ..a.clone()
+    };
+    w.telnyx
+        .update(
+            &rec.id,
+            &rec.spec,
+            &write("telnyx_fqdn.a", Spec::TelnyxFqdn(to_srv.clone()), ""),
+        )
+        .await
+        .unwrap();
+    let read = w
+        .telnyx
+        .read(Kind::TelnyxFqdn, &rec.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        read.spec,
+        Spec::TelnyxFqdn(to_srv),
+        "the read-back converges"
+    );
+}
+
+/// An `"auto"` number is never bought outside its area code: best-effort offers (Telnyx's
+/// neighbouring-area suggestions) are refused, and no order is placed.
+#[tokio::test]
+async fn auto_numbers_never_take_best_effort_offers() {
+    let w = start("runbook").await;
+    w.sandbox
+        .world()
+        .lock()
+        .unwrap()
+        .telnyx
+        .realism
+        .best_effort_area_codes
+        .insert("414".into());
+    let req = write(
+        "telnyx_number.new_church",
+        Spec::TelnyxNumber(auto_number(FQDN_CONNECTION)),
+        "cwa-best-effort",
+    );
+    let err = w.telnyx.create(&req).await.unwrap_err().to_string();
+    assert!(err.contains("best-effort"), "{err}");
+    assert!(err.contains("414"), "{err}");
+    let orders = log_of(&w)
+        .into_iter()
+        .filter(|e| e.method == "POST" && e.path == "/v2/number_orders")
+        .count();
+    assert_eq!(orders, 0, "nothing was bought");
+}
+
+/// An order Telnyx holds for regulatory documents stops apply with what to do, instead of
+/// polling until it gives up; a rerun finds the same order by its reference.
+#[tokio::test]
+async fn requirement_pending_orders_say_what_to_do() {
+    let w = start("runbook").await;
+    w.sandbox
+        .world()
+        .lock()
+        .unwrap()
+        .telnyx
+        .realism
+        .requirement_info_pending = true;
+    let req = write(
+        "telnyx_number.new_church",
+        Spec::TelnyxNumber(auto_number(FQDN_CONNECTION)),
+        "cwa-documents",
+    );
+    let err = w.telnyx.create(&req).await.unwrap_err().to_string();
+    assert!(err.contains("requirement-info-pending"), "{err}");
+    let err = w.telnyx.find_created(&req).await.unwrap_err().to_string();
+    assert!(err.contains("requirement-info-pending"), "{err}");
+    let orders = log_of(&w)
+        .into_iter()
+        .filter(|e| e.method == "POST" && e.path == "/v2/number_orders")
+        .count();
+    assert_eq!(orders, 1);
+}
+
+/// GET-modify-PATCH sends only what the request schemas allow: the runbook's connections
+/// read back with nulls in integer and string fields (`channel_limit`, `tech_prefix`,
+/// `ip_authentication_token`) and the strict sandbox refuses any of them echoed back.
+/// Clearing a profile sends `""`, never `null`.
+#[tokio::test]
+async fn connection_updates_echo_no_nulls_and_clear_with_an_empty_id() {
+    let w = start("runbook").await;
+    let before = w
+        .telnyx
+        .read(Kind::TelnyxFqdnConnection, FQDN_CONNECTION)
+        .await
+        .unwrap()
+        .unwrap();
+    let Spec::TelnyxFqdnConnection(mut spec) = before.spec.clone() else {
+        panic!()
+    };
+    spec.connection_name = "LiveKit ChurchWiseAI (renamed)".into();
+    spec.outbound_voice_profile = None;
+    let after = w
+        .telnyx
+        .update(
+            FQDN_CONNECTION,
+            &before.spec,
+            &write(
+                "telnyx_fqdn_connection.livekit",
+                Spec::TelnyxFqdnConnection(spec.clone()),
+                "",
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(after.spec, Spec::TelnyxFqdnConnection(spec));
+
+    let cred = w
+        .telnyx
+        .read(Kind::TelnyxCredentialConnection, CREDENTIAL_CONNECTION)
+        .await
+        .unwrap()
+        .unwrap();
+    let Spec::TelnyxCredentialConnection(mut c) = cred.spec.clone() else {
+        panic!()
+    };
+    c.connection_name = "CWA Outbound (renamed)".into();
+    let after = w
+        .telnyx
+        .update(
+            CREDENTIAL_CONNECTION,
+            &cred.spec,
+            &write(
+                "telnyx_credential_connection.out",
+                Spec::TelnyxCredentialConnection(c.clone()),
+                "",
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(after.spec, Spec::TelnyxCredentialConnection(c));
+}
+
+/// A number with Telnyx's deletion lock on is read as such and never released.
+#[tokio::test]
+async fn deletion_locked_numbers_are_shown_and_never_released() {
+    let w = start("runbook").await;
+    w.sandbox
+        .world()
+        .lock()
+        .unwrap()
+        .telnyx
+        .phone_numbers
+        .get_mut(FALLBACK_NUMBER_ID)
+        .unwrap()["deletion_lock_enabled"] = serde_json::json!(true);
+    let read = w
+        .telnyx
+        .read(Kind::TelnyxNumber, FALLBACK_NUMBER_ID)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        read.extra.get("deletion_lock_enabled").map(String::as_str),
+        Some("true")
+    );
+    let err = w
+        .telnyx
+        .delete(Kind::TelnyxNumber, FALLBACK_NUMBER_ID)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("deletion lock"), "{err}");
+    assert!(!log_of(&w)
+        .iter()
+        .any(|e| e.method == "DELETE" && e.path.ends_with(FALLBACK_NUMBER_ID)));
+}
+
+/// A password Telnyx masks in its answers reads as hidden, and an update of the connection
+/// neither fails for it nor resends it.
+#[tokio::test]
+async fn masked_passwords_read_as_hidden_and_are_not_resent() {
+    let w = start("runbook").await;
+    w.sandbox
+        .world()
+        .lock()
+        .unwrap()
+        .telnyx
+        .realism
+        .mask_passwords = true;
+    let before = w
+        .telnyx
+        .read(Kind::TelnyxFqdnConnection, FQDN_CONNECTION)
+        .await
+        .unwrap()
+        .unwrap();
+    let Spec::TelnyxFqdnConnection(mut spec) = before.spec.clone() else {
+        panic!()
+    };
+    assert_eq!(spec.password, Some(SecretRef::hidden()));
+    spec.password = Some(SecretRef::Fingerprint(fingerprint("sandbox-fqdn-secret")));
+    spec.connection_name = "LiveKit ChurchWiseAI 2".into();
+    w.telnyx
+        .update(
+            FQDN_CONNECTION,
+            &before.spec,
+            &write(
+                "telnyx_fqdn_connection.livekit",
+                Spec::TelnyxFqdnConnection(spec),
+                "",
+            ),
+        )
+        .await
+        .unwrap();
+    assert!(!log_of(&w)
+        .iter()
+        .any(|e| e.path.ends_with("/fqdn_authentication")));
 }

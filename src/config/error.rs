@@ -39,6 +39,7 @@ pub enum ProblemKind {
     OutboundTrunk,
     Cycle,
     Policy,
+    ProviderLimit,
 }
 
 impl ProblemKind {
@@ -72,6 +73,7 @@ impl ProblemKind {
             Self::OutboundTrunk => "cwa::config::outbound_trunk",
             Self::Cycle => "cwa::config::cycle",
             Self::Policy => "cwa::config::policy",
+            Self::ProviderLimit => "cwa::config::provider_limit",
         }
     }
 }

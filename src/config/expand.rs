@@ -81,6 +81,7 @@ pub fn expand(raw: &RawFile, text: &str, problems: &mut Vec<Problem>) -> Expande
     x.twilio_trunk_numbers();
     x.normalize_number_refs();
     x.duplicate_numbers();
+    x.canonical_sets();
     let agent_span = x.defaults.agent_span;
     Expanded {
         desired: Desired {
@@ -685,6 +686,17 @@ impl Expander<'_> {
         })
     }
 
+    /// Every set field in its one canonical form ([`crate::model::canonical`]), so a
+    /// declaration in any order compares equal to what the provider reports. LiveKit trunk
+    /// numbers keep their declared order here: checks point at `numbers.N` by position.
+    fn canonical_sets(&mut self) {
+        for r in self.resources.values_mut() {
+            if r.addr.kind.provider() == crate::model::ProviderName::Telnyx {
+                r.spec.canonicalize();
+            }
+        }
+    }
+
     fn insert(
         &mut self,
         addr: Address,
@@ -970,13 +982,10 @@ impl Expander<'_> {
             self.spans
                 .insert(&addr, "whitelisted_destinations", span_of(list));
         }
-        let mut countries: Vec<String> = strings(&r.whitelisted_destinations)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|c| c.to_ascii_uppercase())
-            .collect();
-        countries.sort();
-        countries.dedup();
+        let countries = crate::model::canonical::countries(
+            strings(&r.whitelisted_destinations)
+                .unwrap_or_else(crate::model::OutboundVoiceProfileSpec::default_destinations),
+        );
         let deps = self.depends_on(&r.depends_on, &addr);
         let Some(name) = name else { return };
         self.insert(
@@ -1159,7 +1168,10 @@ impl Expander<'_> {
             Spec::TelnyxFqdn(FqdnSpec {
                 connection,
                 fqdn: host,
-                port: r.port.as_ref().map_or(5060, |p| *p.get_ref()),
+                port: r.port.as_ref().map_or_else(
+                    || crate::model::FqdnSpec::default_port(&record_type),
+                    |p| *p.get_ref(),
+                ),
                 dns_record_type: record_type,
                 default_primary: flag(&r.default_primary).unwrap_or(false),
             }),

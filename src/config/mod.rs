@@ -11,6 +11,7 @@ pub mod error;
 pub mod expand;
 pub mod fmt;
 pub mod graph;
+pub mod limits;
 pub mod provider_limits;
 pub mod raw;
 pub mod secrets;
@@ -98,6 +99,7 @@ pub fn parse(path_for_messages: &Path, text: &str) -> Result<Loaded, ConfigError
     let mut problems = Vec::new();
     let desired = raw::parse(text, &mut problems)
         .filter(|_| !problems.iter().any(blocks_expansion))
+        .filter(|raw| limits::run(raw, &mut problems))
         .map(|raw| {
             let expanded = expand::expand(&raw, text, &mut problems);
             checks::run(&expanded, &mut problems);

@@ -476,6 +476,10 @@ impl<'a> Planner<'a> {
                 Action::Forget,
                 "not declared; Twilio is read-only by policy, so cwa stops managing it".into(),
             ),
+            Some(o) if is_number && o.extra.get("deletion_lock_enabled").is_some_and(|v| v == "true") => (
+                Action::Retain,
+                "not declared; kept because Telnyx's deletion lock is on (deletion_lock_enabled): cwa never releases a locked number".into(),
+            ),
             Some(_) if is_number && !self.input.options.release_numbers => (
                 Action::Retain,
                 "not declared; kept because releasing a number is irreversible (pass --release-numbers to release it)".into(),

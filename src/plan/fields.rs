@@ -32,7 +32,7 @@ pub fn diff(before: &Spec, after: &Spec) -> Vec<FieldChange> {
         if !secret_fields.contains(&c.path.as_str()) {
             return true;
         }
-        if is_unresolved_secret(&c.after) {
+        if is_unresolved_secret(&c.after) || is_hidden_secret(&c.before) {
             return false;
         }
         c.sensitive = true;
@@ -89,6 +89,11 @@ fn walk(prefix: &str, before: &Value, after: &Value, out: &mut Vec<FieldChange>)
         }),
         _ => {}
     }
+}
+
+/// A live secret the provider masks or omits ([`crate::model::canonical::HIDDEN_SECRET`]).
+fn is_hidden_secret(v: &Value) -> bool {
+    v.as_str() == Some(crate::model::canonical::HIDDEN_SECRET)
 }
 
 fn is_unresolved_secret(v: &Value) -> bool {

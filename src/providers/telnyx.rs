@@ -308,18 +308,16 @@ impl TelnyxProvider {
                 for ending in endings {
                     let query = auto_search_query(country, area_code, Some(ending));
                     let found = self.search_available(&query, object).await?;
-                    if let Some(n) = self.claim(found, |free| pick_ending(free, ending)) {
+                    if let Some(n) = self.claim(found, |free| pick_ending(free, area_code, ending))
+                    {
                         return Ok(n);
                     }
                 }
                 let query = auto_search_query(country, area_code, None);
                 let found = self.search_available(&query, object).await?;
-                self.claim(found, pick_first).ok_or_else(|| {
-                    unavailable(
-                        object,
-                        &format!("no number is available in {country} area code {area_code}"),
-                    )
-                })
+                let outside = best_effort_only(&found, area_code);
+                self.claim(found, |free| pick_first(free, area_code))
+                    .ok_or_else(|| unavailable(object, &no_number_in(country, area_code, &outside)))
             }
         }
     }
@@ -404,6 +402,9 @@ impl TelnyxProvider {
             match order.status.as_str() {
                 "success" => return Ok(order),
                 "failure" => return Err(order_failed(&order, object)),
+                _ if waits_for_documents(&order) => {
+                    return Err(order_needs_documents(&order, object))
+                }
                 _ => {}
             }
             tokio::time::sleep(interval).await;
@@ -523,7 +524,7 @@ impl TelnyxProvider {
         self.write(
             Method::PATCH,
             &format!("/phone_numbers/{id}"),
-            json!({ "connection_id": connection, "tags": tags }),
+            number_patch_body(connection, tags),
             object,
             &[number],
         )
@@ -642,7 +643,7 @@ impl TelnyxProvider {
                 self.write::<Fqdn>(
                     Method::POST,
                     "/fqdns",
-                    fqdn_body(spec, &connection),
+                    fqdn_body(spec, &connection, false),
                     object,
                     &[&connection],
                 )
@@ -690,7 +691,7 @@ impl TelnyxProvider {
             .write(
                 Method::PATCH,
                 &format!("/fqdns/{id}"),
-                fqdn_body(spec, &connection),
+                fqdn_body(spec, &connection, true),
                 object,
                 &[],
             )
@@ -709,14 +710,35 @@ impl TelnyxProvider {
         self.fqdn_with_primary(updated).await
     }
 
+    /// Writes an FQDN connection's credentials through its `fqdn_authentication`
+    /// sub-resource, then reads the connection back.
+    async fn write_fqdn_auth(
+        &self,
+        id: &str,
+        body: Value,
+        object: &str,
+    ) -> Result<LiveObject, ProviderError> {
+        let _: Value = self
+            .write(
+                Method::PATCH,
+                &format!("/fqdn_connections/{id}/fqdn_authentication"),
+                body,
+                object,
+                &[id],
+            )
+            .await?;
+        let current = self.get_raw("fqdn_connections", id).await?;
+        self.convert_value(Kind::TelnyxFqdnConnection, current, object)
+    }
+
     /// GET the connection, modify its nested objects, PATCH the complete objects back.
-    async fn update_connection(
+    async fn update_connection<T: DeserializeOwned>(
         &self,
         path: &str,
         id: &str,
         object: &str,
         body: impl Fn(&Value) -> Result<Value, ProviderError>,
-    ) -> Result<Connection, ProviderError> {
+    ) -> Result<T, ProviderError> {
         let current = self.get_raw(path, id).await?;
         self.write(
             Method::PATCH,
@@ -781,6 +803,26 @@ impl TelnyxProvider {
         })
     }
 
+    /// Telnyx's own deletion lock: a number with `deletion_lock_enabled` is never released
+    /// (the plan keeps it; this refuses a release that gets here anyway, before any DELETE).
+    async fn refuse_locked_release(&self, id: &str) -> Result<(), ProviderError> {
+        let Some(n) = self.get_one::<PhoneNumber>("phone_numbers", id).await? else {
+            return Ok(());
+        };
+        if n.deletion_lock_enabled == Some(true) {
+            return Err(ProviderError::Unsupported {
+                provider: P,
+                operation: "release number".into(),
+                object: id.to_string(),
+                detail: format!(
+                    "{} has Telnyx's deletion lock on; cwa never releases a locked number (turn the lock off in the Telnyx portal first if releasing it is really meant)",
+                    n.phone_number
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// The hard lock for a number: its id is checked by the HTTP layer, its number here.
     async fn check_number_lock(&self, id: &str, object: &str) -> Result<(), ProviderError> {
         if !self.http.guard().has_numbers() {
@@ -795,10 +837,8 @@ impl TelnyxProvider {
     }
 }
 
-fn sorted(mut v: Vec<String>) -> Vec<String> {
-    v.sort();
-    v.dedup();
-    v
+fn sorted(v: Vec<String>) -> Vec<String> {
+    crate::model::canonical::set(v)
 }
 
 /// A reference must be a live id by the time it reaches a provider.
@@ -829,10 +869,15 @@ fn password_to_send(
         .get("password")
         .and_then(Value::as_str)
         .unwrap_or("");
+    let hidden = have.is_empty() || wire::is_masked(have);
     match want {
         None => Ok(None),
         Some(SecretRef::Value(v)) => Ok(Some(v.expose().to_string())),
-        Some(SecretRef::Fingerprint(f)) if !have.is_empty() && fingerprint(have) == *f => Ok(None),
+        Some(s) if s.is_hidden() => Ok(None),
+        Some(SecretRef::Fingerprint(f)) if !hidden && fingerprint(have) == *f => Ok(None),
+        // Telnyx does not show it: the one cwa last wrote (its fingerprint is all state
+        // has) is not sent again blindly.
+        Some(SecretRef::Fingerprint(_)) if hidden && !current.is_null() => Ok(None),
         Some(_) => Err(ProviderError::Config {
             provider: P,
             detail: format!(
@@ -848,6 +893,35 @@ fn unavailable(object: &str, detail: &str) -> ProviderError {
         operation: "order number".into(),
         object: object.to_string(),
         detail: detail.to_string(),
+    }
+}
+
+/// Whether Telnyx holds the order until regulatory documents are provided: it will not
+/// complete by waiting.
+fn waits_for_documents(order: &NumberOrder) -> bool {
+    order
+        .phone_numbers
+        .iter()
+        .any(|l| l.requirements_status.as_deref() == Some("requirement-info-pending"))
+}
+
+fn order_needs_documents(order: &NumberOrder, object: &str) -> ProviderError {
+    let numbers: Vec<&str> = order
+        .phone_numbers
+        .iter()
+        .map(|l| l.phone_number.as_str())
+        .collect();
+    ProviderError::Api {
+        provider: P,
+        operation: "number order".into(),
+        object: object.to_string(),
+        status: 200,
+        code: "requirement-info-pending".into(),
+        detail: format!(
+            "order {} for {} waits for regulatory documents (requirement-info-pending); provide them in the Telnyx portal, then run apply again: it finds this order by its reference and does not buy twice",
+            order.id,
+            numbers.join(", ")
+        ),
     }
 }
 
@@ -870,11 +944,13 @@ fn order_failed(order: &NumberOrder, object: &str) -> ProviderError {
 /// A nested object of a connection as it is now (`inbound`, `outbound`), to modify and send
 /// back whole.
 fn nested(current: &Value, key: &str) -> Map<String, Value> {
-    current
+    let mut object = current
         .get(key)
         .and_then(Value::as_object)
         .cloned()
-        .unwrap_or_default()
+        .unwrap_or_default();
+    object.retain(|_, v| !v.is_null());
+    object
 }
 
 /// The search for one fixed number: its area code as NDC and the rest as `ends_with`.
@@ -919,22 +995,62 @@ pub fn auto_search_query(
     q
 }
 
-/// The first offered number that really ends with the ending (best-effort results are not
-/// exact matches and are skipped).
-pub fn pick_ending(found: &[AvailableNumber], ending: &str) -> Option<E164> {
+/// Whether an offer is an exact match in the declared area code. Telnyx marks offers it adds
+/// when it has too few exact ones `best_effort` (spec3.yml, AvailablePhoneNumber); those can be
+/// in a neighbouring area code and are never bought for an `"auto"` number.
+pub fn in_area_code(offer: &AvailableNumber, area_code: &str) -> Option<E164> {
+    if offer.best_effort {
+        return None;
+    }
+    let number = E164::normalize(&offer.phone_number).ok()?;
+    match number.area_code() {
+        Some(ac) if ac != area_code => None,
+        _ => Some(number),
+    }
+}
+
+/// The first exact offer in the area code that ends with the ending.
+pub fn pick_ending(found: &[AvailableNumber], area_code: &str, ending: &str) -> Option<E164> {
     found
         .iter()
-        .filter(|n| !n.best_effort)
-        .filter_map(|n| E164::normalize(&n.phone_number).ok())
+        .filter_map(|n| in_area_code(n, area_code))
         .find(|n| n.digits().ends_with(ending))
 }
 
-/// The first exact offer, else the first offer at all.
-pub fn pick_first(found: &[AvailableNumber]) -> Option<E164> {
-    let exact = found.iter().filter(|n| !n.best_effort);
-    exact
-        .chain(found.iter())
-        .find_map(|n| E164::normalize(&n.phone_number).ok())
+/// The first exact offer in the area code; best-effort offers are never taken.
+pub fn pick_first(found: &[AvailableNumber], area_code: &str) -> Option<E164> {
+    found.iter().find_map(|n| in_area_code(n, area_code))
+}
+
+/// The offers of a search when every one of them is best-effort or outside the area code
+/// (empty when some offer fits, or when there was none at all).
+pub fn best_effort_only(found: &[AvailableNumber], area_code: &str) -> Vec<String> {
+    if found.iter().any(|n| in_area_code(n, area_code).is_some()) {
+        return Vec::new();
+    }
+    found.iter().map(|n| n.phone_number.clone()).collect()
+}
+
+/// Why no number could be chosen, naming the refused best-effort offers when there were some.
+fn no_number_in(country: &str, area_code: &str, outside: &[String]) -> String {
+    if outside.is_empty() {
+        return format!("no number is available in {country} area code {area_code}");
+    }
+    format!(
+        "only best-effort offers outside area code {area_code} ({}); cwa never buys a number outside the declared area code: try again later or declare another area_code",
+        outside.join(", ")
+    )
+}
+
+/// A number's PATCH: its tags, and its connection when it has one. `connection_id` is a
+/// string in UpdatePhoneNumberRequest: a number is never unbound with `null` (a number cwa
+/// keeps is parked on a declared target instead).
+pub fn number_patch_body(connection: Option<&str>, tags: &[String]) -> Value {
+    let mut body = json!({ "tags": tags });
+    if let Some(c) = connection {
+        body["connection_id"] = json!(c);
+    }
+    body
 }
 
 pub fn order_body(number: &E164, connection: Option<&str>, reference: &str) -> Value {
@@ -948,20 +1064,29 @@ pub fn order_body(number: &E164, connection: Option<&str>, reference: &str) -> V
     body
 }
 
-pub fn fqdn_body(spec: &FqdnSpec, connection: &str) -> Value {
+/// An FQDN record's body. spec3.yml (CreateFqdnRequest): a port is set only with
+/// `dns_record_type = "a"`; an `srv` record has none. A create of an `srv` record sends no
+/// port; an update sends `port: null` so a record that was `a` loses its old port.
+pub fn fqdn_body(spec: &FqdnSpec, connection: &str, update: bool) -> Value {
+    let record_type = spec.dns_record_type.to_ascii_lowercase();
     let mut body = json!({
         "connection_id": connection,
         "fqdn": spec.fqdn,
-        "dns_record_type": spec.dns_record_type.to_ascii_lowercase(),
+        "dns_record_type": record_type,
     });
-    if spec.port != 0 {
-        body["port"] = json!(spec.port);
+    if record_type == "a" {
+        body["port"] = json!(if spec.port == 0 { 5060 } else { spec.port });
+    } else if update {
+        body["port"] = Value::Null;
     }
     body
 }
 
-/// The body of an FQDN connection create or update: top-level fields plus the complete
-/// `inbound` and `outbound` objects (the current ones, modified), never a flat nested field.
+/// The body of an FQDN connection create or update: top-level fields plus the `inbound` and
+/// `outbound` objects as they are now (without their null values: the request schemas type
+/// `channel_limit`, `tech_prefix`, `ip_authentication_token` and the rest as non-null), with
+/// cwa's fields set. Credentials are not part of it: neither request schema declares
+/// `user_name` / `password`; they go through [`fqdn_auth_body`].
 pub fn fqdn_connection_body(
     spec: &FqdnConnectionSpec,
     current: &Value,
@@ -975,56 +1100,77 @@ pub fn fqdn_connection_body(
         inbound.insert("dnis_number_format".into(), json!(spec.dnis_number_format));
     }
     let mut outbound = nested(current, "outbound");
-    let ovp = spec
-        .outbound_voice_profile
-        .as_ref()
-        .map(|r| live_id(r, object))
-        .transpose()?;
-    outbound.insert("outbound_voice_profile_id".into(), json!(ovp));
-    let mut body = json!({
+    set_profile(&mut outbound, spec.outbound_voice_profile.as_ref(), object)?;
+    Ok(json!({
         "connection_name": spec.connection_name,
         "active": spec.active,
         "transport_protocol": spec.transport_protocol.to_ascii_uppercase(),
         "inbound": inbound,
         "outbound": outbound,
-    });
-    match &spec.user_name {
-        Some(u) => body["user_name"] = json!(u),
-        None if current
-            .get("user_name")
-            .and_then(Value::as_str)
-            .is_some_and(|u| !u.is_empty()) =>
-        {
-            body["user_name"] = json!("")
+    }))
+}
+
+/// The body of `PATCH /fqdn_connections/{id}/fqdn_authentication` (the way the current SDK
+/// writes an FQDN connection's credentials), or `None` when nothing about them changes.
+pub fn fqdn_auth_body(
+    spec: &FqdnConnectionSpec,
+    current: &Value,
+    object: &str,
+) -> Result<Option<Value>, ProviderError> {
+    let have_user = current
+        .get("user_name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let mut body = Map::new();
+    let want_user = spec.user_name.as_deref().unwrap_or("");
+    if want_user != have_user {
+        body.insert("user_name".into(), json!(want_user));
+    }
+    if let Some(pw) = password_to_send(&spec.password, current, object)? {
+        body.insert("password".into(), json!(pw));
+    }
+    Ok((!body.is_empty()).then_some(Value::Object(body)))
+}
+
+/// Sets (or clears) the outbound voice profile in an `outbound` object. The request schemas
+/// type `outbound_voice_profile_id` as a string, so clearing sends `""`, never `null`.
+fn set_profile(
+    outbound: &mut Map<String, Value>,
+    profile: Option<&Ref>,
+    object: &str,
+) -> Result<(), ProviderError> {
+    match profile {
+        Some(r) => {
+            outbound.insert(
+                "outbound_voice_profile_id".into(),
+                json!(live_id(r, object)?),
+            );
+        }
+        None if outbound.contains_key("outbound_voice_profile_id") => {
+            outbound.insert("outbound_voice_profile_id".into(), json!(""));
         }
         None => {}
     }
-    if let Some(pw) = password_to_send(&spec.password, current, object)? {
-        body["password"] = json!(pw);
-    }
-    Ok(body)
+    Ok(())
 }
 
 /// The body of a credential connection create or update; the outbound voice profile goes in
-/// the complete `outbound` object (a flat field is silently ignored by Telnyx).
+/// the `outbound` object (a flat field is silently ignored by Telnyx), echoed without nulls.
 pub fn credential_connection_body(
     spec: &CredentialConnectionSpec,
     current: &Value,
     object: &str,
 ) -> Result<Value, ProviderError> {
     let mut outbound = nested(current, "outbound");
-    let ovp = spec
-        .outbound_voice_profile
-        .as_ref()
-        .map(|r| live_id(r, object))
-        .transpose()?;
-    outbound.insert("outbound_voice_profile_id".into(), json!(ovp));
+    set_profile(&mut outbound, spec.outbound_voice_profile.as_ref(), object)?;
     let mut body = json!({
         "connection_name": spec.connection_name,
         "active": spec.active,
         "user_name": spec.user_name,
-        "outbound": outbound,
     });
+    if !outbound.is_empty() {
+        body["outbound"] = Value::Object(outbound);
+    }
     if let Some(pw) = password_to_send(&spec.password, current, object)? {
         body["password"] = json!(pw);
     }
@@ -1035,7 +1181,7 @@ pub fn voice_profile_body(spec: &OutboundVoiceProfileSpec) -> Value {
     json!({
         "name": spec.name,
         "enabled": spec.enabled,
-        "whitelisted_destinations": sorted(spec.whitelisted_destinations.iter().map(|d| d.to_ascii_uppercase()).collect()),
+        "whitelisted_destinations": crate::model::canonical::countries(spec.whitelisted_destinations.clone()),
     })
 }
 
@@ -1087,7 +1233,11 @@ impl Provider for TelnyxProvider {
             Spec::TelnyxNumber(s) => self.order_number(req, s).await,
             Spec::TelnyxFqdnConnection(s) => {
                 let body = fqdn_connection_body(s, &Value::Null, object)?;
-                self.create_object(req, "/fqdn_connections", body).await
+                let made = self.create_object(req, "/fqdn_connections", body).await?;
+                match fqdn_auth_body(s, &Value::Null, object)? {
+                    Some(auth) => self.write_fqdn_auth(&made.id, auth, object).await,
+                    None => Ok(made),
+                }
             }
             Spec::TelnyxFqdn(s) => self.create_fqdn(req, s).await,
             Spec::TelnyxCredentialConnection(s) => {
@@ -1149,16 +1299,19 @@ impl Provider for TelnyxProvider {
                 self.number_object(&n, object)
             }
             Spec::TelnyxFqdnConnection(s) => {
-                let c = self
+                let current: Value = self
                     .update_connection("fqdn_connections", id, object, |cur| {
                         fqdn_connection_body(s, cur, object)
                     })
                     .await?;
-                Ok(wire::fqdn_connection_object(&c))
+                match fqdn_auth_body(s, &current, object)? {
+                    Some(auth) => self.write_fqdn_auth(id, auth, object).await,
+                    None => self.convert_value(Kind::TelnyxFqdnConnection, current, object),
+                }
             }
             Spec::TelnyxFqdn(s) => self.update_fqdn(id, before, s, object).await,
             Spec::TelnyxCredentialConnection(s) => {
-                let c = self
+                let c: Connection = self
                     .update_connection("credential_connections", id, object, |cur| {
                         credential_connection_body(s, cur, object)
                     })
@@ -1201,6 +1354,7 @@ impl Provider for TelnyxProvider {
         self.http.guard().check(id, [id])?;
         if kind == Kind::TelnyxNumber {
             self.check_number_lock(id, id).await?;
+            self.refuse_locked_release(id).await?;
         }
         let url = self.url(&format!("/{path}/{id}"), &[]);
         let call = Call::write(
@@ -1273,10 +1427,17 @@ mod tests {
                 best_effort: false,
             },
         ];
-        assert_eq!(pick_ending(&found, "0000"), Some(e("+14147210000")));
-        assert_eq!(pick_ending(&found, "4000"), Some(e("+14147214000")));
-        assert_eq!(pick_ending(&found, "9999"), None);
-        assert_eq!(pick_first(&found), Some(e("+14147214000")));
+        assert_eq!(pick_ending(&found, "414", "0000"), Some(e("+14147210000")));
+        assert_eq!(pick_ending(&found, "414", "4000"), Some(e("+14147214000")));
+        assert_eq!(pick_ending(&found, "414", "9999"), None);
+        assert_eq!(pick_first(&found, "414"), Some(e("+14147214000")));
+        assert_eq!(pick_first(&found, "262"), None);
+        let outside = [AvailableNumber {
+            phone_number: "+12625550000".into(),
+            best_effort: true,
+        }];
+        assert_eq!(pick_first(&outside, "414"), None);
+        assert_eq!(best_effort_only(&outside, "414"), vec!["+12625550000"]);
     }
 
     #[test]
@@ -1308,7 +1469,7 @@ mod tests {
     }
 
     #[test]
-    fn fqdn_connection_body_keeps_default_primary_and_sends_resolved_password() {
+    fn fqdn_connection_body_keeps_default_primary_and_sends_credentials_apart() {
         let spec = FqdnConnectionSpec {
             connection_name: "LiveKit ChurchWiseAI".into(),
             active: true,
@@ -1319,7 +1480,10 @@ mod tests {
             dnis_number_format: "+e164".into(),
             outbound_voice_profile: None,
         };
-        let current = json!({"inbound": {"default_primary_fqdn_id": "2925083349418510207"}});
+        let current = json!({
+            "inbound": {"default_primary_fqdn_id": "2925083349418510207", "channel_limit": null},
+            "outbound": {"tech_prefix": null, "ip_authentication_token": null, "channel_limit": null},
+        });
         let body = fqdn_connection_body(&spec, &current, "x").unwrap();
         assert_eq!(body["transport_protocol"], "TCP");
         assert_eq!(
@@ -1327,8 +1491,17 @@ mod tests {
             "2925083349418510207"
         );
         assert_eq!(body["inbound"]["dnis_number_format"], "+e164");
-        assert_eq!(body["password"], "pw-123456");
-        assert!(body["outbound"]["outbound_voice_profile_id"].is_null());
+        assert!(body.get("password").is_none() && body.get("user_name").is_none());
+        assert!(
+            body["inbound"].get("channel_limit").is_none(),
+            "no null echoes"
+        );
+        assert_eq!(body["outbound"], json!({}), "{body}");
+        let auth = fqdn_auth_body(&spec, &current, "x").unwrap().unwrap();
+        assert_eq!(
+            auth,
+            json!({"user_name": "churchwiseai", "password": "pw-123456"})
+        );
     }
 
     #[test]
@@ -1385,9 +1558,9 @@ mod tests {
                 })
                 .to_vec()
         };
-        let first = p.claim(found(), |f| pick_ending(f, "0000"));
-        let second = p.claim(found(), |f| pick_ending(f, "0000"));
-        let third = p.claim(found(), pick_first);
+        let first = p.claim(found(), |f| pick_ending(f, "734", "0000"));
+        let second = p.claim(found(), |f| pick_ending(f, "734", "0000"));
+        let third = p.claim(found(), |f| pick_first(f, "734"));
         assert_eq!(first, Some(e("+17345550000")));
         assert_eq!(second, None);
         assert_eq!(third, Some(e("+17345551000")));

@@ -36,6 +36,7 @@
 //! SIP side) and in [`livekit`].
 
 pub mod calls;
+pub mod contract;
 pub mod faults;
 pub mod http;
 pub mod inventory;
@@ -131,6 +132,9 @@ pub struct SandboxOptions {
     pub seed: u64,
     /// Targeted faults (lost response, hang, malformed, error), added to DIR/faults.json's.
     pub faults: Vec<FaultRule>,
+    /// Strict mode ([`contract`]): every request and answer held to the providers' spec
+    /// extracts in `tests/contracts/`. On when `CWA_SANDBOX_STRICT=1`; the test suite turns it on.
+    pub strict: bool,
 }
 
 impl SandboxOptions {
@@ -145,6 +149,7 @@ impl SandboxOptions {
             rate_limit: None,
             seed: 0,
             faults: Vec::new(),
+            strict: strict_from_env(),
         }
     }
 
@@ -178,6 +183,17 @@ impl SandboxOptions {
     }
 }
 
+/// The environment variable that turns strict mode on for every sandbox this process starts
+/// (the embedded one, `cwa sandbox serve`).
+pub const STRICT_ENV: &str = "CWA_SANDBOX_STRICT";
+
+/// Whether [`STRICT_ENV`] asks for strict mode (`1`, `true`, `yes`).
+pub fn strict_from_env() -> bool {
+    std::env::var(STRICT_ENV)
+        .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
+        .unwrap_or(false)
+}
+
 /// A running sandbox. Stop it with [`Sandbox::shutdown`] to compact its world on disk
 /// (dropping it instead is safe too: every write is already journaled).
 pub struct Sandbox {
@@ -204,7 +220,7 @@ impl Sandbox {
             addr: opts.listen,
             source,
         })?;
-        let server = server::serve(listener, addr, &opts.dir, loaded, faults)?;
+        let server = server::serve(listener, addr, &opts.dir, loaded, faults, opts.strict)?;
         Ok(Sandbox { addr, server })
     }
 

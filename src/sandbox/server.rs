@@ -39,6 +39,7 @@ use super::{
 mod control;
 mod listener;
 mod replay;
+mod strict;
 
 use control::*;
 use listener::*;
@@ -160,6 +161,8 @@ struct Shared {
     log: Mutex<File>,
     base_url: String,
     stop: watch::Receiver<bool>,
+    /// Strict mode: requests and answers checked against `tests/contracts/` ([`strict`]).
+    strict: bool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -198,6 +201,7 @@ pub(super) fn serve(
     dir: &Path,
     loaded: Loaded,
     faults: FaultConfig,
+    strict: bool,
 ) -> Result<Running, SandboxError> {
     let log_path = dir.join(REQUEST_LOG);
     let log = OpenOptions::new()
@@ -214,6 +218,7 @@ pub(super) fn serve(
         log: Mutex::new(log),
         base_url: format!("http://{addr}"),
         stop: stop_rx.clone(),
+        strict,
     });
     let app = Router::new()
         .fallback(handle)
@@ -397,10 +402,20 @@ fn process(
     incoming: &Incoming,
     now: DateTime<Utc>,
 ) -> ApiResponse {
+    if shared.strict {
+        if let Some(refused) = strict::check_request(provider, incoming) {
+            return refused;
+        }
+    }
     let mut world = lock(&shared.world);
     let before = revisions(&world);
     let req = incoming.api_request(now, &shared.base_url);
     let response = dispatch(&mut world, provider, &req, Auth::Check);
+    let response = if shared.strict {
+        strict::check_response(provider, incoming, response)
+    } else {
+        response
+    };
     let changed = match provider {
         Provider::Livekit => response.write && response.is_success(),
         _ => revisions(&world) != before,

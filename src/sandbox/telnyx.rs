@@ -9,6 +9,14 @@
 //! | GET, PATCH, DELETE | `/v2/phone_numbers/{id}` | DELETE releases the number |
 //! | GET, POST | `/v2/{fqdn_connections,fqdns,credential_connections,outbound_voice_profiles,texml_applications}` | create answers 201 |
 //! | GET, PATCH, DELETE | `/v2/{collection}/{id}` | nested `inbound`/`outbound` deep-merged |
+//! | GET, PATCH | `/v2/fqdn_connections/{id}/fqdn_authentication` | an FQDN connection's credentials (SDK) |
+//!
+//! Which behaviour comes from which source: routes, request and answer shapes from spec3.yml
+//! of github:team-telnyx/openapi (held to it in strict mode, see [`super::contract`]); the
+//! `fqdn_authentication` sub-resource from github:team-telnyx/telnyx-python; nested-object
+//! deep merge, ignored unknown keys and `purchase-pending` from `reference/telnyx.md` (marked
+//! there as assumptions); the runbook world from the runbooks; [`Realism`] switches each name
+//! theirs.
 //!
 //! Quirks reproduced on purpose:
 //! * a flat `outbound_voice_profile_id` (or any other unknown top-level key) in a PATCH is
@@ -43,7 +51,7 @@ pub use invite::{format_ani, format_dnis, InboundFailure, InboundInvite};
 use listing::*;
 use schema::*;
 use wire::*;
-pub use wire::{server_error, timestamp, too_many_requests, unauthorized};
+pub use wire::{contract_violation, server_error, timestamp, too_many_requests, unauthorized};
 
 /// The runbook's inbound FQDN connection, which every church number is bound to.
 pub const RUNBOOK_FQDN_CONNECTION_ID: &str = "2925081061861885519";
@@ -76,6 +84,9 @@ pub struct TelnyxState {
     /// How long a number order stays pending unless it is read again first.
     #[serde(default = "default_order_completion_ms")]
     pub order_completion_ms: u64,
+    /// What real accounts do that a plain sandbox does not ([`Realism`]); all off by default.
+    #[serde(default)]
+    pub realism: Realism,
     next_seq: u64,
     #[serde(skip)]
     revision: u64,
@@ -96,6 +107,27 @@ impl std::fmt::Debug for TelnyxState {
             .field("texml_applications", &self.texml_applications.len())
             .finish_non_exhaustive()
     }
+}
+
+/// Switches for what real Telnyx accounts do and a plain sandbox never did. Each says where the
+/// behaviour comes from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Realism {
+    /// Area codes Telnyx has no exact number in: a search there answers best-effort offers
+    /// from a neighbouring area code, flagged `best_effort: true` and counted in
+    /// `meta.best_effort_results` (spec3.yml, AvailablePhoneNumber and the `best_effort` filter:
+    /// "Filter to determine if best effort results should be included").
+    pub best_effort_area_codes: BTreeSet<String>,
+    /// Orders complete as `failure`, their numbers `purchase-failed` (spec3.yml,
+    /// NumberOrderWithPhoneNumbers.status and PhoneNumberDetailed.status enums).
+    pub fail_orders: bool,
+    /// Orders stay `pending` with their numbers `requirement-info-pending` until documents
+    /// are provided: they never complete on their own (spec3.yml, PhoneNumber.requirements_status).
+    pub requirement_info_pending: bool,
+    /// Connection GETs show passwords masked as `********` (an assumption: the spec types
+    /// `password` as a string and does not say whether it is returned in clear).
+    pub mask_passwords: bool,
 }
 
 fn default_order_completion_ms() -> u64 {
@@ -197,6 +229,9 @@ impl TelnyxState {
             ("GET", ["phone_numbers", id]) => self.get_number(id),
             ("PATCH", ["phone_numbers", id]) => self.patch_number(id, req),
             ("DELETE", ["phone_numbers", id]) => self.release_number(id, req.now),
+            ("GET" | "PATCH", ["fqdn_connections", id, "fqdn_authentication"]) => {
+                self.fqdn_authentication(id, req)
+            }
             (method, [collection, rest @ ..]) => match Collection::from_path(collection) {
                 Some(c) => self.crud(c, method, rest, req),
                 None => not_found("URL"),
@@ -214,7 +249,7 @@ impl TelnyxState {
         rest: &[&str],
         req: &ApiRequest,
     ) -> ApiResponse {
-        match (method, rest) {
+        let response = match (method, rest) {
             ("GET", []) => self.list_collection(collection, req),
             ("POST", []) => self.create_object(collection, req),
             ("GET", [id]) => match self.table(collection).get(*id) {
@@ -224,8 +259,34 @@ impl TelnyxState {
             ("PATCH", [id]) => self.patch_object(collection, id, req),
             ("DELETE", [id]) => self.delete_object(collection, id),
             _ => not_found("URL"),
+        };
+        if self.realism.mask_passwords && collection.has_credentials() {
+            return mask_passwords(response);
         }
+        response
     }
+}
+
+/// The answer with every `password` of its `data` shown as `********` ([`Realism::mask_passwords`]).
+fn mask_passwords(mut response: ApiResponse) -> ApiResponse {
+    let Ok(mut body) = serde_json::from_slice::<Value>(&response.body) else {
+        return response;
+    };
+    let mask = |o: &mut Value| {
+        if o.get("password")
+            .and_then(Value::as_str)
+            .is_some_and(|p| !p.is_empty())
+        {
+            o["password"] = json!("********");
+        }
+    };
+    match body.get_mut("data") {
+        Some(Value::Array(items)) => items.iter_mut().for_each(mask),
+        Some(object @ Value::Object(_)) => mask(object),
+        _ => return response,
+    }
+    response.body = serde_json::to_vec(&body).unwrap_or_default();
+    response
 }
 
 #[cfg(test)]

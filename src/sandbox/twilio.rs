@@ -36,7 +36,7 @@ mod wire;
 
 use incoming::*;
 use wire::*;
-pub use wire::{server_error, too_many_requests, unauthorized};
+pub use wire::{contract_violation, server_error, too_many_requests, unauthorized};
 
 const API_VERSION: &str = "2010-04-01";
 const DEFAULT_PAGE_SIZE: usize = 50;

@@ -83,7 +83,8 @@ impl Ctx {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("NO_COLOR", "1")
-            .env("CWA_OPERATOR", "test@cwa");
+            .env("CWA_OPERATOR", "test@cwa")
+            .env(cwa::sandbox::STRICT_ENV, "1");
         for (k, v) in self.sb.sandbox.env() {
             cmd.env(k, v);
         }

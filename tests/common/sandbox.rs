@@ -25,10 +25,11 @@ impl TestSandbox {
         Self::start_with(world, |_| {}).await
     }
 
-    /// Starts `world` with options adjusted by `adjust` (faults, latency, seed, …).
+    /// Starts `world` with options adjusted by `adjust` (faults, latency, seed, …), in strict
+    /// mode (every request and answer held to `tests/contracts/`) unless `adjust` turns it off.
     pub async fn start_with(world: &str, adjust: impl FnOnce(&mut SandboxOptions)) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let mut options = SandboxOptions::new(dir.path(), world);
+        let mut options = strict_options(dir.path(), world);
         adjust(&mut options);
         let sandbox = Sandbox::start(options).await.expect("the sandbox starts");
         Self {
@@ -42,7 +43,7 @@ impl TestSandbox {
     pub async fn restart(self) -> Self {
         let Self { dir, sandbox, http } = self;
         sandbox.shutdown().await.expect("a clean shutdown");
-        let sandbox = Sandbox::start(SandboxOptions::new(dir.path(), "empty"))
+        let sandbox = Sandbox::start(strict_options(dir.path(), "empty"))
             .await
             .expect("the sandbox restarts");
         Self { dir, sandbox, http }
@@ -53,7 +54,7 @@ impl TestSandbox {
     pub async fn crash_and_restart(self) -> Self {
         let Self { dir, sandbox, http } = self;
         drop(sandbox);
-        let sandbox = Sandbox::start(SandboxOptions::new(dir.path(), "empty"))
+        let sandbox = Sandbox::start(strict_options(dir.path(), "empty"))
             .await
             .expect("the sandbox restarts");
         Self { dir, sandbox, http }
@@ -110,6 +111,14 @@ impl TestSandbox {
     pub fn log(&self) -> Vec<RequestLogEntry> {
         read_request_log(self.dir()).expect("a readable request log")
     }
+}
+
+/// Sandbox options for `dir` and `world` with strict mode on: the whole suite talks to a
+/// sandbox that refuses any request its provider's published spec does not allow.
+pub fn strict_options(dir: &Path, world: &str) -> SandboxOptions {
+    let mut options = SandboxOptions::new(dir, world);
+    options.strict = true;
+    options
 }
 
 /// An HS256 token with the `sip.admin` grant, as LiveKit's SDKs mint them.

@@ -75,6 +75,9 @@ pub struct PhoneNumber {
     pub customer_reference: Option<String>,
     #[serde(default)]
     pub record_type: Option<String>,
+    /// Telnyx's own deletion lock: a number with it on cannot be released.
+    #[serde(default)]
+    pub deletion_lock_enabled: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -189,6 +192,9 @@ pub struct OrderLine {
     pub phone_number: String,
     #[serde(default)]
     pub status: Option<String>,
+    /// `requirement-info-pending` while Telnyx waits for regulatory documents.
+    #[serde(default)]
+    pub requirements_status: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -233,10 +239,26 @@ fn secret(s: Option<&str>) -> Option<SecretRef> {
         .map(|v| SecretRef::Fingerprint(fingerprint(v)))
 }
 
-fn sorted(mut v: Vec<String>) -> Vec<String> {
-    v.sort();
-    v.dedup();
-    v
+/// Whether Telnyx masked a password in its answer (`"********"`).
+pub fn is_masked(password: &str) -> bool {
+    !password.is_empty() && password.chars().all(|c| c == '*')
+}
+
+/// A connection's password as cwa compares it: the fingerprint of what Telnyx shows; hidden
+/// when Telnyx masks it, or omits it while the connection has a user name (a password is then
+/// set, just not shown); none when there are no credentials at all.
+fn connection_secret(user_name: Option<&str>, password: Option<&str>) -> Option<SecretRef> {
+    let has_user = user_name.is_some_and(|u| !u.is_empty());
+    match password.filter(|p| !p.is_empty()) {
+        Some(p) if is_masked(p) => Some(SecretRef::hidden()),
+        Some(p) => secret(Some(p)),
+        None if has_user => Some(SecretRef::hidden()),
+        None => None,
+    }
+}
+
+fn sorted(v: Vec<String>) -> Vec<String> {
+    crate::model::canonical::set(v)
 }
 
 fn extra(pairs: &[(&str, Option<&str>)]) -> BTreeMap<String, String> {
@@ -266,9 +288,16 @@ pub fn number_object(n: &PhoneNumber) -> Result<LiveObject, String> {
             ("customer_reference", n.customer_reference.as_deref()),
             ("connection_name", n.connection_name.as_deref()),
             ("record_type", n.record_type.as_deref()),
+            (
+                DELETION_LOCK,
+                n.deletion_lock_enabled.filter(|l| *l).map(|_| "true"),
+            ),
         ]),
     })
 }
+
+/// The `extra` key of a number whose Telnyx deletion lock is on (`"true"`).
+pub const DELETION_LOCK: &str = "deletion_lock_enabled";
 
 fn connection_extra(c: &Connection) -> BTreeMap<String, String> {
     extra(&[
@@ -290,7 +319,7 @@ pub fn fqdn_connection_object(c: &Connection) -> LiveObject {
                 .unwrap_or("UDP")
                 .to_ascii_uppercase(),
             user_name: non_empty(c.user_name.as_deref()),
-            password: secret(c.password.as_deref()),
+            password: connection_secret(c.user_name.as_deref(), c.password.as_deref()),
             ani_number_format: inbound.ani_number_format.unwrap_or_default(),
             dnis_number_format: inbound.dnis_number_format.unwrap_or_default(),
             outbound_voice_profile: c.ovp(),
@@ -306,7 +335,7 @@ pub fn credential_connection_object(c: &Connection) -> LiveObject {
             connection_name: c.connection_name.clone().unwrap_or_default(),
             active: c.active.unwrap_or(true),
             user_name: c.user_name.clone().unwrap_or_default(),
-            password: secret(c.password.as_deref()),
+            password: connection_secret(c.user_name.as_deref(), c.password.as_deref()),
             outbound_voice_profile: c.ovp(),
         }),
         extra: connection_extra(c),
@@ -448,7 +477,7 @@ mod tests {
             panic!()
         };
         assert_eq!(s.outbound_voice_profile, None);
-        assert_eq!(s.password, None);
+        assert_eq!(s.password, Some(SecretRef::hidden()));
     }
 
     #[test]

@@ -18,6 +18,9 @@ impl TelnyxState {
             }
         };
         let ndc = query("filter[national_destination_code]");
+        if let Some(code) = ndc.filter(|c| self.realism.best_effort_area_codes.contains(*c)) {
+            return self.best_effort_offers(code, limit);
+        }
         let area_codes: Vec<&str> = match (ndc, country) {
             (Some(code), _) => vec![code],
             (None, Some("CA")) => inventory::DEFAULT_CANADIAN_AREA_CODES.to_vec(),
@@ -84,6 +87,45 @@ impl TelnyxState {
         search_result(found)
     }
 
+    /// A search in an area code with no exact number ([`Realism::best_effort_area_codes`]):
+    /// offers from the neighbouring area code Telnyx would suggest, flagged best-effort.
+    fn best_effort_offers(&mut self, code: &str, limit: usize) -> ApiResponse {
+        let neighbour = inventory::DEFAULT_AREA_CODES
+            .iter()
+            .copied()
+            .find(|npa| *npa != code && inventory::country_of(npa) == inventory::country_of(code))
+            .unwrap_or("312");
+        let owned: BTreeSet<String> = self
+            .phone_numbers
+            .values()
+            .filter_map(|n| str_field(n, "phone_number").map(str::to_string))
+            .collect();
+        let found: Vec<String> = inventory::numbers_in(neighbour)
+            .into_iter()
+            .filter(|n| !self.taken.contains(n) && !owned.contains(n))
+            .take(limit)
+            .collect();
+        let fresh: Vec<String> = found
+            .iter()
+            .filter(|n| !self.offered.contains(*n))
+            .cloned()
+            .collect();
+        if !fresh.is_empty() {
+            self.offered.extend(fresh);
+            self.touch();
+        }
+        let items: Vec<Value> = found
+            .iter()
+            .map(|n| {
+                let mut offer = available_number(n);
+                offer["best_effort"] = json!(true);
+                offer
+            })
+            .collect();
+        let meta = json!({"total_results": items.len(), "best_effort_results": items.len()});
+        ApiResponse::json(200, &json!({"data": items, "meta": meta, "metadata": meta}))
+    }
+
     pub(super) fn create_order(&mut self, req: &ApiRequest) -> ApiResponse {
         let body = match object_body(req) {
             Ok(body) => body,
@@ -106,6 +148,7 @@ impl TelnyxState {
         let customer_reference =
             str_field(&Value::Object(body.clone()), "customer_reference").map(str::to_string);
         let order_id = self.next_uuid();
+        let pending_documents = self.realism.requirement_info_pending;
         let mut lines = Vec::new();
         for number in &numbers {
             let line_id = self.next_uuid();
@@ -114,8 +157,8 @@ impl TelnyxState {
                 "record_type": "number_order_phone_number",
                 "phone_number": number,
                 "status": "pending",
-                "requirements_met": true,
-                "requirements_status": "approved",
+                "requirements_met": !pending_documents,
+                "requirements_status": if pending_documents { "requirement-info-pending" } else { "approved" },
                 "regulatory_requirements": [],
                 "bundle_id": null,
                 "country_code": inventory::country_of(&number[2..5]),
@@ -126,7 +169,11 @@ impl TelnyxState {
             let mut object = phone_number_object(
                 &number_id,
                 number,
-                "purchase-pending",
+                if pending_documents {
+                    "requirement-info-pending"
+                } else {
+                    "purchase-pending"
+                },
                 connection_id.as_deref(),
                 req.now,
             );
@@ -146,13 +193,15 @@ impl TelnyxState {
             "messaging_profile_id": body.get("messaging_profile_id").cloned().unwrap_or(Value::Null),
             "billing_group_id": body.get("billing_group_id").cloned().unwrap_or(Value::Null),
             "customer_reference": customer_reference,
-            "requirements_met": true,
+            "requirements_met": !pending_documents,
             "sub_number_orders_ids": [],
             "created_at": timestamp(req.now),
             "updated_at": timestamp(req.now),
         });
-        let due = req.now + chrono::Duration::milliseconds(self.order_completion_ms as i64);
-        self.order_due.insert(order_id.clone(), due);
+        if !pending_documents {
+            let due = req.now + chrono::Duration::milliseconds(self.order_completion_ms as i64);
+            self.order_due.insert(order_id.clone(), due);
+        }
         self.number_orders.insert(order_id.clone(), order.clone());
         self.touch();
         data(200, order).with_resource(Some(order_id))
@@ -270,15 +319,21 @@ impl TelnyxState {
 
     pub(super) fn complete_order(&mut self, id: &str, now: DateTime<Utc>) {
         let stamp = json!(timestamp(now));
+        let failed = self.realism.fail_orders;
+        let (order_status, number_status) = if failed {
+            ("failure", "purchase-failed")
+        } else {
+            ("success", "active")
+        };
         let Some(order) = self.number_orders.get_mut(id) else {
             return;
         };
-        order["status"] = json!("success");
+        order["status"] = json!(order_status);
         order["updated_at"] = stamp.clone();
         let mut numbers = Vec::new();
         if let Some(Value::Array(lines)) = order.get_mut("phone_numbers") {
             for line in lines {
-                line["status"] = json!("success");
+                line["status"] = json!(order_status);
                 if let Some(n) = str_field(line, "phone_number") {
                     numbers.push(n.to_string());
                 }
@@ -288,8 +343,8 @@ impl TelnyxState {
             let ordered =
                 str_field(number, "phone_number").is_some_and(|n| numbers.iter().any(|o| o == n));
             if ordered && str_field(number, "status") == Some("purchase-pending") {
-                number["status"] = json!("active");
-                number["activated_at"] = stamp.clone();
+                number["status"] = json!(number_status);
+                number["activated_at"] = if failed { Value::Null } else { stamp.clone() };
                 number["updated_at"] = stamp.clone();
             }
         }

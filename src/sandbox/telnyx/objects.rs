@@ -20,6 +20,11 @@ impl TelnyxState {
         {
             return missing(&format!("/{key}"));
         }
+        if collection == Collection::Fqdns {
+            if let Err(response) = Self::validate_fqdn_request(&body) {
+                return response;
+            }
+        }
         let id = self.peek_id();
         let mut object = defaults(collection, &id, req.now);
         merge_accepted(&mut object, &body, collection);
@@ -33,7 +38,51 @@ impl TelnyxState {
         self.table_mut(collection)
             .insert(id.clone(), object.clone());
         self.touch();
-        data(201, object).with_resource(Some(id))
+        // spec3.yml: every create answers 201 except CreateVoiceProfile, which answers 200.
+        let status = if collection == Collection::OutboundVoiceProfiles {
+            200
+        } else {
+            201
+        };
+        data(status, object).with_resource(Some(id))
+    }
+
+    /// `GET` / `PATCH /v2/fqdn_connections/{id}/fqdn_authentication`: the connection's
+    /// credentials (telnyx-python, `fqdn_connections.fqdn_authentication`), stored on the
+    /// connection so its own GET shows them.
+    pub(super) fn fqdn_authentication(&mut self, id: &str, req: &ApiRequest) -> ApiResponse {
+        let Some(current) = self.fqdn_connections.get(id) else {
+            return not_found("fqdn_connection");
+        };
+        let mut object = current.clone();
+        if req.method == "PATCH" {
+            let body = match object_body(req) {
+                Ok(body) => body,
+                Err(response) => return response,
+            };
+            for key in FQDN_AUTH_KEYS {
+                if let Some(value) = body.get(*key) {
+                    object[*key] = value.clone();
+                }
+            }
+            if let Err(response) = self.validate_unique_user(id, &object) {
+                return response;
+            }
+            if object != *current {
+                object["updated_at"] = json!(timestamp(req.now));
+                self.fqdn_connections.insert(id.to_string(), object.clone());
+                self.touch();
+            }
+        }
+        let mut auth = json!({"id": id, "connection_id": id, "record_type": "fqdn_authentication"});
+        for key in FQDN_AUTH_KEYS {
+            auth[*key] = object.get(*key).cloned().unwrap_or(Value::Null);
+        }
+        auth["microsoft_teams_sbc"] = object
+            .get("microsoft_teams_sbc")
+            .cloned()
+            .unwrap_or(json!(false));
+        data(200, auth)
     }
 
     /// The id the next create will get, so validation can see it before it is taken.
@@ -60,6 +109,11 @@ impl TelnyxState {
             .find(|k| !is_given(body.get(**k)))
         {
             return missing(&format!("/{key}"));
+        }
+        if collection == Collection::Fqdns {
+            if let Err(response) = Self::validate_fqdn_request(&body) {
+                return response;
+            }
         }
         let mut object = current.clone();
         merge_accepted(&mut object, &body, collection);
@@ -215,6 +269,7 @@ impl TelnyxState {
             .and_then(|o| o.get("outbound_voice_profile_id"))
         {
             None | Some(Value::Null) => Ok(()),
+            Some(Value::String(id)) if id.is_empty() => Ok(()),
             Some(Value::String(id)) if self.outbound_voice_profiles.contains_key(id) => Ok(()),
             Some(_) => Err(invalid(
                 "/outbound/outbound_voice_profile_id",
@@ -299,6 +354,20 @@ impl TelnyxState {
             Some(p) if p.as_u64().is_some_and(|p| (1..=65535).contains(&p)) => Ok(()),
             Some(_) => Err(invalid("/port", "port must be between 1 and 65535.")),
         }
+    }
+
+    /// spec3.yml (CreateFqdnRequest, dns_record_type): "For cases where a port is set, the DNS
+    /// record type must be 'a'". A request that sets a port on an `srv` record is refused; one
+    /// that turns a record into `srv` without `port: null` keeps the old port, as a merge does.
+    pub(super) fn validate_fqdn_request(body: &Map<String, Value>) -> Result<(), ApiResponse> {
+        let srv = body.get("dns_record_type").and_then(Value::as_str) == Some("srv");
+        if srv && body.get("port").is_some_and(|p| !p.is_null()) {
+            return Err(invalid(
+                "/port",
+                "A port can only be set with dns_record_type 'a'; an srv record takes its port from DNS.",
+            ));
+        }
+        Ok(())
     }
 
     pub(super) fn list_collection(&self, collection: Collection, req: &ApiRequest) -> ApiResponse {

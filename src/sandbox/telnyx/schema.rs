@@ -24,8 +24,6 @@ pub(super) const CONNECTION_KEYS: &[&str] = &[
     "webhook_api_version",
     "webhook_timeout_secs",
     "tags",
-    "user_name",
-    "password",
     "default_on_hold_comfort_noise_enabled",
     "encode_contact_header_enabled",
     "onnet_t38_passthrough_enabled",
@@ -38,6 +36,24 @@ pub(super) const CONNECTION_KEYS: &[&str] = &[
     "transport_protocol",
     "microsoft_teams_sbc",
     "sip_uri_calling_preference",
+];
+
+/// Credentials only a credential connection takes at top level; an FQDN connection's go
+/// through its `fqdn_authentication` sub-resource and are dropped from its own create/PATCH.
+pub(super) const CREDENTIAL_KEYS: &[&str] = &["user_name", "password"];
+
+/// What `PATCH /fqdn_connections/{id}/fqdn_authentication` writes (telnyx-python,
+/// `FqdnAuthenticationPatchAllParams`).
+pub(super) const FQDN_AUTH_KEYS: &[&str] = &[
+    "user_name",
+    "password",
+    "fqdn_outbound_authentication",
+    "ip_authentication_method",
+    "webhook_url",
+    "failover_url",
+    "txt_name",
+    "txt_ttl",
+    "txt_value",
 ];
 
 pub(super) const FQDN_INBOUND_KEYS: &[&str] = &[
@@ -230,6 +246,11 @@ impl Collection {
         }
     }
 
+    /// Whether its objects carry SIP credentials (`user_name` / `password`).
+    pub(super) fn has_credentials(self) -> bool {
+        matches!(self, Self::FqdnConnections | Self::CredentialConnections)
+    }
+
     /// Whether its objects can be a phone number's `connection_id`.
     pub(super) fn is_connection(self) -> bool {
         matches!(
@@ -255,7 +276,11 @@ pub(super) fn merge_accepted(
     patch: &Map<String, Value>,
     collection: Collection,
 ) {
-    for key in collection.top_level_keys() {
+    let credentials = match collection {
+        Collection::CredentialConnections => CREDENTIAL_KEYS,
+        _ => &[],
+    };
+    for key in collection.top_level_keys().iter().chain(credentials) {
         if let Some(value) = patch.get(*key) {
             target[*key] = value.clone();
         }
@@ -272,6 +297,11 @@ pub(super) fn merge_accepted(
                 target[*outer][*key] = value.clone();
             }
         }
+    }
+    // `outbound_voice_profile_id: ""` unbinds the profile (the request schemas type it as a
+    // string, so an empty one is how a client clears it); it reads back as null.
+    if target["outbound"]["outbound_voice_profile_id"].as_str() == Some("") {
+        target["outbound"]["outbound_voice_profile_id"] = Value::Null;
     }
 }
 
@@ -316,8 +346,8 @@ pub(super) fn validate_credentials(object: &Value) -> Result<(), ApiResponse> {
 }
 
 pub(super) fn validate_profile(object: &Value) -> Result<(), ApiResponse> {
-    if str_field(object, "name").is_none_or(|n| n.trim().is_empty()) {
-        return Err(invalid("/name", "name must be a non-empty string."));
+    if str_field(object, "name").is_none_or(|n| n.trim().chars().count() < 3) {
+        return Err(invalid("/name", "name must have at least 3 characters."));
     }
     let destinations_ok = object
         .get("whitelisted_destinations")
@@ -371,7 +401,7 @@ pub(super) fn defaults(collection: Collection, id: &str, now: DateTime<Utc>) -> 
             "connection_id": null, "fqdn": null, "port": 5060, "dns_record_type": "a",
         }),
         Collection::OutboundVoiceProfiles => json!({
-            "name": null, "enabled": true, "whitelisted_destinations": ["US"],
+            "name": null, "enabled": true, "whitelisted_destinations": ["US", "CA"],
             "traffic_type": "conversational", "service_plan": "global",
             "usage_payment_method": "rate-deck", "concurrent_call_limit": null,
             "daily_spend_limit": "100.00", "daily_spend_limit_enabled": false,

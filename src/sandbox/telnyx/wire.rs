@@ -142,3 +142,25 @@ pub(super) fn object_body(req: &ApiRequest) -> Result<Map<String, Value>, ApiRes
         )),
     }
 }
+
+/// Telnyx's answer to a request strict mode refuses (422 / 10015 with the offending pointer,
+/// 10004 for a missing required key, 400 for a query parameter, 404 / 10005 for a route no
+/// contract declares), or a 500 for an answer that broke its own
+/// schema.
+pub fn contract_violation(
+    status: u16,
+    violation: &crate::sandbox::contract::Violation,
+) -> ApiResponse {
+    let (code, title) = match status {
+        404 => ("10005", "Resource not found"),
+        500 => ("10007", "Unexpected error"),
+        _ if violation.missing => ("10004", "Missing required parameter"),
+        _ => ("10015", "Bad Request"),
+    };
+    let source = match violation.part {
+        "query" => Some(json!({"parameter": violation.pointer.trim_start_matches('/')})),
+        "body" => Some(json!({"pointer": violation.pointer})),
+        _ => None,
+    };
+    error(status, code, title, &violation.to_string(), source)
+}

@@ -217,3 +217,17 @@ pub(super) fn v1_list(req: &ApiRequest, path: &str, key: &str, items: Vec<Value>
     );
     ApiResponse::json(200, &Value::Object(body))
 }
+
+/// Twilio's answer to a request strict mode refuses (400 / 20001 naming the parameter, 404 /
+/// 20404 for a route no contract declares), or a 500 for an answer that broke its own schema.
+pub fn contract_violation(
+    status: u16,
+    violation: &crate::sandbox::contract::Violation,
+) -> ApiResponse {
+    let code = match status {
+        404 => 20404,
+        500 => 20500,
+        _ => 20001,
+    };
+    error(status, code, &violation.to_string())
+}

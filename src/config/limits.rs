@@ -1,0 +1,201 @@
+//! The limits providers enforce on what lines.toml declares, checked at validate so a value a
+//! provider would refuse is a diagnostic at its line, not a failed apply halfway through.
+//!
+//! | Value | Limit | Source |
+//! |---|---|---|
+//! | credential connection `user_name` | 4–32 ASCII letters and digits | Telnyx: reference/telnyx.md (the sandbox enforces it) |
+//! | credential connection password (`password_env`, when set) | 8–128 characters | Telnyx: reference/telnyx.md |
+//! | outbound voice profile `name` | 3+ characters | spec3.yml, CreateOutboundVoiceProfileRequest `name.minLength: 3` |
+//! | any `name` (church, connection, profile, trunk, rule, TeXML) | at most 255 characters | assumption: cwa copies names into provider names and metadata; no provider documents a larger one |
+//! | NANP area codes (`area_code`, the NPA of a `+1` number) | NXX with N in 2–9; not N11 (211…911), not 555, not 0xx/1xx (000, 100) | NANPA numbering plan |
+//!
+//! A name over [`OVERSIZE`] bytes (a 50 MB church name) stops validation before expansion,
+//! which would copy it into every resource of the church.
+
+use super::error::{Problem, ProblemKind};
+use super::raw::{Opt, RawFile};
+use crate::model::SourceSpan;
+
+/// The longest name cwa accepts (characters).
+pub const MAX_NAME_CHARS: usize = 255;
+/// A value this large is refused before lines.toml is expanded.
+pub const OVERSIZE: usize = 64 * 1024;
+
+/// Runs every limit check on the parsed file. Returns `false` when a value is so large that
+/// expanding the file would be unsafe (the error is already pushed).
+pub fn run(raw: &RawFile, problems: &mut Vec<Problem>) -> bool {
+    let mut safe = true;
+    for c in &raw.churches {
+        safe &= name(&c.raw.name, "church name", problems);
+        area_code(&c.raw.area_code, problems);
+        npa_of(&c.raw.number, problems);
+        for line in c.raw.lines.iter().flat_map(|l| l.values()) {
+            area_code(&line.get_ref().area_code, problems);
+            npa_of(&line.get_ref().number, problems);
+        }
+    }
+    for b in &raw.credential_connections {
+        safe &= name(&b.raw.name, "connection name", problems);
+        credential_user(&b.raw.user_name, problems);
+        credential_password(&b.raw.password_env, problems);
+    }
+    for b in &raw.outbound_voice_profiles {
+        safe &= name(&b.raw.name, "outbound voice profile name", problems);
+        profile_name(&b.raw.name, problems);
+    }
+    for b in &raw.fqdn_connections {
+        safe &= name(&b.raw.name, "connection name", problems);
+    }
+    for b in &raw.texml_applications {
+        safe &= name(&b.raw.name, "TeXML application name", problems);
+    }
+    for b in &raw.inbound_trunks {
+        safe &= name(&b.raw.name, "trunk name", problems);
+    }
+    for b in &raw.outbound_trunks {
+        safe &= name(&b.raw.name, "trunk name", problems);
+    }
+    for b in &raw.dispatch_rules {
+        safe &= name(&b.raw.name, "dispatch rule name", problems);
+    }
+    for b in &raw.telnyx_numbers {
+        npa_of(&b.raw.number, problems);
+    }
+    safe
+}
+
+fn span<T>(v: &toml::Spanned<T>) -> SourceSpan {
+    v.span().into()
+}
+
+fn limit(span: SourceSpan, label: &str, message: String, help: &str) -> Problem {
+    Problem::error(ProblemKind::ProviderLimit, span, label, message).with_help(help.to_string())
+}
+
+/// A name no longer than [`MAX_NAME_CHARS`]; `false` when it is over [`OVERSIZE`].
+fn name(value: &Opt<String>, what: &str, problems: &mut Vec<Problem>) -> bool {
+    let Some(v) = value else { return true };
+    let chars = v.get_ref().chars().count();
+    if chars <= MAX_NAME_CHARS {
+        return true;
+    }
+    problems.push(limit(
+        span(v),
+        "too long",
+        format!("the {what} is {chars} characters; at most {MAX_NAME_CHARS} are accepted"),
+        "shorten it: names are copied into provider object names and metadata",
+    ));
+    v.get_ref().len() <= OVERSIZE
+}
+
+fn credential_user(value: &Opt<String>, problems: &mut Vec<Problem>) {
+    let Some(v) = value else { return };
+    let user = v.get_ref();
+    let ok = (4..=32).contains(&user.len()) && user.bytes().all(|b| b.is_ascii_alphanumeric());
+    if !ok {
+        problems.push(limit(
+            span(v),
+            "4–32 letters and digits",
+            format!(
+                "user_name `{user}` is not 4 to 32 ASCII letters and digits, as Telnyx requires"
+            ),
+            "e.g. user_name = \"cwaoutbound\" (no spaces, dashes or underscores)",
+        ));
+    }
+}
+
+/// The password's length, when its environment variable is set here (validate never needs
+/// it; the value is only measured, never shown).
+fn credential_password(env: &Opt<String>, problems: &mut Vec<Problem>) {
+    let Some(name) = env else { return };
+    let Ok(value) = std::env::var(name.get_ref()) else {
+        return;
+    };
+    let chars = value.chars().count();
+    if !(8..=128).contains(&chars) {
+        problems.push(limit(
+            span(name),
+            "8–128 characters",
+            format!(
+                "the password in ${} is {chars} characters; Telnyx takes 8 to 128",
+                name.get_ref()
+            ),
+            "set the variable to a password of 8 to 128 characters",
+        ));
+    }
+}
+
+fn profile_name(value: &Opt<String>, problems: &mut Vec<Problem>) {
+    let Some(v) = value else { return };
+    if v.get_ref().trim().chars().count() < 3 {
+        problems.push(limit(
+            span(v),
+            "3+ characters",
+            format!(
+                "outbound voice profile name `{}` is shorter than 3 characters, which Telnyx refuses",
+                v.get_ref()
+            ),
+            "give the profile a name of at least 3 characters",
+        ));
+    }
+}
+
+/// Why a NANP area code (NPA) cannot be a real line's, or `None` when it can.
+pub fn npa_problem(npa: &str) -> Option<&'static str> {
+    let b = npa.as_bytes();
+    if b.len() != 3 || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    match (b[0], b[1], b[2]) {
+        (b'0' | b'1', _, _) => Some("NANP area codes never start with 0 or 1 (0xx, 1xx)"),
+        (_, b'1', b'1') => Some("N11 codes (211 … 911) are service codes, not area codes"),
+        (b'5', b'5', b'5') => Some("555 is not an area code in service"),
+        _ => None,
+    }
+}
+
+fn area_code(value: &Opt<String>, problems: &mut Vec<Problem>) {
+    let Some(v) = value else { return };
+    if let Some(why) = npa_problem(v.get_ref()) {
+        problems.push(limit(
+            span(v),
+            "not an area code",
+            format!("area code `{}` cannot be bought: {why}", v.get_ref()),
+            "use the area code of the church's city, e.g. area_code = \"414\"",
+        ));
+    }
+}
+
+/// The area code of a fixed `+1` number.
+fn npa_of(value: &Opt<String>, problems: &mut Vec<Problem>) {
+    let Some(v) = value else { return };
+    let Some(rest) = v.get_ref().strip_prefix("+1") else {
+        return;
+    };
+    if rest.len() != 10 || !rest.bytes().all(|b| b.is_ascii_digit()) {
+        return;
+    }
+    if let Some(why) = npa_problem(&rest[..3]) {
+        problems.push(limit(
+            span(v),
+            "not a NANP number",
+            format!("{} has area code {}: {why}", v.get_ref(), &rest[..3]),
+            "check the number: a real line's area code is NXX with N in 2–9",
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nanp_rules() {
+        for bad in ["911", "411", "211", "011", "100", "000", "555", "199"] {
+            assert!(npa_problem(bad).is_some(), "{bad}");
+        }
+        for good in ["414", "734", "212", "888", "520"] {
+            assert_eq!(npa_problem(good), None, "{good}");
+        }
+    }
+}

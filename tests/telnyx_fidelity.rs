@@ -1,0 +1,206 @@
+//! Issue 13's Telnyx findings through the real binary against the strict sandbox: set-like
+//! fields in any order, masked passwords and Telnyx's defaults never churn a plan, provider
+//! limits are validate diagnostics at their line, an `"auto"` number is never bought outside
+//! its area code, a deletion-locked number is kept.
+
+#[path = "common/cwa.rs"]
+mod cwa_ctx;
+#[path = "common/sandbox.rs"]
+mod sandbox_helper;
+
+use cwa_ctx::{assert_exit, stderr, stdout, Ctx};
+
+/// `tags = ["zeta", "alpha"]`: the wire sorts, the declaration did not, so every apply failed
+/// its read-back and every plan showed a diff.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tags_in_any_order_converge() {
+    let ctx = Ctx::runbook().await;
+    ctx.edit_lines_toml(
+        "[telnyx.number.fallback]\nnumber = \"+14697288326\"\n",
+        "[telnyx.number.fallback]\nnumber = \"+14697288326\"\ntags = [\"zeta\", \"alpha\", \"zeta\"]\n",
+    );
+    let out = ctx.cwa(&["apply", "--auto-approve"]).await;
+    assert_exit(&out, 0);
+    let plan = ctx.cwa(&["plan", "--detailed-exitcode"]).await;
+    assert_exit(&plan, 0);
+    ctx.edit_lines_toml(
+        "tags = [\"zeta\", \"alpha\", \"zeta\"]",
+        "tags = [\"alpha\", \"zeta\"]",
+    );
+    assert_exit(&ctx.cwa(&["plan", "--detailed-exitcode"]).await, 0);
+}
+
+/// A profile that names no destinations is what Telnyx makes by default: [US, CA].
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profile_without_destinations_is_telnyx_default() {
+    let ctx = Ctx::runbook().await;
+    ctx.edit_lines_toml("whitelisted_destinations = [\"CA\", \"US\"]\n", "");
+    assert_exit(&ctx.cwa(&["apply", "--auto-approve"]).await, 0);
+    let plan = ctx.cwa(&["plan", "--detailed-exitcode"]).await;
+    assert_exit(&plan, 0);
+    let world = ctx.sb.world_json().await;
+    let profile = &world["telnyx"]["outbound_voice_profiles"]["2925086295615079772"];
+    let mut got: Vec<&str> = profile["whitelisted_destinations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    got.sort();
+    assert_eq!(got, ["CA", "US"]);
+}
+
+/// A password Telnyx masks in its answers must not make every plan show a change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn masked_passwords_do_not_churn_plans() {
+    let ctx = Ctx::runbook().await;
+    assert_exit(&ctx.cwa(&["apply", "--auto-approve"]).await, 0);
+    ctx.sb
+        .sandbox
+        .world()
+        .lock()
+        .unwrap()
+        .telnyx
+        .realism
+        .mask_passwords = true;
+    let plan = ctx.cwa(&["plan", "--detailed-exitcode"]).await;
+    assert_exit(&plan, 0);
+    let drift = ctx.cwa(&["drift"]).await;
+    let shown = stdout(&drift);
+    assert!(shown.contains("0 changed field(s)"), "{shown}");
+}
+
+/// Only best-effort offers outside the declared area code: nothing is bought, and the error
+/// says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_numbers_are_never_bought_outside_their_area_code() {
+    let ctx = Ctx::runbook().await;
+    ctx.set_lines_toml(&format!("{}{}", ctx.lines_toml(), cwa_ctx::NEW_CHURCHES));
+    ctx.sb
+        .sandbox
+        .world()
+        .lock()
+        .unwrap()
+        .telnyx
+        .realism
+        .best_effort_area_codes
+        .insert("734".into());
+    let out = ctx.cwa(&["apply", "--auto-approve"]).await;
+    assert_exit(&out, 1);
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(text.contains("best-effort"), "{text}");
+    let world = ctx.sb.world_json().await;
+    let bought: Vec<String> = world["telnyx"]["phone_numbers"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(|n| n["phone_number"].as_str().map(str::to_string))
+        .filter(|n| !n.starts_with("+1414") || n == "+14144007103")
+        .filter(|n| {
+            ![
+                "+14144007103",
+                "+17473897673",
+                "+14697288326",
+                "+12268830000",
+            ]
+            .contains(&n.as_str())
+        })
+        .collect();
+    assert!(bought.is_empty(), "bought outside 414: {bought:?}");
+}
+
+fn validate_problems(ctx: &Ctx) -> impl std::future::Future<Output = (i32, String)> + '_ {
+    async move {
+        let out = ctx.cwa(&["validate"]).await;
+        (
+            out.status.code().unwrap_or(-1),
+            format!("{}{}", stdout(&out), stderr(&out)),
+        )
+    }
+}
+
+/// The limits providers enforce are validate diagnostics at the line in lines.toml, before
+/// any provider is asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_limits_are_validate_diagnostics() {
+    let ctx = Ctx::runbook().await;
+    let base = ctx.lines_toml();
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "user_name = \"cwaoutbound\"",
+            "user_name = \"cwa_out\"",
+            "user_name",
+        ),
+        (
+            "user_name = \"cwaoutbound\"",
+            "user_name = \"abc\"",
+            "4 to 32",
+        ),
+        (
+            "name = \"ChurchWiseAI\"\nenabled",
+            "name = \"CW\"\nenabled",
+            "3 characters",
+        ),
+    ];
+    for (from, to, needle) in cases {
+        ctx.set_lines_toml(&base.replacen(from, to, 1));
+        let (code, text) = validate_problems(&ctx).await;
+        assert_eq!(code, 1, "{to}: {text}");
+        assert!(text.contains("provider_limit"), "{to}: {text}");
+        assert!(text.contains(needle), "{to}: {text}");
+        assert!(text.contains("lines.toml:"), "points at the line: {text}");
+    }
+    for area in ["911", "411", "011", "100", "000", "555"] {
+        ctx.set_lines_toml(&format!(
+            "{base}\n[church.newone]\nid = \"00000000-0000-4000-8000-0000000000b1\"\nname = \"New One\"\nnumber = \"auto\"\narea_code = \"{area}\"\n"
+        ));
+        let (code, text) = validate_problems(&ctx).await;
+        assert_eq!(code, 1, "{area}: {text}");
+        assert!(text.contains("provider_limit"), "{area}: {text}");
+        assert!(text.contains(area), "{area}: {text}");
+    }
+    let huge = "x".repeat(50 * 1024 * 1024);
+    ctx.set_lines_toml(&format!(
+        "{base}\n[church.huge]\nid = \"00000000-0000-4000-8000-0000000000b2\"\nname = \"{huge}\"\nnumber = \"auto\"\narea_code = \"414\"\n"
+    ));
+    let (code, text) = validate_problems(&ctx).await;
+    assert_eq!(code, 1);
+    assert!(
+        text.contains("provider_limit") && text.contains("at most 255"),
+        "{}",
+        &text[..text.len().min(2000)]
+    );
+    assert!(ctx.writes().is_empty(), "nothing written anywhere");
+}
+
+/// A number with Telnyx's deletion lock on is kept when its line is removed, even with
+/// `--release-numbers`, and the plan says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletion_locked_numbers_are_kept_with_the_reason() {
+    let ctx = Ctx::runbook().await;
+    assert_exit(&ctx.cwa(&["apply", "--auto-approve"]).await, 0);
+    ctx.sb
+        .sandbox
+        .world()
+        .lock()
+        .unwrap()
+        .telnyx
+        .phone_numbers
+        .get_mut("2927180561589994835")
+        .unwrap()["deletion_lock_enabled"] = serde_json::json!(true);
+    let text = ctx.lines_toml();
+    let start = text.find("[telnyx.number.fallback]").unwrap();
+    let end = start + text[start..].find("\n\n").unwrap();
+    ctx.set_lines_toml(&format!("{}{}", &text[..start], &text[end..]));
+    let plan = ctx.cwa(&["plan", "--release-numbers", "--json"]).await;
+    let shown = stdout(&plan);
+    assert!(shown.contains("deletion lock"), "{shown}{}", stderr(&plan));
+    let apply = ctx
+        .cwa(&["apply", "--auto-approve", "--release-numbers"])
+        .await;
+    let _ = apply;
+    assert!(!ctx
+        .requests()
+        .iter()
+        .any(|r| r.method == "DELETE" && r.path.ends_with("2927180561589994835")));
+}
