@@ -56,6 +56,7 @@ async fn run(session: &Session, args: &ApplyArgs) -> miette::Result<ExitStatus> 
     }
     apply::rebind_fingerprints(&store, &mut planned.state, &planned.plan)?;
     if !plan.has_changes()
+        && unprotect.is_empty()
         && !plan
             .changes
             .iter()

@@ -209,7 +209,7 @@ pub struct Plan {
 impl Plan {
     /// True when applying would call a provider or change state.
     pub fn has_changes(&self) -> bool {
-        self.changes.iter().any(|c| c.action.changes_anything()) || !self.unprotect.is_empty()
+        self.changes.iter().any(|c| c.action.changes_anything())
     }
 
     pub fn is_error(&self) -> bool {
