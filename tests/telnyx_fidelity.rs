@@ -109,14 +109,12 @@ async fn auto_numbers_are_never_bought_outside_their_area_code() {
     assert!(bought.is_empty(), "bought outside 414: {bought:?}");
 }
 
-fn validate_problems(ctx: &Ctx) -> impl std::future::Future<Output = (i32, String)> + '_ {
-    async move {
-        let out = ctx.cwa(&["validate"]).await;
-        (
-            out.status.code().unwrap_or(-1),
-            format!("{}{}", stdout(&out), stderr(&out)),
-        )
-    }
+async fn validate_problems(ctx: &Ctx) -> (i32, String) {
+    let out = ctx.cwa(&["validate"]).await;
+    (
+        out.status.code().unwrap_or(-1),
+        format!("{}{}", stdout(&out), stderr(&out)),
+    )
 }
 
 /// The limits providers enforce are validate diagnostics at the line in lines.toml, before
