@@ -187,7 +187,7 @@ pub fn human(report: &DriftReport) -> String {
             let _ = writeln!(
                 out,
                 "      {}: {} -> {}",
-                t(&c.field),
+                t(&shown_key(c)),
                 t(&declared_text(c)),
                 t(&value_text(&c.live))
             );
@@ -238,7 +238,7 @@ pub fn markdown(report: &DriftReport) -> String {
                 "| {} | {} | {} | {} | {} |",
                 code(&c.address.to_string()),
                 c.id.as_deref().map(code).unwrap_or_default(),
-                code(&c.field),
+                code(&shown_key(c)),
                 cell(&declared_text(c)),
                 cell(&value_text(&c.live))
             );
@@ -282,6 +282,12 @@ fn counts(report: &DriftReport) -> String {
         report.missing.len(),
         report.unmanaged.len()
     )
+}
+
+/// The changed field under the key lines.toml gives it (`auth_password_env`, `krisp`), as
+/// plan diffs show it; the JSON report keeps the provider's field path.
+fn shown_key(c: &Changed) -> String {
+    crate::render::toml_key(c.address.kind, &c.field)
 }
 
 fn declared_text(c: &Changed) -> String {

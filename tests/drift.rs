@@ -140,7 +140,7 @@ async fn hand_edits_are_changed_drift_and_apply_fixes_them() {
     let text = stdout(&human);
     assert!(text.contains("auth_username: \"\" -> someone"), "{text}");
     assert!(
-        text.contains("auth_password: (none) -> (sensitive)"),
+        text.contains("auth_password_env: (none) -> (sensitive)"),
         "{text}"
     );
 
