@@ -141,3 +141,36 @@ proptest! {
         });
     }
 }
+
+/// The case CI's random search found (stop 24): a number moves from one church to another while
+/// its old church takes a different number and three churches arrive. It must move, not be
+/// ordered a second time.
+#[test]
+fn a_number_moving_while_its_old_church_takes_another_is_bought_once() {
+    let steps: Vec<Declaration> = vec![
+        [("beta", 2), ("omega", 5)].into_iter().collect(),
+        [("delta", 2)].into_iter().collect(),
+        [
+            ("alpha", 5),
+            ("beta", 3),
+            ("delta", 4),
+            ("gamma", 1),
+            ("omega", 2),
+        ]
+        .into_iter()
+        .collect(),
+    ];
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let sb = TestSandbox::start("synthetic:0").await;
+        let pool = number_pool(&sb, 6).await;
+        let state_dir = tempfile::tempdir().unwrap();
+        for decl in &steps {
+            plan_and_apply(&sb, state_dir.path(), &lines_toml(decl, &pool)).await;
+        }
+    });
+}

@@ -373,7 +373,14 @@ impl<'a> Planner<'a> {
                     })
                 })
         };
-        if let Some(obj) = self.bought_earlier(&resource.addr).filter(|o| free(&o.id)) {
+        let lost_order = |o: &&LiveObject| {
+            self.index.addr(&o.id).is_none() && !matching::identity_differs(&wanted, &o.spec)
+        };
+        if let Some(obj) = self
+            .bought_earlier(&resource.addr)
+            .filter(lost_order)
+            .filter(|o| free(&o.id))
+        {
             return (
                 Some(obj),
                 "bought by an earlier run of this state (found by its customer_reference)".into(),
