@@ -13,9 +13,10 @@ use std::fmt::Write;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::model::{Address, Kind};
+use crate::model::{Address, Kind, Spec};
 use crate::plan::{Action, Change, Plan};
 use crate::render::value_text;
+use crate::state::State;
 
 /// The version of the JSON drift report (`cwa drift --json`).
 pub const FORMAT_VERSION: &str = "1.0";
@@ -28,7 +29,8 @@ pub struct Changed {
     /// Dotted field path, e.g. `auth_username` or `agents`. `*` when the whole object is live
     /// but no longer declared.
     pub field: String,
-    /// As lines.toml declares it (`null`: not declared).
+    /// As lines.toml declares it (`null`: not declared); for a `preserved.` field, the value
+    /// state last saw.
     pub declared: Value,
     /// As it is live.
     pub live: Value,
@@ -96,6 +98,52 @@ pub fn from_plan(plan: &Plan) -> DriftReport {
         unmanaged,
     }
 }
+
+/// Adds the settings cwa keeps but does not declare ([`Spec::preserved`]: a LiveKit trunk's
+/// media encryption or auth realm, an agent's deployment, a room's timeouts) whose live
+/// value differs from the one state last saw: a console edit that plan cannot show, because
+/// cwa never writes them. Reported as `preserved.<path>`, the last-seen value as `declared`.
+/// Objects state recorded before cwa kept these are skipped (nothing to compare with).
+pub fn with_preserved(mut report: DriftReport, plan: &Plan, state: &State) -> DriftReport {
+    for change in &plan.changes {
+        let (Some(id), Some(live)) = (
+            change.id.as_ref(),
+            change.before.as_ref().and_then(Spec::preserved),
+        ) else {
+            continue;
+        };
+        let Some(seen) = state
+            .resources
+            .get(&change.address.to_string())
+            .filter(|r| &r.id == id)
+            .and_then(|r| r.spec.preserved())
+        else {
+            continue;
+        };
+        let mut keys: Vec<&String> = seen.keys().chain(live.keys()).collect();
+        keys.sort();
+        keys.dedup();
+        for key in keys {
+            let (was, now) = (seen.get(key), live.get(key));
+            if was != now {
+                let text = |v: Option<&String>| v.map_or(Value::Null, |v| Value::from(v.clone()));
+                report.changed.push(Changed {
+                    address: change.address.clone(),
+                    id: Some(id.clone()),
+                    field: format!("{PRESERVED}{key}"),
+                    declared: text(was),
+                    live: text(now),
+                    sensitive: false,
+                });
+            }
+        }
+    }
+    report.drift = report.drift || !report.changed.is_empty();
+    report
+}
+
+/// The field prefix of [`with_preserved`]'s findings.
+const PRESERVED: &str = "preserved.";
 
 fn classify(change: &Change, changed: &mut Vec<Changed>, missing: &mut Vec<Missing>) {
     match change.action {
@@ -293,6 +341,8 @@ fn shown_key(c: &Changed) -> String {
 fn declared_text(c: &Changed) -> String {
     if c.field == "*" {
         "(not declared)".into()
+    } else if c.field.starts_with(PRESERVED) {
+        format!("(not declared; last seen {})", value_text(&c.declared))
     } else {
         value_text(&c.declared)
     }

@@ -600,6 +600,35 @@ pub struct TexmlApplicationSpec {
     pub voice_method: String,
 }
 
+/// Settings of a LiveKit object that cwa keeps as they are but does not declare (dotted path
+/// -> value, only the set ones), as last read: media encryption, the auth realm, an agent's
+/// deployment, room timeouts. `None` when not read (a declaration, or state written before
+/// cwa recorded them). Never part of a comparison: two specs that differ only here are equal,
+/// plan and verify ignore it, and drift compares it with what state last saw
+/// ([`crate::drift::with_preserved`]).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Preserved(pub Option<BTreeMap<String, String>>);
+
+impl Preserved {
+    /// Read from a live object.
+    pub fn read(values: BTreeMap<String, String>) -> Self {
+        Self(Some(values))
+    }
+
+    pub fn is_unread(&self) -> bool {
+        self.0.is_none()
+    }
+}
+
+impl PartialEq for Preserved {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Preserved {}
+
 /// `livekit_inbound_trunk`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InboundTrunkSpec {
@@ -612,6 +641,9 @@ pub struct InboundTrunkSpec {
     pub auth_username: String,
     pub auth_password: Option<SecretRef>,
     pub krisp_enabled: bool,
+    /// Settings cwa keeps as they are but does not declare ([`Preserved`]).
+    #[serde(default, skip_serializing_if = "Preserved::is_unread")]
+    pub preserved: Preserved,
 }
 
 /// `livekit_outbound_trunk`.
@@ -628,6 +660,9 @@ pub struct OutboundTrunkSpec {
     pub auth_password: Option<SecretRef>,
     pub headers: BTreeMap<String, String>,
     pub destination_country: String,
+    /// Settings cwa keeps as they are but does not declare ([`Preserved`]).
+    #[serde(default, skip_serializing_if = "Preserved::is_unread")]
+    pub preserved: Preserved,
 }
 
 /// How a dispatch rule names the room of a call.
@@ -671,6 +706,9 @@ pub struct DispatchRuleSpec {
     /// holds only with this off: cwa declares it off and the trunk's setting decides.
     #[serde(default)]
     pub krisp_enabled: bool,
+    /// Settings cwa keeps as they are but does not declare ([`Preserved`]).
+    #[serde(default, skip_serializing_if = "Preserved::is_unread")]
+    pub preserved: Preserved,
 }
 
 /// `twilio_number`: a legacy IncomingPhoneNumber.
@@ -724,6 +762,16 @@ pub enum Spec {
 }
 
 impl Spec {
+    /// The undeclared settings cwa keeps, as read (LiveKit trunks and rules only).
+    pub fn preserved(&self) -> Option<&BTreeMap<String, String>> {
+        match self {
+            Self::LivekitInboundTrunk(s) => s.preserved.0.as_ref(),
+            Self::LivekitOutboundTrunk(s) => s.preserved.0.as_ref(),
+            Self::LivekitDispatchRule(s) => s.preserved.0.as_ref(),
+            _ => None,
+        }
+    }
+
     pub fn kind(&self) -> Kind {
         match self {
             Self::TelnyxNumber(_) => Kind::TelnyxNumber,

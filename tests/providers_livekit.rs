@@ -378,6 +378,7 @@ async fn line_trunk_and_rule_are_created_found_and_deleted() {
         auth_username: String::new(),
         auth_password: None,
         krisp_enabled: true,
+        preserved: Default::default(),
     };
     let req = write(
         "livekit_inbound_trunk.grace",
@@ -401,6 +402,7 @@ async fn line_trunk_and_rule_are_created_found_and_deleted() {
         agents: vec![agent(r#"{"source": "phone"}"#)],
         hide_phone_number: false,
         krisp_enabled: false,
+        preserved: Default::default(),
     };
     let rule_req = write(
         "livekit_dispatch_rule.grace",
@@ -458,6 +460,7 @@ async fn outbound_trunk_create_keeps_destination_country_and_delete_removes_it()
         auth_password: Some(SecretRef::Value(SecretValue::new("outbound-test-pw"))),
         headers: BTreeMap::from([("X-Telnyx-Username".to_string(), "cwaoutbound".to_string())]),
         destination_country: "CA".into(),
+        preserved: Default::default(),
     };
     let made = w
         .livekit

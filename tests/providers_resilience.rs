@@ -199,6 +199,7 @@ async fn lost_answer_to_a_trunk_create_finds_the_trunk() {
         auth_username: String::new(),
         auth_password: None,
         krisp_enabled: true,
+        preserved: Default::default(),
     };
     let req = WriteRequest {
         object: "livekit_inbound_trunk.lost".into(),

@@ -16,7 +16,11 @@ pub async fn drift(global: &GlobalArgs, args: &DriftArgs) -> miette::Result<Exit
 
 async fn run(session: &Session, args: &DriftArgs) -> miette::Result<ExitStatus> {
     let planned = planning::compute(session, &read_everything()).await?;
-    let report = drift::from_plan(&planned.plan);
+    let report = drift::with_preserved(
+        drift::from_plan(&planned.plan),
+        &planned.plan,
+        &planned.state,
+    );
     let text = match args.format.format() {
         OutputFormat::Json => drift::json(&report),
         OutputFormat::Markdown => drift::markdown(&report),

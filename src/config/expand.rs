@@ -886,6 +886,7 @@ impl Expander<'_> {
                 auth_username: String::new(),
                 auth_password: None,
                 krisp_enabled: krisp,
+                preserved: Default::default(),
             }),
             key.clone(),
             line.span,
@@ -924,6 +925,7 @@ impl Expander<'_> {
                 agents,
                 hide_phone_number: false,
                 krisp_enabled: false,
+                preserved: Default::default(),
             }),
             key,
             line.span,
@@ -1428,6 +1430,7 @@ impl Expander<'_> {
             krisp_enabled: flag(&r.krisp)
                 .or_else(|| base.as_ref().map(|s| s.krisp_enabled))
                 .unwrap_or(self.defaults.krisp),
+            preserved: Default::default(),
         };
         self.insert(addr, Spec::LivekitInboundTrunk(spec), church, b.span, deps);
     }
@@ -1498,6 +1501,7 @@ impl Expander<'_> {
                 destination_country: text(&r.destination_country)
                     .map(|c| c.to_ascii_uppercase())
                     .unwrap_or_default(),
+                preserved: Default::default(),
             }),
             None,
             b.span,
@@ -1583,6 +1587,7 @@ impl Expander<'_> {
                 .or_else(|| base.as_ref().map(|s| s.hide_phone_number))
                 .unwrap_or(false),
             krisp_enabled: false,
+            preserved: Default::default(),
         };
         self.insert(addr, Spec::LivekitDispatchRule(spec), church, b.span, deps);
     }
@@ -1858,6 +1863,7 @@ default_primary = true
                 auth_username: String::new(),
                 auth_password: None,
                 krisp_enabled: true,
+                preserved: Default::default(),
             })
         );
         assert_eq!(
@@ -1876,6 +1882,7 @@ default_primary = true
                 }],
                 hide_phone_number: false,
                 krisp_enabled: false,
+                preserved: Default::default(),
             })
         );
         for addr in [

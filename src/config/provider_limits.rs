@@ -207,6 +207,7 @@ mod tests {
             auth_username: String::new(),
             auth_password: None,
             krisp_enabled: true,
+            preserved: Default::default(),
         }
     }
 

@@ -56,6 +56,8 @@ fn to_fields(spec: &Spec) -> Value {
     let mut v = serde_json::to_value(spec).unwrap_or(Value::Null);
     if let Value::Object(map) = &mut v {
         map.remove("kind");
+        // Kept as they are, never written: drift reports their changes, plan does not.
+        map.remove("preserved");
     }
     v
 }
@@ -123,6 +125,7 @@ mod tests {
             auth_username: auth_user.into(),
             auth_password: password,
             krisp_enabled: true,
+            preserved: Default::default(),
         })
     }
 

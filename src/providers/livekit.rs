@@ -58,7 +58,7 @@ use super::http::{self, Auth, Body, Call, Gate, HttpClient, Retry, WriteGuard};
 use super::{post_once, ClientOptions, Env, Provider, ProviderError, WriteRequest};
 use crate::model::{
     fingerprint, AgentDispatch, DispatchKind, DispatchRuleSpec, InboundTrunkSpec, Kind, LiveObject,
-    NumberRef, OutboundTrunkSpec, ProviderName, Ref, SecretRef, SecretValue, Spec, E164,
+    NumberRef, OutboundTrunkSpec, Preserved, ProviderName, Ref, SecretRef, SecretValue, Spec, E164,
 };
 
 const P: ProviderName = ProviderName::Livekit;
@@ -1232,9 +1232,114 @@ pub fn inbound_object(t: &proto::SipInboundTrunkInfo) -> LiveObject {
             auth_username: t.auth_username.clone(),
             auth_password: secret(&t.auth_password),
             krisp_enabled: t.krisp_enabled,
+            preserved: Preserved::read(inbound_preserved(t)),
         }),
         extra,
     }
+}
+
+/// A field's value when it is set (not its zero value), for [`InboundTrunkSpec::preserved`]
+/// and the like.
+fn set_value(out: &mut BTreeMap<String, String>, path: &str, value: String) {
+    if !value.is_empty() && value != "0" && value != "0s" {
+        out.insert(path.to_string(), value);
+    }
+}
+
+/// A protobuf Duration's whole seconds as `"30s"`, or empty when unset.
+fn duration_text(seconds: Option<i64>) -> String {
+    seconds.map(|s| format!("{s}s")).unwrap_or_default()
+}
+
+#[allow(deprecated)]
+fn media_preserved(
+    out: &mut BTreeMap<String, String>,
+    media: Option<&proto::SipMediaConfig>,
+    legacy: i32,
+) {
+    let name = |e: i32| {
+        proto::SipMediaEncryption::try_from(e)
+            .map(|e| e.as_str_name().to_string())
+            .unwrap_or_else(|_| e.to_string())
+    };
+    let encryption = media.and_then(|m| m.encryption).unwrap_or(legacy);
+    if encryption != 0 {
+        set_value(out, "media.encryption", name(encryption));
+    }
+    if let Some(m) = media {
+        let codecs: Vec<String> = m.codecs.iter().map(|c| c.name.clone()).collect();
+        set_value(out, "media.codecs", codecs.join(","));
+        if m.only_listed_codecs {
+            set_value(out, "media.only_listed_codecs", "true".into());
+        }
+        set_value(
+            out,
+            "media.media_timeout",
+            duration_text(m.media_timeout.as_ref().map(|d| d.seconds)),
+        );
+    }
+}
+
+/// The inbound settings cwa keeps but does not declare: auth realm, media, timeouts.
+#[allow(deprecated)]
+fn inbound_preserved(t: &proto::SipInboundTrunkInfo) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    set_value(&mut out, "auth_realm", t.auth_realm.clone());
+    media_preserved(&mut out, t.media.as_ref(), t.media_encryption);
+    set_value(
+        &mut out,
+        "ringing_timeout",
+        duration_text(t.ringing_timeout.as_ref().map(|d| d.seconds)),
+    );
+    set_value(
+        &mut out,
+        "max_call_duration",
+        duration_text(t.max_call_duration.as_ref().map(|d| d.seconds)),
+    );
+    out
+}
+
+/// The outbound settings cwa keeps but does not declare: media, `from_host`.
+#[allow(deprecated)]
+fn outbound_preserved(t: &proto::SipOutboundTrunkInfo) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    media_preserved(&mut out, t.media.as_ref(), t.media_encryption);
+    set_value(&mut out, "from_host", t.from_host.clone());
+    out
+}
+
+/// The rule settings cwa keeps but does not declare: each agent's deployment, the room's
+/// timeouts and size, the room preset, media.
+#[allow(deprecated)]
+fn rule_preserved(r: &proto::SipDispatchRuleInfo) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    if let Some(c) = &r.room_config {
+        for a in &c.agents {
+            set_value(
+                &mut out,
+                &format!("agents.{}.deployment", a.agent_name),
+                a.deployment.clone(),
+            );
+        }
+        set_value(
+            &mut out,
+            "room_config.empty_timeout",
+            c.empty_timeout.to_string(),
+        );
+        set_value(
+            &mut out,
+            "room_config.departure_timeout",
+            c.departure_timeout.to_string(),
+        );
+        set_value(
+            &mut out,
+            "room_config.max_participants",
+            c.max_participants.to_string(),
+        );
+    }
+    set_value(&mut out, "room_preset", r.room_preset.clone());
+    media_preserved(&mut out, r.media.as_ref(), r.media_encryption);
+    out
 }
 
 pub fn outbound_object(t: &proto::SipOutboundTrunkInfo) -> LiveObject {
@@ -1263,6 +1368,7 @@ pub fn outbound_object(t: &proto::SipOutboundTrunkInfo) -> LiveObject {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             destination_country: t.destination_country.to_ascii_uppercase(),
+            preserved: Preserved::read(outbound_preserved(t)),
         }),
         extra,
     }
@@ -1334,6 +1440,7 @@ pub fn rule_object(r: &proto::SipDispatchRuleInfo) -> LiveObject {
             agents,
             hide_phone_number: r.hide_phone_number,
             krisp_enabled: r.krisp_enabled,
+            preserved: Preserved::read(rule_preserved(r)),
         }),
         extra,
     }
@@ -1584,6 +1691,7 @@ mod tests {
             agents: vec![agent("churchwiseai-voice", r#"{"source": "phone"}"#)],
             hide_phone_number: false,
             krisp_enabled: false,
+            preserved: Default::default(),
         }
     }
 
@@ -1718,6 +1826,7 @@ mod tests {
             auth_password: Some(SecretRef::Value(SecretValue::new("s3cret"))),
             headers: [("X-Telnyx-Username".to_string(), "cwaoutbound".to_string())].into(),
             destination_country: "us".into(),
+            preserved: Default::default(),
         };
         let info = outbound_info(&spec, None, "x").unwrap();
         assert_eq!(info.transport, proto::SipTransport::Tcp as i32);
