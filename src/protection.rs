@@ -568,6 +568,7 @@ mod tests {
             auth_username: String::new(),
             auth_password: None,
             krisp_enabled: true,
+            preserved: Default::default(),
         })
     }
 
@@ -582,6 +583,7 @@ mod tests {
             auth_password: None,
             headers: BTreeMap::new(),
             destination_country: "US".into(),
+            preserved: Default::default(),
         })
     }
 
@@ -597,6 +599,7 @@ mod tests {
             agents: vec![],
             hide_phone_number: false,
             krisp_enabled: false,
+            preserved: Default::default(),
         })
     }
 

@@ -44,6 +44,8 @@ pub fn compute(input: &PlanInput<'_>) -> Plan {
     planner.plan_undeclared();
     planner.find_unmanaged();
     planner.guard_protected();
+    let reserved = super::twilio_domains::warnings(&planner.changes, input.state, input.live);
+    planner.checks.extend(reserved);
     planner.finish()
 }
 

@@ -10,6 +10,7 @@ mod numbers;
 mod safety;
 pub mod saved;
 pub mod targets;
+mod twilio_domains;
 
 use std::collections::BTreeMap;
 
