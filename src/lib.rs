@@ -19,6 +19,7 @@ pub mod plan;
 pub mod protection;
 pub mod providers;
 pub mod render;
+pub mod ring;
 pub mod sandbox;
 pub mod state;
 pub mod synthetic;

@@ -230,3 +230,12 @@ async fn ring_walks_the_sandbox_call_path() {
     let bad = ctx.cwa(&["check", "--ring", "not-a-number"]).await;
     assert_exit(&bad, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_json_carries_a_format_version_like_the_plan() {
+    let ctx = Ctx::runbook().await;
+    let out = ctx.cwa(&["check", "--json"]).await;
+    assert_exit(&out, 1);
+    let report: Value = serde_json::from_str(&stdout(&out)).expect("a JSON report");
+    assert_eq!(report["format_version"], json!("1.0"), "{report:#}");
+}

@@ -1,6 +1,8 @@
-//! Views of a plan. Each takes a computed [`Plan`] and returns text; none decides anything.
+//! Views of a plan (and of the check report, [`check`]). Each takes computed data and returns
+//! text; none decides anything.
 
 mod apply;
+pub mod check;
 mod dot;
 pub mod escape;
 mod human;
