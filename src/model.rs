@@ -7,6 +7,9 @@
 //! The planner maps ids back to addresses before it diffs, so a diff is always in address space.
 
 pub mod canonical;
+mod order;
+
+pub use order::CycleError;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::Direction;
 
-use crate::model::{Address, Desired, DesiredResource, Kind, NumberRef, Spec, E164};
+use crate::model::{Address, Desired, DesiredResource, NumberRef};
 use crate::render::escape::{dot as dot_escape, mermaid as mermaid_escape, terminal};
 
 /// Why one resource waits for another.
@@ -30,12 +30,7 @@ pub struct DesiredGraph {
     order: Vec<NodeIndex>,
 }
 
-/// A dependency cycle; `members` are every address on it, sorted.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("dependency cycle among {}", members.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "))]
-pub struct CycleError {
-    pub members: Vec<Address>,
-}
+pub use crate::model::CycleError;
 
 /// Builds the graph of `desired` and rejects cycles. Dependencies on addresses that are not
 /// declared are skipped here: validation reports them where they are written.
@@ -55,25 +50,6 @@ pub fn build(desired: &Desired) -> Result<DesiredGraph, CycleError> {
     Ok(g)
 }
 
-/// Where each kind sits when nothing else decides: providers' base objects first.
-fn kind_rank(kind: Kind) -> usize {
-    const ORDER: [Kind; 12] = [
-        Kind::TelnyxOutboundVoiceProfile,
-        Kind::TelnyxFqdnConnection,
-        Kind::TelnyxCredentialConnection,
-        Kind::TelnyxTexmlApplication,
-        Kind::TelnyxFqdn,
-        Kind::TelnyxNumber,
-        Kind::TwilioTrunk,
-        Kind::TwilioNumber,
-        Kind::TwilioTrunkNumber,
-        Kind::LivekitInboundTrunk,
-        Kind::LivekitOutboundTrunk,
-        Kind::LivekitDispatchRule,
-    ];
-    ORDER.iter().position(|k| *k == kind).unwrap_or(ORDER.len())
-}
-
 type EdgeSet = BTreeSet<(Address, Address, EdgeKind)>;
 
 fn reference_edges(desired: &Desired, edges: &mut EdgeSet) {
@@ -87,15 +63,7 @@ fn reference_edges(desired: &Desired, edges: &mut EdgeSet) {
 /// A trunk waits for the numbers it holds: `(number of …)` entries by address, literal
 /// numbers by the declared resource that owns that number.
 fn number_edges(desired: &Desired, edges: &mut EdgeSet) {
-    let owners: BTreeMap<&E164, &Address> = desired
-        .resources
-        .values()
-        .filter_map(|r| match &r.spec {
-            Spec::TelnyxNumber(s) => s.number.fixed().map(|n| (n, &r.addr)),
-            Spec::TwilioNumber(s) => Some((&s.number, &r.addr)),
-            _ => None,
-        })
-        .collect();
+    let owners = desired.number_owners();
     for r in desired.resources.values() {
         for n in r.spec.number_refs() {
             let owner = match n {
@@ -141,7 +109,7 @@ impl DesiredGraph {
     fn creation_order(&self) -> Result<Vec<NodeIndex>, CycleError> {
         let key = |ix: NodeIndex| {
             let a = &self.graph[ix];
-            (kind_rank(a.kind), a.clone(), ix)
+            (a.kind.rank(), a.clone(), ix)
         };
         let mut waiting: BTreeMap<NodeIndex, usize> = self
             .graph
@@ -180,20 +148,7 @@ impl DesiredGraph {
     }
 
     fn first_cycle(&self) -> CycleError {
-        let mut cycles: Vec<Vec<Address>> = petgraph::algo::tarjan_scc(&self.graph)
-            .into_iter()
-            .filter(|scc| scc.len() > 1 || self.graph.contains_edge(scc[0], scc[0]))
-            .map(|scc| {
-                let mut members: Vec<Address> =
-                    scc.iter().map(|ix| self.graph[*ix].clone()).collect();
-                members.sort();
-                members
-            })
-            .collect();
-        cycles.sort();
-        CycleError {
-            members: cycles.into_iter().next().unwrap_or_default(),
-        }
+        CycleError::find(&self.graph, Address::clone)
     }
 
     /// Addresses in creation order: each after everything it needs.

@@ -60,8 +60,8 @@ struct Planner<'a> {
     /// The hard lock on `protected`, taught what live holds.
     lock: crate::protection::Lock,
     natural: matching::NaturalIndex,
-    /// Declared Telnyx numbers by their fixed number.
-    number_owners: BTreeMap<crate::model::E164, Address>,
+    /// Declared numbers of every provider by their number (`Desired::number_owners`).
+    number_owners: BTreeMap<&'a crate::model::E164, &'a Address>,
 }
 
 impl<'a> Planner<'a> {
@@ -85,15 +85,7 @@ impl<'a> Planner<'a> {
             protected,
             lock,
             natural: matching::NaturalIndex::build(input.live),
-            number_owners: input
-                .desired
-                .resources
-                .values()
-                .filter_map(|r| match &r.spec {
-                    Spec::TelnyxNumber(t) => t.number.fixed().map(|n| (n.clone(), r.addr.clone())),
-                    _ => None,
-                })
-                .collect(),
+            number_owners: input.desired.number_owners(),
         }
     }
 
@@ -107,7 +99,7 @@ impl<'a> Planner<'a> {
         let mut deps = resource.dependencies();
         for n in resource.spec.number_refs() {
             if let NumberRef::Number(number) = n {
-                deps.extend(self.number_owners.get(number).cloned());
+                deps.extend(self.number_owners.get(number).map(|a| (*a).clone()));
             }
         }
         deps.sort();
@@ -118,7 +110,7 @@ impl<'a> Planner<'a> {
     /// Declared resources, in an order where references are matched before their users.
     fn plan_declared(&mut self) {
         let mut declared: Vec<&DesiredResource> = self.desired().resources.values().collect();
-        declared.sort_by_key(|r| (matching::kind_rank(r.addr.kind), r.addr.clone()));
+        declared.sort_by_key(|r| (r.addr.kind.rank(), r.addr.clone()));
         let mut taken = HashSet::new();
         for resource in declared {
             let change = self.plan_one(resource, &mut taken);
@@ -707,7 +699,7 @@ impl<'a> Planner<'a> {
                     severity: Severity::Error,
                     code: "cycle".into(),
                     message: cycle.to_string(),
-                    address: cycle.members.first().cloned(),
+                    address: cycle.members.first().map(ToString::to_string),
                     help: Some("remove one of the depends_on or references between them".into()),
                     span: None,
                 });

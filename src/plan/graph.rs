@@ -5,22 +5,14 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 
-use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 
-use super::matching::kind_rank;
 use super::{Action, Change};
+pub use crate::model::CycleError;
 use crate::model::{Address, NumberRef, Spec};
 
 /// The change graph over a plan's changes (node weights are indices into `changes`).
 pub type ChangeGraph = DiGraph<usize, ()>;
-
-/// Changes that depend on each other in a loop.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("dependency cycle between {}", members.join(" -> "))]
-pub struct CycleError {
-    pub members: Vec<String>,
-}
 
 /// Orders changes for apply and returns the edges (from, to) between their new positions.
 /// On a cycle, the changes come back unordered with the cycle's members.
@@ -159,7 +151,7 @@ fn referenced_by(addr: &Address, spec: Option<&Spec>) -> bool {
 fn kahn(graph: &ChangeGraph, changes: &[Change]) -> Option<Vec<usize>> {
     let key = |i: usize| {
         let c = &changes[i];
-        let rank = kind_rank(c.kind);
+        let rank = c.kind.rank();
         let removal = is_removal(c.action);
         let rank = if removal { u8::MAX - rank } else { rank };
         Reverse((removal, rank, c.address.clone(), i))
@@ -191,19 +183,7 @@ fn kahn(graph: &ChangeGraph, changes: &[Change]) -> Option<Vec<usize>> {
 }
 
 fn find_cycle(graph: &ChangeGraph, changes: &[Change]) -> CycleError {
-    let members = tarjan_scc(graph)
-        .into_iter()
-        .find(|scc| scc.len() > 1)
-        .map(|scc| {
-            let mut names: Vec<String> = scc
-                .iter()
-                .map(|n| changes[graph[*n]].address.to_string())
-                .collect();
-            names.sort();
-            names
-        })
-        .unwrap_or_default();
-    CycleError { members }
+    CycleError::find(graph, |i| changes[*i].address.clone())
 }
 
 #[cfg(test)]

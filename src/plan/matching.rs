@@ -280,21 +280,3 @@ fn shares_number(wanted: &[NumberRef], live: &[NumberRef]) -> bool {
         .iter()
         .any(|w| matches!(w, NumberRef::Number(_)) && live.contains(w))
 }
-
-/// The order in which kinds are matched and diffed, so that a resource's references are
-/// already matched when it is.
-pub fn kind_rank(kind: Kind) -> u8 {
-    match kind {
-        Kind::TelnyxOutboundVoiceProfile
-        | Kind::TelnyxTexmlApplication
-        | Kind::TwilioNumber
-        | Kind::TwilioTrunk => 0,
-        Kind::TelnyxFqdnConnection | Kind::TelnyxCredentialConnection | Kind::TwilioTrunkNumber => {
-            1
-        }
-        Kind::TelnyxFqdn => 2,
-        Kind::TelnyxNumber => 3,
-        Kind::LivekitInboundTrunk | Kind::LivekitOutboundTrunk => 4,
-        Kind::LivekitDispatchRule => 5,
-    }
-}
