@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::model::{Address, Kind, Spec};
-use crate::plan::{Action, Change, Plan};
+use crate::plan::{Action, Change, Plan, Reason};
 use crate::render::value_text;
 use crate::state::State;
 
@@ -47,7 +47,9 @@ pub struct Missing {
     /// True when state owns it (it existed and is gone); false when it was declared but never
     /// created.
     pub owned: bool,
-    pub reason: String,
+    /// Why it is missing: `reason` (a sentence) and `action_reason` in JSON, as in plans.
+    #[serde(flatten, with = "crate::plan::reason::json")]
+    pub reason: Reason,
 }
 
 /// A live object neither declared nor owned.
@@ -166,7 +168,7 @@ fn classify(change: &Change, changed: &mut Vec<Changed>, missing: &mut Vec<Missi
         Action::Create | Action::Verify => missing.push(Missing {
             address: change.address.clone(),
             id: None,
-            owned: change.reason.starts_with("owned as"),
+            owned: change.reason.owned(),
             reason: change.reason.clone(),
         }),
         Action::Forget => missing.push(Missing {
@@ -250,7 +252,7 @@ pub fn human(report: &DriftReport) -> String {
                 "  - {}{}: {}",
                 t(&m.address.to_string()),
                 t(&id_suffix(m.id.as_deref())),
-                t(&m.reason)
+                t(&m.reason.to_string())
             );
         }
         out.push('\n');
@@ -301,7 +303,7 @@ pub fn markdown(report: &DriftReport) -> String {
                 "| {} | {} | {} |",
                 code(&m.address.to_string()),
                 m.id.as_deref().map(code).unwrap_or_default(),
-                cell(&m.reason)
+                cell(&m.reason.to_string())
             );
         }
         out.push('\n');
@@ -370,7 +372,12 @@ mod tests {
 
     /// Built from JSON so that fields added to `Change` later (with serde defaults) need no
     /// edit here.
-    fn change(action: Action, id: Option<&str>, reason: &str, fields: Vec<FieldChange>) -> Change {
+    fn change(
+        action: Action,
+        id: Option<&str>,
+        reason: Reason,
+        fields: Vec<FieldChange>,
+    ) -> Change {
         serde_json::from_value(serde_json::json!({
             "address": "livekit_inbound_trunk.grace",
             "kind": "livekit_inbound_trunk",
@@ -378,7 +385,7 @@ mod tests {
             "id": id,
             "church": null,
             "protected": false,
-            "reason": reason,
+            "action_reason": reason,
             "fields": fields,
             "before": null,
             "after": null,
@@ -412,7 +419,12 @@ mod tests {
             sensitive: false,
         };
         let report = from_plan(&plan(
-            vec![change(Action::Update, Some("ST_1"), "", vec![field])],
+            vec![change(
+                Action::Update,
+                Some("ST_1"),
+                Reason::LiveDiffers,
+                vec![field],
+            )],
             vec![],
         ));
         assert!(report.drift);
@@ -429,10 +441,13 @@ mod tests {
                 change(
                     Action::Create,
                     None,
-                    "owned as ST_1 but gone from livekit",
+                    Reason::OwnedButGone {
+                        id: "ST_1".into(),
+                        provider: crate::model::ProviderName::Livekit,
+                    },
                     vec![],
                 ),
-                change(Action::NoOp, Some("ST_2"), "", vec![]),
+                change(Action::NoOp, Some("ST_2"), Reason::Unchanged, vec![]),
             ],
             vec![],
         ));
@@ -440,7 +455,12 @@ mod tests {
         assert!(report.missing[0].owned);
         assert!(report.changed.is_empty());
         let clean = from_plan(&plan(
-            vec![change(Action::NoOp, Some("ST_2"), "", vec![])],
+            vec![change(
+                Action::NoOp,
+                Some("ST_2"),
+                Reason::Unchanged,
+                vec![],
+            )],
             vec![],
         ));
         assert!(!clean.drift);

@@ -1058,7 +1058,7 @@ mod tests {
             church: None,
             protected: false,
             irreversible: false,
-            reason: String::new(),
+            reason: crate::plan::Reason::Unchanged,
             fields: vec![],
             before: None,
             after: Some(after.clone()),

@@ -23,7 +23,7 @@ async fn every_output_format_of_the_runbook_world() {
     let json = ctx.cwa(&["plan", "--json"]).await;
     assert_exit(&json, 0);
     let plan: Value = serde_json::from_str(&stdout(&json)).expect("plan --json is JSON");
-    assert_eq!(plan["format_version"], "1.0");
+    assert_eq!(plan["format_version"], "1.1");
     for key in ["changes", "unmanaged", "checks", "summary", "errors"] {
         assert!(plan.get(key).is_some(), "plan --json has no {key}");
     }

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashSet};
 use super::fields::{self, FieldChange};
 use super::matching::{self, Index};
 use super::{
-    graph, numbers, safety, targets, Action, Change, Finding, Fingerprints, Plan, Severity,
-    Unmanaged,
+    graph, numbers, safety, targets, Action, Change, Finding, Fingerprints, Found, Plan, Reason,
+    Severity, Unmanaged,
 };
 use crate::model::{
     Address, Desired, DesiredResource, Kind, Live, LiveObject, NumberRef, NumberSpec, ProviderName,
@@ -165,12 +165,9 @@ impl<'a> Planner<'a> {
                 .get(r.kind(), &r.id)
                 .map(|o| matching::to_addresses(&o.spec, &self.index));
             let (action, reason) = if is_number {
-                (
-                    Action::Retain,
-                    format!("{from} now declares another number; this one is kept, not released"),
-                )
+                (Action::Retain, Reason::Retired { from: from.clone() })
             } else {
-                (Action::Delete, format!("{from} now stands for another live object; this one is removed after its replacement is in place"))
+                (Action::Delete, Reason::Superseded { from: from.clone() })
             };
             self.changes.push(Change {
                 protected: self.is_protected(&r.id, &r.spec),
@@ -193,10 +190,10 @@ impl<'a> Planner<'a> {
 
     fn plan_one(&mut self, resource: &DesiredResource, taken: &mut HashSet<String>) -> Change {
         let after = self.resolve_desired(resource);
-        let (live, reason) = self.find_live(resource, &after, taken);
+        let (live, found) = self.find_live(resource, &after, taken);
         let Some(live) = live else {
             self.index.forget(&resource.addr);
-            return self.create_change(resource, after, reason);
+            return self.create_change(resource, after, found);
         };
         taken.insert(live.id.clone());
         let adopted = self.index.id(&resource.addr) != Some(live.id.as_str());
@@ -209,11 +206,11 @@ impl<'a> Planner<'a> {
         let protected = self.is_protected(&live.id, &before);
         let action = self.existing_action(resource, adopted, protected, &changed);
         let reason = match self.owned_elsewhere(action, &live.id, &resource.addr) {
-            Some(old) => format!(
-                "in state as {old}; lines.toml now declares it as {}",
-                resource.addr
-            ),
-            None => existing_reason(action, adopted, protected, resource.read_only, &reason),
+            Some(from) => Reason::OwnedAs {
+                from,
+                to: resource.addr.clone(),
+            },
+            None => existing_reason(action, resource.addr.kind, protected, &changed, found),
         };
         if resource.read_only && !changed.is_empty() {
             self.checks.push(read_only_drift(resource, &changed));
@@ -273,7 +270,7 @@ impl<'a> Planner<'a> {
         }
     }
 
-    fn create_change(&mut self, resource: &DesiredResource, after: Spec, reason: String) -> Change {
+    fn create_change(&mut self, resource: &DesiredResource, after: Spec, found: Lookup) -> Change {
         let kind = resource.addr.kind;
         if resource.read_only {
             self.errors.push(Finding {
@@ -313,7 +310,10 @@ impl<'a> Planner<'a> {
             church: resource.church.clone(),
             protected: false,
             irreversible: false,
-            reason,
+            reason: match found {
+                Lookup::Gone { id, provider } => Reason::OwnedButGone { id, provider },
+                _ => Reason::NotLive,
+            },
             fields: Vec::new(),
             before: None,
             after: Some(after),
@@ -329,7 +329,7 @@ impl<'a> Planner<'a> {
         resource: &DesiredResource,
         after: &Spec,
         taken: &HashSet<String>,
-    ) -> (Option<&'a LiveObject>, String) {
+    ) -> (Option<&'a LiveObject>, Lookup) {
         let live = self.input.live;
         if let Some(r) = self.input.state.get(&resource.addr) {
             match live.get(r.kind(), &r.id) {
@@ -339,17 +339,16 @@ impl<'a> Planner<'a> {
                         &obj.spec,
                     ) =>
                 {
-                    return (Some(obj), String::new());
+                    return (Some(obj), Lookup::InState);
                 }
                 Some(_) => {}
                 None if provider_read(self.input, resource.addr.kind) => {
                     return (
                         None,
-                        format!(
-                            "owned as {} but gone from {}",
-                            r.id,
-                            resource.addr.kind.provider()
-                        ),
+                        Lookup::Gone {
+                            id: r.id.clone(),
+                            provider: resource.addr.kind.provider(),
+                        },
                     );
                 }
                 None => {}
@@ -375,17 +374,17 @@ impl<'a> Planner<'a> {
             .filter(lost_order)
             .filter(|o| free(&o.id))
         {
-            return (
-                Some(obj),
-                "bought by an earlier run of this state (found by its customer_reference)".into(),
-            );
+            return (Some(obj), Lookup::Found(Found::EarlierRun));
         }
         match matching::natural_match(&wanted, live, &self.natural, &free) {
             Some(obj) => match self.index.addr(&obj.id) {
-                Some(old) => (Some(obj), format!("moved from {old}")),
-                None => (Some(obj), "matched by natural key".into()),
+                Some(old) => (
+                    Some(obj),
+                    Lookup::Found(Found::MovedFrom { from: old.clone() }),
+                ),
+                None => (Some(obj), Lookup::Found(Found::NaturalKey)),
             },
-            None => (None, "declared in lines.toml, not live".into()),
+            None => (None, Lookup::NotLive),
         }
     }
 
@@ -470,22 +469,24 @@ impl<'a> Planner<'a> {
         let (action, reason) = match live {
             _ if moved_to.is_some() => (
                 Action::Forget,
-                format!("moved to {} (same live object)", moved_to.as_ref().map(|a| a.to_string()).unwrap_or_default()),
+                Reason::MovedTo {
+                    to: moved_to.unwrap_or_else(|| addr.clone()),
+                },
             ),
-            None => (Action::Forget, "owned, not declared, already gone from live".to_string()),
-            Some(_) if read_only => (
-                Action::Forget,
-                "not declared; Twilio is read-only by policy, so cwa stops managing it".into(),
-            ),
-            Some(o) if is_number && o.extra.get("deletion_lock_enabled").is_some_and(|v| v == "true") => (
-                Action::Retain,
-                "not declared; kept because Telnyx's deletion lock is on (deletion_lock_enabled): cwa never releases a locked number".into(),
-            ),
-            Some(_) if is_number && !self.input.options.release_numbers => (
-                Action::Retain,
-                "not declared; kept because releasing a number is irreversible (pass --release-numbers to release it)".into(),
-            ),
-            Some(_) => (Action::Delete, "in state, not in lines.toml".into()),
+            None => (Action::Forget, Reason::GoneFromLive),
+            Some(_) if read_only => (Action::Forget, Reason::ReadOnlyUndeclared),
+            Some(o)
+                if is_number
+                    && o.extra
+                        .get("deletion_lock_enabled")
+                        .is_some_and(|v| v == "true") =>
+            {
+                (Action::Retain, Reason::KeptLocked)
+            }
+            Some(_) if is_number && !self.input.options.release_numbers => {
+                (Action::Retain, Reason::KeptNumber)
+            }
+            Some(_) => (Action::Delete, Reason::NotDeclared),
         };
         let number = match &owned.spec {
             Spec::TelnyxNumber(n) => n.number.fixed().cloned(),
@@ -754,21 +755,44 @@ fn pin_auto_number(after: Spec, before: &Spec) -> Spec {
     }
 }
 
+/// How [`Planner::find_live`] came to its answer.
+enum Lookup {
+    /// The id state owns for this address, live and still the declared object.
+    InState,
+    /// Not owned under this address; found live this way.
+    Found(Found),
+    /// Owned by this id, gone from the provider (which was read).
+    Gone { id: String, provider: ProviderName },
+    /// Nothing live, nothing owned.
+    NotLive,
+}
+
+/// Why a declared, live object gets `action`.
 fn existing_reason(
     action: Action,
-    adopted: bool,
+    kind: Kind,
     protected: bool,
-    read_only: bool,
-    matched: &str,
-) -> String {
+    changed: &[FieldChange],
+    found: Lookup,
+) -> Reason {
     match action {
-        Action::Verify if protected => "protected: compared, never written".into(),
-        Action::Verify if read_only => "read-only by policy: compared, never written".into(),
-        Action::Replace => "a field that cannot change in place differs".into(),
-        Action::Adopt => format!("live, not yet in state ({matched})"),
-        Action::Update => "live differs from lines.toml".into(),
-        _ if adopted => matched.to_string(),
-        _ => String::new(),
+        Action::Verify if protected => Reason::Protected,
+        Action::Verify => Reason::ReadOnly,
+        Action::Replace => Reason::ReplaceBecause {
+            fields: changed
+                .iter()
+                .filter(|c| fields::requires_replace(kind, &c.path))
+                .map(|c| c.path.clone())
+                .collect(),
+        },
+        Action::Adopt => Reason::NotInState {
+            found: match found {
+                Lookup::Found(found) => found,
+                _ => Found::NaturalKey,
+            },
+        },
+        Action::Update => Reason::LiveDiffers,
+        _ => Reason::Unchanged,
     }
 }
 

@@ -7,6 +7,7 @@ mod fields;
 mod graph;
 mod matching;
 mod numbers;
+pub mod reason;
 mod safety;
 pub mod saved;
 pub mod targets;
@@ -21,10 +22,11 @@ use crate::model::{Address, Kind, SourceSpan, Spec};
 pub use diff::{compute, PlanInput, PlanOptions};
 pub use fields::{diff as diff_fields, FieldChange, SENSITIVE};
 pub use graph::{order, waves as graph_waves, ChangeGraph, CycleError};
+pub use reason::{Found, Reason};
 
 /// The version of the JSON plan schema (`cwa plan --json`, plan files). Bumped on any
 /// incompatible change; readers refuse a newer major version.
-pub const FORMAT_VERSION: &str = "1.0";
+pub const FORMAT_VERSION: &str = "1.1";
 
 /// What a change does. A closed set: every change is exactly one of these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -113,8 +115,10 @@ pub struct Change {
     /// Releasing a number: it cannot be undone.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub irreversible: bool,
-    /// Why this action: e.g. "in state, not in lines.toml".
-    pub reason: String,
+    /// Why this action. In JSON: `reason` (the sentence, e.g. "in state, not in lines.toml")
+    /// and `action_reason` (the variant); see [`reason::json`].
+    #[serde(flatten, with = "reason::json")]
+    pub reason: Reason,
     pub fields: Vec<FieldChange>,
     /// Live as read (references as addresses where known). Absent for creates.
     pub before: Option<Spec>,

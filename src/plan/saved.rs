@@ -168,7 +168,7 @@ mod tests {
             church: None,
             protected: false,
             irreversible: false,
-            reason: String::new(),
+            reason: crate::plan::Reason::Unchanged,
             fields: Vec::new(),
             before: None,
             after: None,

@@ -132,7 +132,11 @@ fn render_change(out: &mut String, change: &Change, opts: &HumanOptions) {
         "{}  {}",
         paint(&head, style_of(change.action), opts.color),
         paint(
-            &format!("# {}: {}", change.action.as_str(), t(&change.reason)),
+            &format!(
+                "# {}: {}",
+                change.action.as_str(),
+                t(&change.reason.to_string())
+            ),
             Style::Dim,
             opts.color
         )

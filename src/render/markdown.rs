@@ -335,7 +335,7 @@ fn change(s: &mut String, c: &Change) {
         "- `{}` {}{id}{irreversible}: {}",
         c.action.symbol(),
         code(&c.address.to_string()),
-        esc(&c.reason)
+        esc(&c.reason.to_string())
     );
     if c.action == Action::Create {
         for (key, value) in created_fields(c) {
