@@ -1000,6 +1000,23 @@ pub struct Settings {
     pub livekit_sip_host: String,
     /// The agent every line dispatches to unless a church overrides it.
     pub agent_name: String,
+    /// `[defaults] outbound_countries`: countries every outbound voice profile must whitelist
+    /// besides its trunks' destinations; `None` means the runbook's [`DEFAULT_OUTBOUND_COUNTRIES`].
+    pub outbound_countries: Option<Vec<String>>,
+}
+
+/// The countries the runbook requires every outbound voice profile to whitelist.
+pub const DEFAULT_OUTBOUND_COUNTRIES: [&str; 2] = ["US", "CA"];
+
+impl Settings {
+    /// The countries every outbound voice profile must whitelist besides its trunks' own
+    /// destinations (`crate::checks::profile::required_countries` adds those).
+    pub fn outbound_countries(&self) -> Vec<String> {
+        match &self.outbound_countries {
+            Some(list) => list.clone(),
+            None => DEFAULT_OUTBOUND_COUNTRIES.map(String::from).to_vec(),
+        }
+    }
 }
 
 /// Everything lines.toml declares, expanded and validated: the desired side of every plan.

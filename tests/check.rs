@@ -239,3 +239,210 @@ async fn check_json_carries_a_format_version_like_the_plan() {
     let report: Value = serde_json::from_str(&stdout(&out)).expect("a JSON report");
     assert_eq!(report["format_version"], json!("1.0"), "{report:#}");
 }
+
+/// The plan's change for `address`, from `cwa plan --json`.
+async fn planned_change(ctx: &Ctx, address: &str) -> Value {
+    let out = ctx.cwa(&["plan", "--json"]).await;
+    assert!(
+        out.status.code().is_some_and(|c| c != 1),
+        "{}",
+        stdout(&out)
+    );
+    let plan: Value = serde_json::from_str(&stdout(&out)).expect("a JSON plan");
+    plan["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .find(|c| c["address"] == json!(address))
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// Issue 14's decision: SIP header names compare case-insensitively (RFC 3261 7.3.1), in
+/// `check` as in `validate`; a header that differs from the declared one only in the case
+/// of its name is no finding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_header_name_differing_only_in_case_is_not_a_finding() {
+    let ctx = applied().await;
+    let client = sip(&ctx);
+    let trunk = client
+        .list_sip_outbound_trunk(livekit_api::services::sip::ListSIPOutboundTrunkFilter::All)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|t| t.name == "Telnyx Outbound")
+        .expect("the applied outbound trunk");
+    let mut lower = trunk.clone();
+    lower.headers = [("x-telnyx-username".to_string(), "cwaoutbound".to_string())].into();
+    client
+        .update_sip_outbound_trunk_replace(trunk.sip_trunk_id.clone(), lower)
+        .await
+        .unwrap();
+    let failed = failures(&ctx, 0).await;
+    assert!(failed.is_empty(), "{failed:?}");
+
+    ctx.edit_lines_toml("\"X-Telnyx-Username\" = ", "\"X-TELNYX-USERNAME\" = ");
+    let validate = ctx.cwa(&["validate"]).await;
+    assert_exit(&validate, 0);
+    assert!(
+        !cwa_ctx::stderr(&validate).contains("sends no X-Telnyx-Username"),
+        "{}",
+        cwa_ctx::stderr(&validate)
+    );
+    assert!(failures(&ctx, 0).await.is_empty());
+}
+
+/// Issue 14's decision: transport compares case-insensitively and is stored upper-case: a
+/// lines.toml `tcp` is valid, plans no change against Telnyx's `TCP`, and certifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_in_lower_case_is_tcp() {
+    let ctx = applied().await;
+    ctx.edit_lines_toml("transport = \"TCP\"", "transport = \"tcp\"");
+    assert_exit(&ctx.cwa(&["validate"]).await, 0);
+    let change = planned_change(&ctx, "telnyx_fqdn_connection.livekit").await;
+    assert!(
+        change.is_null() || change["action"] == json!("no_op") || change["fields"] == json!([]),
+        "{change:#}"
+    );
+    assert!(failures(&ctx, 0).await.is_empty());
+    ctx.edit_lines_toml("transport = \"tcp\"", "transport = \"UDP\"");
+    let udp = ctx.cwa(&["validate"]).await;
+    assert_exit(&udp, 1);
+    assert!(cwa_ctx::stderr(&udp).contains("cwa::config::transport"));
+}
+
+/// Issue 14's decision: a credential connection's identity is its user_name (unique in a
+/// Telnyx account, case-insensitively); check and plan both find it by that, renamed or not,
+/// and neither takes a same-named connection with another user for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credential_connection_is_matched_by_user_name_in_check_and_plan() {
+    let ctx = Ctx::runbook().await;
+    let path = format!("/credential_connections/{CREDENTIAL_CONNECTION}");
+    telnyx_patch(
+        &ctx,
+        &path,
+        json!({"connection_name": "Renamed In The Portal"}),
+    )
+    .await;
+    let failed = failures(&ctx, 1).await;
+    assert!(
+        !failed.iter().any(|(c, _)| c == "credential-connection"),
+        "check lost the renamed connection: {failed:?}"
+    );
+    let change = planned_change(&ctx, "telnyx_credential_connection.outbound").await;
+    assert_eq!(change["action"], json!("adopt"), "{change:#}");
+    assert_eq!(change["id"], json!(CREDENTIAL_CONNECTION), "{change:#}");
+
+    telnyx_patch(
+        &ctx,
+        &path,
+        json!({"connection_name": "CWA Verticals Platform Outbound", "user_name": "someoneelse"}),
+    )
+    .await;
+    let failed = failures(&ctx, 1).await;
+    assert!(
+        failed.contains(&("credential-connection".into(), "outbound".into())),
+        "{failed:?}"
+    );
+    let change = planned_change(&ctx, "telnyx_credential_connection.outbound").await;
+    assert_eq!(change["action"], json!("create"), "{change:#}");
+}
+
+/// Issue 14's decision: the countries an outbound voice profile must whitelist are its
+/// trunks' destination countries and `[defaults] outbound_countries` (US and CA unless set),
+/// in `validate` and in `check` alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trunk_calling_mx_makes_its_profile_require_mx_and_the_defaults() {
+    let ctx = applied().await;
+    ctx.edit_lines_toml(
+        "destination_country = \"US\"",
+        "destination_country = \"MX\"",
+    );
+    let missing_mx = ctx.cwa(&["validate"]).await;
+    assert_exit(&missing_mx, 1);
+    let text = cwa_ctx::stderr(&missing_mx);
+    assert!(
+        text.contains("cwa::config::outbound_voice_profile"),
+        "{text}"
+    );
+    assert!(text.contains("does not whitelist MX"), "{text}");
+
+    ctx.edit_lines_toml(
+        "whitelisted_destinations = [\"CA\", \"US\"]",
+        "whitelisted_destinations = [\"MX\"]",
+    );
+    let missing_defaults = ctx.cwa(&["validate"]).await;
+    assert_exit(&missing_defaults, 1);
+    let text = cwa_ctx::stderr(&missing_defaults);
+    for country in ["US", "CA"] {
+        assert!(
+            text.contains(&format!("does not whitelist {country}, which")),
+            "{text}"
+        );
+    }
+    assert!(text.contains("outbound_countries"), "{text}");
+    assert!(!text.contains("does not whitelist MX"), "{text}");
+
+    ctx.edit_lines_toml(
+        "[defaults]\n",
+        "[defaults]\noutbound_countries = [\"mx\"]\n",
+    );
+    assert_exit(&ctx.cwa(&["validate"]).await, 0);
+    ctx.edit_lines_toml("outbound_countries = [\"mx\"]\n", "");
+
+    ctx.edit_lines_toml(
+        "whitelisted_destinations = [\"MX\"]",
+        "whitelisted_destinations = [\"CA\", \"MX\", \"US\"]",
+    );
+    assert_exit(&ctx.cwa(&["validate"]).await, 0);
+    let failed = failures(&ctx, 1).await;
+    assert_eq!(
+        failed,
+        [("outbound-profile-ready".to_string(), "outbound".to_string())]
+    );
+    let out = ctx.cwa(&["check", "--json"]).await;
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let ready = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == json!("outbound-profile-ready"))
+        .unwrap();
+    assert_eq!(ready["code"], json!("cwa::profile::countries"));
+    assert!(
+        ready["message"].as_str().unwrap().contains("MX"),
+        "{ready:#}"
+    );
+    assert_exit(&ctx.cwa(&["apply", "--auto-approve"]).await, 0);
+    assert!(failures(&ctx, 0).await.is_empty());
+
+    ctx.edit_lines_toml(
+        "[defaults]\n",
+        "[defaults]\noutbound_countries = [\"Mexico\"]\n",
+    );
+    let bad = ctx.cwa(&["validate"]).await;
+    assert_exit(&bad, 1);
+    assert!(cwa_ctx::stderr(&bad).contains("not a two-letter country code"));
+}
+
+/// Every check result carries its rule's stable code, `cwa::<family>::<rule>`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_check_result_names_its_rule_code() {
+    let ctx = Ctx::runbook().await;
+    let out = ctx.cwa(&["check", "--json"]).await;
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let checks = report["checks"].as_array().unwrap();
+    assert!(!checks.is_empty());
+    for c in checks {
+        let code = c["code"].as_str().unwrap_or_default();
+        assert!(
+            code.starts_with("cwa::") && code.matches("::").count() == 2,
+            "{c:#}"
+        );
+    }
+    let trunk_auth = checks
+        .iter()
+        .find(|c| c["check"] == json!("trunk-auth"))
+        .unwrap();
+    assert_eq!(trunk_auth["code"], json!("cwa::trunk::auth-mismatch"));
+}

@@ -325,7 +325,12 @@ async fn certify(
         }
     };
     let scope = crate::checks::Scope::of_plan(plan, desired, !args.planning.targets.is_empty());
-    let certified = crate::checks::run_all(desired, &state, &live, &scope);
+    let certified = crate::checks::certify(
+        desired,
+        &state,
+        &live,
+        &crate::checks::Request::after_apply(scope),
+    );
     let failed: Vec<_> = certified.failures().collect();
     crate::outln!(
         "\nCertification: {} checks, {} failed, {} pending.",

@@ -23,7 +23,7 @@ async fn run(session: &Session, args: &CheckArgs) -> miette::Result<ExitStatus> 
     let state = session.load_state()?;
     let providers = session.connect(&loaded.desired, &state)?;
     let live = session::refresh(&providers).await?;
-    let results = checks::certification(&loaded.desired, &state, &live);
+    let results = checks::certify(&loaded.desired, &state, &live, &checks::Request::check());
     let ring = match ring_to {
         Some(to) => Some(crate::ring::ring(&session.env, &loaded.desired, &live, &to).await?),
         None => None,

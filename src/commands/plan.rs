@@ -44,9 +44,15 @@ pub async fn compute(session: &Session, args: &PlanningArgs) -> miette::Result<P
     });
     if args.refresh {
         plan.checks.extend(
-            crate::checks::certify(&loaded.desired, &state, &live)
-                .into_iter()
-                .map(|c| c.into_finding()),
+            crate::checks::certify(
+                &loaded.desired,
+                &state,
+                &live,
+                &crate::checks::Request::plan(),
+            )
+            .checks
+            .into_iter()
+            .map(|c| c.into_finding()),
         );
     }
     Ok(Planned {

@@ -349,6 +349,7 @@ impl Expander<'_> {
             livekit_project_id: project_id,
             livekit_sip_host: sip_host,
             agent_name: String::new(),
+            outbound_countries: None,
         }
     }
 

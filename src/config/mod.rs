@@ -101,7 +101,9 @@ pub fn parse(path_for_messages: &Path, text: &str) -> Result<Loaded, ConfigError
         .filter(|_| !problems.iter().any(blocks_expansion))
         .filter(|raw| limits::run(raw, &mut problems))
         .map(|raw| {
-            let expanded = expand::expand(&raw, text, &mut problems);
+            let mut expanded = expand::expand(&raw, text, &mut problems);
+            expanded.desired.settings.outbound_countries =
+                outbound_countries(&raw.defaults, &mut problems);
             checks::run(&expanded, &mut problems);
             cycle_problems(&expanded, &mut problems);
             expanded.desired
@@ -126,6 +128,38 @@ pub fn parse(path_for_messages: &Path, text: &str) -> Result<Loaded, ConfigError
             problems,
         }),
     }
+}
+
+/// `[defaults] outbound_countries`, upper-cased; an entry that is not a two-letter country
+/// code is an error at that entry.
+fn outbound_countries(
+    defaults: &raw::RawDefaults,
+    problems: &mut Vec<Problem>,
+) -> Option<Vec<String>> {
+    let list = defaults.outbound_countries.as_ref()?;
+    let mut out = Vec::new();
+    for c in list.get_ref() {
+        let code = c.get_ref().trim().to_ascii_uppercase();
+        if code.len() == 2 && code.bytes().all(|b| b.is_ascii_uppercase()) {
+            out.push(code);
+        } else {
+            problems.push(
+                Problem::error(
+                    ProblemKind::InvalidValue,
+                    c.span().into(),
+                    "not a country code",
+                    format!(
+                        "outbound_countries entry `{}` is not a two-letter country code",
+                        c.get_ref()
+                    ),
+                )
+                .with_help(
+                    "list ISO 3166 alpha-2 codes, e.g. outbound_countries = [\"US\", \"CA\"]",
+                ),
+            );
+        }
+    }
+    Some(out)
 }
 
 /// A block that failed to deserialize is missing from the file as far as later stages know,

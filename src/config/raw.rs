@@ -40,6 +40,8 @@ pub struct RawDefaults {
     pub country: Opt<String>,
     pub friendly_endings: Option<List>,
     pub connection: Opt<String>,
+    /// Countries every outbound voice profile must whitelist (default `["US", "CA"]`).
+    pub outbound_countries: Option<List>,
 }
 
 #[derive(Debug, Default, Deserialize)]

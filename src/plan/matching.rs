@@ -221,7 +221,7 @@ fn same_natural_key(wanted: &Spec, live: &Spec) -> bool {
             w.connection_name == l.connection_name
         }
         (Spec::TelnyxCredentialConnection(w), Spec::TelnyxCredentialConnection(l)) => {
-            w.connection_name == l.connection_name || w.user_name.eq_ignore_ascii_case(&l.user_name)
+            crate::checks::credential::same_identity(w, l)
         }
         (Spec::TelnyxFqdn(w), Spec::TelnyxFqdn(l)) => {
             w.fqdn == l.fqdn && w.port == l.port && refs_compatible(&w.connection, &l.connection)

@@ -1,0 +1,158 @@
+//! Inbound trunks: every routed number on exactly one trunk, and no authentication that the
+//! carrier never sends.
+
+use std::collections::BTreeMap;
+
+use super::declared::Declared;
+use super::live::{Index, Results};
+use super::{CheckResult, Rule};
+use crate::config::{Problem, ProblemKind};
+use crate::model::{DesiredResource, Kind, LiveObject, NumberRef, SourceSpan, Spec, E164};
+
+/// Not exactly one inbound trunk holds the number: "404 No trunk found", or a conflict.
+pub const ONE_TRUNK: Rule = Rule {
+    code: "cwa::trunk::not-one-trunk",
+    check: "one-inbound-trunk",
+    hop: "trunk",
+};
+/// The trunk asks for authentication the carrier never sends: 407, every call rejected.
+pub const AUTH_MISMATCH: Rule = Rule {
+    code: "cwa::trunk::auth-mismatch",
+    check: "trunk-auth",
+    hop: "trunk",
+};
+
+/// The inbound trunk that holds a routed number: exactly one, asking for no authentication a
+/// Telnyx FQDN connection never sends. Returns the trunk the call lands on, if any.
+pub(super) fn live<'a>(
+    index: &Index<'a>,
+    number: &E164,
+    from_telnyx: bool,
+    out: &mut Results,
+) -> Option<&'a LiveObject> {
+    let subject = number.as_str();
+    let trunks = index
+        .trunks_by_number
+        .get(number)
+        .map_or(&[][..], Vec::as_slice);
+    out.push(CheckResult::new(
+        &ONE_TRUNK,
+        subject,
+        trunks.len() == 1,
+        format!(
+            "{} inbound trunks hold the number (want exactly 1; none gives 404 No trunk found)",
+            trunks.len()
+        ),
+    ));
+    let trunk = *trunks.first()?;
+    if let Spec::LivekitInboundTrunk(t) = &trunk.spec {
+        out.push(CheckResult::new(
+            &AUTH_MISMATCH,
+            &format!("{subject} on {}", trunk.id),
+            !asks_auth(&t.auth_username, t.auth_password.is_some()) || !from_telnyx,
+            "the trunk asks for authentication the Telnyx FQDN connection never sends: 407, every call rejected".into(),
+        ));
+    }
+    Some(trunk)
+}
+
+/// Whether an inbound trunk challenges callers for credentials.
+pub fn asks_auth(username: &str, has_password: bool) -> bool {
+    !username.is_empty() || has_password
+}
+
+/// The first two trunks on one number that LiveKit would refuse together
+/// ([`crate::config::provider_limits::trunks_conflict`]).
+type Holder<'a> = (&'a DesiredResource, SourceSpan);
+
+fn conflicting_pair<'a, 'b>(trunks: &'b [Holder<'a>]) -> Option<(&'b Holder<'a>, &'b Holder<'a>)> {
+    let spec = |r: &DesiredResource| match &r.spec {
+        Spec::LivekitInboundTrunk(s) => Some(s.clone()),
+        _ => None,
+    };
+    trunks.iter().enumerate().find_map(|(i, a)| {
+        trunks[i + 1..].iter().find_map(|b| {
+            let (sa, sb) = (spec(a.0)?, spec(b.0)?);
+            crate::config::provider_limits::trunks_conflict(&sa, &sb).then_some((a, b))
+        })
+    })
+}
+
+impl Declared<'_> {
+    pub(super) fn inbound_trunks(&mut self) {
+        let routed: BTreeMap<NumberRef, String> = self
+            .routed_numbers()
+            .into_iter()
+            .map(|(_, k, via)| (k, via))
+            .collect();
+        let mut found = Vec::new();
+        for t in self.of_kind(Kind::LivekitInboundTrunk) {
+            let Spec::LivekitInboundTrunk(s) = &t.spec else {
+                continue;
+            };
+            let has_auth = asks_auth(&s.auth_username, s.auth_password.is_some());
+            if s.numbers.is_empty() && !has_auth && s.allowed_addresses.is_empty() {
+                found.push(
+                    Problem::error(ProblemKind::Routing, t.span, "no numbers", format!("{} holds no numbers", t.addr))
+                        .with_help("LiveKit refuses an inbound trunk with no numbers, no auth and no allowed addresses; list its numbers"),
+                );
+            }
+            if !has_auth {
+                continue;
+            }
+            let via = s.numbers.iter().find_map(|n| routed.get(n));
+            if let Some(via) = via {
+                let span = self
+                    .x
+                    .spans
+                    .get(&t.addr, "auth_username")
+                    .or_else(|| self.x.spans.get(&t.addr, "auth_password_env"))
+                    .unwrap_or(t.span);
+                found.push(
+                    Problem::error(
+                        ProblemKind::TrunkAuth,
+                        span,
+                        "authentication set here",
+                        format!("{} asks callers for credentials, but {via} sends none", t.addr),
+                    )
+                    .with_help("LiveKit challenges every INVITE with 407 that is never answered, so every call is rejected and callers hear \"not assigned\"; remove auth_username and auth_password_env from the inbound trunk (security comes from Telnyx owning the DID)"),
+                );
+            }
+        }
+        self.extend(found);
+    }
+
+    pub(super) fn routing(&mut self) {
+        let holders = self.holders();
+        let mut found = Vec::new();
+        for (number, trunks) in &holders {
+            if let Some((&(first, first_span), &(second, second_span))) = conflicting_pair(trunks) {
+                found.push(
+                    Problem::error(
+                        ProblemKind::NumberOnTwoTrunks,
+                        second_span,
+                        format!("also on {}", second.addr),
+                        format!("{number} is on two inbound trunks: {} and {}", first.addr, second.addr),
+                    )
+                    .with_label(first_span, format!("on {}", first.addr))
+                    .with_help("LiveKit refuses two inbound trunks with the same number (\"Conflicting inbound SIP Trunks\") and a call can match only one; keep it on one trunk"),
+                );
+            }
+        }
+        for (number, key, via) in self.routed_numbers() {
+            if holders.contains_key(&key) {
+                continue;
+            }
+            found.push(
+                Problem::error(
+                    ProblemKind::Routing,
+                    self.at(number, "number"),
+                    "no inbound trunk holds this number",
+                    format!("{} reaches LiveKit through {via}, but no inbound trunk holds it", number.addr),
+                )
+                .with_help("LiveKit answers \"404 No trunk found\"; add the number to a [livekit.inbound_trunk.<name>] (a church line gets its own trunk by itself)"),
+            );
+        }
+        self.extend(found);
+    }
+}
