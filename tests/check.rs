@@ -240,6 +240,15 @@ async fn check_json_carries_a_format_version_like_the_plan() {
     assert_eq!(report["format_version"], json!("1.0"), "{report:#}");
 }
 
+/// Runs `cwa validate`, asserts it fails saying `needle`, and returns what it printed.
+async fn validate_fails(ctx: &Ctx, needle: &str) -> String {
+    let out = ctx.cwa(&["validate"]).await;
+    assert_exit(&out, 1);
+    let text = cwa_ctx::stderr(&out);
+    assert!(text.contains(needle), "{needle} not in {text}");
+    text
+}
+
 /// The plan's change for `address`, from `cwa plan --json`.
 async fn planned_change(ctx: &Ctx, address: &str) -> Value {
     let out = ctx.cwa(&["plan", "--json"]).await;
@@ -306,9 +315,7 @@ async fn tcp_in_lower_case_is_tcp() {
     );
     assert!(failures(&ctx, 0).await.is_empty());
     ctx.edit_lines_toml("transport = \"tcp\"", "transport = \"UDP\"");
-    let udp = ctx.cwa(&["validate"]).await;
-    assert_exit(&udp, 1);
-    assert!(cwa_ctx::stderr(&udp).contains("cwa::config::transport"));
+    validate_fails(&ctx, "cwa::config::transport").await;
 }
 
 /// Issue 14's decision: a credential connection's identity is its user_name (unique in a
@@ -358,29 +365,20 @@ async fn a_trunk_calling_mx_makes_its_profile_require_mx_and_the_defaults() {
         "destination_country = \"US\"",
         "destination_country = \"MX\"",
     );
-    let missing_mx = ctx.cwa(&["validate"]).await;
-    assert_exit(&missing_mx, 1);
-    let text = cwa_ctx::stderr(&missing_mx);
-    assert!(
-        text.contains("cwa::config::outbound_voice_profile"),
-        "{text}"
-    );
+    let text = validate_fails(&ctx, "cwa::config::outbound_voice_profile").await;
     assert!(text.contains("does not whitelist MX"), "{text}");
 
     ctx.edit_lines_toml(
         "whitelisted_destinations = [\"CA\", \"US\"]",
         "whitelisted_destinations = [\"MX\"]",
     );
-    let missing_defaults = ctx.cwa(&["validate"]).await;
-    assert_exit(&missing_defaults, 1);
-    let text = cwa_ctx::stderr(&missing_defaults);
+    let text = validate_fails(&ctx, "outbound_countries").await;
     for country in ["US", "CA"] {
         assert!(
             text.contains(&format!("does not whitelist {country}, which")),
             "{text}"
         );
     }
-    assert!(text.contains("outbound_countries"), "{text}");
     assert!(!text.contains("does not whitelist MX"), "{text}");
 
     ctx.edit_lines_toml(
@@ -420,9 +418,7 @@ async fn a_trunk_calling_mx_makes_its_profile_require_mx_and_the_defaults() {
         "[defaults]\n",
         "[defaults]\noutbound_countries = [\"Mexico\"]\n",
     );
-    let bad = ctx.cwa(&["validate"]).await;
-    assert_exit(&bad, 1);
-    assert!(cwa_ctx::stderr(&bad).contains("not a two-letter country code"));
+    validate_fails(&ctx, "not a two-letter country code").await;
 }
 
 /// Every check result carries its rule's stable code, `cwa::<family>::<rule>`.

@@ -5,12 +5,23 @@ use super::declared::Declared;
 use super::live::{Index, Results};
 use super::{CheckResult, Rule};
 use crate::config::{Problem, ProblemKind};
-use crate::model::{Address, Desired, DesiredResource, Kind, LiveObject, SourceSpan, Spec};
+use crate::model::{
+    Address, Desired, DesiredResource, FqdnConnectionSpec, Kind, LiveObject, SourceSpan, Spec,
+};
 
 /// The caller-number format LiveKit's routing needs (with the `+`).
 pub const ANI_FORMAT: &str = "+E.164";
 /// The called-number format LiveKit's routing needs (with the `+`).
 pub const DNIS_FORMAT: &str = "+e164";
+
+/// An FQDN connection's number-format fields as `(lines.toml key, value, what LiveKit's
+/// routing needs)`: the one list validate and check both compare.
+pub fn formats(c: &FqdnConnectionSpec) -> [(&'static str, &str, &'static str); 2] {
+    [
+        ("ani_number_format", &c.ani_number_format, ANI_FORMAT),
+        ("dnis_number_format", &c.dnis_number_format, DNIS_FORMAT),
+    ]
+}
 
 /// The connection is inactive.
 pub const CONNECTION_ACTIVE: Rule = Rule {
@@ -51,7 +62,7 @@ pub(super) fn live(
         "the connection must be active".into(),
     ));
     super::transport::live(&name, &c.transport_protocol, out);
-    let formats_ok = c.ani_number_format == ANI_FORMAT && c.dnis_number_format == DNIS_FORMAT;
+    let formats_ok = formats(c).iter().all(|(_, value, want)| value == want);
     out.push(CheckResult::new(
         &NUMBER_FORMAT,
         &name,
@@ -88,24 +99,11 @@ impl Declared<'_> {
                 let Spec::TelnyxFqdnConnection(s) = &r.spec else {
                     return Vec::new();
                 };
-                let mut out = Vec::new();
-                if s.ani_number_format != ANI_FORMAT {
-                    out.push(number_format(
-                        self.at(r, "ani_number_format"),
-                        &r.addr,
-                        "ani_number_format",
-                        ANI_FORMAT,
-                    ));
-                }
-                if s.dnis_number_format != DNIS_FORMAT {
-                    out.push(number_format(
-                        self.at(r, "dnis_number_format"),
-                        &r.addr,
-                        "dnis_number_format",
-                        DNIS_FORMAT,
-                    ));
-                }
-                out
+                formats(s)
+                    .into_iter()
+                    .filter(|(_, value, want)| value != want)
+                    .map(|(key, _, want)| number_format(self.at(r, key), &r.addr, key, want))
+                    .collect()
             })
             .collect();
         self.extend(found);

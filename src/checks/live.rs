@@ -1,7 +1,7 @@
 //! The walk over the live world: the lookups every rule needs, built once so that checking N
 //! lines stays linear, and the order in which the families' live checks run.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::{Certification, CheckResult, Pending, Request, Rule};
 use crate::model::{Address, Desired, Live, LiveObject, NumberRef, Ref, Spec, E164};
@@ -96,8 +96,9 @@ pub(super) struct Index<'a> {
     pub(super) fqdns_by_connection: HashMap<&'a str, Vec<&'a LiveObject>>,
     /// The connection each declared number (an `auto` one: the number state pins) is bound to.
     pub(super) declared_connection: HashMap<E164, &'a Address>,
-    /// Declared number resources by their fixed number.
-    pub(super) number_owners: HashMap<&'a E164, &'a Address>,
+    /// Declared number resources by the number they own, of any provider
+    /// ([`Desired::number_owners`], the planner's map too).
+    pub(super) number_owners: BTreeMap<&'a E164, &'a Address>,
 }
 
 impl<'a> Index<'a> {
@@ -109,32 +110,23 @@ impl<'a> Index<'a> {
             rule_by_trunk: HashMap::new(),
             fqdns_by_connection: HashMap::new(),
             declared_connection: HashMap::new(),
-            number_owners: HashMap::new(),
+            number_owners: desired.number_owners(),
         };
         for o in live.objects.values() {
             ix.add_live(o);
         }
         for r in desired.resources.values() {
-            match &r.spec {
-                Spec::TelnyxNumber(n) => {
-                    if let Some(number) = n.number.fixed() {
-                        ix.number_owners.entry(number).or_insert(&r.addr);
-                    }
-                    let number = n
-                        .number
-                        .fixed()
-                        .cloned()
-                        .or_else(|| pinned_number(state, &r.addr));
-                    if let (Some(number), Some(addr)) =
-                        (number, n.connection.as_ref().and_then(Ref::addr))
-                    {
-                        ix.declared_connection.entry(number).or_insert(addr);
-                    }
-                }
-                Spec::TwilioNumber(n) => {
-                    ix.number_owners.entry(&n.number).or_insert(&r.addr);
-                }
-                _ => {}
+            let Spec::TelnyxNumber(n) = &r.spec else {
+                continue;
+            };
+            let number = n
+                .number
+                .fixed()
+                .cloned()
+                .or_else(|| pinned_number(state, &r.addr));
+            if let (Some(number), Some(addr)) = (number, n.connection.as_ref().and_then(Ref::addr))
+            {
+                ix.declared_connection.entry(number).or_insert(addr);
             }
         }
         ix

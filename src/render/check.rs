@@ -75,14 +75,8 @@ pub fn check_human(
                 t(&r.subject)
             );
         } else {
-            let _ = writeln!(
-                out,
-                "FAIL {:<10} {:<24} {}: {}",
-                t(&r.hop),
-                t(&r.check),
-                t(&r.subject),
-                t(&r.message)
-            );
+            let [hop, check, subject, message] = cells(r);
+            let _ = writeln!(out, "FAIL {hop:<10} {check:<24} {subject}: {message}");
         }
     }
     for p in &certified.pending {
@@ -115,14 +109,16 @@ pub fn check_human(
         }
     );
     for f in &failed {
+        let [hop, check, subject, message] = cells(f);
         let _ = writeln!(
             out,
-            "FAILED at the {} hop: {} ({}): {}",
-            t(&f.hop),
-            t(&f.check),
-            t(&f.subject),
-            t(&f.message)
+            "FAILED at the {hop} hop: {check} ({subject}): {message}"
         );
     }
     out
+}
+
+/// A check result's hop, short name, subject and message, escaped for the terminal.
+fn cells(r: &CheckResult) -> [String; 4] {
+    [&r.hop, &r.check, &r.subject, &r.message].map(|s| crate::render::escape::terminal(s))
 }
