@@ -20,6 +20,7 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 use toml_edit::{Array, DocumentMut, InlineTable, Item, Table, Value};
 
+use crate::config::convention::{self, Evidence, LineDefaults, LineKeys};
 use crate::config::{self, ConfigError};
 use crate::model::{
     Address, Desired, DispatchKind, Kind, Live, LiveObject, NumberRef, Ref, SecretRef,
@@ -146,9 +147,8 @@ fn skeleton() -> String {
 /// The `[defaults]` a church declaration expands with.
 #[derive(Debug, Clone)]
 struct Defaults {
-    agent: String,
-    room_prefix: String,
-    krisp: bool,
+    /// What a church line expands with, as the existing declaration sets it.
+    line: LineDefaults,
     connection: Option<Address>,
 }
 
@@ -242,15 +242,19 @@ impl<'a> Importer<'a> {
     fn new(input: &'a ImportInput<'a>, base: &'a Desired, doc: &DocumentMut) -> Self {
         let raw = |key: &str| doc.get("defaults").and_then(|d| d.get(key));
         let defaults = Defaults {
-            agent: raw("agent")
-                .and_then(Item::as_str)
-                .unwrap_or_default()
-                .to_string(),
-            room_prefix: raw("room_prefix")
-                .and_then(Item::as_str)
-                .unwrap_or("call-")
-                .to_string(),
-            krisp: raw("krisp").and_then(Item::as_bool).unwrap_or(true),
+            line: LineDefaults {
+                agent: raw("agent")
+                    .and_then(Item::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                room_prefix: raw("room_prefix")
+                    .and_then(Item::as_str)
+                    .unwrap_or(convention::ROOM_PREFIX)
+                    .to_string(),
+                krisp: raw("krisp")
+                    .and_then(Item::as_bool)
+                    .unwrap_or(convention::KRISP),
+            },
             connection: base_connection(base),
         };
         let mut used: BTreeSet<Address> = base.resources.keys().cloned().collect();
@@ -354,8 +358,8 @@ impl<'a> Importer<'a> {
         }
     }
 
-    /// Inbound trunks with one Telnyx number and one individual rule, where the rule's
-    /// metadata carries a church id or the names follow the convention ("X", "X Dispatch").
+    /// Inbound trunks with one bound Telnyx number and one rule that the convention
+    /// recognises ([`convention::recognise`]).
     fn find_churches(&mut self) {
         let numbers: HashMap<String, (Kind, String)> = self
             .todo
@@ -386,12 +390,6 @@ impl<'a> Importer<'a> {
             let Spec::LivekitInboundTrunk(t) = &trunk.spec else {
                 continue;
             };
-            let [NumberRef::Number(number)] = t.numbers.as_slice() else {
-                continue;
-            };
-            let Some(number_key) = numbers.get(number.as_str()) else {
-                continue;
-            };
             let rules = rules_by_trunk
                 .get(&trunk.id)
                 .map(Vec::as_slice)
@@ -400,9 +398,15 @@ impl<'a> Importer<'a> {
             let Spec::LivekitDispatchRule(r) = &rule.spec else {
                 continue;
             };
-            if r.trunks.len() != 1 || !matches!(r.rule, DispatchKind::Individual { .. }) {
+            let Some(evidence) = convention::recognise(t, r) else {
                 continue;
-            }
+            };
+            let [NumberRef::Number(number)] = t.numbers.as_slice() else {
+                continue;
+            };
+            let Some(number_key) = numbers.get(number.as_str()) else {
+                continue;
+            };
             let bound = match &self.todo[number_key].spec {
                 Spec::TelnyxNumber(n) => n.connection.is_some(),
                 _ => false,
@@ -410,24 +414,18 @@ impl<'a> Importer<'a> {
             if !bound {
                 continue;
             }
-            let from_metadata = r.agents.iter().find_map(|a| church_id_in(&a.metadata));
-            let by_name = r.name == format!("{} Dispatch", t.name);
-            let (id, id_known) = match from_metadata {
-                Some(id) => (id, true),
-                None if by_name => (placeholder_id(&trunk.id), false),
-                None => continue,
+            let (id, id_known) = match evidence {
+                Evidence::ChurchId(id) => (id, true),
+                Evidence::Names => (placeholder_id(&trunk.id), false),
             };
-            if t.name.trim().is_empty() || !self.church_ids.insert(id) {
+            if !self.church_ids.insert(id) {
                 continue;
             }
             let key = self
                 .owned_church_key(&trunk.id, &rule.id, &number_key.1)
                 .unwrap_or_else(|| self.church_key(&t.name));
-            for (kind, id) in [
-                (Kind::TelnyxNumber, &number_key.1),
-                (Kind::LivekitInboundTrunk, &trunk.id),
-                (Kind::LivekitDispatchRule, &rule.id),
-            ] {
+            let ids = [&number_key.1, &trunk.id, &rule.id];
+            for (kind, id) in convention::LINE_KINDS.into_iter().zip(ids) {
                 let addr = Address::new(kind, &key);
                 self.used.insert(addr.clone());
                 self.index.insert((kind, id.clone()), addr);
@@ -459,13 +457,9 @@ impl<'a> Importer<'a> {
         let base = slug(name, "church");
         let free = |k: &str, s: &Self| {
             !s.church_keys.contains(k)
-                && [
-                    Kind::TelnyxNumber,
-                    Kind::LivekitInboundTrunk,
-                    Kind::LivekitDispatchRule,
-                ]
-                .iter()
-                .all(|kind| !s.used.contains(&Address::new(*kind, k)))
+                && convention::LINE_KINDS
+                    .iter()
+                    .all(|kind| !s.used.contains(&Address::new(*kind, k)))
         };
         let key = (1..)
             .map(|n| {
@@ -538,9 +532,9 @@ impl<'a> Importer<'a> {
             .todo
             .values()
             .any(|o| o.kind() == Kind::LivekitDispatchRule);
-        if self.defaults.agent.is_empty() && needs_agent {
+        if self.defaults.line.agent.is_empty() && needs_agent {
             if let Some(agent) = most_common_agent(self.live()) {
-                self.defaults.agent = agent.clone();
+                self.defaults.line.agent = agent.clone();
                 self.additions.push((
                     "defaults",
                     "agent",
@@ -676,22 +670,36 @@ impl<'a> Importer<'a> {
         let DispatchKind::Individual { room_prefix, pin } = &rule.rule else {
             return;
         };
-        if room_prefix != &self.defaults.room_prefix {
+        let (Some(number_ref), Some(trunk_ref)) = (trunk.numbers.first(), rule.trunks.first())
+        else {
+            return;
+        };
+        let conv = self.defaults.line.build(
+            convention::Line {
+                church_id: &c.id,
+                trunk_name: convention::trunk_name(&c.name, None),
+                number: number_ref.clone(),
+                trunk: trunk_ref.clone(),
+            },
+            &LineKeys::default(),
+        );
+        let DispatchKind::Individual {
+            room_prefix: conv_prefix,
+            pin: conv_pin,
+        } = &conv.rule.rule
+        else {
+            return;
+        };
+        if room_prefix != conv_prefix {
             block.set("room_prefix", room_prefix.clone());
         }
-        if trunk.krisp_enabled != self.defaults.krisp {
+        if trunk.krisp_enabled != conv.trunk.krisp_enabled {
             block.set("krisp", trunk.krisp_enabled);
         }
-        let convention_agents = |agent: &str| {
-            vec![crate::model::AgentDispatch {
-                agent_name: agent.to_string(),
-                metadata: config::expand::church_metadata(&c.id),
-            }]
-        };
         let mut rule_overrides = Block::new(&["livekit", "dispatch_rule", &c.key]);
         match rule.agents.as_slice() {
-            [only] if c.id_known && rule.agents == convention_agents(&only.agent_name) => {
-                if only.agent_name != self.defaults.agent {
+            [only] if c.id_known && rule.agents == convention::agents(&only.agent_name, &c.id) => {
+                if only.agent_name != self.defaults.line.agent {
                     block.set("agent", only.agent_name.clone());
                 }
             }
@@ -712,17 +720,17 @@ impl<'a> Importer<'a> {
             }
             agents => rule_overrides.set("agents", agents_value(agents)),
         }
-        if rule.name != format!("{} Dispatch", c.name) {
+        if rule.name != conv.rule.name {
             rule_overrides.set("name", rule.name.clone());
         }
-        if !rule.metadata.is_empty() {
+        if rule.metadata != conv.rule.metadata {
             rule_overrides.set("metadata", rule.metadata.clone());
         }
-        if !pin.is_empty() {
+        if pin != conv_pin {
             rule_overrides.set("pin", pin.clone());
         }
-        if rule.hide_phone_number {
-            rule_overrides.set("hide_phone_number", true);
+        if rule.hide_phone_number != conv.rule.hide_phone_number {
+            rule_overrides.set("hide_phone_number", rule.hide_phone_number);
         }
         let mut trunk_overrides = Block::new(&["livekit", "inbound_trunk", &c.key]);
         self.trunk_extras(&mut trunk_overrides, trunk, &c.key);
@@ -748,11 +756,7 @@ impl<'a> Importer<'a> {
                 self.blocks.push(b);
             }
         }
-        for kind in [
-            Kind::TelnyxNumber,
-            Kind::LivekitInboundTrunk,
-            Kind::LivekitDispatchRule,
-        ] {
+        for kind in convention::LINE_KINDS {
             self.added.push(Address::new(kind, &c.key));
         }
     }
@@ -786,10 +790,10 @@ impl<'a> Importer<'a> {
 
     /// The agent to declare where live names none.
     fn placeholder_agent(&self) -> String {
-        if self.defaults.agent.is_empty() {
+        if self.defaults.line.agent.is_empty() {
             "CHANGE-ME".into()
         } else {
-            self.defaults.agent.clone()
+            self.defaults.line.agent.clone()
         }
     }
 
@@ -1241,12 +1245,9 @@ impl<'a> Importer<'a> {
             })
             .collect();
         for (addr, obj) in entries {
-            let church = church_of.get(&addr.name).filter(|_| {
-                matches!(
-                    addr.kind,
-                    Kind::TelnyxNumber | Kind::LivekitInboundTrunk | Kind::LivekitDispatchRule
-                )
-            });
+            let church = church_of
+                .get(&addr.name)
+                .filter(|_| convention::LINE_KINDS.contains(&addr.kind));
             self.remember(&addr, obj, church.cloned(), false);
         }
     }
@@ -1287,12 +1288,6 @@ fn base_connection(base: &Desired) -> Option<Address> {
             (Some(_), Spec::TelnyxNumber(n)) => n.connection.as_ref().and_then(Ref::addr).cloned(),
             _ => None,
         })
-}
-
-/// The church id in a dispatch's job metadata (`{"church_id": "…"}`), if any.
-fn church_id_in(metadata: &str) -> Option<uuid::Uuid> {
-    let v: serde_json::Value = serde_json::from_str(metadata).ok()?;
-    uuid::Uuid::parse_str(v.get("church_id")?.as_str()?).ok()
 }
 
 /// A stable placeholder church id for a church found by name only.
@@ -1457,15 +1452,7 @@ mod tests {
     }
 
     #[test]
-    fn church_ids_come_from_dispatch_metadata() {
-        let id = "6f1c2d3e-0000-4000-8000-000000000001";
-        assert_eq!(
-            church_id_in(&format!(r#"{{"church_id":"{id}","source":"phone"}}"#))
-                .map(|u| u.to_string()),
-            Some(id.to_string())
-        );
-        assert_eq!(church_id_in(r#"{"source": "phone"}"#), None);
-        assert_eq!(church_id_in("not json"), None);
+    fn placeholder_ids_are_stable() {
         assert_eq!(placeholder_id("ST_1"), placeholder_id("ST_1"));
     }
 

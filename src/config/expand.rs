@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use toml::Spanned;
 
+use super::convention::{self, LineDefaults, LineKeys};
 use super::error::{Problem, ProblemKind};
 use super::raw::{
     Block, List, Opt, RawChurch, RawCredentialConnection, RawDispatchRule, RawFile, RawFqdn,
@@ -90,7 +91,7 @@ pub fn expand(raw: &RawFile, text: &str, problems: &mut Vec<Problem>) -> Expande
             protected,
             policy: x.policy,
             settings: Settings {
-                agent_name: x.defaults.agent.clone(),
+                agent_name: x.defaults.line.agent.clone(),
                 ..settings
             },
         },
@@ -101,10 +102,9 @@ pub fn expand(raw: &RawFile, text: &str, problems: &mut Vec<Problem>) -> Expande
 
 #[derive(Debug)]
 struct Defaults {
-    agent: String,
+    /// What a church line expands with (`agent`, `room_prefix`, `krisp`).
+    line: LineDefaults,
     agent_span: Option<SourceSpan>,
-    room_prefix: String,
-    krisp: bool,
     country: String,
     endings: Vec<String>,
     connection: Option<Address>,
@@ -113,10 +113,8 @@ struct Defaults {
 impl Default for Defaults {
     fn default() -> Self {
         Self {
-            agent: String::new(),
+            line: LineDefaults::default(),
             agent_span: None,
-            room_prefix: "call-".into(),
-            krisp: true,
             country: "US".into(),
             endings: FRIENDLY_ENDINGS.iter().map(|s| s.to_string()).collect(),
             connection: None,
@@ -199,11 +197,6 @@ fn env_name_problem(
     }
 }
 
-/// The metadata every church dispatch carries: the agent routes the call by it.
-pub fn church_metadata(id: &uuid::Uuid) -> String {
-    format!(r#"{{"church_id":"{id}","source":"phone"}}"#)
-}
-
 impl Expander<'_> {
     fn push(&mut self, p: Problem) {
         self.problems.push(p);
@@ -274,14 +267,14 @@ impl Expander<'_> {
         let raw = &self.raw.defaults;
         let d = &mut self.defaults;
         if let Some(a) = &raw.agent {
-            d.agent = a.get_ref().clone();
+            d.line.agent = a.get_ref().clone();
             d.agent_span = Some(span_of(a));
         }
         if let Some(p) = text(&raw.room_prefix) {
-            d.room_prefix = p;
+            d.line.room_prefix = p;
         }
         if let Some(k) = flag(&raw.krisp) {
-            d.krisp = k;
+            d.line.krisp = k;
         }
         if let Some(c) = text(&raw.country) {
             d.country = c.to_ascii_uppercase();
@@ -867,34 +860,11 @@ impl Expander<'_> {
             }
             return;
         }
-        let trunk_name = match &line.label {
-            None => church.name.clone(),
-            Some(l) => format!("{} ({l})", church.name),
-        };
         let trunk_addr = Address::new(Kind::LivekitInboundTrunk, &line.name);
         if let Some(n) = &line.raw.number {
             self.spans.insert(&trunk_addr, "numbers.0", span_of(n));
         }
-        let krisp = flag(&line.raw.krisp).unwrap_or(self.defaults.krisp);
-        self.insert(
-            trunk_addr.clone(),
-            Spec::LivekitInboundTrunk(InboundTrunkSpec {
-                name: trunk_name.clone(),
-                metadata: String::new(),
-                numbers: vec![NumberRef::Of(number_addr)],
-                allowed_addresses: Vec::new(),
-                allowed_numbers: Vec::new(),
-                auth_username: String::new(),
-                auth_password: None,
-                krisp_enabled: krisp,
-                preserved: Default::default(),
-            }),
-            key.clone(),
-            line.span,
-            Vec::new(),
-        );
         let rule_addr = Address::new(Kind::LivekitDispatchRule, &line.name);
-        let agent = text(&line.raw.agent).unwrap_or_else(|| self.defaults.agent.clone());
         let agent_span = line
             .raw
             .agent
@@ -904,34 +874,23 @@ impl Expander<'_> {
         if let Some(s) = agent_span {
             self.spans.insert(&rule_addr, "agents.0", s);
         }
-        let agents = if agent.is_empty() {
-            Vec::new()
-        } else {
-            vec![AgentDispatch {
-                agent_name: agent,
-                metadata: church_metadata(&church.id),
-            }]
-        };
-        self.insert(
-            rule_addr,
-            Spec::LivekitDispatchRule(DispatchRuleSpec {
-                name: format!("{trunk_name} Dispatch"),
-                metadata: String::new(),
-                trunks: vec![Ref::Addr(trunk_addr)],
-                rule: DispatchKind::Individual {
-                    room_prefix: text(&line.raw.room_prefix)
-                        .unwrap_or_else(|| self.defaults.room_prefix.clone()),
-                    pin: String::new(),
-                },
-                agents,
-                hide_phone_number: false,
-                krisp_enabled: false,
-                preserved: Default::default(),
-            }),
-            key,
-            line.span,
-            Vec::new(),
+        let specs = self.defaults.line.build(
+            convention::Line {
+                church_id: &church.id,
+                trunk_name: convention::trunk_name(&church.name, line.label.as_deref()),
+                number: NumberRef::Of(number_addr),
+                trunk: Ref::Addr(trunk_addr.clone()),
+            },
+            &LineKeys {
+                agent: text(&line.raw.agent),
+                room_prefix: text(&line.raw.room_prefix),
+                krisp: flag(&line.raw.krisp),
+            },
         );
+        let trunk = Spec::LivekitInboundTrunk(specs.trunk);
+        self.insert(trunk_addr, trunk, key.clone(), line.span, Vec::new());
+        let rule = Spec::LivekitDispatchRule(specs.rule);
+        self.insert(rule_addr, rule, key, line.span, Vec::new());
     }
 
     /// The convention's resource at `addr`, taken out so an explicit block can lay over it.
@@ -1430,7 +1389,7 @@ impl Expander<'_> {
             auth_password: password,
             krisp_enabled: flag(&r.krisp)
                 .or_else(|| base.as_ref().map(|s| s.krisp_enabled))
-                .unwrap_or(self.defaults.krisp),
+                .unwrap_or(self.defaults.line.krisp),
             preserved: Default::default(),
         };
         self.insert(addr, Spec::LivekitInboundTrunk(spec), church, b.span, deps);
@@ -1560,13 +1519,13 @@ impl Expander<'_> {
             }
             None => match &base {
                 Some(s) => s.agents.clone(),
-                None if self.defaults.agent.is_empty() => Vec::new(),
+                None if self.defaults.line.agent.is_empty() => Vec::new(),
                 None => {
                     if let Some(s) = self.defaults.agent_span {
                         self.spans.insert(&addr, "agents.0", s);
                     }
                     vec![AgentDispatch {
-                        agent_name: self.defaults.agent.clone(),
+                        agent_name: self.defaults.line.agent.clone(),
                         metadata: String::new(),
                     }]
                 }
@@ -1612,7 +1571,7 @@ impl Expander<'_> {
         let pin = text(&r.pin).unwrap_or(base_pin);
         let prefix = text(&r.room_prefix)
             .or(base_prefix)
-            .unwrap_or_else(|| self.defaults.room_prefix.clone());
+            .unwrap_or_else(|| self.defaults.line.room_prefix.clone());
         match kind.as_str() {
             "individual" => Some(DispatchKind::Individual {
                 room_prefix: prefix,
@@ -1757,7 +1716,7 @@ fn church_lines(block: &Block<RawChurch>) -> Vec<LineDecl> {
     let church = block.raw.as_line();
     match &block.raw.lines {
         None => vec![LineDecl {
-            name: block.name.clone(),
+            name: convention::line_name(&block.name, None),
             label: None,
             raw: church,
             span: block.span,
@@ -1765,7 +1724,7 @@ fn church_lines(block: &Block<RawChurch>) -> Vec<LineDecl> {
         Some(lines) => lines
             .iter()
             .map(|(key, line)| LineDecl {
-                name: format!("{}_{}", block.name, key.get_ref()),
+                name: convention::line_name(&block.name, Some(key.get_ref())),
                 label: Some(key.get_ref().clone()),
                 raw: merge_line(&church, line.get_ref()),
                 span: span_of(key),

@@ -7,6 +7,7 @@
 //! problems instead of stopping, so one run reports all of them.
 
 pub mod checks;
+pub mod convention;
 pub mod error;
 pub mod expand;
 pub mod fmt;
