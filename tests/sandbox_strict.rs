@@ -378,3 +378,177 @@ async fn rate_limits_report_headers_and_answer_429_with_10011() {
     assert!(headers.contains_key("retry-after"));
     assert_eq!(headers["x-ratelimit-remaining"], "0");
 }
+
+// ---- LiveKit: the SIP protos -----------------------------------------------------------
+
+/// A raw protobuf Twirp call, built by hand (never from the Rust structs the clients use).
+fn twirp_protobuf(sb: &TestSandbox, method: &str, body: Vec<u8>) -> reqwest::RequestBuilder {
+    reqwest::Client::new()
+        .post(sb.url(&format!("/twirp/livekit.SIP/{method}")))
+        .bearer_auth(sandbox_helper::livekit_admin_token())
+        .header("content-type", "application/protobuf")
+        .body(body)
+}
+
+/// A length-delimited protobuf field.
+fn pb_bytes(field: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![(field << 3) | 2, payload.len() as u8];
+    out.extend_from_slice(payload);
+    out
+}
+
+#[tokio::test]
+async fn livekit_json_with_an_undeclared_field_or_a_wrong_type_is_malformed() {
+    let sb = TestSandbox::start("runbook").await;
+    let create = |trunk: Value| sb.twirp_json("CreateSIPInboundTrunk", &json!({ "trunk": trunk }));
+    for (trunk, pointer) in [
+        (
+            json!({"name": "x", "numbers": ["+14155550100"], "krisp": true}),
+            "krisp",
+        ),
+        (json!({"name": "x", "numbers": "+14155550100"}), "numbers"),
+        (
+            json!({"name": "x", "numbers": ["+14155550100"], "krisp_enabled": "yes"}),
+            "krisp_enabled",
+        ),
+        (
+            json!({"name": "x", "numbers": ["+14155550100"], "include_headers": "SIP_SOME"}),
+            "include_headers",
+        ),
+        (
+            json!({"name": "x", "numbers": ["+14155550100"], "ringing_timeout": 30}),
+            "ringing_timeout",
+        ),
+    ] {
+        let (status, body) = send(create(trunk.clone())).await;
+        assert_eq!(status, 400, "{trunk} -> {body}");
+        assert_eq!(body["code"], "malformed", "{body}");
+        let msg = body["msg"].as_str().unwrap();
+        assert!(
+            msg.contains("CreateSIPInboundTrunk") && msg.contains(pointer),
+            "{msg}"
+        );
+    }
+    // Both field-name forms protojson reads, enums by name, durations as strings: accepted.
+    let (status, body) = send(create(json!({
+        "name": "strict", "numbers": ["+14155550111"], "allowedAddresses": ["203.0.113.0/24"],
+        "include_headers": "SIP_X_HEADERS", "ringingTimeout": "30s", "krispEnabled": true,
+    })))
+    .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn livekit_oneof_members_are_exclusive() {
+    let sb = TestSandbox::start("runbook").await;
+    let (status, body) = send(sb.twirp_json(
+        "UpdateSIPInboundTrunk",
+        &json!({"sip_trunk_id": "ST_x", "replace": {"name": "a"}, "update": {"name": "b"}}),
+    ))
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["code"], "malformed");
+}
+
+#[tokio::test]
+async fn livekit_protobuf_is_read_against_the_protos_field_numbers() {
+    let sb = TestSandbox::start("runbook").await;
+    let trunk = pb_bytes(1, b"ST_doesnotexist");
+    // Declared: field 1 (sip_trunk_id) of GetSIPInboundTrunkRequest; the id is unknown.
+    let (status, body) = send(twirp_protobuf(&sb, "GetSIPInboundTrunk", trunk.clone())).await;
+    assert_eq!(status, 404, "{body}");
+    // Field 9 is in no version of the message.
+    let mut extra = trunk.clone();
+    extra.extend([9 << 3, 1]);
+    let (status, body) = send(twirp_protobuf(&sb, "GetSIPInboundTrunk", extra)).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["code"], "malformed");
+    assert!(
+        body["msg"].as_str().unwrap().contains("field number 9"),
+        "{body}"
+    );
+    // sip_trunk_id sent as a varint: the wire type does not fit a string.
+    let (status, body) = send(twirp_protobuf(&sb, "GetSIPInboundTrunk", vec![1 << 3, 7])).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["code"], "malformed");
+    // A nested message is read too: CreateSIPInboundTrunkRequest.trunk (1) with an unknown
+    // field 99 inside SIPInboundTrunkInfo.
+    let inner = [pb_bytes(2, b"x"), vec![0x98, 0x06, 1]].concat();
+    let (status, body) = send(twirp_protobuf(
+        &sb,
+        "CreateSIPInboundTrunk",
+        pb_bytes(1, &inner),
+    ))
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["msg"]
+            .as_str()
+            .unwrap()
+            .contains("SIPInboundTrunkInfo"),
+        "{body}"
+    );
+}
+
+/// The class: for every method of the LiveKit extract, a JSON body carrying a key the protos
+/// do not declare is refused, so the sandbox can never accept what the spec does not.
+#[tokio::test]
+async fn no_livekit_method_accepts_an_undeclared_key() {
+    let sb = TestSandbox::start("runbook").await;
+    let livekit = contract::for_provider("livekit").unwrap();
+    for op in livekit.operations() {
+        let method = op.rsplit('/').next().unwrap();
+        let (status, body) =
+            send(sb.twirp_json(method, &json!({"cwa_undeclared_key": true}))).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (400, Some("malformed")),
+            "{op}: {body}"
+        );
+    }
+    // And the lenient sandbox shows the real server's behaviour: the key is dropped.
+    let lenient = TestSandbox::start_with("runbook", |o| o.strict = false).await;
+    let (status, body) =
+        send(lenient.twirp_json("ListSIPInboundTrunk", &json!({"cwa_undeclared_key": true}))).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[test]
+fn the_livekit_contract_covers_every_method_cwa_calls_and_names_its_commit() {
+    let livekit = contract::for_provider("livekit").unwrap();
+    for method in [
+        "CreateSIPInboundTrunk",
+        "UpdateSIPInboundTrunk",
+        "GetSIPInboundTrunk",
+        "ListSIPInboundTrunk",
+        "CreateSIPOutboundTrunk",
+        "UpdateSIPOutboundTrunk",
+        "GetSIPOutboundTrunk",
+        "ListSIPOutboundTrunk",
+        "DeleteSIPTrunk",
+        "CreateSIPDispatchRule",
+        "UpdateSIPDispatchRule",
+        "ListSIPDispatchRule",
+        "DeleteSIPDispatchRule",
+        "CreateSIPTrunk",
+        "ListSIPTrunk",
+    ] {
+        assert!(
+            livekit.covers("POST", &format!("/twirp/livekit.SIP/{method}")),
+            "{method}"
+        );
+    }
+    assert_eq!(
+        livekit.len(),
+        17,
+        "update tests/contracts/README.md with the new count"
+    );
+    let sources = livekit.sources();
+    assert!(sources
+        .iter()
+        .all(|s| s.repository == "github:livekit/protocol"
+            && s.commit == "d74e7cdb9835928ffa9c6bc6b3e4c7f07de61c43"));
+    assert!(sources
+        .iter()
+        .any(|s| s.file == "protobufs/livekit_sip.proto"));
+}

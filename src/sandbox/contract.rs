@@ -18,9 +18,14 @@
 //! schema declares (`integer`, `number`, `boolean`, `array`), so a non-numeric `Weight` stays a
 //! string and fails its `integer` type.
 //!
-//! A provider with no extract registered in [`for_provider`] is not checked. LiveKit plugs in by
-//! adding `tests/contracts/livekit.json` there; its protobuf bodies reach [`ContractSet`] as the
-//! JSON a [`RequestBody::Json`] holds once decoded by the LiveKit emulator.
+//! A provider with no extract registered in [`for_provider`] is not checked. LiveKit's extract
+//! (`livekit.json`, from the SIP protos) describes each Twirp method as `POST
+//! /twirp/livekit.SIP/{Method}` with the protojson form of its request and answer; an
+//! operation's `protobuf` names its request and response messages, and the extract's
+//! `protobuf` section their field numbers and types, so a protobuf body ([`RequestBody::Protobuf`])
+//! is read against the protos ([`protobuf`]), not the Rust structs, and then checked as JSON.
+
+mod protobuf;
 
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
@@ -32,18 +37,22 @@ use serde_json::{Map, Value};
 /// The extract files, compiled in.
 const TELNYX: &str = include_str!("../../tests/contracts/telnyx.json");
 const TWILIO: &str = include_str!("../../tests/contracts/twilio.json");
+const LIVEKIT: &str = include_str!("../../tests/contracts/livekit.json");
 
 static TELNYX_SET: LazyLock<Result<ContractSet, String>> =
     LazyLock::new(|| ContractSet::parse(TELNYX));
 static TWILIO_SET: LazyLock<Result<ContractSet, String>> =
     LazyLock::new(|| ContractSet::parse(TWILIO));
+static LIVEKIT_SET: LazyLock<Result<ContractSet, String>> =
+    LazyLock::new(|| ContractSet::parse(LIVEKIT));
 
-/// The contracts of a provider (`telnyx`, `twilio`), when its extract is registered. A damaged
+/// The contracts of a provider (`telnyx`, `twilio`, `livekit`), when its extract is registered. A damaged
 /// extract is a bug of the repository: it panics with the reason, in tests and at first use.
 pub fn for_provider(provider: &str) -> Option<&'static ContractSet> {
     let set = match provider {
         "telnyx" => &*TELNYX_SET,
         "twilio" => &*TWILIO_SET,
+        "livekit" => &*LIVEKIT_SET,
         _ => return None,
     };
     match set {
@@ -58,6 +67,8 @@ pub enum RequestBody {
     None,
     Json(Value),
     Form(Vec<(String, String)>),
+    /// A protobuf body (Twirp `application/protobuf`), read against the extract's protos.
+    Protobuf(Vec<u8>),
     /// A body that could not be read at all (not JSON where JSON was due, …).
     Unreadable(String),
 }
@@ -116,6 +127,7 @@ pub struct ContractSet {
     sources: Vec<Source>,
     operations: Vec<Operation>,
     error: Validator,
+    protobuf: protobuf::Descriptors,
 }
 
 impl std::fmt::Debug for ContractSet {
@@ -142,6 +154,8 @@ struct Operation {
     query: Validator,
     request: Option<(BodyKind, Value, Validator)>,
     responses: BTreeMap<u16, Validator>,
+    /// The protobuf messages of the request and of a success answer (Twirp operations).
+    messages: Option<(String, String)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,6 +192,7 @@ impl ContractSet {
             sources,
             operations,
             error: compile(&doc["error"])?,
+            protobuf: protobuf::Descriptors::parse(doc.get("protobuf"))?,
         })
     }
 
@@ -229,6 +244,14 @@ impl ContractSet {
             .ok_or_else(|| Violation::undeclared(method, path))?;
         let query_json = from_pairs(query, &op.query_schema);
         op.first_error("query", &op.query, &query_json)?;
+        let decoded;
+        let body = match body {
+            RequestBody::Protobuf(bytes) => {
+                decoded = self.decode(op, true, bytes)?;
+                &decoded
+            }
+            other => other,
+        };
         match (&op.request, body) {
             (_, RequestBody::Unreadable(e)) => Err(op.violation("encoding", "", e.clone())),
             (None, RequestBody::None) => Ok(()),
@@ -257,20 +280,46 @@ impl ContractSet {
         }
     }
 
+    /// A protobuf body of `op`'s request (or success answer) as the JSON its schema checks.
+    fn decode(
+        &self,
+        op: &Operation,
+        request: bool,
+        bytes: &[u8],
+    ) -> Result<RequestBody, Violation> {
+        let part = if request { "encoding" } else { "response" };
+        let (req, resp) = op.messages.as_ref().ok_or_else(|| {
+            op.violation(part, "", "this operation takes no protobuf body".into())
+        })?;
+        let message = if request { req } else { resp };
+        self.protobuf
+            .decode(message, bytes)
+            .map(RequestBody::Json)
+            .map_err(|e| op.violation(part, "", e))
+    }
+
     /// Checks an answer to a request of this method and path: a success status must be one
     /// the operation declares and its body must match; an error must be the provider's error
     /// envelope. An answer to an undeclared route is not checked (the request was refused).
+    /// `protobuf`: the answer is a protobuf message (Twirp), read against the protos.
     pub fn check_response(
         &self,
         method: &str,
         path: &str,
         status: u16,
         body: &[u8],
+        protobuf: bool,
     ) -> Result<(), Violation> {
         let Some(op) = self.find(method, path) else {
             return Ok(());
         };
         let parsed = || -> Result<Value, Violation> {
+            if protobuf && status < 400 {
+                return match self.decode(op, false, body)? {
+                    RequestBody::Json(v) => Ok(v),
+                    _ => Ok(Value::Null),
+                };
+            }
             if body.is_empty() {
                 return Ok(Value::Null);
             }
@@ -292,7 +341,7 @@ impl ContractSet {
             ));
         };
         let value = parsed()?;
-        if value.is_null() && body.is_empty() {
+        if value.is_null() && body.is_empty() && !protobuf {
             return Ok(());
         }
         op.first_error("response", validator, &value)
@@ -344,6 +393,10 @@ impl Operation {
             }
             None => None,
         };
+        let messages = op.get("protobuf").map(|m| {
+            let name = |k: &str| m[k].as_str().unwrap_or_default().to_string();
+            (name("request"), name("response"))
+        });
         let mut responses = BTreeMap::new();
         for (code, schema) in op["responses"].as_object().into_iter().flatten() {
             let status: u16 = code.parse().map_err(|_| at(format!("status {code}")))?;
@@ -357,6 +410,7 @@ impl Operation {
             query_schema,
             request,
             responses,
+            messages,
         })
     }
 
@@ -495,7 +549,7 @@ mod tests {
 
     #[test]
     fn every_extract_compiles_and_names_its_commit() {
-        for provider in ["telnyx", "twilio"] {
+        for provider in ["telnyx", "twilio", "livekit"] {
             let set = for_provider(provider).unwrap();
             assert!(!set.is_empty(), "{provider}");
             assert!(set

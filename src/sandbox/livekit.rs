@@ -179,6 +179,15 @@ const TRUNK_NOT_FOUND: &str = "requested sip trunk does not exist";
 const RULE_NOT_FOUND: &str = "requested sip dispatch rule does not exist";
 
 impl LivekitState {
+    /// The names of every newer field some object holds (what a JSON write may carry beyond
+    /// the protos of the contract extract: this emulated server is newer than they are).
+    pub fn newer_field_names(&self) -> std::collections::BTreeSet<String> {
+        self.newer_fields
+            .values()
+            .flat_map(|fields| fields.keys().cloned())
+            .collect()
+    }
+
     /// Answers one Twirp call: auth middleware, Twirp routing, then the method.
     pub fn handle(&mut self, req: &TwirpRequest<'_>) -> TwirpResponse {
         let grants = match auth::verify(req.authorization, req.api_key, req.api_secret) {

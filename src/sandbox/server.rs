@@ -403,7 +403,8 @@ fn process(
     now: DateTime<Utc>,
 ) -> ApiResponse {
     if shared.strict {
-        if let Some(refused) = strict::check_request(provider, incoming) {
+        let newer = lock(&shared.world).livekit.newer_field_names();
+        if let Some(refused) = strict::check_request(provider, incoming, &newer) {
             return refused;
         }
     }

@@ -291,7 +291,8 @@ pub mod shapes {
         f("attributes_to_headers", Map),
         f("include_headers", Enum(HEADERS_ZERO)),
         f("ringing_timeout", Opaque),
-        f("ringing_timeout_status", Enum("SIP_STATUS_UNKNOWN")),
+        // Not `ringing_timeout_status`: livekit-protocol 0.8.2 has it (tag 21), the published
+        // protos (tests/contracts/livekit.json, d74e7cd) do not, so the server does not send it.
         f("max_call_duration", Opaque),
         f("krisp_enabled", Bool),
         f("media_encryption", Enum(MEDIA_ENCRYPTION_ZERO)),
