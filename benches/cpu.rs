@@ -1,6 +1,8 @@
 //! cwa's own CPU for 10,000 lines, no network in what is measured: parse + validate
-//! (`config::parse`), diff (`plan::compute`) and render (human and JSON), for a plan with no
-//! changes and for the first plan that adopts everything. See BENCHMARKS.md.
+//! (`config::parse`), plan (`session::plan_against`, the step every command runs after its
+//! refresh: the diff and the certification of the live lines) and render (human and JSON),
+//! for a plan with no changes and for the first plan that adopts everything. See
+//! BENCHMARKS.md.
 //!
 //! `cargo bench --bench cpu` (set `CWA_BENCH_LINES` for another size). The live world is read
 //! once, before anything is measured, from an in-process sandbox seeded with `synthetic:N`.
@@ -16,7 +18,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 use cwa::config::{self, Loaded};
 use cwa::model::{Live, SecretSource};
-use cwa::plan::{self, Action, Plan, PlanInput, PlanOptions};
+use cwa::plan::{Action, Plan, PlanOptions};
 use cwa::providers::{self, ClientOptions, Env};
 use cwa::render::{self, HumanOptions};
 use cwa::sandbox::{Sandbox, SandboxOptions};
@@ -63,7 +65,7 @@ fn inputs(n: usize) -> Inputs {
         ];
         let connected = providers::connect(&Env::from_pairs(env.clone()), &clients, &needed)
             .expect("clients for the sandbox");
-        let live = cwa::commands::session::refresh(&connected)
+        let live = cwa::session::refresh(&connected)
             .await
             .expect("the synthetic world reads");
         sandbox.shutdown().await.expect("the sandbox stops");
@@ -105,16 +107,9 @@ fn owned_state(adopting: &Plan, live: &Live) -> State {
     state
 }
 
+/// The plan `cwa plan` computes after its refresh, by the same library call.
 fn diff(loaded: &Loaded, state: &State, live: &Live, secrets: &SecretSource) -> Plan {
-    plan::compute(&PlanInput {
-        desired: &loaded.desired,
-        state,
-        live,
-        refreshed: true,
-        config_fingerprint: cwa::commands::session::config_fingerprint(&loaded.text),
-        options: PlanOptions::default(),
-        secrets,
-    })
+    cwa::session::plan_against(loaded, state, live, true, PlanOptions::default(), secrets)
 }
 
 fn human_options(loaded: &Loaded) -> HumanOptions {

@@ -21,6 +21,7 @@ pub mod providers;
 pub mod render;
 pub mod ring;
 pub mod sandbox;
+pub mod session;
 pub mod state;
 pub mod synthetic;
 

@@ -8,10 +8,10 @@ mod sandbox_helper;
 use std::collections::BTreeMap;
 
 use cwa::apply::{ApplyOptions, Executor, Progress};
-use cwa::commands::session::refresh;
 use cwa::model::SecretSource;
 use cwa::plan::{PlanInput, PlanOptions};
 use cwa::providers::{self, ClientOptions, Env};
+use cwa::session::refresh;
 use cwa::state::StateStore;
 use proptest::prelude::*;
 use sandbox_helper::TestSandbox;

@@ -13,10 +13,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use cwa::apply::{ApplyOptions, Executor, Progress};
-use cwa::commands::session::refresh;
 use cwa::model::{Kind, LiveObject, ProviderName, SecretSource, Spec};
 use cwa::plan::{Action, PlanInput, PlanOptions};
 use cwa::providers::{self, ClientOptions, Env, Provider, ProviderError, WriteRequest};
+use cwa::session::refresh;
 use cwa::state::StateStore;
 use sandbox_helper::TestSandbox;
 

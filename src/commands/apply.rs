@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use miette::{miette, IntoDiagnostic};
 
-use super::plan::{self as plan_cmd, Planned};
-use super::session::{self, Session};
+use super::plan as plan_cmd;
 use crate::apply::{self, ApplyOptions, ApplyReport, Executor, Progress};
 use crate::cli::{ApplyArgs, GlobalArgs, OutputFormat};
 use crate::plan::Plan;
 use crate::render;
+use crate::session::{self, Planned, Session};
 use crate::state::{Journal, StateLock};
 use crate::ExitStatus;
 
@@ -33,7 +33,7 @@ async fn run(session: &Session, args: &ApplyArgs) -> miette::Result<ExitStatus> 
     recover_interrupted_run(session).await?;
     let mut planning = args.planning.clone();
     planning.refresh = true;
-    let mut planned = plan_cmd::compute(session, &planning).await?;
+    let mut planned = session.plan(&planning).await?;
     // A plan file is evidence, never authority: what runs is always the plan computed now.
     let plan = planned.plan.clone();
     if let Some(path) = &args.plan_file {
@@ -52,7 +52,7 @@ async fn run(session: &Session, args: &ApplyArgs) -> miette::Result<ExitStatus> 
         plan_cmd::render_plan(&plan, &planned.loaded, OutputFormat::Human, &session.global)
     );
     if plan.is_error() {
-        return Err(plan_cmd::plan_errors(&plan, &planned.loaded).into());
+        return Err(session::plan_errors(&plan, &planned.loaded).into());
     }
     apply::rebind_fingerprints(&store, &mut planned.state, &planned.plan)?;
     if !plan.has_changes()

@@ -1,9 +1,8 @@
 //! `cwa drift`: what is live but differs from lines.toml and state. Exit 2 on drift.
 
-use super::plan as planning;
-use super::session::Session;
 use crate::cli::{DriftArgs, GlobalArgs, OutputFormat, PlanningArgs};
 use crate::drift;
+use crate::session::Session;
 use crate::ExitStatus;
 
 /// Runs `cwa drift`.
@@ -15,7 +14,7 @@ pub async fn drift(global: &GlobalArgs, args: &DriftArgs) -> miette::Result<Exit
 }
 
 async fn run(session: &Session, args: &DriftArgs) -> miette::Result<ExitStatus> {
-    let planned = planning::compute(session, &read_everything()).await?;
+    let planned = session.plan(&read_everything()).await?;
     let report = drift::with_preserved(
         drift::from_plan(&planned.plan),
         &planned.plan,

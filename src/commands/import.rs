@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use miette::miette;
 
-use super::session::{self, Session};
 use crate::cli::{GlobalArgs, ImportArgs};
 use crate::import::{self, ImportInput};
 use crate::model::ProviderName;
 use crate::providers;
+use crate::session::{self, Session};
 use crate::state::StateLock;
 use crate::ExitStatus;
 

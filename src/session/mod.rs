@@ -1,14 +1,22 @@
-//! What every command that talks to providers sets up: the environment (or the embedded
-//! sandbox standing in for it), lines.toml, state, the provider clients, a refresh.
+//! The pipeline every command runs: load lines.toml -> load state -> refresh live -> plan.
+//!
+//! A [`Session`] is one command's connection to the world: the environment (or the embedded
+//! sandbox standing in for it), lines.toml, state and the provider clients. [`pipeline`]
+//! turns them into a plan; plan, apply, drift and check call it, and so do the benchmarks,
+//! so what is measured and what is run are the same code. Nothing here prints except the
+//! lint warnings of lines.toml, once.
 
-use std::time::Instant;
+mod pipeline;
+mod refused;
 
-use futures::future::join_all;
+pub use pipeline::{plan_against, refresh, Planned};
+pub use refused::{plan_errors, PlanErrors};
+
 use miette::{miette, IntoDiagnostic, WrapErr};
 
 use crate::cli::GlobalArgs;
 use crate::config::{self, Loaded};
-use crate::model::{Desired, Kind, Live, ProviderName, SecretSource};
+use crate::model::{Desired, Kind, ProviderName, SecretSource};
 use crate::providers::{self, ClientOptions, Env, Providers};
 use crate::sandbox::{self, Sandbox, SandboxOptions};
 use crate::state::{State, StateStore};
@@ -155,32 +163,6 @@ pub fn needed_providers(desired: &Desired, state: &State) -> Vec<ProviderName> {
     needed.sort();
     needed.dedup();
     needed
-}
-
-/// Reads every provider at once.
-pub async fn refresh(providers: &Providers) -> miette::Result<Live> {
-    let started = Instant::now();
-    let reads = ProviderName::ALL.into_iter().filter_map(|name| {
-        providers.get(name).map(|p| {
-            let p = p.clone();
-            async move { (name, p.refresh().await) }
-        })
-    });
-    let mut live = Live::default();
-    for (name, result) in join_all(reads).await {
-        let objects = result.wrap_err_with(|| format!("refreshing {name} failed"))?;
-        for o in objects {
-            live.insert(o);
-        }
-        live.refreshed.push(name);
-    }
-    providers.lock.learn(live.objects.values());
-    tracing::info!(
-        objects = live.objects.len(),
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "refreshed"
-    );
-    Ok(live)
 }
 
 /// A fingerprint of lines.toml's exact text.
