@@ -37,7 +37,7 @@ async fn run(session: &Session, args: &ApplyArgs) -> miette::Result<ExitStatus> 
     // A plan file is evidence, never authority: what runs is always the plan computed now.
     let plan = planned.plan.clone();
     if let Some(path) = &args.plan_file {
-        for warning in saved_plan(path, &plan)? {
+        for warning in crate::plan::saved::check_file(path, &plan)? {
             eprintln!("warning: {warning}");
         }
     }
@@ -106,28 +106,6 @@ async fn recover_interrupted_run(session: &Session) -> miette::Result<()> {
         crate::outln!("  {note}");
     }
     Ok(())
-}
-
-/// Reads a saved plan and compares it with the plan computed now
-/// ([`crate::plan::saved::check`]); the warnings are live objects that moved but are not
-/// written.
-fn saved_plan(path: &std::path::Path, now: &Plan) -> miette::Result<Vec<String>> {
-    let text = std::fs::read_to_string(path).into_diagnostic()?;
-    let saved = Plan::from_json(&text).map_err(|e| {
-        miette!(
-            help = "make a new one with `cwa plan --out FILE`",
-            "{} is not a cwa plan file: {e}",
-            path.display()
-        )
-    })?;
-    crate::plan::saved::check(&saved, now).map_err(|e| {
-        miette!(
-            code = "cwa::apply::stale_plan",
-            help = "run `cwa plan --out FILE` again, review it, and apply the new file; nothing was changed",
-            "the saved plan {} is stale: {e}",
-            path.display()
-        )
-    })
 }
 
 /// Asks for `yes` on a terminal; refuses without one.

@@ -10,6 +10,7 @@
 //! warning when the plan does not.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 
 use super::{Change, Finding, Plan};
 
@@ -22,6 +23,52 @@ pub enum Mismatch {
     /// The file says something the plan computed now does not.
     #[error("the file differs from the plan computed now: {difference}")]
     Differs { difference: String },
+}
+
+/// Why a plan file cannot be applied (or shown), as the operator is told.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum FileError {
+    #[error("cannot read the plan file {path}: {source}")]
+    #[diagnostic(code(cwa::plan_file::unreadable))]
+    Unreadable {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a cwa plan file: {detail}")]
+    #[diagnostic(
+        code(cwa::plan_file::not_a_plan),
+        help("a plan file is what `cwa plan --out FILE` writes; make a new one with it")
+    )]
+    NotAPlan { path: String, detail: String },
+    #[error("the saved plan {path} is stale: {mismatch}")]
+    #[diagnostic(
+        code(cwa::apply::stale_plan),
+        help("run `cwa plan --out FILE` again, review it, and apply the new file; nothing was changed")
+    )]
+    Stale { path: String, mismatch: Mismatch },
+}
+
+/// Reads a plan file (`cwa plan --out FILE`), refusing anything that is not one.
+pub fn read(path: &Path) -> Result<Plan, FileError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| FileError::Unreadable {
+        path: shown.clone(),
+        source,
+    })?;
+    Plan::from_json(&text).map_err(|e| FileError::NotAPlan {
+        path: shown,
+        detail: e.to_string(),
+    })
+}
+
+/// Reads a plan file and compares it with the plan computed now ([`check`]). Ok carries the
+/// warnings: live objects that moved but are not written.
+pub fn check_file(path: &Path, now: &Plan) -> Result<Vec<String>, FileError> {
+    let saved = read(path)?;
+    check(&saved, now).map_err(|mismatch| FileError::Stale {
+        path: path.display().to_string(),
+        mismatch,
+    })
 }
 
 /// Compares a saved plan with the plan computed now. Ok carries warnings: live objects
