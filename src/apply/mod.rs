@@ -1,0 +1,94 @@
+//! Carries out a plan: waves of the change graph in dependency order with bounded
+//! parallelism; every mutating call journaled before it is made and after it returns; every
+//! write read back and compared; state saved as steps complete; hard locks enforced again.
+//!
+//! One job a file: [`executor`] walks the graph and decides what runs, is skipped or rolled
+//! back; `writes` makes each provider call and verifies it; `journal` records intents,
+//! results, the audit log and state saves; [`reconcile`] settles what a killed run left.
+
+mod error;
+mod executor;
+mod journal;
+mod reconcile;
+mod writes;
+
+pub use error::ApplyError;
+pub use executor::Executor;
+pub use reconcile::{rebind_fingerprints, reconcile};
+
+use crate::model::Address;
+use crate::plan::Action;
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    pub parallelism: usize,
+    /// On failure, delete what this run created for the failed chains (never numbers).
+    pub rollback_on_failure: bool,
+    pub progress: Progress,
+}
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// A bar per wave (terminals).
+    Bars,
+    /// One plain line per action (CI logs, pipes).
+    Lines,
+    Quiet,
+}
+
+/// What happened to one change.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub address: Address,
+    pub action: Action,
+    pub id: Option<String>,
+    /// Why it failed, in words (never a Debug dump).
+    pub error: Option<String>,
+    /// What to do about the failure.
+    pub fix: Option<String>,
+    /// Whether running apply again, with nothing changed, can succeed.
+    pub rerun_helps: bool,
+}
+
+/// A change not attempted because a change it depends on failed (or was itself skipped):
+/// independent chains go on, this one waits for the next run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    pub address: Address,
+    pub action: Action,
+    /// The change it waited for.
+    pub waits_for: Address,
+    pub reason: String,
+}
+
+/// What a run did and did not do.
+#[derive(Debug, Default)]
+pub struct ApplyReport {
+    pub done: Vec<Outcome>,
+    pub failed: Vec<Outcome>,
+    /// Not attempted because of a failure they depend on.
+    pub skipped: Vec<Skipped>,
+    /// Not started because the run was interrupted.
+    pub not_started: Vec<Address>,
+    pub rolled_back: Vec<Address>,
+    pub interrupted: bool,
+}
+
+impl ApplyReport {
+    pub fn succeeded(&self) -> bool {
+        self.failed.is_empty()
+            && self.skipped.is_empty()
+            && self.not_started.is_empty()
+            && !self.interrupted
+    }
+
+    /// Whether a plain rerun can finish the job: some failure was transient, or the run was
+    /// interrupted. False when every failure needs a fix first.
+    pub fn rerun_helps(&self) -> bool {
+        self.interrupted
+            || !self.not_started.is_empty()
+            || self.failed.iter().any(|f| f.rerun_helps)
+    }
+}
