@@ -344,3 +344,65 @@ async fn a_rule_for_every_trunk_would_route_the_protected_trunk_and_is_refused()
     ));
     assert_refused(&ctx, "[livekit.dispatch_rule.everyone]").await;
 }
+
+/// Issue 15 finding 7: swapping two churches' numbers moves six objects state already owns
+/// between addresses and renames two trunks and two rules. The summary counts every write:
+/// each change that writes fields counts as an update, an object moving between addresses as
+/// a move, and only objects new to state as adopted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_summary_counts_every_write_when_two_churches_swap_numbers() {
+    let ctx = Ctx::runbook().await;
+    assert_exit(&ctx.cwa(&["apply", "--auto-approve"]).await, 0);
+    let text = ctx
+        .lines_toml()
+        .replace("number = \"+14144007103\"", "number = \"SWAP\"")
+        .replace("number = \"+17473897673\"", "number = \"+14144007103\"")
+        .replace("number = \"SWAP\"", "number = \"+17473897673\"");
+    ctx.set_lines_toml(&text);
+    let out = ctx.cwa(&["plan", "--json"]).await;
+    assert_exit(&out, 0);
+    let plan: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let changes = plan["changes"].as_array().unwrap();
+    let count = |pred: &dyn Fn(&Value) -> bool| changes.iter().filter(|c| pred(c)).count();
+    let writes_fields = |c: &Value| {
+        matches!(c["action"].as_str(), Some("update" | "adopt"))
+            && !c["fields"].as_array().unwrap().is_empty()
+    };
+    let moves = |c: &Value| c["action_reason"]["code"] == "owned-as";
+    let new_to_state = |c: &Value| c["action"] == "adopt" && !moves(c);
+    assert_eq!(
+        count(&moves),
+        6,
+        "two numbers, trunks and rules move: {plan}"
+    );
+    let renamed = count(&writes_fields);
+    assert!(renamed >= 4, "two trunks and two rules are renamed: {plan}");
+    assert_eq!(
+        plan["summary"]["update"],
+        json!(renamed),
+        "{}",
+        plan["summary"]
+    );
+    assert_eq!(plan["summary"]["move"], json!(6), "{}", plan["summary"]);
+    assert_eq!(
+        plan["summary"]["adopt"].as_u64().unwrap_or(0) as usize,
+        count(&new_to_state),
+        "{}",
+        plan["summary"]
+    );
+
+    let human = stdout(&ctx.cwa(&["plan"]).await);
+    let line = human.lines().find(|l| l.starts_with("Plan: ")).unwrap();
+    assert!(line.contains(&format!("{renamed} to update")), "{line}");
+    assert!(line.contains("6 to move"), "{line}");
+    assert!(line.contains("0 to adopt"), "{line}");
+    for c in changes.iter().filter(|c| moves(c)) {
+        assert!(
+            !c["reason"].as_str().unwrap().contains("not yet in state"),
+            "{c}"
+        );
+    }
+    let md = stdout(&ctx.cwa(&["plan", "--markdown"]).await);
+    assert!(md.contains(&format!("| `~` update | {renamed} |")), "{md}");
+    assert!(md.contains("move | 6 |"), "{md}");
+}

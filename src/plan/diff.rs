@@ -708,8 +708,8 @@ impl<'a> Planner<'a> {
             }
         };
         let mut summary = BTreeMap::new();
-        for c in &changes {
-            *summary.entry(c.action).or_insert(0) += 1;
+        for tally in changes.iter().flat_map(super::Tally::of) {
+            *summary.entry(tally).or_insert(0) += 1;
         }
         let fingerprints = Fingerprints {
             config: input.config_fingerprint.clone(),

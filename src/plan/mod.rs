@@ -102,6 +102,94 @@ impl Action {
     }
 }
 
+/// What the summary counts: every write a plan makes, by class (the summary line, the
+/// Markdown table and `summary` in JSON). A change may count twice: an object adopted or
+/// moved whose fields differ is also an update, because apply writes those fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Tally {
+    NoOp,
+    Create,
+    /// Recorded in state for the first time.
+    Adopt,
+    /// Owned under another address; its state entry moves to this one.
+    Move,
+    /// Fields written in place (an update, or an adopt or move with field changes).
+    Update,
+    Replace,
+    Delete,
+    Forget,
+    Retain,
+    Verify,
+}
+
+impl Tally {
+    /// In the order the views list them.
+    pub const ALL: [Tally; 10] = [
+        Self::Create,
+        Self::Adopt,
+        Self::Move,
+        Self::Update,
+        Self::Replace,
+        Self::Delete,
+        Self::Forget,
+        Self::Retain,
+        Self::Verify,
+        Self::NoOp,
+    ];
+
+    /// The classes `change` counts in.
+    pub fn of(change: &Change) -> Vec<Tally> {
+        let first = match change.action {
+            Action::NoOp => Self::NoOp,
+            Action::Create => Self::Create,
+            Action::Adopt if change.reason.moves_in_state() => Self::Move,
+            Action::Adopt => Self::Adopt,
+            Action::Update => Self::Update,
+            Action::Replace => Self::Replace,
+            Action::Delete => Self::Delete,
+            Action::Forget => Self::Forget,
+            Action::Retain => Self::Retain,
+            Action::Verify => Self::Verify,
+        };
+        let writes_fields = change.action == Action::Adopt && !change.fields.is_empty();
+        std::iter::once(first)
+            .chain(writes_fields.then_some(Self::Update))
+            .collect()
+    }
+
+    /// The marker the Markdown table puts before the name.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Self::Move => "->",
+            other => other.action().map_or("", Action::symbol),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Move => "move",
+            other => other.action().map_or("", Action::as_str),
+        }
+    }
+
+    /// The action of the same name, for every class but [`Tally::Move`].
+    fn action(self) -> Option<Action> {
+        Some(match self {
+            Self::NoOp => Action::NoOp,
+            Self::Create => Action::Create,
+            Self::Adopt => Action::Adopt,
+            Self::Move => return None,
+            Self::Update => Action::Update,
+            Self::Replace => Action::Replace,
+            Self::Delete => Action::Delete,
+            Self::Forget => Action::Forget,
+            Self::Retain => Action::Retain,
+            Self::Verify => Action::Verify,
+        })
+    }
+}
+
 /// One planned change to one resource.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Change {
@@ -206,7 +294,8 @@ pub struct Plan {
     /// Protected ids that leave the lock only with `apply --unprotect ID`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unprotect: Vec<Unprotect>,
-    pub summary: BTreeMap<Action, usize>,
+    /// Every write, counted by [`Tally`].
+    pub summary: BTreeMap<Tally, usize>,
     pub monthly_cost_delta_cents: i64,
     pub fingerprints: Fingerprints,
 }

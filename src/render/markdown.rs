@@ -12,7 +12,7 @@ use std::fmt::Write;
 
 use super::escape::{markdown as esc, markdown_code as code, mermaid as mermaid_esc};
 use super::{created_fields, money, source_of, value_text, Source};
-use crate::plan::{Action, Change, Finding, Plan, Severity};
+use crate::plan::{Action, Change, Finding, Plan, Severity, Tally};
 
 /// GitHub refuses (drops) a comment longer than this many characters.
 pub const GITHUB_COMMENT_LIMIT: usize = 65_536;
@@ -72,9 +72,9 @@ fn header(out: &mut String, plan: &Plan, source: Source) {
 
 fn summary_table(out: &mut String, plan: &Plan) {
     let _ = writeln!(out, "| action | count |\n|---|---:|");
-    for action in Action::ALL {
-        if let Some(n) = plan.summary.get(&action).filter(|n| **n > 0) {
-            let _ = writeln!(out, "| `{}` {} | {n} |", action.symbol(), action.as_str());
+    for tally in Tally::ALL {
+        if let Some(n) = plan.summary.get(&tally).filter(|n| **n > 0) {
+            let _ = writeln!(out, "| `{}` {} | {n} |", tally.symbol(), tally.as_str());
         }
     }
     out.push('\n');

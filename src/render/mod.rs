@@ -45,21 +45,23 @@ pub fn json(plan: &Plan) -> String {
     out
 }
 
-/// A compact line of counts, e.g. `2 to create, 1 to update, 0 to delete`.
+/// A compact line of counts, e.g. `2 to create, 1 to update, 0 to delete`: every write
+/// (see [`crate::plan::Tally`]).
 pub fn summary_line(plan: &Plan) -> String {
-    use crate::plan::Action;
-    let n = |a: Action| plan.summary.get(&a).copied().unwrap_or(0);
+    use crate::plan::Tally;
+    let n = |a: Tally| plan.summary.get(&a).copied().unwrap_or(0);
     let mut parts = vec![
-        format!("{} to create", n(Action::Create)),
-        format!("{} to adopt", n(Action::Adopt)),
-        format!("{} to update", n(Action::Update)),
-        format!("{} to replace", n(Action::Replace)),
-        format!("{} to delete", n(Action::Delete)),
+        format!("{} to create", n(Tally::Create)),
+        format!("{} to adopt", n(Tally::Adopt)),
+        format!("{} to update", n(Tally::Update)),
+        format!("{} to replace", n(Tally::Replace)),
+        format!("{} to delete", n(Tally::Delete)),
     ];
     for (action, label) in [
-        (Action::Forget, "to forget"),
-        (Action::Retain, "kept"),
-        (Action::Verify, "verified"),
+        (Tally::Move, "to move"),
+        (Tally::Forget, "to forget"),
+        (Tally::Retain, "kept"),
+        (Tally::Verify, "verified"),
     ] {
         if n(action) > 0 {
             parts.push(format!("{} {label}", n(action)));
