@@ -29,14 +29,23 @@ pub struct GlobalArgs {
     #[arg(long, global = true, default_value = "lines.toml", value_name = "PATH")]
     pub config: PathBuf,
 
-    /// The directory holding cwa's state (state.json, lock, journal, audit log).
+    /// Where cwa's state is: a directory (state.json, lock, journal, audit log), or a
+    /// PostgreSQL database, postgres://USER@HOST/DB?workspace=NAME (see the README). The flag
+    /// wins over CWA_STATE_URL, which wins over the default directory.
     #[arg(
         long = "state",
         global = true,
         default_value = "state",
-        value_name = "DIR"
+        env = "CWA_STATE_URL",
+        hide_env_values = true,
+        value_name = "DIR|URL"
     )]
     pub state_dir: PathBuf,
+
+    /// The workspace of a PostgreSQL state (several independent states share one database);
+    /// wins over the URL's ?workspace=. Default: `default`.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub workspace: Option<String>,
 
     /// Never color output (NO_COLOR is honored too).
     #[arg(long, global = true)]
@@ -230,11 +239,23 @@ pub enum StateCommand {
     },
     /// Remove state/lock.json, which an apply holds while it runs, when the apply that took
     /// it is gone (killed, or its machine lost). Refused while the holder's process is alive.
+    /// For a PostgreSQL state: end the lease, refused while it is unexpired; either way the
+    /// generation is bumped, so its holder can write nothing more.
     Unlock {
         /// Remove the lock even though its holder looks alive (only when you know it is not
-        /// running, e.g. it ran on another machine).
+        /// running, e.g. it ran on another machine); end an unexpired lease.
         #[arg(long)]
         force: bool,
+    },
+    /// Copy state (resources, protections, lineage, audit log) to another backend: a
+    /// directory or a postgres:// URL. Verified by reading it back; the source is kept.
+    Migrate {
+        /// Where to: a directory, or postgres://USER@HOST/DB?workspace=NAME.
+        #[arg(long, value_name = "DIR|URL")]
+        to: PathBuf,
+        /// The workspace at the destination (a URL's ?workspace= otherwise).
+        #[arg(long = "to-workspace", value_name = "NAME")]
+        to_workspace: Option<String>,
     },
 }
 

@@ -24,7 +24,7 @@ pub fn export(global: &GlobalArgs, command: &ExportCommand) -> miette::Result<Ex
     for warning in &loaded.warnings {
         crate::errln!("{warning:?}");
     }
-    let state = StateStore::new(&global.state_dir).load()?;
+    let state = StateStore::open(&global.state_dir, global.workspace.as_deref())?.load()?;
     let (registry, unpinned) = registry(&loaded.desired, &state);
     for addr in unpinned {
         crate::errln!(

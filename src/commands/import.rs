@@ -86,21 +86,21 @@ fn summary(
         "Read {} (nothing was written to any provider).",
         names.join(", ")
     );
-    let state_path = session.store().state_path();
+    let state_path = session.store().describe();
     if imported.recorded.is_empty() && !imported.added.is_empty() {
         // A first import declares everything it records: "Recorded 0" read as nothing done.
         let _ = writeln!(
             out,
             "Recorded {} newly declared object(s) in {} as they are live.",
             imported.added.len(),
-            state_path.display()
+            state_path
         );
     } else {
         let _ = writeln!(
             out,
             "Recorded {} declared object(s) in {} as they are live.",
             imported.recorded.len(),
-            state_path.display()
+            state_path
         );
     }
     if imported.added.is_empty() {

@@ -86,7 +86,10 @@ pub fn same_world_command(global: &GlobalArgs, rest: &str) -> String {
         words.push(format!("--config {}", global.config.display()));
     }
     if global.state_dir != std::path::Path::new("state") {
-        words.push(format!("--state {}", global.state_dir.display()));
+        words.push(format!(
+            "--state {}",
+            crate::state::location::redact(&global.state_dir.to_string_lossy())
+        ));
     }
     words.push(rest.to_string());
     words.join(" ")

@@ -7,12 +7,16 @@ use crate::ExitStatus;
 
 /// Runs a `cwa state` subcommand. None of them touches the network.
 pub fn state(global: &GlobalArgs, command: &StateCommand) -> miette::Result<ExitStatus> {
-    let store = StateStore::new(&global.state_dir);
+    let store = StateStore::open(&global.state_dir, global.workspace.as_deref())?;
     match command {
         StateCommand::List => list(&store),
         StateCommand::Show { address } => show(&store, address),
         StateCommand::Rm { address } => rm(global, &store, address),
         StateCommand::Unlock { force } => unlock(&store, *force),
+        StateCommand::Migrate { to, to_workspace } => {
+            let to = StateStore::open(to, to_workspace.as_deref())?;
+            migrate(&store, &to)
+        }
     }
 }
 
@@ -102,11 +106,28 @@ fn rm(global: &GlobalArgs, store: &StateStore, address: &str) -> miette::Result<
 fn unlock(store: &StateStore, force: bool) -> miette::Result<ExitStatus> {
     let info = StateLock::force_unlock(store, force)?;
     crate::outln!(
-        "Removed the lock held by {} (pid {}, {} since {}).",
+        "Removed the lock on {} held by {} (pid {}, {} since {}).",
+        store.describe(),
         info.holder,
         info.pid,
         info.operation,
         info.time
+    );
+    Ok(ExitStatus::Success)
+}
+
+/// `cwa state migrate --to`: copies state to another backend ([`crate::state::migrate`]).
+fn migrate(from: &StateStore, to: &StateStore) -> miette::Result<ExitStatus> {
+    let done = crate::state::migrate(from, to)?;
+    crate::outln!(
+        "Copied {} resources and {} audit entries from {} to {} (lineage {}, serial {}); read back and identical. {} is unchanged.",
+        done.resources,
+        done.audit_entries,
+        from.describe(),
+        to.describe(),
+        done.lineage,
+        done.serial,
+        from.describe()
     );
     Ok(ExitStatus::Success)
 }

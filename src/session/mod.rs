@@ -27,6 +27,7 @@ pub struct Session {
     pub env: Env,
     pub secrets: SecretSource,
     sandbox: Option<Sandbox>,
+    store: StateStore,
     /// Whether lines.toml's warnings were printed already.
     warned: std::sync::atomic::AtomicBool,
 }
@@ -41,12 +42,14 @@ impl Session {
     }
 
     async fn connect_env(global: &GlobalArgs) -> miette::Result<Session> {
+        let store = StateStore::open(&global.state_dir, global.workspace.as_deref())?;
         if !global.sandbox {
             return Ok(Session {
                 global: global.clone(),
                 env: Env::from_process(),
                 secrets: SecretSource::default(),
                 sandbox: None,
+                store: store.clone(),
                 warned: Default::default(),
             });
         }
@@ -59,6 +62,7 @@ impl Session {
                 env: Env::from_pairs(vars.clone()),
                 secrets: SecretSource::with_overrides(vars),
                 sandbox: None,
+                store: store.clone(),
                 warned: Default::default(),
             });
         }
@@ -77,6 +81,7 @@ impl Session {
             env: Env::from_pairs(vars.clone()),
             secrets: SecretSource::with_overrides(vars),
             sandbox: Some(started),
+            store,
             warned: Default::default(),
         })
     }
@@ -103,8 +108,9 @@ impl Session {
         Ok(loaded)
     }
 
+    /// Where state is (one store per session: a PostgreSQL state's lease is held on it).
     pub fn store(&self) -> StateStore {
-        StateStore::new(&self.global.state_dir)
+        self.store.clone()
     }
 
     /// State, with the protections its audit log remembers (protection memory).

@@ -15,6 +15,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use std::sync::Arc;
+
+use super::pg::PgBackend;
 use super::{StateError, StateStore};
 
 /// Whether a journal line records what is about to happen or what happened.
@@ -62,11 +65,13 @@ pub struct AuditEntry {
 /// The size at which audit.jsonl is rotated (about 4,000 entries).
 pub const AUDIT_ROTATE_BYTES: u64 = 1 << 20;
 
-/// Appends to journal.jsonl and audit.jsonl, each line fsynced before the call it describes.
+/// Appends to journal.jsonl and audit.jsonl, each line fsynced before the call it describes;
+/// or, for a state in PostgreSQL, inserts rows, each committed (and fenced) before the call.
 #[derive(Debug, Clone)]
 pub struct Journal {
     journal: PathBuf,
     audit: PathBuf,
+    remote: Option<Arc<PgBackend>>,
 }
 
 impl Journal {
@@ -74,14 +79,21 @@ impl Journal {
         Self {
             journal: store.journal_path(),
             audit: store.audit_path(),
+            remote: store.remote().cloned(),
         }
     }
 
     pub fn record(&self, entry: &JournalEntry) -> Result<(), StateError> {
-        append_line(&self.journal, entry)
+        match &self.remote {
+            Some(pg) => pg.record(entry),
+            None => append_line(&self.journal, entry),
+        }
     }
 
     pub fn audit(&self, entry: &AuditEntry) -> Result<(), StateError> {
+        if let Some(pg) = &self.remote {
+            return pg.audit(entry);
+        }
         self.rotate_audit(rotate_bytes())?;
         append_line(&self.audit, entry)
     }
@@ -129,6 +141,9 @@ impl Journal {
     /// Every journal entry, oldest first. A torn last line (a crash mid-write) is ignored:
     /// its call was never made, because the line is synced before the call.
     pub fn entries(&self) -> Result<Vec<JournalEntry>, StateError> {
+        if let Some(pg) = &self.remote {
+            return pg.journal_entries();
+        }
         read_lines(&self.journal)
     }
 
@@ -151,6 +166,9 @@ impl Journal {
 
     /// Empties the journal once every intent in it has been settled in state.
     pub fn clear(&self) -> Result<(), StateError> {
+        if let Some(pg) = &self.remote {
+            return pg.clear_journal();
+        }
         match fs::remove_file(&self.journal) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -164,6 +182,9 @@ impl Journal {
 
     /// Every audit entry, oldest first, across rotated files.
     pub fn audit_entries(&self) -> Result<Vec<AuditEntry>, StateError> {
+        if let Some(pg) = &self.remote {
+            return pg.audit_entries();
+        }
         let mut all = Vec::new();
         for file in self.audit_files() {
             all.extend(read_lines(&file)?);

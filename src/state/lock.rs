@@ -55,10 +55,11 @@ fn proc_stat(pid: u32) -> Option<(char, u64)> {
     Some((state, ticks))
 }
 
-/// A held lock; released when dropped.
+/// A held lock (lock.json), or a held lease (PostgreSQL); released when dropped.
 #[derive(Debug)]
-pub struct StateLock {
-    path: PathBuf,
+pub enum StateLock {
+    File { path: PathBuf },
+    Lease(std::sync::Arc<super::pg::PgBackend>),
 }
 
 impl StateLock {
@@ -68,6 +69,10 @@ impl StateLock {
         operation: &str,
         wait: Duration,
     ) -> Result<Self, StateError> {
+        if let Some(pg) = store.remote() {
+            pg.acquire(operation, wait)?;
+            return Ok(Self::Lease(pg.clone()));
+        }
         let deadline = Instant::now() + wait;
         loop {
             match Self::try_acquire(store, operation) {
@@ -95,7 +100,7 @@ impl StateLock {
             started: ProcessStart::of(std::process::id()),
         };
         match create_complete(&path, &info) {
-            Ok(()) => Ok(Self { path }),
+            Ok(()) => Ok(Self::File { path }),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 let held = match read_info(store) {
                     Err(StateError::NotLocked) => return Self::try_acquire(store, operation),
@@ -118,6 +123,9 @@ impl StateLock {
 
     /// Removes a lock. Without `force`, refuses while its holder is still running.
     pub fn force_unlock(store: &StateStore, force: bool) -> Result<LockInfo, StateError> {
+        if let Some(pg) = store.remote() {
+            return pg.unlock(force);
+        }
         let info = read_info(store)?;
         if !force && holder_alive(&info) && info.pid != std::process::id() {
             return Err(StateError::Locked {
@@ -137,7 +145,12 @@ impl StateLock {
 
 impl Drop for StateLock {
     fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
+        match self {
+            Self::File { path } => {
+                let _ = fs::remove_file(path);
+            }
+            Self::Lease(pg) => pg.release(),
+        }
     }
 }
 

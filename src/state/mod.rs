@@ -7,7 +7,10 @@
 
 pub mod fingerprint;
 mod journal;
+pub mod location;
 mod lock;
+mod migrate;
+mod pg;
 mod store;
 
 use std::collections::BTreeMap;
@@ -18,6 +21,8 @@ use crate::model::{Address, Kind, Live, LiveObject, ProviderName, Spec};
 
 pub use journal::{AuditEntry, Journal, JournalEntry, JournalPhase};
 pub use lock::{holder_name as operator, LockInfo, StateLock};
+pub use migrate::{migrate, Migrated};
+pub use pg::lease_ttl;
 pub use store::{parse_state, write_atomic, StateStore};
 
 /// The newest state format this build reads and writes. One policy for every version: a
@@ -84,6 +89,66 @@ pub enum StateError {
         help("someone edited state/ (by hand, or by copying in another checkout's state) while this apply held the lock; the journal is kept: check the change, then run `cwa apply` again, which reconciles the journal with live before planning")
     )]
     ChangedSinceRead { path: String, what: String },
+    #[error("cannot {action} PostgreSQL state at {target}: {detail}")]
+    #[diagnostic(
+        code(cwa::state::postgres),
+        help("check that the server is up and the URL (--state or CWA_STATE_URL) and its grants are right (README: State in PostgreSQL); nothing after this was written, and the journal keeps what was sent: run the command again once the database answers")
+    )]
+    Postgres {
+        target: String,
+        action: &'static str,
+        detail: String,
+    },
+    #[error("{target} was migrated to schema version {found}, newer than this cwa understands ({supported})")]
+    #[diagnostic(
+        code(cwa::state::newer_schema),
+        help("upgrade cwa; an older build must not write to a newer schema")
+    )]
+    NewerSchema {
+        target: String,
+        found: i32,
+        supported: i32,
+    },
+    #[error("the lease on {} is held by {} (pid {}, {} since {}) until {}", .0.target, .0.holder, .0.pid, .0.operation, .0.time, .0.expires)]
+    #[diagnostic(
+        code(cwa::state::leased),
+        help("another cwa is applying to this workspace: wait for it (--lock-timeout SECONDS waits), or, if it is gone, its lease expires at the time above and the next apply takes over and reconciles; `cwa state unlock --force` ends it now (bumping the generation, so it can write nothing more)")
+    )]
+    LeaseHeld(Box<LeaseHolder>),
+    #[error("this run's lease on {target} was taken over (it held generation {generation}, the current one is {current}); refused to write")]
+    #[diagnostic(
+        code(cwa::state::fenced),
+        help("this process was paused or cut off for longer than its lease (CWA_LEASE_TTL) and another cwa took over; nothing more of this run is written, and the new holder reconciles what it had sent: run `cwa plan` to see where things stand")
+    )]
+    Fenced {
+        target: String,
+        generation: i64,
+        current: i64,
+    },
+    #[error("{given} is not a state location: {detail}")]
+    #[diagnostic(
+        code(cwa::state::location),
+        help("--state (or CWA_STATE_URL) takes a directory, or postgres://USER@HOST/DB?workspace=NAME")
+    )]
+    BadLocation { given: String, detail: String },
+    #[error("{store} has {entries} journal entries of an apply that did not finish")]
+    #[diagnostic(
+        code(cwa::state::journal_pending),
+        help(
+            "run `cwa apply` against it first (it reconciles the journal with live), then migrate"
+        )
+    )]
+    JournalPending { store: String, entries: usize },
+    #[error("{store} already holds another state (lineage {lineage}, serial {serial})")]
+    #[diagnostic(
+        code(cwa::state::destination_taken),
+        help("migrate into an empty directory or workspace (`--to-workspace NAME`); cwa never overwrites another state")
+    )]
+    DestinationHoldsState {
+        store: String,
+        lineage: String,
+        serial: u64,
+    },
     #[error("state/ is not locked")]
     #[diagnostic(code(cwa::state::not_locked))]
     NotLocked,
@@ -103,6 +168,17 @@ pub enum StateError {
         help("`cwa state list` shows every owned address")
     )]
     Unknown(String),
+}
+
+/// Who holds a PostgreSQL state's lease, and until when (server time, UTC).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseHolder {
+    pub target: String,
+    pub holder: String,
+    pub pid: u32,
+    pub operation: String,
+    pub time: String,
+    pub expires: String,
 }
 
 /// One owned object: the address it is known by and the live object behind it, as last seen.

@@ -4,17 +4,55 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
+use super::location::{self, Location};
+use super::pg::{self, PgBackend};
 use super::{State, StateError, FORMAT_VERSION};
 
-/// The state directory and the files in it.
+/// Where state is kept: the state directory and the files in it (the default), or a
+/// workspace in PostgreSQL (`remote`). Every caller goes through this one API; which backend
+/// serves it is decided here alone.
 #[derive(Debug, Clone)]
 pub struct StateStore {
     dir: PathBuf,
+    remote: Option<Arc<PgBackend>>,
 }
 
 impl StateStore {
+    /// The state directory `dir`.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        Self {
+            dir: dir.into(),
+            remote: None,
+        }
+    }
+
+    /// The state `--state` names: a directory, or a `postgres://` URL (with `--workspace`).
+    /// Nothing is opened yet: a database is connected to (and its schema migrated) on first
+    /// use.
+    pub fn open(location: &Path, workspace: Option<&str>) -> Result<Self, StateError> {
+        Ok(match location::parse(location, workspace)? {
+            Location::Dir(dir) => Self::new(dir),
+            Location::Postgres(target) => Self {
+                dir: PathBuf::from(target.shown()),
+                remote: Some(pg::backend(&target)),
+            },
+        })
+    }
+
+    /// The PostgreSQL backend, when state is there.
+    pub(super) fn remote(&self) -> Option<&Arc<PgBackend>> {
+        self.remote.as_ref()
+    }
+
+    /// Where state is, for messages: the directory, or the URL (never its password) and
+    /// workspace.
+    pub fn describe(&self) -> String {
+        match &self.remote {
+            Some(pg) => pg.shown(),
+            None => self.dir.display().to_string(),
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -43,6 +81,9 @@ impl StateStore {
 
     /// Reads state.json; a missing file is an empty state (nothing owned yet).
     pub fn load(&self) -> Result<State, StateError> {
+        if let Some(pg) = &self.remote {
+            return pg.load();
+        }
         let path = self.state_path();
         let text = match fs::read_to_string(&path) {
             Ok(text) => text,
@@ -64,15 +105,35 @@ impl StateStore {
     /// backup (itself written atomically: it is what a user restores from). A crash at any
     /// instant leaves either the old or the new file, never half of one.
     pub fn save(&self, state: &mut State) -> Result<(), StateError> {
+        state.bind_fingerprints(super::fingerprint::key());
+        self.write(state, None)
+    }
+
+    /// Saves a state copied from another store as it is (`cwa state migrate`): the serial
+    /// moves on, the fingerprints and their key id are kept, not rebound under this process's
+    /// key (a copy must be lossless).
+    pub fn save_copy(&self, state: &mut State) -> Result<(), StateError> {
+        self.write(state, None)
+    }
+
+    /// Bumps the serial and sets the format (what every backend saves), then writes where
+    /// state is kept.
+    fn write(&self, state: &mut State, expected: Option<&State>) -> Result<(), StateError> {
         state.serial = state
             .serial
             .checked_add(1)
             .ok_or_else(|| StateError::Corrupt {
-                path: self.state_path().display().to_string(),
+                path: self.describe(),
                 detail: SERIAL_AT_MAXIMUM.into(),
             })?;
         state.format_version = FORMAT_VERSION;
-        state.bind_fingerprints(super::fingerprint::key());
+        match &self.remote {
+            Some(pg) => pg.save(state, expected),
+            None => self.write_files(state),
+        }
+    }
+
+    fn write_files(&self, state: &State) -> Result<(), StateError> {
         let mut json = serde_json::to_string_pretty(state).map_err(|e| StateError::Corrupt {
             path: self.state_path().display().to_string(),
             detail: e.to_string(),
@@ -112,6 +173,10 @@ impl StateStore {
     /// another checkout's state copied in): nothing is written, and the error names what
     /// changed, so the run stops instead of overwriting it.
     pub fn save_if_unchanged(&self, state: &mut State, expected: &State) -> Result<(), StateError> {
+        if self.remote.is_some() {
+            state.bind_fingerprints(super::fingerprint::key());
+            return self.write(state, Some(expected));
+        }
         let on_disk = match fs::read_to_string(self.state_path()) {
             Ok(text) => Some(parse_state(&self.state_path(), &text)?),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
