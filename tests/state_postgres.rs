@@ -106,6 +106,40 @@ fn signal(child: &Child, sig: &str) {
     assert!(ok, "kill {sig} {}", child.id());
 }
 
+/// Starts a slow apply of workspace `ws` and returns once it journaled a create intent.
+async fn apply_until_intent(ctx: &Ctx, pg: &PgCluster, ws: &str) -> (String, Child) {
+    let url = pg.url(&format!("workspace={ws}"));
+    slow(ctx, 300);
+    let first = spawn_apply(ctx, &url, "2", ctx.work.path());
+    wait_for(
+        pg,
+        "SELECT count(*) FROM cwa_journal WHERE phase = 'intent' AND entry->>'operation' = 'create'",
+    )
+    .await;
+    (url, first)
+}
+
+/// A rerun (waiting out a lease of 2 s) succeeds, and then nothing is left to do.
+async fn rerun_converges(ctx: &Ctx, url: &str) -> std::process::Output {
+    slow(ctx, 0);
+    let rerun = cwa_pg_env(
+        ctx,
+        url,
+        &["apply", "--auto-approve", "--lock-timeout", "30"],
+        &[("CWA_LEASE_TTL", "2")],
+    )
+    .await;
+    assert_exit(&rerun, 0);
+    assert_converged(ctx, url).await;
+    rerun
+}
+
+/// No change left, and each number bought once.
+async fn assert_converged(ctx: &Ctx, url: &str) {
+    assert_exit(&cwa_pg(ctx, url, &["plan", "--detailed-exitcode"]).await, 0);
+    assert_eq!(number_orders(ctx), 2, "nothing bought twice");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plan_apply_planfile_drift_and_audit_work_on_postgres_and_leave_no_state_dir() {
     let Some((ctx, pg)) = setup().await else {
@@ -296,14 +330,7 @@ async fn a_holder_killed_with_sigkill_is_taken_over_after_its_lease_and_reconcil
     let Some((ctx, pg)) = setup().await else {
         return;
     };
-    let url = pg.url("workspace=killed");
-    slow(&ctx, 300);
-    let mut first = spawn_apply(&ctx, &url, "2", ctx.work.path());
-    wait_for(
-        &pg,
-        "SELECT count(*) FROM cwa_journal WHERE phase = 'intent' AND entry->>'operation' = 'create'",
-    )
-    .await;
+    let (url, mut first) = apply_until_intent(&ctx, &pg, "killed").await;
     signal(&first, "-KILL");
     let _ = first.wait();
     let refused = cwa_pg_env(
@@ -319,15 +346,7 @@ async fn a_holder_killed_with_sigkill_is_taken_over_after_its_lease_and_reconcil
         "{}",
         stderr(&refused)
     );
-    slow(&ctx, 0);
-    let rerun = cwa_pg_env(
-        &ctx,
-        &url,
-        &["apply", "--auto-approve", "--lock-timeout", "30"],
-        &[("CWA_LEASE_TTL", "2")],
-    )
-    .await;
-    assert_exit(&rerun, 0);
+    let rerun = rerun_converges(&ctx, &url).await;
     let err = stderr(&rerun);
     assert!(err.contains("taking over the lease"), "{err}");
     assert!(
@@ -335,12 +354,6 @@ async fn a_holder_killed_with_sigkill_is_taken_over_after_its_lease_and_reconcil
         "{}",
         stdout(&rerun)
     );
-    assert!(number_orders(&ctx) <= 2, "nothing bought twice");
-    assert_exit(
-        &cwa_pg(&ctx, &url, &["plan", "--detailed-exitcode"]).await,
-        0,
-    );
-    assert_eq!(number_orders(&ctx), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -398,11 +411,7 @@ async fn a_holder_stopped_past_its_lease_writes_nothing_after_another_took_over(
         before,
         "nothing the paused holder did landed"
     );
-    assert_exit(
-        &cwa_pg(&ctx, &url, &["plan", "--detailed-exitcode"]).await,
-        0,
-    );
-    assert_eq!(number_orders(&ctx), 2, "nothing bought twice");
+    assert_converged(&ctx, &url).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -410,14 +419,7 @@ async fn postgres_restarted_mid_apply_is_a_clear_error_and_a_rerun_converges() {
     let Some((ctx, pg)) = setup().await else {
         return;
     };
-    let url = pg.url("workspace=restart");
-    slow(&ctx, 300);
-    let first = spawn_apply(&ctx, &url, "2", ctx.work.path());
-    wait_for(
-        &pg,
-        "SELECT count(*) FROM cwa_journal WHERE phase = 'intent' AND entry->>'operation' = 'create'",
-    )
-    .await;
+    let (url, first) = apply_until_intent(&ctx, &pg, "restart").await;
     pg.stop();
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let out = tokio::task::spawn_blocking(move || first.wait_with_output().unwrap())
@@ -434,20 +436,7 @@ async fn postgres_restarted_mid_apply_is_a_clear_error_and_a_rerun_converges() {
         said.contains("PostgreSQL state at"),
         "a clear error: {said}"
     );
-    slow(&ctx, 0);
-    let rerun = cwa_pg_env(
-        &ctx,
-        &url,
-        &["apply", "--auto-approve", "--lock-timeout", "30"],
-        &[("CWA_LEASE_TTL", "2")],
-    )
-    .await;
-    assert_exit(&rerun, 0);
-    assert_exit(
-        &cwa_pg(&ctx, &url, &["plan", "--detailed-exitcode"]).await,
-        0,
-    );
-    assert_eq!(number_orders(&ctx), 2, "nothing bought twice");
+    rerun_converges(&ctx, &url).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
