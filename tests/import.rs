@@ -20,6 +20,17 @@ async fn plan_json(ctx: &Ctx) -> Plan {
     Plan::from_json(&stdout(&out)).expect("a plan")
 }
 
+/// Gives the test's working directory the repository's shipped state/.
+fn use_shipped_state(ctx: &Ctx) {
+    let state_dir = ctx.path("state");
+    std::fs::create_dir_all(&state_dir).unwrap();
+    std::fs::copy(
+        repo_root().join("state/state.json"),
+        state_dir.join("state.json"),
+    )
+    .unwrap();
+}
+
 fn actionable(plan: &Plan) -> Vec<(String, Action, Vec<String>)> {
     plan.actionable()
         .map(|c| {
@@ -218,13 +229,7 @@ async fn the_shipped_state_matches_a_fresh_runbook_world() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plan_from_the_shipped_state_alone_is_clean() {
     let ctx = Ctx::runbook().await;
-    let state_dir = ctx.path("state");
-    std::fs::create_dir_all(&state_dir).unwrap();
-    std::fs::copy(
-        repo_root().join("state/state.json"),
-        state_dir.join("state.json"),
-    )
-    .unwrap();
+    use_shipped_state(&ctx);
     let out = ctx.cwa(&["plan", "--refresh=false", "--json"]).await;
     assert_exit(&out, 0);
     let plan = Plan::from_json(&stdout(&out)).unwrap();
@@ -281,4 +286,115 @@ async fn a_dropped_declaration_comes_back_under_the_addresses_state_owns() {
         .filter(|a| a.ends_with(".melvindale"))
         .collect();
     assert!(touched.is_empty(), "{touched:?}");
+}
+
+/// Issue 15 finding 6: an import into an empty repository locks nothing, so it must say so
+/// loudly and name what to lock: the trunks carrying another provider's numbers or shared by
+/// several (the main Twilio trunk ST_Xa3Bp9aixRFP among them) and the rules routing them,
+/// never an ordinary church line. The commented `[protected]` block it writes is valid once
+/// uncommented and locks the trunk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_into_an_empty_repository_warns_that_nothing_is_locked_and_names_what_to_lock() {
+    let ctx = Ctx::with_world("runbook", "").await;
+    let out = ctx.cwa(&["import"]).await;
+    assert_exit(&out, 0);
+    let said = stdout(&out);
+    assert!(
+        said.contains("WARNING: lines.toml declares no [protected] id"),
+        "{said}"
+    );
+    let listed: Vec<&str> = said
+        .lines()
+        .filter_map(|l| l.strip_prefix("  ! "))
+        .collect();
+    let ids: Vec<&str> = listed
+        .iter()
+        .filter_map(|l| l.split_once(" (").and_then(|(_, r)| r.split_once(')')))
+        .map(|(id, _)| id)
+        .collect();
+    for id in cwa_ctx::PROTECTED_IDS {
+        assert!(ids.contains(&id), "{id} not proposed: {said}");
+    }
+    assert!(
+        listed.iter().any(|l| l.contains(cwa_ctx::PROTECTED_TRUNK)
+            && l.contains("holds numbers of twilio")
+            && l.contains("shared by 3 numbers")),
+        "{said}"
+    );
+    assert!(
+        !listed
+            .iter()
+            .any(|l| l.contains("melvindale") || l.contains("medhanialem")),
+        "a church's own line is not proposed: {said}"
+    );
+
+    let text = ctx.lines_toml();
+    assert!(
+        !text.contains("\n[protected]"),
+        "nothing is locked by guess: {text}"
+    );
+    assert!(
+        text.contains(&format!("# \"{}\" = ", cwa_ctx::PROTECTED_TRUNK)),
+        "{text}"
+    );
+    let uncommented = text.replace("# [protected]\n", "[protected]\n").replace(
+        &format!("# \"{}\"", cwa_ctx::PROTECTED_TRUNK),
+        &format!("\"{}\"", cwa_ctx::PROTECTED_TRUNK),
+    );
+    ctx.set_lines_toml(&uncommented);
+    let plan = plan_json(&ctx).await;
+    let trunk = plan
+        .changes
+        .iter()
+        .find(|c| c.id.as_deref() == Some(cwa_ctx::PROTECTED_TRUNK))
+        .expect("the trunk is planned");
+    assert!(trunk.protected, "uncommented, the advice locks the trunk");
+
+    let again = ctx.cwa(&["import"]).await;
+    assert_exit(&again, 0);
+    assert_eq!(
+        ctx.lines_toml()
+            .matches("NO [protected] id is declared")
+            .count(),
+        1,
+        "the advice is written once, never again"
+    );
+}
+
+/// Issue 15 finding 6: state remembers the lock; an import into an empty lines.toml writes
+/// it back to `[protected]` with state's reasons, so no plan carries an `unprotect` and the
+/// trunk stays verify-only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_carries_the_protection_state_remembers_into_lines_toml() {
+    let ctx = Ctx::with_world("runbook", "").await;
+    use_shipped_state(&ctx);
+    let out = ctx.cwa(&["import"]).await;
+    assert_exit(&out, 0);
+    let said = stdout(&out);
+    assert!(!said.contains("WARNING"), "{said}");
+
+    let text = ctx.lines_toml();
+    let loaded = cwa::config::parse(Path::new("lines.toml"), &text).expect("valid");
+    let shipped = cwa::state::StateStore::new(repo_root().join("state"))
+        .load()
+        .unwrap();
+    for id in cwa_ctx::PROTECTED_IDS {
+        let declared = loaded.desired.protected_id(id);
+        assert_eq!(
+            declared.map(|p| p.reason.as_str()),
+            shipped.protected.get(id).map(String::as_str),
+            "{id} is declared with state's reason: {text}"
+        );
+    }
+    let plan = plan_json(&ctx).await;
+    assert!(plan.unprotect.is_empty(), "{:?}", plan.unprotect);
+    for id in cwa_ctx::PROTECTED_IDS {
+        let c = plan
+            .changes
+            .iter()
+            .find(|c| c.id.as_deref() == Some(id))
+            .unwrap_or_else(|| panic!("{id} planned"));
+        assert!(c.protected && !c.action.changes_anything(), "{c:?}");
+    }
+    assert!(ctx.state().is_protected(cwa_ctx::PROTECTED_TRUNK));
 }

@@ -129,6 +129,9 @@ fn summary(
     for n in &imported.notes {
         let _ = writeln!(out, "note: {n}");
     }
+    for line in imported.protection.report(&args.out.display().to_string()) {
+        let _ = writeln!(out, "{line}");
+    }
     if !imported.pending.is_empty() {
         let _ = writeln!(
             out,

@@ -13,6 +13,9 @@
 //! is declared the way that makes the file valid, marked, and reported in
 //! [`Imported::notes`]. [`import`] is pure: it reads its inputs and returns the new text and
 //! state; the `cwa import` command writes them.
+//!
+//! Protection is never lost on the way (`protection.rs`): ids state keeps locked are written to
+//! `[protected]`, and the objects that look like they need a lock are listed.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
@@ -35,12 +38,14 @@ mod churches;
 mod defaults;
 mod explicit;
 mod naming;
+mod protection;
 mod record;
 mod secrets;
 
 use block::{agents_value, number_list, strings, Block};
 use defaults::base_connection;
 use naming::{env_name, slug};
+pub use protection::{Candidate, Protection};
 
 /// Everything an import reads.
 pub struct ImportInput<'a> {
@@ -69,6 +74,8 @@ pub struct Imported {
     /// Newly declared addresses that a plan would still change (live broken in a way the
     /// declaration fixes), with the fields.
     pub pending: Vec<String>,
+    /// The locks carried from state and the objects to consider locking.
+    pub protection: Protection,
 }
 
 /// Why nothing was imported.
@@ -115,9 +122,14 @@ pub fn import(input: &ImportInput<'_>) -> Result<Imported, ImportError> {
     importer.find_churches();
     importer.name_the_rest();
     importer.complete_defaults(&mut doc);
+    importer.carry_protection(&mut doc);
     importer.declare_churches();
     importer.declare_explicit();
-    let text = importer.compose(&doc);
+    importer.find_lock_candidates();
+    let mut text = importer.compose(&doc);
+    if let Some(advice) = importer.lock_advice(&text) {
+        text.push_str(&advice);
+    }
     let loaded =
         config::parse(input.path, &text).map_err(|source| ImportError::Result { source })?;
     importer.record_imported();
@@ -127,6 +139,7 @@ pub fn import(input: &ImportInput<'_>) -> Result<Imported, ImportError> {
         recorded,
         added,
         notes,
+        protection,
         ..
     } = importer;
     Ok(Imported {
@@ -136,6 +149,7 @@ pub fn import(input: &ImportInput<'_>) -> Result<Imported, ImportError> {
         added,
         notes,
         pending,
+        protection,
     })
 }
 
@@ -195,6 +209,7 @@ struct Importer<'a> {
     recorded: Vec<Address>,
     added: Vec<Address>,
     notes: Vec<String>,
+    protection: Protection,
 }
 
 impl<'a> Importer<'a> {
@@ -235,6 +250,7 @@ impl<'a> Importer<'a> {
             recorded: Vec::new(),
             added: Vec::new(),
             notes: Vec::new(),
+            protection: Protection::default(),
         }
     }
 

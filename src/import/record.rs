@@ -99,7 +99,8 @@ impl<'a> Importer<'a> {
             let church = church_of
                 .get(&addr.name)
                 .filter(|_| convention::LINE_KINDS.contains(&addr.kind));
-            self.remember(&addr, obj, church.cloned(), false);
+            let protected = self.state.is_protected(&obj.id);
+            self.remember(&addr, obj, church.cloned(), protected);
         }
     }
 
