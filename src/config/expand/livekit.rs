@@ -104,22 +104,13 @@ impl Expander<'_> {
             self.mark(&addr, key, field);
         }
         self.mark(&addr, "headers", &r.headers);
-        let transport = text(&r.transport)
-            .map(|t| t.to_ascii_lowercase())
-            .unwrap_or_else(|| "tcp".into());
-        if let Some(t) = &r.transport {
-            if !["auto", "udp", "tcp", "tls"].contains(&transport.as_str()) {
-                self.push(
-                    Problem::error(
-                        ProblemKind::InvalidValue,
-                        span_of(t),
-                        "auto, udp, tcp or tls",
-                        format!("transport `{}` is not known", t.get_ref()),
-                    )
-                    .with_help("transport = \"tcp\" (the default) for Telnyx"),
-                );
-            }
-        }
+        let transport = self.word(
+            &r.transport,
+            "transport",
+            "tcp",
+            &["auto", "udp", "tcp", "tls"],
+            "transport = \"tcp\" (the default) for Telnyx",
+        );
         let numbers = match &r.numbers {
             Some(list) => self.trunk_numbers(list, &addr),
             None => {

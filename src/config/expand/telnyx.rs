@@ -110,22 +110,13 @@ impl Expander<'_> {
         let r = &b.raw;
         let name = self.required(&r.name, None, &addr, b.span, "name");
         let url = self.required(&r.voice_url, None, &addr, b.span, "voice_url");
-        let method = text(&r.voice_method)
-            .map(|m| m.to_ascii_lowercase())
-            .unwrap_or_else(|| "post".into());
-        if let Some(m) = &r.voice_method {
-            if method != "get" && method != "post" {
-                self.push(
-                    Problem::error(
-                        ProblemKind::InvalidValue,
-                        span_of(m),
-                        "get or post",
-                        format!("voice_method `{}` is not get or post", m.get_ref()),
-                    )
-                    .with_help("voice_method = \"post\" (the default) or \"get\""),
-                );
-            }
-        }
+        let method = self.word(
+            &r.voice_method,
+            "voice_method",
+            "post",
+            &["get", "post"],
+            "voice_method = \"post\" (the default) or \"get\"",
+        );
         let deps = self.depends_on(&r.depends_on, &addr);
         let (Some(name), Some(url)) = (name, url) else {
             return;
@@ -161,22 +152,13 @@ impl Expander<'_> {
             }
         };
         let host = self.required(&r.fqdn, None, &addr, b.span, "fqdn");
-        let record_type = text(&r.dns_record_type)
-            .map(|t| t.to_ascii_lowercase())
-            .unwrap_or_else(|| "a".into());
-        if let Some(t) = &r.dns_record_type {
-            if record_type != "a" && record_type != "srv" {
-                self.push(
-                    Problem::error(
-                        ProblemKind::InvalidValue,
-                        span_of(t),
-                        "a or srv",
-                        format!("dns_record_type `{}` is not a or srv", t.get_ref()),
-                    )
-                    .with_help("dns_record_type = \"a\" (the default) or \"srv\""),
-                );
-            }
-        }
+        let record_type = self.word(
+            &r.dns_record_type,
+            "dns_record_type",
+            "a",
+            &["a", "srv"],
+            "dns_record_type = \"a\" (the default) or \"srv\"",
+        );
         let deps = self.depends_on(&r.depends_on, &addr);
         let (Some(connection), Some(host)) = (connection, host) else {
             return;

@@ -147,6 +147,40 @@ impl Expander<'_> {
             endings: endings.unwrap_or_else(|| self.defaults.endings.clone()),
         })
     }
+
+    /// A key that takes one word of a closed set, compared in lower case: its value, or
+    /// `default` when it is absent. Any other word is a problem at the value naming the set,
+    /// with `help`.
+    pub(super) fn word(
+        &mut self,
+        field: &Opt<String>,
+        key: &str,
+        default: &str,
+        allowed: &[&str],
+        help: &str,
+    ) -> String {
+        let Some(f) = field else {
+            return default.to_string();
+        };
+        let value = f.get_ref().to_ascii_lowercase();
+        if !allowed.contains(&value.as_str()) {
+            let words = match allowed.split_last() {
+                Some((last, [])) => last.to_string(),
+                Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+                None => String::new(),
+            };
+            self.push(
+                Problem::error(
+                    ProblemKind::InvalidValue,
+                    span_of(f),
+                    words.clone(),
+                    format!("{key} `{}` is not {words}", f.get_ref()),
+                )
+                .with_help(help),
+            );
+        }
+        value
+    }
 }
 
 /// The diagnostic for a `*_env` value that may not be read: a value where a name belongs is
