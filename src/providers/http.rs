@@ -296,6 +296,49 @@ pub fn server_wait(status: StatusCode, headers: &HeaderMap) -> Option<Duration> 
     None
 }
 
+/// What a failed attempt allows next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Again {
+    /// Give up: the failure is final (or a retry could repeat a write).
+    Never,
+    /// Try again, after the server's requested wait when it gave one, else backoff.
+    After(Option<Duration>),
+}
+
+/// The one retry loop of every provider client: plain HTTP calls ([`HttpClient::send`]),
+/// answers that could not be read ([`HttpClient::decoded`]) and the LiveKit SDK's calls all
+/// go through it, so pacing and the retry budget are decided in one place. Runs `attempt`
+/// until it succeeds, `again` says [`Again::Never`], or `backoff.max_retries` retries are spent.
+pub async fn retrying<T, E, Fut>(
+    backoff: &Backoff,
+    operation: &str,
+    mut attempt: impl FnMut() -> Fut,
+    again: impl Fn(&E) -> Again,
+) -> Result<T, E>
+where
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let mut n = 0;
+    loop {
+        let outcome = attempt().await;
+        let wait = match &outcome {
+            Ok(_) => return outcome,
+            Err(e) => match again(e) {
+                Again::After(server) if n < backoff.max_retries => backoff.wait(n, server),
+                _ => return outcome,
+            },
+        };
+        tracing::debug!(
+            operation,
+            attempt = n,
+            wait_ms = wait.as_millis() as u64,
+            "retrying"
+        );
+        tokio::time::sleep(wait).await;
+        n += 1;
+    }
+}
+
 /// True for the statuses a retry can help with.
 pub fn retryable_status(status: StatusCode) -> bool {
     status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
@@ -518,39 +561,15 @@ impl HttpClient {
                     .chain(call.targets.iter().map(String::as_str)),
             )?;
         }
-        let mut attempt = 0;
-        loop {
-            let outcome = self.attempt(&call).await;
-            let retry_after = match &outcome {
-                Ok(_) => return outcome.map_err(|f| self.error(&call, f)),
-                Err(Failure::Status {
-                    status, headers, ..
-                }) if retryable_status(*status)
-                    && (call.retry == Retry::Idempotent
-                        || *status == StatusCode::TOO_MANY_REQUESTS) =>
-                {
-                    Some(server_wait(*status, headers))
-                }
-                Err(Failure::Transport(_)) if call.retry == Retry::Idempotent => Some(None),
-                Err(_) => None,
-            };
-            match retry_after {
-                Some(server) if attempt < self.backoff.max_retries => {
-                    let wait = self.backoff.wait(attempt, server);
-                    tracing::debug!(
-                        provider = %self.provider,
-                        operation = %call.operation,
-                        object = %call.object,
-                        attempt,
-                        wait_ms = wait.as_millis() as u64,
-                        "retrying"
-                    );
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
-                }
-                _ => return outcome.map_err(|f| self.error(&call, f)),
-            }
-        }
+        let call_ref = &call;
+        retrying(
+            &self.backoff,
+            &call.operation,
+            || self.attempt(call_ref),
+            |failure| again(call_ref.retry, failure),
+        )
+        .await
+        .map_err(|f| self.error(&call, f))
     }
 
     /// Sends a call and decodes a JSON answer.
@@ -568,26 +587,34 @@ impl HttpClient {
         call: Call,
         decode: impl Fn(&[u8]) -> Result<T, String>,
     ) -> Result<T, ProviderError> {
-        let mut attempt = 0;
-        loop {
-            let resp = self.send(call.clone()).await?;
-            match decode(&resp.body) {
-                Ok(v) => return Ok(v),
-                Err(e) if call.retry == Retry::Idempotent && attempt < self.backoff.max_retries => {
-                    tracing::debug!(operation = %call.operation, error = %e, "unreadable answer; retrying");
-                    tokio::time::sleep(self.backoff.delay(attempt)).await;
-                    attempt += 1;
-                }
-                Err(detail) => {
-                    return Err(ProviderError::Decode {
-                        provider: self.provider,
-                        operation: call.operation.clone(),
-                        object: call.object.clone(),
-                        detail,
-                    })
-                }
-            }
+        /// A sent call that failed (already retried by `send`), or an answer not readable.
+        enum Read {
+            Sent(ProviderError),
+            Unreadable(String),
         }
+        let (call_ref, decode) = (&call, &decode);
+        let read = retrying(
+            &self.backoff,
+            &call.operation,
+            || async move {
+                let resp = self.send(call_ref.clone()).await.map_err(Read::Sent)?;
+                decode(&resp.body).map_err(Read::Unreadable)
+            },
+            |e| match e {
+                Read::Unreadable(_) if call_ref.retry == Retry::Idempotent => Again::After(None),
+                _ => Again::Never,
+            },
+        )
+        .await;
+        read.map_err(|e| match e {
+            Read::Sent(e) => e,
+            Read::Unreadable(detail) => ProviderError::Decode {
+                provider: self.provider,
+                operation: call.operation.clone(),
+                object: call.object.clone(),
+                detail,
+            },
+        })
     }
 
     async fn attempt(&self, call: &Call) -> Result<Response, Failure> {
@@ -677,6 +704,22 @@ enum Failure {
     },
 }
 
+/// Whether a failed HTTP attempt may be sent again: a 429 always (nothing was done), a 5xx or
+/// a lost connection only for an idempotent call.
+fn again(retry: Retry, failure: &Failure) -> Again {
+    match failure {
+        Failure::Status {
+            status, headers, ..
+        } if retryable_status(*status)
+            && (retry == Retry::Idempotent || *status == StatusCode::TOO_MANY_REQUESTS) =>
+        {
+            Again::After(server_wait(*status, headers))
+        }
+        Failure::Transport(_) if retry == Retry::Idempotent => Again::After(None),
+        _ => Again::Never,
+    }
+}
+
 /// A transport error without its URL (which may carry query values) and without any header.
 /// One line per provider request at `-vv` (`CWA_LOG=cwa::http=debug`): provider, method, path,
 /// status and duration. Never the query, headers or bodies, where keys and passwords travel;
@@ -735,6 +778,60 @@ fn describe_transport(e: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn quick(max_retries: u32) -> Backoff {
+        Backoff {
+            max_retries,
+            base: Duration::from_millis(1),
+            cap: Duration::from_millis(2),
+            max_wait: Duration::from_millis(5),
+        }
+    }
+
+    /// The one retry loop: a retryable failure is tried again until the budget is spent, a
+    /// final one is not, and the server's wait is honoured (capped by `max_wait`).
+    #[tokio::test]
+    async fn retrying_spends_the_budget_only_on_retryable_failures() {
+        let tries = std::sync::atomic::AtomicU32::new(0);
+        let count = || {
+            tries.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async { Err::<(), u32>(503) }
+        };
+        let out = retrying(&quick(3), "t", count, |_| Again::After(None)).await;
+        assert_eq!(
+            (out, tries.swap(0, std::sync::atomic::Ordering::SeqCst)),
+            (Err(503), 4)
+        );
+        let out = retrying(&quick(3), "t", count, |_| Again::Never).await;
+        assert_eq!(
+            (out, tries.swap(0, std::sync::atomic::Ordering::SeqCst)),
+            (Err(503), 1)
+        );
+        let server = Some(Duration::from_secs(3600));
+        let started = std::time::Instant::now();
+        let out = retrying(&quick(1), "t", count, |_| Again::After(server)).await;
+        assert_eq!(out, Err(503));
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "max_wait caps Retry-After"
+        );
+        let mut left = 2;
+        let flaky = || {
+            left -= 1;
+            let ok = left == 0;
+            async move {
+                if ok {
+                    Ok(7)
+                } else {
+                    Err(429u32)
+                }
+            }
+        };
+        assert_eq!(
+            retrying(&quick(3), "t", flaky, |_| Again::After(None)).await,
+            Ok(7)
+        );
+    }
 
     #[test]
     fn plain_http_only_on_loopback() {

@@ -246,7 +246,8 @@ impl LivekitProvider {
         self.twirp.guard()
     }
 
-    /// One call of the official client, under the gate, retried as `retry` allows.
+    /// One call of the official client, under the gate, retried as `retry` allows through the
+    /// shared retry path ([`http::retrying`]), never a loop of its own.
     async fn sdk<T, F, Fut>(
         &self,
         operation: &str,
@@ -258,26 +259,26 @@ impl LivekitProvider {
         F: Fn(Arc<SIPClient>) -> Fut,
         Fut: Future<Output = Result<T, ServiceError>>,
     {
-        let backoff = self.twirp.backoff();
-        let mut attempt = 0;
-        loop {
-            let sip = self.sip()?;
-            let result = {
+        let call = &call;
+        http::retrying(
+            &self.twirp.backoff(),
+            operation,
+            || async move {
+                let sip = self.sip()?;
                 let _permit = self.gate().enter().await;
-                call(sip).await
-            };
-            match result {
-                Ok(v) => return Ok(v),
-                Err(e) => {
-                    let err = service_error(e, operation, object);
-                    if !retryable(&err, retry) || attempt >= backoff.max_retries {
-                        return Err(err);
-                    }
-                    tokio::time::sleep(backoff.delay(attempt)).await;
-                    attempt += 1;
+                call(sip)
+                    .await
+                    .map_err(|e| service_error(e, operation, object))
+            },
+            |err| {
+                if retryable(err, retry) {
+                    http::Again::After(None)
+                } else {
+                    http::Again::Never
                 }
-            }
-        }
+            },
+        )
+        .await
     }
 
     /// cwa's own Twirp call (protobuf), for what the crate lacks.
