@@ -300,6 +300,22 @@ pub enum ExportCommand {
         /// json, or a Python module the agent imports.
         #[arg(long, value_enum, default_value_t = RegistryFormat::Json)]
         format: RegistryFormat,
+        /// Set each church's number in a table of this PostgreSQL database instead of
+        /// printing (one transaction; the diff is shown first).
+        #[arg(long, value_name = "URL")]
+        to: Option<PathBuf>,
+        /// The table, keyed by church id (`schema.table` allowed).
+        #[arg(long, default_value = "church_voice_agents", value_name = "NAME")]
+        table: String,
+        /// The column holding the church id.
+        #[arg(long, default_value = "church_id", value_name = "NAME")]
+        church_column: String,
+        /// The column holding the number.
+        #[arg(long, default_value = "twilio_phone_number", value_name = "NAME")]
+        number_column: String,
+        /// Show the diff and change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 

@@ -527,3 +527,73 @@ fn plan_summary(json: &str) -> Vec<(String, String)> {
     out.sort();
     out
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_export_upserts_clears_only_its_own_values_and_dry_runs() {
+    let Some(pg) = PgCluster::start() else {
+        return;
+    };
+    let ctx = Ctx::runbook().await;
+    let original = ctx.lines_toml();
+    let extra = r#"
+[church.extra]
+id = "00000000-0000-4000-8000-0000000000e1"
+name = "Extra Church"
+number = "+14149990123"
+"#;
+    ctx.set_lines_toml(&format!("{original}{extra}"));
+    let listed = ctx.cwa(&["export", "registry"]).await;
+    assert_exit(&listed, 0);
+    let numbers: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&stdout(&listed)).unwrap();
+    let (n1, c1) = numbers
+        .iter()
+        .next()
+        .map(|(n, c)| (n.clone(), c.as_str().unwrap().to_string()))
+        .unwrap();
+    pg.psql(&format!(
+        "CREATE TABLE church_voice_agents (church_id uuid PRIMARY KEY, name text NOT NULL DEFAULT '', twilio_phone_number text); \
+         INSERT INTO church_voice_agents VALUES ('{c1}', 'Alpha', '+10000000000'), \
+         ('00000000-0000-4000-8000-00000000ffff', 'Theirs', '+13125550000');"
+    ));
+    let url = pg.url("");
+    let table = |pg: &PgCluster| {
+        pg.psql("SELECT church_id, name, coalesce(twilio_phone_number, '-') FROM church_voice_agents ORDER BY church_id")
+    };
+    let before = table(&pg);
+    let dry = ctx
+        .cwa(&["export", "registry", "--to", &url, "--dry-run"])
+        .await;
+    assert_exit(&dry, 0);
+    assert!(
+        stdout(&dry).contains(&format!("~ {c1}: +10000000000 -> {n1}")),
+        "{}",
+        stdout(&dry)
+    );
+    assert!(stdout(&dry).contains("+ 00000000-0000-4000-8000-0000000000e1: +14149990123 (new row)"));
+    assert_eq!(table(&pg), before, "a dry run writes nothing");
+    assert_exit(&ctx.cwa(&["export", "registry", "--to", &url]).await, 0);
+    let number_of = |pg: &PgCluster, church: &str| {
+        pg.psql(&format!("SELECT coalesce(twilio_phone_number, '-') || '|' || name FROM church_voice_agents WHERE church_id = '{church}'"))
+    };
+    assert_eq!(
+        number_of(&pg, &c1),
+        format!("{n1}|Alpha"),
+        "other columns untouched"
+    );
+    assert_eq!(
+        number_of(&pg, "00000000-0000-4000-8000-0000000000e1"),
+        "+14149990123|"
+    );
+    let again = ctx.cwa(&["export", "registry", "--to", &url]).await;
+    assert!(stdout(&again).contains("0 change(s)"), "{}", stdout(&again));
+    // The extra church leaves lines.toml: its number (cwa's) is cleared, the row kept; the
+    // row cwa never wrote keeps its value.
+    ctx.set_lines_toml(&original);
+    assert_exit(&ctx.cwa(&["export", "registry", "--to", &url]).await, 0);
+    assert_eq!(number_of(&pg, "00000000-0000-4000-8000-0000000000e1"), "-|");
+    assert_eq!(
+        number_of(&pg, "00000000-0000-4000-8000-00000000ffff"),
+        "+13125550000|Theirs"
+    );
+}

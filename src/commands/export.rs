@@ -19,7 +19,14 @@ pub struct RegistryEntry {
 
 /// Runs `cwa export …`.
 pub fn export(global: &GlobalArgs, command: &ExportCommand) -> miette::Result<ExitStatus> {
-    let ExportCommand::Registry { format } = command;
+    let ExportCommand::Registry {
+        format,
+        to,
+        table,
+        church_column,
+        number_column,
+        dry_run,
+    } = command;
     let loaded = config::load(&global.config)?;
     for warning in &loaded.warnings {
         crate::errln!("{warning:?}");
@@ -31,11 +38,71 @@ pub fn export(global: &GlobalArgs, command: &ExportCommand) -> miette::Result<Ex
             "note: {addr} is an \"auto\" number not bought yet; it is not in the registry"
         );
     }
+    if let Some(url) = to {
+        let spec = crate::state::registry::RegistryTable {
+            table: table.clone(),
+            church_column: church_column.clone(),
+            number_column: number_column.clone(),
+        };
+        return to_table(url, &spec, &registry, *dry_run);
+    }
     crate::out!(
         "{}",
         match format {
             RegistryFormat::Json => json(&registry),
             RegistryFormat::Python => python(&registry),
+        }
+    );
+    Ok(ExitStatus::Success)
+}
+
+/// `--to URL`: the church -> number rows (a church's first number when it has several), the
+/// diff printed, then written unless `dry_run`.
+fn to_table(
+    url: &std::path::Path,
+    spec: &crate::state::registry::RegistryTable,
+    registry: &BTreeMap<E164, RegistryEntry>,
+    dry_run: bool,
+) -> miette::Result<ExitStatus> {
+    use crate::state::location::{self, Location};
+    use crate::state::registry::RegistryChange;
+    let Location::Postgres(target) = location::parse(url, None)? else {
+        return Err(miette::miette!(
+            help = "give a postgres://USER@HOST/DB URL",
+            "--to takes a PostgreSQL URL"
+        ));
+    };
+    let mut wanted = BTreeMap::new();
+    for (number, e) in registry {
+        wanted
+            .entry(e.church_id.to_string())
+            .or_insert_with(|| number.to_string());
+    }
+    let changes = crate::state::registry::export(&target, spec, wanted, dry_run)?;
+    for c in &changes {
+        match c {
+            RegistryChange::Insert { church, number } => {
+                crate::outln!("+ {church}: {number} (new row)")
+            }
+            RegistryChange::Set { church, from, to } => crate::outln!(
+                "~ {church}: {} -> {to}",
+                from.as_deref().unwrap_or("(none)")
+            ),
+            RegistryChange::Clear { church, number } => {
+                crate::outln!("- {church}: {number} -> (none) (no longer routed by cwa)")
+            }
+        }
+    }
+    crate::outln!(
+        "{} change(s) to {}.{} in {}{}",
+        changes.len(),
+        spec.table,
+        spec.number_column,
+        location::redact(&target.url),
+        if dry_run {
+            " (dry run: nothing written)"
+        } else {
+            ""
         }
     );
     Ok(ExitStatus::Success)

@@ -23,6 +23,7 @@ pub use journal::{AuditEntry, Journal, JournalEntry, JournalPhase};
 pub use lock::{holder_name as operator, LockInfo, StateLock};
 pub use migrate::{migrate, Migrated};
 pub use pg::lease_ttl;
+pub use pg::registry;
 pub use store::{parse_state, write_atomic, StateStore};
 
 /// The newest state format this build reads and writes. One policy for every version: a

@@ -14,6 +14,7 @@
 //! anything again.
 
 mod lease;
+pub mod registry;
 mod rows;
 mod schema;
 
