@@ -7,7 +7,7 @@ mod sandbox_helper;
 
 use std::collections::BTreeMap;
 
-use cwa::apply::{ApplyOptions, Executor, Progress};
+use cwa::apply::{ApplyOptions, Executor};
 use cwa::model::SecretSource;
 use cwa::plan::{PlanInput, PlanOptions};
 use cwa::providers::{self, ClientOptions, Env};
@@ -101,7 +101,6 @@ async fn plan_and_apply(
         ApplyOptions {
             parallelism: 4,
             rollback_on_failure: false,
-            progress: Progress::Quiet,
         },
     );
     let report = executor.execute(&plan).await;

@@ -12,7 +12,7 @@ mod sandbox_helper;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use cwa::apply::{ApplyOptions, Executor, Progress};
+use cwa::apply::{ApplyOptions, Executor};
 use cwa::model::{Kind, LiveObject, ProviderName, SecretSource, Spec};
 use cwa::plan::{Action, PlanInput, PlanOptions};
 use cwa::providers::{self, ClientOptions, Env, Provider, ProviderError, WriteRequest};
@@ -126,7 +126,6 @@ async fn a_silently_ignored_write_is_an_error_naming_the_field() {
         ApplyOptions {
             parallelism: 4,
             rollback_on_failure: false,
-            progress: Progress::Quiet,
         },
     );
     let report = executor.execute(&plan).await;

@@ -13,8 +13,9 @@ use crate::protection::Write;
 use crate::providers::{Provider, Providers};
 use crate::state::{AuditEntry, Journal, State, StateError, StateStore};
 
+use super::hooks::{Applied, Hook, Silent};
 use super::journal::now;
-use super::{ApplyError, ApplyOptions, ApplyReport, Outcome, Progress, Skipped};
+use super::{ApplyError, ApplyOptions, ApplyReport, Outcome, Skipped, StateNotSaved};
 
 /// Everything the executor works with.
 pub struct Executor {
@@ -28,6 +29,7 @@ pub struct Executor {
     pub(super) shared: Mutex<Shared>,
     pub(super) stop: Arc<AtomicBool>,
     pub(super) options: ApplyOptions,
+    pub(super) hook: Arc<dyn Hook>,
 }
 
 pub(super) struct Shared {
@@ -66,7 +68,14 @@ impl Executor {
             }),
             stop: Arc::new(AtomicBool::new(false)),
             options,
+            hook: Arc::new(Silent),
         }
+    }
+
+    /// Sends the run's events to `hook` (a progress view); without one the run is silent.
+    pub fn with_hook(mut self, hook: Arc<dyn Hook>) -> Self {
+        self.hook = hook;
+        self
     }
 
     /// A flag that, once set, stops scheduling new changes (the first Ctrl-C sets it).
@@ -82,7 +91,8 @@ impl Executor {
     /// Runs the plan's changes wave by wave. A failure stops only what depends on it: each
     /// change whose dependency failed (or was skipped) is skipped with the reason, and
     /// independent chains go on. An interrupt stops scheduling; in-flight calls finish; state
-    /// is saved; the report says what was done, failed, skipped and not started.
+    /// is saved; the report says what was done, failed, skipped and not started. Progress
+    /// goes to the hook ([`Executor::with_hook`]); nothing is printed.
     pub async fn execute(&self, plan: &Plan) -> ApplyReport {
         let mut report = ApplyReport::default();
         if let Some(refused) = self.preflight_secrets(plan) {
@@ -91,43 +101,20 @@ impl Executor {
             return report;
         }
         if let Err(e) = self.save_lineage_first().await {
-            let e = ApplyError::from(e);
-            report.failed.push(Outcome {
-                address: Address::new(Kind::TelnyxNumber, "state"),
-                action: Action::NoOp,
-                id: None,
-                error: Some(e.to_string()),
-                fix: Some(e.fix()),
-                rerun_helps: e.rerun_helps(),
-            });
+            self.state_not_saved(&mut report, "before the first write", e);
             report.not_started = plan.actionable().map(|c| c.address.clone()).collect();
             return report;
         }
         self.record_displaced(plan).await;
         let waves = graph_waves(plan.changes.len(), &plan.edges);
-        let chains = Chains::new(plan.changes.len(), &plan.edges);
-        let mut failed: BTreeMap<usize, Address> = BTreeMap::new();
-        let limit = Arc::new(Semaphore::new(self.options.parallelism.max(1)));
-        let total = plan.actionable().count();
-        let mut finished = 0;
+        let mut walk = Walk {
+            chains: Chains::new(plan.changes.len(), &plan.edges),
+            failed: BTreeMap::new(),
+            finished: 0,
+            total: plan.actionable().count(),
+        };
         for (n, wave) in waves.iter().enumerate() {
-            let mut runnable: Vec<(usize, &Change)> = Vec::new();
-            for &i in wave {
-                let change = &plan.changes[i];
-                if !(change.action.changes_anything() || needs_recording(change)) {
-                    continue;
-                }
-                match chains.blocker(i, &failed) {
-                    Some(b) => {
-                        let root = failed[&b].clone();
-                        report
-                            .skipped
-                            .push(skipped(change, &plan.changes[b], &root));
-                        failed.insert(i, root);
-                    }
-                    None => runnable.push((i, change)),
-                }
-            }
+            let runnable = self.schedule(plan, wave, &mut walk, &mut report);
             if runnable.is_empty() {
                 continue;
             }
@@ -138,74 +125,114 @@ impl Executor {
                     .extend(runnable.iter().map(|(_, c)| c.address.clone()));
                 continue;
             }
-            let bar = self.wave_bar(n + 1, waves.len(), runnable.len());
-            let runs = runnable.iter().map(|&(i, change)| {
-                let limit = limit.clone();
-                let bar = bar.clone();
-                async move {
-                    let _permit = limit.acquire().await;
-                    if self.stop.load(Ordering::SeqCst) {
-                        return (i, change, None);
-                    }
-                    let result = self.run_change(change).await;
-                    if let Some(bar) = &bar {
-                        bar.inc(1);
-                    }
-                    (i, change, Some(result))
-                }
-            });
-            for (i, change, result) in join_all(runs).await {
-                match result {
-                    None => report.not_started.push(change.address.clone()),
-                    Some(Ok(id)) => {
-                        if change.action.changes_anything() {
-                            finished += 1;
-                            let what = self.describe(&change.address, id.as_deref()).await;
-                            self.line(&format!(
-                                "[{finished}/{total}] {} {} {what}",
-                                change.action.symbol(),
-                                past(change.action),
-                            ));
-                        }
-                        report.done.push(outcome(change, id, None));
-                    }
-                    Some(Err(e)) => {
-                        self.line(&format!(
-                            "FAILED {} {}: {e}",
-                            change.action.as_str(),
-                            change.address
-                        ));
-                        failed.insert(i, change.address.clone());
-                        report
-                            .failed
-                            .push(outcome(change, change.id.clone(), Some(&e)));
-                    }
-                }
-            }
-            if let Some(bar) = bar {
-                bar.finish_and_clear();
-            }
-            if let Err(e) = self.save(true).await {
-                let e = ApplyError::from(e);
-                report.failed.push(Outcome {
-                    address: Address::new(Kind::TelnyxNumber, "state"),
-                    action: Action::NoOp,
-                    id: None,
-                    error: Some(e.to_string()),
-                    fix: Some(e.fix()),
-                    rerun_helps: e.rerun_helps(),
-                });
+            self.hook.wave_started(n + 1, waves.len(), runnable.len());
+            let results = self.run_wave(&runnable).await;
+            self.record_wave(results, &mut walk, &mut report).await;
+            self.hook.wave_finished();
+            match self.save(true).await {
+                Ok(()) => self.hook.state_saved(),
+                Err(e) => self.state_not_saved(&mut report, &format!("after wave {}", n + 1), e),
             }
         }
         report.interrupted |= self.stop.load(Ordering::SeqCst);
         if !report.failed.is_empty() && self.options.rollback_on_failure {
-            let chain = chains.failed_chain(plan, &failed, &report);
+            let chain = walk.chains.failed_chain(plan, &walk.failed, &report);
             report.rolled_back = self.rollback(&chain).await;
         }
         if report.succeeded() {
             let _ = self.journal.clear();
         }
         report
+    }
+
+    /// The changes of a wave that run: those that write (or record a protected id) and whose
+    /// dependencies did not fail; the others are skipped with the reason.
+    fn schedule<'p>(
+        &self,
+        plan: &'p Plan,
+        wave: &[usize],
+        walk: &mut Walk,
+        report: &mut ApplyReport,
+    ) -> Vec<(usize, &'p Change)> {
+        let mut runnable = Vec::new();
+        for &i in wave {
+            let change = &plan.changes[i];
+            if !(change.action.changes_anything() || needs_recording(change)) {
+                continue;
+            }
+            match walk.chains.blocker(i, &walk.failed) {
+                Some(b) => {
+                    let root = walk.failed[&b].clone();
+                    let s = skipped(change, &plan.changes[b], &root);
+                    self.hook.skipped(&s);
+                    report.skipped.push(s);
+                    walk.failed.insert(i, root);
+                }
+                None => runnable.push((i, change)),
+            }
+        }
+        runnable
+    }
+
+    /// Runs a wave's changes, at most `parallelism` at once; `None` for a change the stop
+    /// flag kept from starting.
+    async fn run_wave<'p>(&self, runnable: &[(usize, &'p Change)]) -> Vec<WaveResult<'p>> {
+        let limit = Semaphore::new(self.options.parallelism.max(1));
+        let runs = runnable.iter().map(|&(i, change)| {
+            let limit = &limit;
+            async move {
+                let _permit = limit.acquire().await;
+                if self.stop.load(Ordering::SeqCst) {
+                    return (i, change, None);
+                }
+                self.hook.pre_apply(change);
+                let result = self.run_change(change).await;
+                self.hook.post_apply(change);
+                (i, change, Some(result))
+            }
+        });
+        join_all(runs).await
+    }
+
+    /// Records a wave's results in the report, in plan order, and tells the hook.
+    async fn record_wave(
+        &self,
+        results: Vec<WaveResult<'_>>,
+        walk: &mut Walk,
+        report: &mut ApplyReport,
+    ) {
+        for (i, change, result) in results {
+            match result {
+                None => report.not_started.push(change.address.clone()),
+                Some(Ok(id)) => {
+                    if change.action.changes_anything() {
+                        walk.finished += 1;
+                        self.hook.applied(&Applied {
+                            change,
+                            id: id.as_deref(),
+                            number: self.number_of(&change.address).await,
+                            finished: walk.finished,
+                            total: walk.total,
+                        });
+                    }
+                    report.done.push(outcome(change, id, None));
+                }
+                Some(Err(e)) => {
+                    self.hook.failed(change, &e);
+                    walk.failed.insert(i, change.address.clone());
+                    report
+                        .failed
+                        .push(outcome(change, change.id.clone(), Some(&e)));
+                }
+            }
+        }
+    }
+
+    /// A failed state save, as its own outcome (it is no change of the plan).
+    fn state_not_saved(&self, report: &mut ApplyReport, when: &str, e: StateError) {
+        let failure = StateNotSaved::new(when, e);
+        self.hook.state_not_saved(&failure);
+        report.state_not_saved.push(failure);
     }
 
     /// Objects whose address now stands for something else keep being owned, under their
@@ -225,44 +252,13 @@ impl Executor {
         }
     }
 
-    pub(super) fn wave_bar(
-        &self,
-        n: usize,
-        of: usize,
-        len: usize,
-    ) -> Option<indicatif::ProgressBar> {
-        if self.options.progress != Progress::Bars {
-            return None;
-        }
-        let bar = indicatif::ProgressBar::new(len as u64);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("wave {msg} [{bar:30}] {pos}/{len}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        bar.set_message(format!("{n}/{of}"));
-        Some(bar)
-    }
-
-    /// A done change as its progress line names it: a number by the number it is (for an
-    /// `auto` line, the number just bought), then the provider's id.
-    pub(super) async fn describe(&self, addr: &Address, id: Option<&str>) -> String {
-        let number = match self.shared.lock().await.state.get(addr).map(|r| &r.spec) {
+    /// The number a number address stands for now (for an `auto` line, the number just
+    /// bought), for the progress view.
+    async fn number_of(&self, addr: &Address) -> Option<String> {
+        match self.shared.lock().await.state.get(addr).map(|r| &r.spec) {
             Some(Spec::TelnyxNumber(n)) => n.number.fixed().map(ToString::to_string),
             Some(Spec::TwilioNumber(n)) => Some(n.number.to_string()),
             _ => None,
-        };
-        match (number, id) {
-            (Some(n), Some(id)) => format!("{addr} {n} ({id})"),
-            (Some(n), None) => format!("{addr} {n}"),
-            (None, Some(id)) => format!("{addr} ({id})"),
-            (None, None) => addr.to_string(),
-        }
-    }
-
-    pub(super) fn line(&self, text: &str) {
-        if self.options.progress != Progress::Quiet {
-            crate::outln!("{text}");
         }
     }
 
@@ -410,6 +406,22 @@ pub(super) fn skipped(change: &Change, blocker: &Change, root: &Address) -> Skip
     }
 }
 
+/// What a walk of the graph keeps between waves.
+struct Walk {
+    chains: Chains,
+    /// Changes that failed or were skipped, each with the failure at the root.
+    failed: BTreeMap<usize, Address>,
+    finished: usize,
+    total: usize,
+}
+
+/// A change of a wave and what running it gave (`None`: not started).
+type WaveResult<'p> = (
+    usize,
+    &'p Change,
+    Option<Result<Option<String>, ApplyError>>,
+);
+
 /// The change graph as chains of dependencies: which change a failure blocks, and which
 /// creates belong to a failed chain (the only ones `--rollback-on-failure` undoes).
 struct Chains {
@@ -469,19 +481,5 @@ impl Chains {
             .difference(&needed)
             .map(|&i| plan.changes[i].address.clone())
             .collect()
-    }
-}
-
-pub(super) fn past(action: Action) -> &'static str {
-    match action {
-        Action::Create => "created",
-        Action::Update => "updated",
-        Action::Replace => "replaced",
-        Action::Delete => "deleted",
-        Action::Adopt => "adopted",
-        Action::Forget => "forgot",
-        Action::Verify => "verified",
-        Action::Retain => "kept",
-        Action::NoOp => "unchanged",
     }
 }

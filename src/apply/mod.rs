@@ -8,12 +8,14 @@
 
 mod error;
 mod executor;
+mod hooks;
 mod journal;
 mod reconcile;
 mod writes;
 
 pub use error::ApplyError;
 pub use executor::Executor;
+pub use hooks::{Applied, Hook, Silent};
 pub use reconcile::{rebind_fingerprints, reconcile};
 
 use crate::model::Address;
@@ -25,17 +27,6 @@ pub struct ApplyOptions {
     pub parallelism: usize,
     /// On failure, delete what this run created for the failed chains (never numbers).
     pub rollback_on_failure: bool,
-    pub progress: Progress,
-}
-
-/// How progress is shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Progress {
-    /// A bar per wave (terminals).
-    Bars,
-    /// One plain line per action (CI logs, pipes).
-    Lines,
-    Quiet,
 }
 
 /// What happened to one change.
@@ -74,11 +65,36 @@ pub struct ApplyReport {
     pub not_started: Vec<Address>,
     pub rolled_back: Vec<Address>,
     pub interrupted: bool,
+    /// State saves that failed (the journal still holds what was done).
+    pub state_not_saved: Vec<StateNotSaved>,
+}
+
+/// State could not be saved. It is no change of the plan, so it is an outcome of its own,
+/// never reported under an address.
+#[derive(Debug, Clone)]
+pub struct StateNotSaved {
+    /// When: `before the first write` or `after wave N`.
+    pub when: String,
+    pub error: String,
+    /// What to do about it.
+    pub fix: String,
+}
+
+impl StateNotSaved {
+    fn new(when: &str, e: crate::state::StateError) -> Self {
+        let e = ApplyError::from(e);
+        Self {
+            when: when.to_string(),
+            error: e.to_string(),
+            fix: e.fix(),
+        }
+    }
 }
 
 impl ApplyReport {
     pub fn succeeded(&self) -> bool {
         self.failed.is_empty()
+            && self.state_not_saved.is_empty()
             && self.skipped.is_empty()
             && self.not_started.is_empty()
             && !self.interrupted

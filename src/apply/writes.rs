@@ -289,7 +289,7 @@ impl Executor {
                 };
                 let addr = change.address.to_string();
                 if let Err(e) = self.refuse_credential_value(&addr, variable, &resolved) {
-                    self.line(&format!("REFUSED {}: {e}", change.address));
+                    self.hook.refused(change, &e);
                     return Some(outcome(change, change.id.clone(), Some(&e)));
                 }
             }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use miette::{miette, IntoDiagnostic};
 
 use super::plan as plan_cmd;
-use crate::apply::{self, ApplyOptions, ApplyReport, Executor, Progress};
+use crate::apply::{self, ApplyOptions, ApplyReport, Executor};
 use crate::cli::{ApplyArgs, GlobalArgs, OutputFormat};
 use crate::plan::Plan;
 use crate::render;
@@ -138,11 +138,6 @@ async fn execute(
         None => session.connect(&planned.loaded.desired, &planned.state)?,
     };
     let opts = session.client_options(&planned.loaded.desired, &planned.state);
-    let progress = if std::io::stderr().is_terminal() {
-        Progress::Bars
-    } else {
-        Progress::Lines
-    };
     let executor = Executor::new(
         providers,
         session.store(),
@@ -152,9 +147,9 @@ async fn execute(
         ApplyOptions {
             parallelism: args.parallelism,
             rollback_on_failure: args.rollback_on_failure,
-            progress,
         },
-    );
+    )
+    .with_hook(std::sync::Arc::new(render::progress::Progress::for_stderr()));
     for id in unprotect {
         executor.unprotect(id).await?;
         println!("Unprotected {id}: it is no longer hard-locked from the next plan on.");
@@ -260,6 +255,11 @@ fn print_report(report: &ApplyReport, loaded: &crate::config::Loaded) {
     }
     for a in &report.not_started {
         crate::outln!("  not started: {a} (interrupted)");
+    }
+    for s in &report.state_not_saved {
+        crate::outln!("  STATE NOT SAVED {}", s.when);
+        crate::outln!("    why: {}", s.error);
+        crate::outln!("    fix: {}", s.fix);
     }
     for a in &report.rolled_back {
         crate::outln!("  rolled back: {a}");

@@ -28,6 +28,15 @@ struct Report<'a> {
     skipped: Vec<Skipped>,
     /// Objects this run created and then deleted again (`--rollback-on-failure`).
     rolled_back: Vec<String>,
+    /// State saves that failed: when, why, and what to do.
+    state_not_saved: Vec<StateNotSaved>,
+}
+
+#[derive(Serialize)]
+struct StateNotSaved {
+    when: String,
+    error: String,
+    fix: String,
 }
 
 #[derive(Serialize)]
@@ -123,6 +132,15 @@ pub fn apply_json(report: &ApplyReport, state: &State) -> String {
             })
             .collect(),
         rolled_back: report.rolled_back.iter().map(|a| a.to_string()).collect(),
+        state_not_saved: report
+            .state_not_saved
+            .iter()
+            .map(|s| StateNotSaved {
+                when: s.when.clone(),
+                error: s.error.clone(),
+                fix: s.fix.clone(),
+            })
+            .collect(),
     };
     let mut out = serde_json::to_string_pretty(&doc).unwrap_or_default();
     out.push('\n');

@@ -7,6 +7,7 @@ mod dot;
 pub mod escape;
 mod human;
 mod markdown;
+pub mod progress;
 
 use crate::plan::{Change, Plan, SENSITIVE};
 
