@@ -367,3 +367,115 @@ async fn swapped_numbers_are_not_called_new_to_state() {
         );
     }
 }
+
+/// `cwa apply` is refused (exit 1) and sends no write beyond the `already` ones.
+async fn apply_writes_nothing(ctx: &Ctx, already: usize) {
+    let out = ctx.cwa(&["apply", "--auto-approve"]).await;
+    assert_exit(&out, 1);
+    let writes = ctx.writes();
+    assert_eq!(
+        writes.len(),
+        already,
+        "apply wrote: {:?}",
+        &writes[already.min(writes.len())..]
+    );
+}
+
+/// Issue 15 finding 4: every `*_env` variable a write would send is checked by plan, all at
+/// once: two unset variables are both named in one run, and apply writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_missing_secret_variable_is_a_plan_error_reported_together() {
+    let ctx = Ctx::runbook().await;
+    ctx.edit_lines_toml(
+        "password_env = \"TELNYX_OUTBOUND_SIP_PASSWORD\"",
+        "password_env = \"SIP_UNSET_CREDENTIAL_PASSWORD\"",
+    );
+    ctx.edit_lines_toml(
+        "auth_password_env = \"TELNYX_OUTBOUND_SIP_PASSWORD\"",
+        "auth_password_env = \"SIP_UNSET_TRUNK_PASSWORD\"",
+    );
+    let out = ctx.cwa(&["plan"]).await;
+    assert_exit(&out, 1);
+    let text = one_line(&stderr(&out));
+    for (variable, address) in [
+        (
+            "SIP_UNSET_CREDENTIAL_PASSWORD",
+            "telnyx_credential_connection.outbound",
+        ),
+        ("SIP_UNSET_TRUNK_PASSWORD", "livekit_outbound_trunk.telnyx"),
+    ] {
+        assert!(
+            text.contains(&format!("{address}: the environment variable {variable}")),
+            "{variable} is reported by plan: {text}"
+        );
+    }
+    assert!(text.contains("cwa::plan::missing-secret"), "{text}");
+    apply_writes_nothing(&ctx, 0).await;
+}
+
+/// Issue 15 finding 4: deleting a connection a kept number still uses (the fallback TeXML
+/// application, whose number is kept when its line is removed) is refused by plan, before
+/// apply meets Telnyx's 422 on every run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_texml_application_a_kept_number_uses_is_a_plan_error() {
+    let ctx = Ctx::runbook().await;
+    assert_exit(&ctx.cwa(&["apply", "--auto-approve"]).await, 0);
+    let text = ctx.lines_toml();
+    let start = text
+        .find("[telnyx.texml_application.fallback]")
+        .expect("the fallback app");
+    let end = text[start..]
+        .find("# ----")
+        .map(|i| start + i)
+        .expect("the next section");
+    ctx.set_lines_toml(&format!("{}{}", &text[..start], &text[end..]));
+    let writes_before = ctx.writes().len();
+    let out = ctx.cwa(&["plan"]).await;
+    assert_exit(&out, 1);
+    let text = one_line(&stderr(&out));
+    assert!(
+        text.contains("telnyx_texml_application.fallback")
+            && text.contains("+14697288326")
+            && text.contains("cwa::plan::connection-in-use"),
+        "{text}"
+    );
+    apply_writes_nothing(&ctx, writes_before).await;
+}
+
+/// Issue 15 finding 4: a fixed number that no account cwa reads owns and Telnyx does not sell
+/// is a plan error; one the inventory offers is not. Each costs one availability lookup, no
+/// more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fixed_number_nobody_owns_and_nobody_sells_is_a_plan_error() {
+    let ctx = Ctx::runbook().await;
+    let sold = cwa::sandbox::inventory::numbers_in("734")
+        .into_iter()
+        .next()
+        .expect("the inventory sells 734 numbers");
+    let unsold = "+17349876543";
+    const FALLBACK: &str = "telnyx_texml_application.fallback";
+    assert!(!cwa::sandbox::inventory::numbers_in("734").contains(&unsold.to_string()));
+    ctx.set_lines_toml(&format!(
+        "{}\n[telnyx.number.sold]\nnumber = \"{sold}\"\nconnection = \"{FALLBACK}\"\n\n[telnyx.number.unsold]\nnumber = \"{unsold}\"\nconnection = \"{FALLBACK}\"\n",
+        ctx.lines_toml()
+    ));
+    let out = ctx.cwa(&["plan"]).await;
+    assert_exit(&out, 1);
+    let text = one_line(&stderr(&out));
+    assert!(
+        text.contains(&format!("telnyx_number.unsold: {unsold}"))
+            && text.contains("cwa::plan::number-not-for-sale"),
+        "{text}"
+    );
+    assert!(!text.contains("telnyx_number.sold:"), "{text}");
+    let lookups = ctx
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/available_phone_numbers"))
+        .count();
+    assert_eq!(
+        lookups, 2,
+        "one availability lookup per fixed number ordered"
+    );
+    apply_writes_nothing(&ctx, 0).await;
+}

@@ -33,7 +33,7 @@ async fn run(session: &Session, args: &ApplyArgs) -> miette::Result<ExitStatus> 
     recover_interrupted_run(session).await?;
     let mut planning = args.planning.clone();
     planning.refresh = true;
-    let mut planned = session.plan(&planning).await?;
+    let mut planned = session.plan_checked(&planning).await?;
     // A plan file is evidence, never authority: what runs is always the plan computed now.
     let plan = planned.plan.clone();
     if let Some(path) = &args.plan_file {

@@ -16,7 +16,7 @@ pub async fn plan(global: &GlobalArgs, args: &PlanArgs) -> miette::Result<ExitSt
 }
 
 async fn run(session: &Session, args: &PlanArgs) -> miette::Result<ExitStatus> {
-    let planned = session.plan(&args.planning).await?;
+    let planned = session.plan_checked(&args.planning).await?;
     let plan = &planned.plan;
     crate::out!(
         "{}",

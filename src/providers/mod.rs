@@ -172,6 +172,12 @@ pub trait Provider: Send + Sync {
     /// Finds an object created with the given idempotency reference, after a lost answer.
     /// Providers without references search by the spec's natural key instead.
     async fn find_created(&self, req: &WriteRequest) -> Result<Option<LiveObject>, ProviderError>;
+
+    /// Whether this provider sells `number` now (one availability lookup), so that plan can
+    /// refuse an order that cannot succeed; `None` for a provider cwa buys no numbers from.
+    async fn sells(&self, _number: &crate::model::E164) -> Result<Option<bool>, ProviderError> {
+        Ok(None)
+    }
 }
 
 /// The three providers, as one value the planner and executor pass around.

@@ -289,17 +289,13 @@ impl TelnyxProvider {
     /// friendly ending in order, else the first available number in the area code.
     async fn choose_number(&self, spec: &NumberSpec, object: &str) -> Result<E164, ProviderError> {
         match spec {
-            NumberSpec::Fixed { number } => {
-                let query = fixed_search_query(number);
-                let found = self.search_available(&query, object).await?;
-                found
-                    .into_iter()
-                    .find(|n| E164::normalize(&n.phone_number).ok().as_ref() == Some(number))
-                    .map(|_| number.clone())
-                    .ok_or_else(|| {
-                        unavailable(object, &format!("{number} is not available to order"))
-                    })
-            }
+            NumberSpec::Fixed { number } => match self.offers(number, object).await? {
+                true => Ok(number.clone()),
+                false => Err(unavailable(
+                    object,
+                    &format!("{number} is not available to order"),
+                )),
+            },
             NumberSpec::Auto {
                 country,
                 area_code,
@@ -320,6 +316,16 @@ impl TelnyxProvider {
                     .ok_or_else(|| unavailable(object, &no_number_in(country, area_code, &outside)))
             }
         }
+    }
+
+    /// Whether Telnyx offers exactly this number for order now (one search).
+    async fn offers(&self, number: &E164, object: &str) -> Result<bool, ProviderError> {
+        let found = self
+            .search_available(&fixed_search_query(number), object)
+            .await?;
+        Ok(found
+            .iter()
+            .any(|n| E164::normalize(&n.phone_number).ok().as_ref() == Some(number)))
     }
 
     /// Picks among the found numbers no other order of this client has chosen, and claims
@@ -1369,6 +1375,10 @@ impl Provider for TelnyxProvider {
             Err(e) if e.is_not_found() => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    async fn sells(&self, number: &E164) -> Result<Option<bool>, ProviderError> {
+        self.offers(number, &number.to_string()).await.map(Some)
     }
 
     async fn find_created(&self, req: &WriteRequest) -> Result<Option<LiveObject>, ProviderError> {

@@ -7,6 +7,7 @@
 //! lint warnings of lines.toml, once.
 
 mod pipeline;
+pub mod preconditions;
 mod refused;
 
 pub use pipeline::{plan_against, refresh, Planned};

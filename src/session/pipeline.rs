@@ -20,6 +20,8 @@ pub struct Planned {
     pub plan: Plan,
     /// The clients the refresh used (none for `--refresh=false`).
     pub providers: Option<Providers>,
+    /// What the plan was computed against: live as read, or state standing in for it.
+    pub live: Live,
 }
 
 impl Session {
@@ -46,7 +48,28 @@ impl Session {
             state,
             plan,
             providers,
+            live,
         })
+    }
+
+    /// [`Session::plan`], then the preconditions apply would otherwise meet half-way
+    /// ([`super::preconditions`]) as plan errors, all found in one run: what `cwa plan` and
+    /// `cwa apply` compute. A plan against state alone (`--refresh=false`, a fork's CI with
+    /// no secrets) has no live to check them against and is left as it is.
+    pub async fn plan_checked(&self, args: &PlanningArgs) -> miette::Result<Planned> {
+        let mut planned = self.plan(args).await?;
+        if let Some(providers) = &planned.providers {
+            let found = super::preconditions::check(
+                &planned.plan,
+                &planned.loaded.desired,
+                &planned.live,
+                &self.secrets,
+                providers,
+            )
+            .await;
+            planned.plan.errors.extend(found);
+        }
+        Ok(planned)
     }
 }
 
