@@ -11,12 +11,14 @@ mod executor;
 mod hooks;
 mod journal;
 mod reconcile;
+mod secrets;
 mod writes;
 
 pub use error::ApplyError;
 pub use executor::Executor;
 pub use hooks::{Applied, Hook, Silent};
 pub use reconcile::{rebind_fingerprints, reconcile};
+pub use secrets::with_secret_names;
 
 use crate::model::Address;
 use crate::plan::Action;
@@ -107,4 +109,19 @@ impl ApplyReport {
             || !self.not_started.is_empty()
             || self.failed.iter().any(|f| f.rerun_helps)
     }
+}
+
+/// Whether an apply of `plan` has anything to do: a change, a reviewed unprotect, or a
+/// protected object or kept number whose id state does not record yet (recorded even when
+/// nothing else changes, so its protection survives the deletion of its declaration).
+pub fn has_work(
+    plan: &crate::plan::Plan,
+    state: &crate::state::State,
+    unprotect: &[String],
+) -> bool {
+    plan.has_changes()
+        || !unprotect.is_empty()
+        || plan.changes.iter().any(|c| {
+            executor::needs_recording(c) && state.get(&c.address).map(|r| &r.id) != c.id.as_ref()
+        })
 }

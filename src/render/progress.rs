@@ -1,11 +1,14 @@
 //! The progress view of `cwa apply`: a bar per wave on a terminal, one plain line per change
 //! otherwise (CI logs, pipes). It implements the executor's [`Hook`]; the executor itself
-//! never prints.
+//! never prints. The summary and the certification that end an apply are here too.
 
+use std::fmt::Write;
 use std::sync::Mutex;
 
-use crate::apply::{Applied, ApplyError, Hook, StateNotSaved};
+use crate::apply::{Applied, ApplyError, ApplyReport, Hook, StateNotSaved};
+use crate::config::Loaded;
 use crate::plan::{Action, Change};
+use crate::session::{not_applied, Certified};
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,4 +133,124 @@ fn past(action: Action) -> &'static str {
         Action::Retain => "kept",
         Action::NoOp => "unchanged",
     }
+}
+
+/// The summary at the end of an apply: counts, then each failure with where it is declared,
+/// why and the fix, what was skipped, not started, not saved or rolled back, and whether a
+/// plain rerun can help.
+pub fn summary(report: &ApplyReport, loaded: &Loaded) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\nApply {}: {} done, {} failed, {} skipped, {} not started{}.",
+        if report.succeeded() {
+            "complete"
+        } else {
+            "stopped"
+        },
+        report
+            .done
+            .iter()
+            .filter(|o| o.action.changes_anything())
+            .count(),
+        report.failed.len(),
+        report.skipped.len(),
+        report.not_started.len(),
+        if report.interrupted {
+            " (interrupted)"
+        } else {
+            ""
+        }
+    );
+    for f in &report.failed {
+        let at = loaded
+            .location(&f.address)
+            .map(|l| format!(" (declared at {l})"))
+            .unwrap_or_default();
+        let _ = writeln!(out, "  FAILED {} {}{at}", f.action.as_str(), f.address);
+        let _ = writeln!(out, "    why: {}", f.error.as_deref().unwrap_or("unknown"));
+        if let Some(fix) = &f.fix {
+            let _ = writeln!(out, "    fix: {fix}");
+        }
+    }
+    for s in &report.skipped {
+        let _ = writeln!(
+            out,
+            "  skipped: {} {}: {}",
+            s.action.as_str(),
+            s.address,
+            s.reason
+        );
+    }
+    for a in &report.not_started {
+        let _ = writeln!(out, "  not started: {a} (interrupted)");
+    }
+    for s in &report.state_not_saved {
+        let _ = writeln!(out, "  STATE NOT SAVED {}", s.when);
+        let _ = writeln!(out, "    why: {}", s.error);
+        let _ = writeln!(out, "    fix: {}", s.fix);
+    }
+    for a in &report.rolled_back {
+        let _ = writeln!(out, "  rolled back: {a}");
+    }
+    if report.succeeded() {
+        return out;
+    }
+    if report.rerun_helps() {
+        let _ = writeln!(
+            out,
+            "State holds everything that was done. Run `cwa apply` again to converge."
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "State holds everything that was done. A rerun alone will fail the same way: apply each fix above first."
+        );
+    }
+    out
+}
+
+/// The certification after an apply, as the operator reads it.
+pub fn certification(certified: &Certified) -> String {
+    let mut out = String::new();
+    let c = match certified {
+        Certified::NotNeeded => return out,
+        Certified::Unchecked(e) => {
+            let _ = writeln!(
+                out,
+                "\nCertification FAILED: the lines could not be checked: {e}"
+            );
+            return out;
+        }
+        Certified::Ran(c) => c,
+    };
+    let failed: Vec<_> = c.failures().collect();
+    let _ = writeln!(
+        out,
+        "\nCertification: {} checks, {} failed, {} pending.",
+        c.checks.len(),
+        failed.len(),
+        c.pending.len()
+    );
+    for r in &failed {
+        let _ = writeln!(
+            out,
+            "  FAIL [{}] {} at {}: {}",
+            r.check, r.subject, r.hop, r.message
+        );
+    }
+    for p in not_applied(c) {
+        let _ = writeln!(
+            out,
+            "  FAIL [pending] {} ({}): still not applied",
+            p.line, p.number
+        );
+    }
+    for p in c.pending.iter().filter(|p| p.activating) {
+        let _ = writeln!(out, "  activating: {} ({}): {}", p.line, p.number, p.reason);
+    }
+    if !certified.passed() {
+        let _ = writeln!(out, "The apply is not done until its lines are certified: `cwa plan` shows what another `cwa apply` would fix.");
+    }
+    out
 }

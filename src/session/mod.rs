@@ -6,10 +6,12 @@
 //! so what is measured and what is run are the same code. Nothing here prints except the
 //! lint warnings of lines.toml, once.
 
+mod applying;
 mod pipeline;
 pub mod preconditions;
 mod refused;
 
+pub use applying::{not_applied, Certified};
 pub use pipeline::{plan_against, refresh, Planned};
 pub use refused::{plan_errors, PlanErrors};
 
