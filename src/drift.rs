@@ -13,8 +13,9 @@ use std::fmt::Write;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::model::{Address, Kind, Spec};
-use crate::plan::{Action, Change, Plan, Reason};
+use crate::model::Policy;
+use crate::model::{Address, Spec};
+use crate::plan::{Action, Change, Plan, Reason, SENSITIVE};
 use crate::render::value_text;
 use crate::state::State;
 
@@ -52,13 +53,8 @@ pub struct Missing {
     pub reason: Reason,
 }
 
-/// A live object neither declared nor owned.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UnmanagedObject {
-    pub kind: Kind,
-    pub id: String,
-    pub label: String,
-}
+/// A live object neither declared nor owned: the plan's own type.
+pub use crate::plan::Unmanaged as UnmanagedObject;
 
 /// Every difference between live and lines.toml + state, by class.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,6 +64,30 @@ pub struct DriftReport {
     pub changed: Vec<Changed>,
     pub missing: Vec<Missing>,
     pub unmanaged: Vec<UnmanagedObject>,
+    /// Numbers cwa keeps after their line was removed (never drift: plan keeps them too).
+    #[serde(default)]
+    pub kept: Vec<Kept>,
+    /// `[ignore]` entries that left something out of this report.
+    #[serde(default)]
+    pub ignored: Vec<IgnoredEntry>,
+}
+
+/// A number state owns that lines.toml no longer declares, kept rather than released.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Kept {
+    pub address: Address,
+    pub id: Option<String>,
+    pub number: String,
+    /// The reason `[kept]` gives, when lines.toml declares the number kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declared: Option<String>,
+}
+
+/// An `[ignore]` entry of lines.toml that took effect, and why the operator gave.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IgnoredEntry {
+    pub key: String,
+    pub reason: String,
 }
 
 impl DriftReport {
@@ -83,13 +103,16 @@ pub fn from_plan(plan: &Plan) -> DriftReport {
     for change in &plan.changes {
         classify(change, &mut changed, &mut missing);
     }
-    let unmanaged: Vec<UnmanagedObject> = plan
-        .unmanaged
+    let unmanaged = plan.unmanaged.clone();
+    let kept = plan
+        .changes
         .iter()
-        .map(|u| UnmanagedObject {
-            kind: u.kind,
-            id: u.id.clone(),
-            label: u.label.clone(),
+        .filter(|c| c.action == Action::Retain)
+        .map(|c| Kept {
+            address: c.address.clone(),
+            id: c.id.clone(),
+            number: c.before.as_ref().map(Spec::label).unwrap_or_default(),
+            declared: None,
         })
         .collect();
     DriftReport {
@@ -98,7 +121,47 @@ pub fn from_plan(plan: &Plan) -> DriftReport {
         changed,
         missing,
         unmanaged,
+        kept,
+        ignored: Vec::new(),
     }
+}
+
+/// Leaves out of `report` what `[ignore]` names (by id, address or label), listing each
+/// entry that took effect with its reason, and decides again whether anything is drift.
+pub fn ignoring(mut report: DriftReport, policy: &Policy) -> DriftReport {
+    let mut hit = std::collections::BTreeMap::new();
+    let mut keep = |keys: &[&str]| match policy.ignored(keys) {
+        Some(entry) => {
+            hit.insert(entry.key.clone(), entry.reason.clone());
+            false
+        }
+        None => true,
+    };
+    report
+        .changed
+        .retain(|c| keep(&[&c.address.to_string(), c.id.as_deref().unwrap_or_default()]));
+    report
+        .missing
+        .retain(|m| keep(&[&m.address.to_string(), m.id.as_deref().unwrap_or_default()]));
+    report
+        .unmanaged
+        .retain(|u| keep(&[&u.id, &u.label, &format!("{}.{}", u.kind, u.id)]));
+    for k in &mut report.kept {
+        let keys = [
+            k.address.to_string(),
+            k.id.clone().unwrap_or_default(),
+            k.number.clone(),
+        ];
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        k.declared = policy.kept_entry(&keys).map(|e| e.reason.clone());
+    }
+    report.ignored = hit
+        .into_iter()
+        .map(|(key, reason)| IgnoredEntry { key, reason })
+        .collect();
+    report.drift =
+        !(report.changed.is_empty() && report.missing.is_empty() && report.unmanaged.is_empty());
+    report
 }
 
 /// Adds the settings cwa keeps but does not declare ([`Spec::preserved`]: a LiveKit trunk's
@@ -153,8 +216,13 @@ fn classify(change: &Change, changed: &mut Vec<Changed>, missing: &mut Vec<Missi
         Action::Update | Action::Replace | Action::Adopt | Action::Verify
             if change.id.is_some() =>
         {
+            let secrets: Vec<&str> = [&change.before, &change.after]
+                .into_iter()
+                .flatten()
+                .flat_map(|s| s.secrets().into_iter().map(|(name, _)| name))
+                .collect();
             changed.extend(change.fields.iter().map(|f| {
-                let sensitive = f.sensitive || SECRET_FIELDS.contains(&f.path.as_str());
+                let sensitive = f.sensitive || secrets.contains(&f.path.as_str());
                 Changed {
                     address: change.address.clone(),
                     id: change.id.clone(),
@@ -177,7 +245,8 @@ fn classify(change: &Change, changed: &mut Vec<Changed>, missing: &mut Vec<Missi
             owned: true,
             reason: change.reason.clone(),
         }),
-        Action::Delete | Action::Retain => changed.push(Changed {
+        Action::Retain => {}
+        Action::Delete => changed.push(Changed {
             address: change.address.clone(),
             id: change.id.clone(),
             field: "*".into(),
@@ -192,13 +261,6 @@ fn classify(change: &Change, changed: &mut Vec<Changed>, missing: &mut Vec<Missi
         Action::Update | Action::Replace | Action::Adopt => {}
     }
 }
-
-/// Fields that hold secrets (as fingerprints): shown as `(sensitive)` even when only one side
-/// has a value.
-const SECRET_FIELDS: [&str; 2] = ["password", "auth_password"];
-
-/// What a secret shows as, the same as in plans.
-const SENSITIVE: &str = "(sensitive)";
 
 fn masked(v: &Value, sensitive: bool) -> Value {
     if sensitive && !v.is_null() {
@@ -222,6 +284,7 @@ pub fn human(report: &DriftReport) -> String {
     let mut out = String::new();
     if !report.drift {
         out.push_str("No drift: live matches lines.toml and state.\n");
+        out.push_str(&kept_and_ignored(report, t));
         return out;
     }
     let _ = writeln!(out, "Drift: {}.\n", counts(report));
@@ -264,6 +327,7 @@ pub fn human(report: &DriftReport) -> String {
         }
         out.push('\n');
     }
+    out.push_str(&kept_and_ignored(report, t));
     out.push_str(
         "`cwa plan` shows how apply would fix changed and missing objects; `cwa import` declares unmanaged ones.\n",
     );
@@ -325,6 +389,39 @@ pub fn markdown(report: &DriftReport) -> String {
     out
 }
 
+/// Numbers kept and `[ignore]` entries that took effect: listed, never drift.
+fn kept_and_ignored(report: &DriftReport, t: fn(&str) -> String) -> String {
+    let mut out = String::new();
+    if !report.kept.is_empty() {
+        out.push_str("kept (numbers whose line was removed; kept, not released; not drift):\n");
+        for k in &report.kept {
+            let why = k
+                .declared
+                .as_deref()
+                .map_or("not declared under [kept] in lines.toml".to_string(), |r| {
+                    format!("[kept]: {r}")
+                });
+            let _ = writeln!(
+                out,
+                "  = {}{} {}: {}",
+                t(&k.address.to_string()),
+                t(&id_suffix(k.id.as_deref())),
+                t(&k.number),
+                t(&why)
+            );
+        }
+        out.push('\n');
+    }
+    if !report.ignored.is_empty() {
+        out.push_str("ignored ([ignore] in lines.toml):\n");
+        for i in &report.ignored {
+            let _ = writeln!(out, "  {}: {}", t(&i.key), t(&i.reason));
+        }
+        out.push('\n');
+    }
+    out
+}
+
 fn counts(report: &DriftReport) -> String {
     format!(
         "{} changed field(s), {} missing, {} unmanaged",
@@ -367,6 +464,7 @@ fn cell(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Kind;
     use crate::plan::{FieldChange, Unmanaged, FORMAT_VERSION as PLAN_VERSION};
     use std::collections::BTreeMap;
 

@@ -980,6 +980,37 @@ pub struct Policy {
     pub twilio_writes: bool,
     /// Share of owned objects a plan may delete or replace without `--allow-mass-change`.
     pub max_delete_share: f64,
+    /// `[ignore]`: live objects (by id or address) drift does not report, with why.
+    pub ignore: Vec<Ignored>,
+    /// `[kept]`: numbers cwa keeps after their line was removed (by number, id or address).
+    pub kept: Vec<Ignored>,
+}
+
+/// One entry of `[ignore]` or `[kept]` in lines.toml: a live id, address or number, and the
+/// reason the operator gave (shown wherever the entry takes effect).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ignored {
+    pub key: String,
+    pub reason: String,
+    pub span: Option<SourceSpan>,
+}
+
+impl Policy {
+    /// The `[ignore]` entry naming any of `keys` (an id, an address, a number).
+    pub fn ignored(&self, keys: &[&str]) -> Option<&Ignored> {
+        find(&self.ignore, keys)
+    }
+
+    /// The `[kept]` entry naming any of `keys`.
+    pub fn kept_entry(&self, keys: &[&str]) -> Option<&Ignored> {
+        find(&self.kept, keys)
+    }
+}
+
+fn find<'a>(entries: &'a [Ignored], keys: &[&str]) -> Option<&'a Ignored> {
+    entries
+        .iter()
+        .find(|e| keys.iter().any(|k| !k.is_empty() && e.key == *k))
 }
 
 impl Default for Policy {
@@ -987,6 +1018,8 @@ impl Default for Policy {
         Self {
             twilio_writes: false,
             max_delete_share: 0.25,
+            ignore: Vec::new(),
+            kept: Vec::new(),
         }
     }
 }

@@ -8,7 +8,7 @@ mod sandbox_helper;
 
 use cwa::drift::DriftReport;
 use cwa::sandbox::{LIVEKIT_API_KEY, LIVEKIT_API_SECRET};
-use cwa_ctx::{assert_exit, stdout, Ctx};
+use cwa_ctx::{assert_exit, stderr, stdout, Ctx};
 use livekit_api::services::sip::{ListSIPDispatchRuleFilter, SIPClient};
 use livekit_protocol as proto;
 use serde_json::{json, Value};
@@ -196,4 +196,80 @@ async fn drift_on_an_invalid_declaration_is_an_error() {
     assert_exit(&out, 1);
     let json: Result<Value, _> = serde_json::from_str(&stdout(&out));
     assert!(json.is_err(), "no report is printed on error");
+}
+
+/// Issue 15 finding 5: on the repository's own lines.toml, applied, drift is clean: the
+/// connection left out on purpose is named under `[ignore]`, and the report says so. Without
+/// the entry, the same object is unmanaged drift again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_repository_lines_toml_drifts_clean_once_applied() {
+    let ctx = Ctx::runbook().await;
+    assert_exit(&ctx.cwa(&["apply", "--auto-approve"]).await, 0);
+    assert_exit(&ctx.cwa(&["plan", "--detailed-exitcode"]).await, 0);
+    let report = drift(&ctx, 0).await;
+    assert!(!report.drift, "{report:#?}");
+    assert_eq!(report.ignored.len(), 1, "{report:#?}");
+    assert_eq!(report.ignored[0].key, INBOUND_V2);
+    let human = stdout(&ctx.cwa(&["drift"]).await);
+    assert!(human.starts_with("No drift"), "{human}");
+    assert!(
+        human.contains("ignored ([ignore] in lines.toml)"),
+        "{human}"
+    );
+
+    let text = ctx.lines_toml();
+    let entry = text
+        .lines()
+        .find(|l| l.starts_with(&format!("\"{INBOUND_V2}\"")))
+        .expect("the [ignore] entry");
+    ctx.set_lines_toml(&text.replace(entry, ""));
+    let report = drift(&ctx, 2).await;
+    assert_eq!(report.unmanaged.len(), 1, "{report:#?}");
+    assert_eq!(report.unmanaged[0].id, INBOUND_V2);
+    assert!(report.changed.is_empty() && report.missing.is_empty());
+}
+
+/// Issue 15 finding 5: a church removed keeps its number (never released); plan says "No
+/// changes" afterwards, and drift agrees: the number is listed as kept, not as drift, with
+/// the reason `[kept]` gives once lines.toml declares it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_number_is_not_drift_and_kept_declares_why() {
+    let ctx = Ctx::runbook().await;
+    assert_exit(&ctx.cwa(&["apply", "--auto-approve"]).await, 0);
+    let text = ctx.lines_toml();
+    let start = text.find("[church.melvindale]").unwrap();
+    let end = start + text[start..].find("\n# ---").unwrap();
+    ctx.set_lines_toml(&format!("{}{}", &text[..start], &text[end..]));
+    assert_exit(&ctx.cwa(&["apply", "--auto-approve"]).await, 0);
+    let plan = ctx.cwa(&["plan", "--detailed-exitcode"]).await;
+    assert_exit(&plan, 0);
+    assert!(stdout(&plan).contains("No changes"), "{}", stdout(&plan));
+    let report = drift(&ctx, 0).await;
+    assert_eq!(report.kept.len(), 1, "{report:#?}");
+    assert_eq!(report.kept[0].number, "+17473897673");
+    assert_eq!(report.kept[0].declared, None);
+
+    let text = ctx.lines_toml();
+    ctx.set_lines_toml(&text.replace(
+        "[ignore]\n",
+        "[kept]\n\"+17473897673\" = \"Melvindale left; the number stays ours\"\n\n[ignore]\n",
+    ));
+    let report = drift(&ctx, 0).await;
+    assert_eq!(
+        report.kept[0].declared.as_deref(),
+        Some("Melvindale left; the number stays ours")
+    );
+    let human = stdout(&ctx.cwa(&["drift"]).await);
+    assert!(human.contains("[kept]: Melvindale left"), "{human}");
+}
+
+/// An `[ignore]` entry must say why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ignore_entry_without_a_reason_is_refused() {
+    let ctx = Ctx::runbook().await;
+    let text = ctx.lines_toml();
+    ctx.set_lines_toml(&text.replace("[ignore]\n", "[ignore]\n\"ST_nothing\" = \"\"\n"));
+    let out = ctx.cwa(&["drift"]).await;
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("[ignore]"), "{}", stderr(&out));
 }

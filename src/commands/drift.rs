@@ -15,10 +15,13 @@ pub async fn drift(global: &GlobalArgs, args: &DriftArgs) -> miette::Result<Exit
 
 async fn run(session: &Session, args: &DriftArgs) -> miette::Result<ExitStatus> {
     let planned = session.plan(&read_everything()).await?;
-    let report = drift::with_preserved(
-        drift::from_plan(&planned.plan),
-        &planned.plan,
-        &planned.state,
+    let report = drift::ignoring(
+        drift::with_preserved(
+            drift::from_plan(&planned.plan),
+            &planned.plan,
+            &planned.state,
+        ),
+        &planned.loaded.desired.policy,
     );
     let text = match args.format.format() {
         OutputFormat::Json => drift::json(&report),

@@ -12,6 +12,7 @@ pub mod error;
 pub mod expand;
 pub mod fmt;
 pub mod graph;
+pub mod ignore;
 pub mod limits;
 pub mod provider_limits;
 pub mod raw;
@@ -105,6 +106,7 @@ pub fn parse(path_for_messages: &Path, text: &str) -> Result<Loaded, ConfigError
             let mut expanded = expand::expand(&raw, text, &mut problems);
             expanded.desired.settings.outbound_countries =
                 outbound_countries(&raw.defaults, &mut problems);
+            ignore::apply(&raw, &mut expanded.desired.policy, &mut problems);
             checks::run(&expanded, &mut problems);
             cycle_problems(&expanded, &mut problems);
             expanded.desired

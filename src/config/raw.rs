@@ -252,6 +252,9 @@ pub struct RawFile {
     pub defaults: RawDefaults,
     pub livekit: RawLivekit,
     pub protected: Vec<(Spanned<String>, Spanned<String>)>,
+    /// `[ignore]` and `[kept]`: key -> reason (see `config::ignore`).
+    pub ignore: Vec<(Spanned<String>, Spanned<String>)>,
+    pub kept: Vec<(Spanned<String>, Spanned<String>)>,
     pub fqdn_connections: Vec<Block<RawFqdnConnection>>,
     pub fqdns: Vec<Block<RawFqdn>>,
     pub credential_connections: Vec<Block<RawCredentialConnection>>,
@@ -272,6 +275,8 @@ const TOP_KEYS: &[&str] = &[
     "defaults",
     "livekit",
     "protected",
+    "ignore",
+    "kept",
     "telnyx",
     "twilio",
     "church",
@@ -314,6 +319,14 @@ pub fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<RawFile> {
             .value::<BTreeMap<Spanned<String>, Spanned<String>>>(v)
             .map(|m| m.into_iter().collect())
             .unwrap_or_default();
+    }
+    for (key, list) in [("ignore", &mut file.ignore), ("kept", &mut file.kept)] {
+        if let Some(v) = take(key) {
+            *list = walker
+                .value::<BTreeMap<Spanned<String>, Spanned<String>>>(v)
+                .map(|m| m.into_iter().collect())
+                .unwrap_or_default();
+        }
     }
     if let Some(v) = take("livekit") {
         walker.livekit(v, &mut file);
