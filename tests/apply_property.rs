@@ -1,6 +1,6 @@
 //! Property: for any sequence of declarations (churches added, removed, renamed, numbers moved
-//! between churches), `plan` then `apply` then `plan` shows no changes, over real HTTP against
-//! the sandbox. Runs the library in-process (the same code the binary runs) for speed.
+//! between churches), `plan` then `apply` then `plan` shows no changes, and drift agrees with
+//! plan before and after each apply, over real HTTP against the sandbox. Runs the library in-process (the same code the binary runs) for speed.
 
 #[path = "common/sandbox.rs"]
 mod sandbox_helper;
@@ -92,6 +92,7 @@ async fn plan_and_apply(
     let plan = plan_once(&state, &live);
     assert!(plan.errors.is_empty(), "plan errors: {:?}", plan.errors);
     let changes = plan.actionable().count();
+    assert_drift_agrees(&plan, &loaded.desired.policy, text);
     let executor = Executor::new(
         providers.clone(),
         store.clone(),
@@ -118,7 +119,36 @@ async fn plan_and_apply(
         "not converged after apply:\n{}\n{text}",
         left.join("\n")
     );
+    let report = drift_of(&after, &loaded.desired.policy);
+    assert!(
+        report.changed.is_empty() && report.missing.is_empty(),
+        "plan says no changes but drift reports some: {report:?}\n{text}"
+    );
     (changes, left.len())
+}
+
+fn drift_of(plan: &cwa::plan::Plan, policy: &cwa::model::Policy) -> cwa::drift::DriftReport {
+    cwa::drift::ignoring(cwa::drift::from_plan(plan), policy)
+}
+
+/// Plan and drift agree (issue 15 finding 5): every write a plan would make to a declared or
+/// owned object is drift, so a nightly drift run never says "clean" while apply would change
+/// something.
+fn assert_drift_agrees(plan: &cwa::plan::Plan, policy: &cwa::model::Policy, text: &str) {
+    let writes: Vec<String> = plan
+        .changes
+        .iter()
+        .filter(|c| {
+            use cwa::plan::Action::*;
+            matches!(c.action, Create | Update | Replace | Delete)
+        })
+        .map(|c| format!("{} {}", c.action.as_str(), c.address))
+        .collect();
+    let report = drift_of(plan, policy);
+    assert!(
+        writes.is_empty() || report.has_drift(),
+        "plan writes {writes:?} but drift is clean\n{text}"
+    );
 }
 
 proptest! {

@@ -479,3 +479,43 @@ async fn a_fixed_number_nobody_owns_and_nobody_sells_is_a_plan_error() {
     );
     apply_writes_nothing(&ctx, 0).await;
 }
+
+/// Issue 15 finding 4: every provider credential a run needs and the environment lacks is
+/// named at once, not one per run; nothing is written.
+#[test]
+fn every_missing_provider_credential_is_reported_together() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        cwa_ctx::repo_root().join("lines.toml"),
+        dir.path().join("lines.toml"),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cwa"))
+        .arg("plan")
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("LIVEKIT_URL", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    assert_exit(&out, 1);
+    let text = one_line(&stderr(&out));
+    for variable in [
+        "TELNYX_API_KEY",
+        "LIVEKIT_API_KEY",
+        "LIVEKIT_API_SECRET",
+        "TWILIO_ACCOUNT_SID",
+        "TWILIO_AUTH_TOKEN",
+    ] {
+        assert!(text.contains(variable), "{variable} is named: {text}");
+    }
+    assert!(
+        !text.contains("LIVEKIT_URL"),
+        "a variable that is set is not named: {text}"
+    );
+    assert!(text.contains("cwa::provider::env"), "{text}");
+    assert!(
+        !dir.path().join("state").exists(),
+        "nothing is written when credentials are missing"
+    );
+}

@@ -114,6 +114,7 @@ fn provider_fix(e: &ProviderError) -> String {
             "no usable answer arrived: run `cwa apply` again; the journal looks the object up before writing again".into()
         }
         ProviderError::MissingEnv { variable, .. } => format!("export {variable}, then run `cwa apply` again"),
+        ProviderError::MissingEnvs { variables } => format!("export {variables}, then run `cwa apply` again"),
         ProviderError::Protected { .. } => "protected ids are never written: declare the object exactly as it is live".into(),
         ProviderError::IgnoredWrite { .. } => "the provider does not honour this field through its API: set it by hand, or declare what is live".into(),
         ProviderError::Config { .. } | ProviderError::Unsupported { .. } => {
@@ -131,7 +132,9 @@ fn provider_of(e: &ProviderError) -> String {
         | ProviderError::Config { provider, .. }
         | ProviderError::IgnoredWrite { provider, .. }
         | ProviderError::Unsupported { provider, .. } => provider.to_string(),
-        ProviderError::Protected { .. } => "the provider".into(),
+        ProviderError::Protected { .. } | ProviderError::MissingEnvs { .. } => {
+            "the provider".into()
+        }
     }
 }
 

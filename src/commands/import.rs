@@ -58,18 +58,14 @@ async fn run(session: &Session, args: &ImportArgs) -> miette::Result<ExitStatus>
 /// Providers whose credentials are present: import reads the whole account, not only what
 /// lines.toml mentions.
 fn readable_providers(session: &Session) -> Vec<ProviderName> {
-    let has = |names: &[&str]| names.iter().all(|n| session.env.get(n).is_some());
-    let mut out = Vec::new();
-    if has(&["TELNYX_API_KEY"]) {
-        out.push(ProviderName::Telnyx);
-    }
-    if has(&["LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"]) {
-        out.push(ProviderName::Livekit);
-    }
-    if has(&["TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"]) {
-        out.push(ProviderName::Twilio);
-    }
-    out
+    ProviderName::ALL
+        .into_iter()
+        .filter(|p| {
+            crate::providers::required_env(*p)
+                .iter()
+                .all(|n| session.env.get(n).is_some())
+        })
+        .collect()
 }
 
 fn summary(

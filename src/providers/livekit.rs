@@ -62,6 +62,11 @@ use crate::model::{
 };
 
 const P: ProviderName = ProviderName::Livekit;
+const URL_ENV: &str = "LIVEKIT_URL";
+const API_KEY_ENV: &str = "LIVEKIT_API_KEY";
+const API_SECRET_ENV: &str = "LIVEKIT_API_SECRET";
+/// The settings and credentials a LiveKit client cannot start without.
+pub const REQUIRED_ENV: &[&str] = &[URL_ENV, API_KEY_ENV, API_SECRET_ENV];
 /// Items per list page cwa asks for ([`LivekitProvider::list_paged`]).
 pub const PAGE_LIMIT: i32 = 500;
 /// The `extra` key marking a trunk made with the deprecated `CreateSIPTrunk`.
@@ -209,9 +214,9 @@ impl LivekitProvider {
     /// Reads `LIVEKIT_URL` (required; `wss://` becomes `https://`; plain http only on
     /// loopback), `LIVEKIT_API_KEY` and `LIVEKIT_API_SECRET`.
     pub fn from_env(env: &Env, opts: &ClientOptions) -> Result<Self, ProviderError> {
-        let raw_url = env.require(P, "LIVEKIT_URL")?;
-        let api_key = env.require(P, "LIVEKIT_API_KEY")?.to_string();
-        let api_secret = SecretValue::new(env.require(P, "LIVEKIT_API_SECRET")?);
+        let raw_url = env.require(P, URL_ENV)?;
+        let api_key = env.require(P, API_KEY_ENV)?.to_string();
+        let api_secret = SecretValue::new(env.require(P, API_SECRET_ENV)?);
         let base = http::check_base_url(P, &http_url(raw_url))?;
         let sip = sip_client(&base, &api_key, &api_secret, opts.timeout)?;
         let (key, secret) = (api_key.clone(), api_secret.clone());

@@ -61,6 +61,13 @@ pub enum ProviderError {
         provider: ProviderName,
         variable: String,
     },
+    /// Several credentials missing at once: all named in one run, not one per run.
+    #[error("these environment variables are not set: {variables}")]
+    #[diagnostic(
+        code(cwa::provider::env),
+        help("export each of them, or run the command with --sandbox")
+    )]
+    MissingEnvs { variables: String },
     #[error("{provider}: {detail}")]
     #[diagnostic(code(cwa::provider::config))]
     Config {
@@ -356,6 +363,7 @@ pub fn connect(
     which: &[ProviderName],
 ) -> Result<Providers, ProviderError> {
     let wanted = |p: ProviderName| which.contains(&p);
+    missing_credentials(env, which)?;
     let lock = opts.lock.clone().unwrap_or_else(|| {
         crate::protection::Shared::new(crate::protection::Lock::new(&opts.protected_ids))
     });
@@ -384,6 +392,43 @@ pub fn connect(
         twilio,
         lock,
     })
+}
+
+/// Every required variable of every provider in `which` that `env` lacks, as one error (a
+/// single one keeps the error that names its provider).
+fn missing_credentials(env: &Env, which: &[ProviderName]) -> Result<(), ProviderError> {
+    let mut missing: Vec<(ProviderName, &str)> = ProviderName::ALL
+        .into_iter()
+        .filter(|p| which.contains(p))
+        .flat_map(|p| required_env(p).iter().map(move |v| (p, *v)))
+        .filter(|(_, v)| env.get(v).is_none())
+        .collect();
+    match missing.len() {
+        0 => Ok(()),
+        1 => {
+            let (provider, variable) = missing.remove(0);
+            Err(ProviderError::MissingEnv {
+                provider,
+                variable: variable.to_string(),
+            })
+        }
+        _ => Err(ProviderError::MissingEnvs {
+            variables: missing
+                .iter()
+                .map(|(p, v)| format!("{v} ({p})"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+    }
+}
+
+/// The variables a provider's client cannot start without.
+pub fn required_env(provider: ProviderName) -> &'static [&'static str] {
+    match provider {
+        ProviderName::Telnyx => telnyx::REQUIRED_ENV,
+        ProviderName::Livekit => livekit::REQUIRED_ENV,
+        ProviderName::Twilio => twilio::REQUIRED_ENV,
+    }
 }
 
 /// Sends a non-idempotent write (a create, a number order) without ever blindly repeating it:
@@ -502,7 +547,19 @@ mod tests {
             .err()
             .unwrap();
         assert!(
-            matches!(err, ProviderError::MissingEnv { ref variable, .. } if variable == "LIVEKIT_URL")
+            matches!(err, ProviderError::MissingEnvs { ref variables }
+                if variables == "LIVEKIT_URL (livekit), LIVEKIT_API_KEY (livekit), LIVEKIT_API_SECRET (livekit)"),
+            "every missing variable is named at once: {err}"
+        );
+        let env = Env::from_pairs([
+            ("LIVEKIT_URL", "http://127.0.0.1:9"),
+            ("LIVEKIT_API_KEY", "k"),
+        ]);
+        let err = connect(&env, &opts, &[ProviderName::Livekit])
+            .err()
+            .unwrap();
+        assert!(
+            matches!(err, ProviderError::MissingEnv { ref variable, .. } if variable == "LIVEKIT_API_SECRET")
         );
     }
 }

@@ -39,6 +39,9 @@ use wire::{
 };
 
 const P: ProviderName = ProviderName::Telnyx;
+const API_KEY_ENV: &str = "TELNYX_API_KEY";
+/// The credentials a Telnyx client cannot start without.
+pub const REQUIRED_ENV: &[&str] = &[API_KEY_ENV];
 /// The largest page Telnyx serves.
 pub const PAGE_SIZE: u32 = 250;
 pub const DEFAULT_BASE_URL: &str = "https://api.telnyx.com/v2";
@@ -73,7 +76,7 @@ impl TelnyxProvider {
     /// Reads `TELNYX_API_KEY` and the optional `TELNYX_BASE_URL` (default
     /// `https://api.telnyx.com/v2`; plain http only on loopback).
     pub fn from_env(env: &Env, opts: &ClientOptions) -> Result<Self, ProviderError> {
-        let key = env.require(P, "TELNYX_API_KEY")?;
+        let key = env.require(P, API_KEY_ENV)?;
         let base = http::check_base_url(P, env.get("TELNYX_BASE_URL").unwrap_or(DEFAULT_BASE_URL))?;
         let guard = std::sync::Arc::new(WriteGuard::from_options(opts));
         let http = HttpClient::new(

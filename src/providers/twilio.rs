@@ -30,6 +30,10 @@ use crate::model::{
 };
 
 const P: ProviderName = ProviderName::Twilio;
+const ACCOUNT_ENV: &str = "TWILIO_ACCOUNT_SID";
+const TOKEN_ENV: &str = "TWILIO_AUTH_TOKEN";
+/// The credentials a Twilio client cannot start without.
+pub const REQUIRED_ENV: &[&str] = &[ACCOUNT_ENV, TOKEN_ENV];
 pub const DEFAULT_API_BASE_URL: &str = "https://api.twilio.com";
 pub const DEFAULT_TRUNKING_BASE_URL: &str = "https://trunking.twilio.com";
 /// The largest page Twilio serves.
@@ -249,8 +253,8 @@ impl TwilioProvider {
     /// Reads `TWILIO_ACCOUNT_SID`, `TWILIO_AUTH_TOKEN` and the optional
     /// `TWILIO_API_BASE_URL` / `TWILIO_TRUNKING_BASE_URL`.
     pub fn from_env(env: &Env, opts: &ClientOptions) -> Result<Self, ProviderError> {
-        let account = env.require(P, "TWILIO_ACCOUNT_SID")?.to_string();
-        let token = SecretValue::new(env.require(P, "TWILIO_AUTH_TOKEN")?);
+        let account = env.require(P, ACCOUNT_ENV)?.to_string();
+        let token = SecretValue::new(env.require(P, TOKEN_ENV)?);
         let api = http::check_base_url(
             P,
             env.get("TWILIO_API_BASE_URL")
