@@ -38,6 +38,28 @@ impl Executor {
         self.save(true).await
     }
 
+    /// One journal entry of this run: every phase of a call is recorded the same way.
+    fn entry(
+        &self,
+        addr: &Address,
+        op: &str,
+        phase: JournalPhase,
+        reference: &str,
+        id: Option<String>,
+    ) -> JournalEntry {
+        JournalEntry {
+            run: self.run.clone(),
+            time: now(),
+            address: addr.to_string(),
+            operation: op.into(),
+            phase,
+            reference: reference.into(),
+            id,
+            detail: None,
+            spec: None,
+        }
+    }
+
     pub(super) fn intent(
         &self,
         addr: &Address,
@@ -47,15 +69,14 @@ impl Executor {
         spec: Option<&Spec>,
     ) -> Result<(), StateError> {
         self.journal.record(&JournalEntry {
-            run: self.run.clone(),
-            time: now(),
-            address: addr.to_string(),
-            operation: op.into(),
-            phase: JournalPhase::Intent,
-            reference: reference.into(),
-            id: id.map(str::to_string),
-            detail: None,
             spec: spec.cloned(),
+            ..self.entry(
+                addr,
+                op,
+                JournalPhase::Intent,
+                reference,
+                id.map(str::to_string),
+            )
         })
     }
 
@@ -67,15 +88,14 @@ impl Executor {
         obj: &LiveObject,
     ) -> Result<(), StateError> {
         self.journal.record(&JournalEntry {
-            run: self.run.clone(),
-            time: now(),
-            address: addr.to_string(),
-            operation: op.into(),
-            phase: JournalPhase::Done,
-            reference: reference.into(),
-            id: Some(obj.id.clone()),
-            detail: None,
             spec: Some(obj.spec.clone()),
+            ..self.entry(
+                addr,
+                op,
+                JournalPhase::Done,
+                reference,
+                Some(obj.id.clone()),
+            )
         })
     }
 
@@ -86,17 +106,8 @@ impl Executor {
         reference: &str,
         id: &str,
     ) -> Result<(), StateError> {
-        self.journal.record(&JournalEntry {
-            run: self.run.clone(),
-            time: now(),
-            address: addr.to_string(),
-            operation: op.into(),
-            phase: JournalPhase::Done,
-            reference: reference.into(),
-            id: Some(id.into()),
-            detail: None,
-            spec: None,
-        })
+        self.journal
+            .record(&self.entry(addr, op, JournalPhase::Done, reference, Some(id.into())))
     }
 
     /// Records a failed call. When the provider may have carried it out (no answer), the
@@ -111,15 +122,14 @@ impl Executor {
     ) -> ApplyError {
         if !e.outcome_unknown() {
             let _ = self.journal.record(&JournalEntry {
-                run: self.run.clone(),
-                time: now(),
-                address: addr.to_string(),
-                operation: op.into(),
-                phase: JournalPhase::Failed,
-                reference: reference.into(),
-                id: id.map(str::to_string),
                 detail: Some(e.to_string()),
-                spec: None,
+                ..self.entry(
+                    addr,
+                    op,
+                    JournalPhase::Failed,
+                    reference,
+                    id.map(str::to_string),
+                )
             });
         }
         let outcome = if e.outcome_unknown() {
