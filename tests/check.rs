@@ -301,6 +301,48 @@ async fn a_header_name_differing_only_in_case_is_not_a_finding() {
     assert!(failures(&ctx, 0).await.is_empty());
 }
 
+/// Issue 14's decision, in the plan as in `check`: a live header whose name differs from the
+/// declared one only in case is the same header, so the plan shows no change for it (and
+/// apply has nothing to write); a changed value still shows, once, under the declared name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_header_name_differing_only_in_case_plans_no_change() {
+    let ctx = applied().await;
+    let client = sip(&ctx);
+    let trunk = client
+        .list_sip_outbound_trunk(livekit_api::services::sip::ListSIPOutboundTrunkFilter::All)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|t| t.name == "Telnyx Outbound")
+        .expect("the applied outbound trunk");
+    let mut lower = trunk.clone();
+    lower.headers = [("x-telnyx-username".to_string(), "cwaoutbound".to_string())].into();
+    client
+        .update_sip_outbound_trunk_replace(trunk.sip_trunk_id.clone(), lower)
+        .await
+        .unwrap();
+    let change = planned_change(&ctx, "livekit_outbound_trunk.telnyx").await;
+    assert!(
+        change.is_null() || change["fields"] == json!([]),
+        "{change:#}"
+    );
+
+    let mut stale = trunk.clone();
+    stale.headers = [("x-telnyx-username".to_string(), "stale".to_string())].into();
+    client
+        .update_sip_outbound_trunk_replace(trunk.sip_trunk_id.clone(), stale)
+        .await
+        .unwrap();
+    let change = planned_change(&ctx, "livekit_outbound_trunk.telnyx").await;
+    let paths: Vec<&str> = change["fields"]
+        .as_array()
+        .expect("a changed header")
+        .iter()
+        .filter_map(|f| f["path"].as_str())
+        .collect();
+    assert_eq!(paths, ["headers.X-Telnyx-Username"], "{change:#}");
+}
+
 /// Issue 14's decision: transport compares case-insensitively and is stored upper-case: a
 /// lines.toml `tcp` is valid, plans no change against Telnyx's `TCP`, and certifies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,6 +10,8 @@
 //! lines.toml is expanded and when a provider's object enters [`super::Live`]. Anything that
 //! builds a spec elsewhere calls it too (or [`set`] on the one field it builds).
 
+use std::collections::BTreeMap;
+
 use super::{FqdnSpec, Kind, OutboundVoiceProfileSpec, SecretRef, Spec};
 
 /// Whether a list field's order carries meaning.
@@ -109,6 +111,44 @@ impl Spec {
     }
 }
 
+/// SIP header names compare case-insensitively (RFC 3261 section 7.3.1) and are written as
+/// declared: `live`'s headers with each name that matches a declared one in all but case
+/// spelled as declared, so a header differing only in case is no change, and a changed value
+/// shows once, under the declared name.
+pub fn headers_named_as(
+    declared: &BTreeMap<String, String>,
+    live: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    live.iter()
+        .map(|(name, value)| {
+            let spelled = declared
+                .keys()
+                .find(|d| d.eq_ignore_ascii_case(name))
+                .unwrap_or(name);
+            (spelled.clone(), value.clone())
+        })
+        .collect()
+}
+
+impl Spec {
+    /// This live spec compared against `declared`: fields that compare by a rule other than
+    /// equality ([`headers_named_as`]) take the declared spelling where the rule says they are
+    /// the same. Every other field is left as it is.
+    pub fn compared_with(&self, declared: &Spec) -> std::borrow::Cow<'_, Spec> {
+        use std::borrow::Cow;
+        match (self, declared) {
+            (Spec::LivekitOutboundTrunk(live), Spec::LivekitOutboundTrunk(want))
+                if live.headers != want.headers =>
+            {
+                let mut aligned = live.clone();
+                aligned.headers = headers_named_as(&want.headers, &live.headers);
+                Cow::Owned(Spec::LivekitOutboundTrunk(aligned))
+            }
+            _ => Cow::Borrowed(self),
+        }
+    }
+}
+
 /// What a provider's hidden secret reads as (a password its GET masks or omits): not a
 /// fingerprint of anything, so it can never equal a declared secret, and the plan treats it as
 /// unknown rather than changed ([`SecretRef::is_hidden`]).
@@ -152,6 +192,22 @@ impl OutboundVoiceProfileSpec {
 mod tests {
     use super::*;
     use crate::model::{NumberSpec, OutboundVoiceProfileSpec, TelnyxNumberSpec, E164};
+
+    #[test]
+    fn header_names_take_the_declared_spelling_and_keep_live_values() {
+        let map = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let declared = map(&[("X-Telnyx-Username", "cwaoutbound")]);
+        let live = map(&[("x-TELNYX-username", "stale"), ("X-Other", "kept")]);
+        assert_eq!(
+            headers_named_as(&declared, &live),
+            map(&[("X-Telnyx-Username", "stale"), ("X-Other", "kept")])
+        );
+    }
 
     #[test]
     fn tags_in_any_order_are_one_value() {

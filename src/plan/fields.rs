@@ -21,6 +21,8 @@ pub struct FieldChange {
 /// The fields that differ. Secrets compare by fingerprint and show as `(sensitive)`; a secret
 /// whose environment variable is unset (`env:NAME`) is unknown and never shows as changed.
 pub fn diff(before: &Spec, after: &Spec) -> Vec<FieldChange> {
+    let before = before.compared_with(after);
+    let before = before.as_ref();
     if before == after {
         return Vec::new();
     }
