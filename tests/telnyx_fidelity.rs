@@ -203,3 +203,118 @@ async fn deletion_locked_numbers_are_kept_with_the_reason() {
         .iter()
         .any(|r| r.method == "DELETE" && r.path.ends_with("2927180561589994835")));
 }
+
+/// Sets one of the Telnyx sandbox's realism switches.
+fn telnyx_realism(ctx: &Ctx, set: impl FnOnce(&mut cwa::sandbox::telnyx::Realism)) {
+    set(&mut ctx.sb.sandbox.world().lock().unwrap().telnyx.realism);
+}
+
+/// The Telnyx numbers of the sandbox world.
+async fn telnyx_numbers(ctx: &Ctx) -> Vec<serde_json::Value> {
+    let world = ctx.sb.world_json().await;
+    world["telnyx"]["phone_numbers"]
+        .as_object()
+        .unwrap()
+        .values()
+        .cloned()
+        .collect()
+}
+
+/// An area code with only best-effort offers: the plan says so at the number's line (and in
+/// its JSON, as data), names the offers it will not buy, and is not refused; an area code
+/// with exact offers gets no note.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plan_notes_an_area_code_with_only_best_effort_offers() {
+    let ctx = Ctx::runbook().await;
+    ctx.set_lines_toml(&format!("{}{}", ctx.lines_toml(), cwa_ctx::NEW_CHURCHES));
+    telnyx_realism(&ctx, |r| {
+        r.best_effort_area_codes.insert("734".into());
+    });
+    let plan = ctx.cwa(&["plan", "--detailed-exitcode"]).await;
+    assert_exit(&plan, 2);
+    let shown = stdout(&plan);
+    let at = shown.find("telnyx_number.grace").expect("grace is planned");
+    let line_end = at + shown[at..].find("\n  + ").unwrap_or(shown.len() - at);
+    let block = &shown[at..line_end];
+    assert!(
+        block.contains("note:") && block.contains("area code 734") && block.contains("best-effort"),
+        "the note is at grace's line: {shown}"
+    );
+    assert!(!shown.contains("area code 414 offers"), "{shown}");
+    let json = ctx.cwa(&["plan", "--json"]).await;
+    let v: serde_json::Value = serde_json::from_str(&stdout(&json)).unwrap();
+    let notes: Vec<&serde_json::Value> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["code"] == "best-effort-only")
+        .collect();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0]["address"], "telnyx_number.grace");
+    assert_eq!(notes[0]["severity"], "warning");
+    assert!(
+        v["errors"].as_array().unwrap().is_empty(),
+        "{}",
+        v["errors"]
+    );
+}
+
+/// A failed order (`failure`, its numbers `purchase-failed`): apply stops that line with
+/// exit 1 and says the order failed, and no failed number is bound or recorded as owned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_order_fails_its_line_and_owns_nothing() {
+    let ctx = Ctx::runbook().await;
+    ctx.set_lines_toml(&format!("{}{}", ctx.lines_toml(), cwa_ctx::NEW_CHURCHES));
+    telnyx_realism(&ctx, |r| r.fail_orders = true);
+    let out = ctx.cwa(&["apply", "--auto-approve"]).await;
+    assert_exit(&out, 1);
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(text.contains("failed"), "{text}");
+    let failed: Vec<String> = telnyx_numbers(&ctx)
+        .await
+        .iter()
+        .filter(|n| n["status"] == "purchase-failed")
+        .map(|n| n["phone_number"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!failed.is_empty(), "the sandbox failed the orders");
+    let state = serde_json::to_string(&ctx.state()).unwrap();
+    for number in &failed {
+        assert!(
+            !state.contains(number.as_str()),
+            "{number} is not owned: {state}"
+        );
+    }
+}
+
+/// An order held in `requirement-info-pending`: apply stops with exit 1 and says documents
+/// are needed; a second apply finds the same order by its reference and buys nothing twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_requirement_pending_order_is_reported_and_never_bought_twice() {
+    let ctx = Ctx::runbook().await;
+    ctx.set_lines_toml(&format!("{}{}", ctx.lines_toml(), cwa_ctx::NEW_CHURCHES));
+    telnyx_realism(&ctx, |r| r.requirement_info_pending = true);
+    let orders = |ctx: &Ctx| {
+        ctx.requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path == "/v2/number_orders")
+            .count()
+    };
+    let first = ctx.cwa(&["apply", "--auto-approve"]).await;
+    assert_exit(&first, 1);
+    let text = format!("{}{}", stdout(&first), stderr(&first));
+    assert!(text.contains("requirement-info-pending"), "{text}");
+    assert!(text.contains("regulatory documents"), "{text}");
+    let ordered = orders(&ctx);
+    assert_eq!(ordered, 2, "one order per new church");
+    let second = ctx.cwa(&["apply", "--auto-approve"]).await;
+    assert_exit(&second, 1);
+    let again = format!("{}{}", stdout(&second), stderr(&second));
+    assert!(again.contains("requirement-info-pending"), "{again}");
+    assert_eq!(orders(&ctx), ordered, "no second order");
+    let pending = telnyx_numbers(&ctx)
+        .await
+        .iter()
+        .filter(|n| n["status"] == "requirement-info-pending")
+        .count();
+    assert_eq!(pending, 2);
+}

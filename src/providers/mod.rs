@@ -185,6 +185,24 @@ pub trait Provider: Send + Sync {
     async fn sells(&self, _number: &crate::model::E164) -> Result<Option<bool>, ProviderError> {
         Ok(None)
     }
+
+    /// What an `"auto"` number's area code offers now (one search), so that plan can say when
+    /// only best-effort offers exist; `None` for a provider cwa buys no numbers from.
+    async fn area_offers(
+        &self,
+        _country: &str,
+        _area_code: &str,
+    ) -> Result<Option<AreaOffers>, ProviderError> {
+        Ok(None)
+    }
+}
+
+/// The offers of one area code search: how many are exact (in the area code, not
+/// best-effort), and the best-effort ones cwa never buys.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AreaOffers {
+    pub exact: usize,
+    pub best_effort: Vec<String>,
 }
 
 /// The three providers, as one value the planner and executor pass around.

@@ -1384,6 +1384,21 @@ impl Provider for TelnyxProvider {
         self.offers(number, &number.to_string()).await.map(Some)
     }
 
+    async fn area_offers(
+        &self,
+        country: &str,
+        area_code: &str,
+    ) -> Result<Option<super::AreaOffers>, ProviderError> {
+        let query = auto_search_query(country, area_code, None);
+        let found = self.search_available(&query, area_code).await?;
+        let exact = found
+            .iter()
+            .filter(|n| in_area_code(n, area_code).is_some())
+            .count();
+        let best_effort = best_effort_only(&found, area_code);
+        Ok(Some(super::AreaOffers { exact, best_effort }))
+    }
+
     async fn find_created(&self, req: &WriteRequest) -> Result<Option<LiveObject>, ProviderError> {
         match &req.spec {
             Spec::TelnyxNumber(s) => self.find_number(req, s).await,

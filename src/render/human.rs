@@ -40,6 +40,7 @@ pub fn human(plan: &Plan, opts: &HumanOptions) -> String {
         let _ = writeln!(out, "{}", paint(&t(&group), Style::Heading, opts.color));
         for change in changes {
             render_change(&mut out, change, opts);
+            render_notes(&mut out, plan, change, opts);
         }
         out.push('\n');
     }
@@ -146,6 +147,26 @@ fn render_change(out: &mut String, change: &Change, opts: &HumanOptions) {
     }
     for field in &change.fields {
         render_field(out, change.kind, field, opts);
+    }
+}
+
+/// The plan's notes about this change, at its line (an `"auto"` number its area code cannot
+/// fill now); they are listed under Checks as well.
+fn render_notes(out: &mut String, plan: &Plan, change: &Change, opts: &HumanOptions) {
+    let address = change.address.to_string();
+    for f in plan.checks.iter().filter(|f| {
+        f.code == crate::session::preconditions::BEST_EFFORT_ONLY
+            && f.address.as_deref() == Some(&address)
+    }) {
+        let _ = writeln!(
+            out,
+            "      {}",
+            paint(
+                &format!("note: {}", t(&f.message)),
+                Style::Update,
+                opts.color
+            )
+        );
     }
 }
 

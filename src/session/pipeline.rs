@@ -67,7 +67,11 @@ impl Session {
                 providers,
             )
             .await;
-            planned.plan.errors.extend(found);
+            let (errors, notes): (Vec<_>, Vec<_>) = found
+                .into_iter()
+                .partition(|f| f.severity == crate::plan::Severity::Error);
+            planned.plan.errors.extend(errors);
+            planned.plan.checks.extend(notes);
         }
         Ok(planned)
     }

@@ -7,6 +7,11 @@
 //!   no request: the refresh already read every number);
 //! - every fixed number the plan orders is one Telnyx sells: one availability lookup per such
 //!   number, at most [`MAX_AVAILABILITY_LOOKUPS`] per plan, [`LOOKUP_PARALLELISM`] at a time.
+//!
+//! And one note, a warning rather than an error (apply still buys every other number): an
+//! `"auto"` number whose area code offers only best-effort numbers, or none, gets
+//! [`BEST_EFFORT_ONLY`] at its line of the plan, since cwa never buys outside the declared
+//! area code (issue 13). One search per distinct area code, bounded like the lookups above.
 
 use futures::stream::{self, StreamExt};
 
@@ -14,7 +19,7 @@ use crate::model::{
     Address, Desired, Kind, Live, NumberSpec, Ref, SecretRef, SecretSource, Spec, E164,
 };
 use crate::plan::{Action, Change, Finding, Plan, Severity};
-use crate::providers::Providers;
+use crate::providers::{AreaOffers, Providers};
 
 /// The most availability lookups one plan makes; fixed numbers beyond it are checked by the
 /// order itself, as before.
@@ -23,7 +28,10 @@ pub const MAX_AVAILABILITY_LOOKUPS: usize = 25;
 /// How many availability lookups run at once.
 pub const LOOKUP_PARALLELISM: usize = 4;
 
-/// The precondition errors of a plan computed against live.
+/// The code of the plan note of an `"auto"` number whose area code offers no exact number.
+pub const BEST_EFFORT_ONLY: &str = "best-effort-only";
+
+/// The precondition errors of a plan computed against live, and its notes (warnings).
 pub async fn check(
     plan: &Plan,
     desired: &Desired,
@@ -34,6 +42,7 @@ pub async fn check(
     let mut found = missing_secrets(plan, desired, secrets);
     found.extend(connections_in_use(plan, live));
     found.extend(unsellable_numbers(plan, desired, live, providers).await);
+    found.extend(best_effort_only(plan, desired, providers).await);
     found
 }
 
@@ -232,4 +241,78 @@ fn owned_anywhere(live: &Live, number: &E164) -> bool {
         .into_iter()
         .flat_map(|k| live.of_kind(k))
         .any(|o| o.spec.label() == shown)
+}
+
+/// `"auto"` numbers the plan orders in an area code that offers no exact number now: a
+/// warning at each, naming the best-effort offers cwa will not buy. A search that fails says
+/// nothing: the order reports it, as before.
+pub async fn best_effort_only(
+    plan: &Plan,
+    desired: &Desired,
+    providers: &Providers,
+) -> Vec<Finding> {
+    let Some(telnyx) = providers.for_kind(Kind::TelnyxNumber) else {
+        return Vec::new();
+    };
+    let autos: Vec<(&Address, &str, &str)> = plan
+        .changes
+        .iter()
+        .filter(|c| c.kind == Kind::TelnyxNumber && c.action == Action::Create)
+        .filter_map(|c| match c.after.as_ref() {
+            Some(Spec::TelnyxNumber(n)) => match &n.number {
+                NumberSpec::Auto {
+                    country, area_code, ..
+                } => Some((&c.address, country.as_str(), area_code.as_str())),
+                NumberSpec::Fixed { .. } => None,
+            },
+            _ => None,
+        })
+        .collect();
+    let mut areas: Vec<(&str, &str)> = autos.iter().map(|(_, c, a)| (*c, *a)).collect();
+    areas.sort_unstable();
+    areas.dedup();
+    areas.truncate(MAX_AVAILABILITY_LOOKUPS);
+    let answers: Vec<((&str, &str), AreaOffers)> = stream::iter(areas)
+        .map(|area| async move { (area, telnyx.area_offers(area.0, area.1).await) })
+        .buffered(LOOKUP_PARALLELISM)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .filter_map(|(area, found)| Some((area, found.ok().flatten()?)))
+        .filter(|(_, offers)| offers.exact == 0)
+        .collect();
+    autos
+        .into_iter()
+        .filter_map(|(addr, country, area_code)| {
+            let (_, offers) = answers.iter().find(|(a, _)| *a == (country, area_code))?;
+            Some(best_effort_note(addr, desired, country, area_code, offers))
+        })
+        .collect()
+}
+
+fn best_effort_note(
+    addr: &Address,
+    desired: &Desired,
+    country: &str,
+    area_code: &str,
+    offers: &AreaOffers,
+) -> Finding {
+    let offered = if offers.best_effort.is_empty() {
+        "no number at all".to_string()
+    } else {
+        format!(
+            "only best-effort numbers outside it ({})",
+            offers.best_effort.join(", ")
+        )
+    };
+    Finding {
+        severity: Severity::Warning,
+        code: BEST_EFFORT_ONLY.into(),
+        message: format!(
+            "{addr}: {country} area code {area_code} offers {offered} now; cwa never buys outside the declared area code, so apply will buy no number for this line"
+        ),
+        address: Some(addr.to_string()),
+        help: Some("apply later (Telnyx restocks), or declare another area_code".into()),
+        span: desired.get(addr).map(|r| r.span),
+    }
 }
