@@ -8,6 +8,11 @@
 //! edited or added, or whose refusals were removed never writes anything. A live object that
 //! changed since the plan was made refuses the apply when the plan writes it, and is only a
 //! warning when the plan does not.
+//!
+//! What the approver reads first is checked too: a file whose counts (`summary`) or monthly
+//! cost are not those of its own changes is not a plan file (`cwa show` renders those fields
+//! as they are, so they must not be editable), and its warnings (`checks`) and unmanaged
+//! objects must be those computed now unless live moved since.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -48,8 +53,18 @@ pub enum FileError {
     Stale { path: String, mismatch: Mismatch },
 }
 
-/// Reads a plan file (`cwa plan --out FILE`), refusing anything that is not one.
+/// Reads a plan file (`cwa plan --out FILE`) to show it, refusing anything that is not one,
+/// and a file whose counts or cost are not those of its changes.
 pub fn read(path: &Path) -> Result<Plan, FileError> {
+    let plan = read_file(path)?;
+    derived_values_agree(&plan).map_err(|detail| FileError::NotAPlan {
+        path: path.display().to_string(),
+        detail,
+    })?;
+    Ok(plan)
+}
+
+fn read_file(path: &Path) -> Result<Plan, FileError> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| FileError::Unreadable {
         path: shown.clone(),
@@ -61,10 +76,31 @@ pub fn read(path: &Path) -> Result<Plan, FileError> {
     })
 }
 
+/// The counts and the monthly cost of a plan are derived from its changes; a file where they
+/// differ was edited by hand, and the approver would read counts that are not what runs.
+fn derived_values_agree(plan: &Plan) -> Result<(), String> {
+    let mut summary = BTreeMap::new();
+    for tally in plan.changes.iter().flat_map(super::Tally::of) {
+        *summary.entry(tally).or_insert(0usize) += 1;
+    }
+    if summary != plan.summary {
+        return Err("its summary does not count its changes (edited by hand?)".into());
+    }
+    let cost: i64 = plan
+        .changes
+        .iter()
+        .map(|c| c.monthly_cost_delta_cents)
+        .sum();
+    if cost != plan.monthly_cost_delta_cents {
+        return Err("its monthly cost is not the sum of its changes' (edited by hand?)".into());
+    }
+    Ok(())
+}
+
 /// Reads a plan file and compares it with the plan computed now ([`check`]). Ok carries the
 /// warnings: live objects that moved but are not written.
 pub fn check_file(path: &Path, now: &Plan) -> Result<Vec<String>, FileError> {
-    let saved = read(path)?;
+    let saved = read_file(path)?;
     check(&saved, now).map_err(|mismatch| FileError::Stale {
         path: path.display().to_string(),
         mismatch,
@@ -80,8 +116,9 @@ pub fn check(saved: &Plan, now: &Plan) -> Result<Vec<String>, Mismatch> {
     if saved.fingerprints.state != now.fingerprints.state {
         return Err(stale("state/"));
     }
-    let warnings = live_changes(saved, now)?;
+    let mut warnings = live_changes(saved, now)?;
     compare_changes(&saved.changes, &now.changes)?;
+    compare_shown(saved, now, &mut warnings)?;
     if saved.edges != now.edges {
         return Err(differs("the order of the changes (edges)".into()));
     }
@@ -89,6 +126,7 @@ pub fn check(saved: &Plan, now: &Plan) -> Result<Vec<String>, Mismatch> {
     if saved.unprotect != now.unprotect {
         return Err(differs("the unprotect entries".into()));
     }
+    derived_values_agree(saved).map_err(differs)?;
     Ok(warnings)
 }
 
@@ -133,6 +171,26 @@ fn live_changes(saved: &Plan, now: &Plan) -> Result<Vec<String>, Mismatch> {
         ));
     }
     Ok(warnings)
+}
+
+/// The warnings and unmanaged objects the file shows are computed from live: with live as it
+/// was, they must be the ones computed now (a file whose warnings were deleted hid them from
+/// the approver); after live moved, a difference is only a warning.
+fn compare_shown(saved: &Plan, now: &Plan, warnings: &mut Vec<String>) -> Result<(), Mismatch> {
+    let parts = [
+        ("warnings (checks)", saved.checks != now.checks),
+        ("unmanaged objects", saved.unmanaged != now.unmanaged),
+    ];
+    for (what, differ) in parts {
+        match (differ, warnings.is_empty()) {
+            (false, _) => {}
+            (true, true) => return Err(differs(format!("the {what} differ"))),
+            (true, false) => warnings.push(format!(
+                "the {what} differ from the file's, since live moved; review them again"
+            )),
+        }
+    }
+    Ok(())
 }
 
 /// The first difference between two lists of changes, described for the operator.
@@ -226,6 +284,10 @@ mod tests {
     }
 
     fn plan(changes: Vec<Change>, errors: Vec<Finding>) -> Plan {
+        let mut summary = BTreeMap::new();
+        for tally in changes.iter().flat_map(crate::plan::Tally::of) {
+            *summary.entry(tally).or_insert(0) += 1;
+        }
         let mut live = BTreeMap::new();
         live.insert("livekit_dispatch_rule/SDR_a".to_string(), "f1".to_string());
         live.insert("livekit_inbound_trunk/ST_b".to_string(), "f2".to_string());
@@ -238,7 +300,7 @@ mod tests {
             checks: Vec::new(),
             errors,
             unprotect: Vec::new(),
-            summary: BTreeMap::new(),
+            summary,
             monthly_cost_delta_cents: 0,
             fingerprints: Fingerprints {
                 config: "c".into(),
@@ -307,5 +369,35 @@ mod tests {
             .live
             .insert("livekit_dispatch_rule/SDR_a".into(), "f3".into());
         assert!(matches!(check(&saved, &now), Err(Mismatch::Stale { .. })));
+    }
+
+    #[test]
+    fn edited_counts_cost_or_warnings_are_refused() {
+        let now = plan(vec![change("a", Action::Update, "SDR_a")], vec![]);
+        let mut saved = now.clone();
+        saved.summary.clear();
+        assert!(derived_values_agree(&saved).is_err());
+        assert!(matches!(check(&saved, &now), Err(Mismatch::Differs { .. })));
+        let mut saved = now.clone();
+        saved.monthly_cost_delta_cents = -5;
+        assert!(check(&saved, &now).is_err());
+        let mut now_warned = now.clone();
+        now_warned.checks.push(refusal("dispatch-agent"));
+        assert!(matches!(
+            check(&now, &now_warned),
+            Err(Mismatch::Differs { .. })
+        ));
+    }
+
+    #[test]
+    fn warnings_that_differ_after_live_moved_are_only_a_warning() {
+        let saved = plan(vec![change("a", Action::Update, "SDR_a")], vec![]);
+        let mut now = saved.clone();
+        now.fingerprints
+            .live
+            .insert("livekit_inbound_trunk/ST_b".into(), "f3".into());
+        now.checks.push(refusal("dispatch-agent"));
+        let warnings = check(&saved, &now).expect("only warnings");
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
     }
 }
