@@ -10,7 +10,8 @@
 //! docs/lines-toml.md ("Environment variable names").
 
 /// Provider credentials and endpoints: those cwa's clients read (`providers::ENV_VARS`, also
-/// refused) and their siblings at the same providers.
+/// refused) and their siblings at the same providers; and `PGPASSWORD`, the state backend's
+/// password, which cwa itself reads (`state::pg`).
 pub const PROVIDER_CREDENTIALS: &[&str] = &[
     "TELNYX_API_KEY",
     "TELNYX_PUBLIC_KEY",
@@ -24,6 +25,7 @@ pub const PROVIDER_CREDENTIALS: &[&str] = &[
     "TWILIO_API_SECRET",
     "TWILIO_API_BASE_URL",
     "TWILIO_TRUNKING_BASE_URL",
+    "PGPASSWORD",
 ];
 
 /// Ordinary variables of a shell, the system or a CI runner, refused by exact name.
@@ -57,7 +59,7 @@ impl EnvNameRefusal {
                 "an `_env` key must hold the NAME of an environment variable in UPPER_SNAKE case (A-Z, 0-9, _), not a value".into()
             }
             Self::ProviderCredential => format!(
-                "{name} is a provider credential cwa itself uses; naming it here would send it to a provider as a SIP password"
+                "{name} is a credential cwa itself uses; naming it here would send it to a provider as a SIP password"
             ),
             Self::CwaSetting => format!("{name} is one of cwa's own settings, not a SIP secret"),
             Self::Ordinary => format!(
