@@ -984,6 +984,10 @@ pub struct Policy {
     pub ignore: Vec<Ignored>,
     /// `[kept]`: numbers cwa keeps after their line was removed (by number, id or address).
     pub kept: Vec<Ignored>,
+    /// `[defaults] park`: the connection or TeXML application a kept Telnyx number is moved
+    /// to, so its callers hear something declared (the fallback greeting) instead of whatever
+    /// its removed line left; `None` leaves kept numbers where they are.
+    pub park: Option<Address>,
 }
 
 /// One entry of `[ignore]` or `[kept]` in lines.toml: a live id, address or number, and the
@@ -1020,6 +1024,7 @@ impl Default for Policy {
             max_delete_share: 0.25,
             ignore: Vec::new(),
             kept: Vec::new(),
+            park: None,
         }
     }
 }

@@ -318,3 +318,110 @@ async fn a_requirement_pending_order_is_reported_and_never_bought_twice() {
         .count();
     assert_eq!(pending, 2);
 }
+
+/// The Telnyx number object of the sandbox world for `number`.
+async fn telnyx_number(ctx: &Ctx, number: &str) -> serde_json::Value {
+    telnyx_numbers(ctx)
+        .await
+        .into_iter()
+        .find(|n| n["phone_number"] == number)
+        .unwrap_or_else(|| panic!("{number} is in the sandbox"))
+}
+
+/// Removes a church's block (from its header to the next blank line) from lines.toml.
+fn remove_block(ctx: &Ctx, header: &str) {
+    let text = ctx.lines_toml();
+    let start = text.find(header).expect("the block");
+    let end = start + text[start..].find("\n\n").expect("its end");
+    ctx.set_lines_toml(&format!("{}{}", &text[..start], &text[end..]));
+}
+
+/// With `[defaults] park`, the number of a removed church line is kept and moved to the
+/// declared target (the fallback greeting, so callers hear the company's message rather than
+/// LiveKit's "no trunk found"); it is never unbound, and once parked plans and drift are
+/// quiet. Without `park` it stays where it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_number_is_parked_on_the_declared_target() {
+    const FALLBACK_APP: &str = "2927180743153026408";
+    let ctx = Ctx::runbook().await;
+    assert_exit(&ctx.cwa(&["apply", "--auto-approve"]).await, 0);
+    let before = telnyx_number(&ctx, "+17473897673").await["connection_id"].clone();
+    remove_block(&ctx, "[church.melvindale]");
+    let unparked = ctx.cwa(&["plan", "--json"]).await;
+    let v: serde_json::Value = serde_json::from_str(&stdout(&unparked)).unwrap();
+    let change = v["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["address"] == "telnyx_number.melvindale")
+        .expect("the kept number is planned");
+    assert_eq!(change["action"], "retain", "no park: {change}");
+    ctx.edit_lines_toml(
+        "connection = \"telnyx_fqdn_connection.livekit\"\n",
+        "connection = \"telnyx_fqdn_connection.livekit\"\n# Kept numbers play the fallback greeting.\npark = \"telnyx_texml_application.fallback\"\n",
+    );
+    let plan = ctx.cwa(&["plan"]).await;
+    let shown = stdout(&plan);
+    assert_exit(&plan, 0);
+    assert!(
+        shown.contains("telnyx_number.melvindale")
+            && shown.contains("parked on telnyx_texml_application.fallback"),
+        "{shown}"
+    );
+    assert_exit(&ctx.cwa(&["apply", "--auto-approve"]).await, 0);
+    let parked = telnyx_number(&ctx, "+17473897673").await;
+    assert_eq!(parked["connection_id"], FALLBACK_APP, "parked: {parked}");
+    assert_ne!(parked["connection_id"], before);
+    assert_eq!(parked["status"], "active");
+    assert_exit(&ctx.cwa(&["plan", "--detailed-exitcode"]).await, 0);
+    let drift = ctx.cwa(&["drift", "--json"]).await;
+    assert_exit(&drift, 0);
+    let report: serde_json::Value = serde_json::from_str(&stdout(&drift)).unwrap();
+    assert_eq!(report["kept"][0]["number"], "+17473897673", "{report}");
+    assert!(
+        !ctx.requests()
+            .iter()
+            .any(|r| r.method == "DELETE" && r.path.contains("phone_numbers")),
+        "never released"
+    );
+}
+
+/// The class: a kept number whose connection is deleted in the same change is parked first,
+/// so the delete is no longer refused (it was `connection-in-use`) and the number is never
+/// left on nothing. A park target that is not declared is a validate diagnostic at its line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parking_lets_the_connection_of_a_kept_number_go() {
+    let ctx = Ctx::runbook().await;
+    assert_exit(&ctx.cwa(&["apply", "--auto-approve"]).await, 0);
+    let text = ctx.lines_toml();
+    let start = text.find("[telnyx.texml_application.fallback]").unwrap();
+    let end = start + text[start..].find("# ----").unwrap();
+    let without_fallback = format!("{}{}", &text[..start], &text[end..]);
+    ctx.set_lines_toml(&without_fallback.replacen(
+        "connection = \"telnyx_fqdn_connection.livekit\"\n",
+        "connection = \"telnyx_fqdn_connection.livekit\"\npark = \"telnyx_texml_application.gone\"\n",
+        1,
+    ));
+    let bad = ctx.cwa(&["validate"]).await;
+    assert_exit(&bad, 1);
+    let why = format!("{}{}", stdout(&bad), stderr(&bad));
+    assert!(why.contains("park") && why.contains("lines.toml:"), "{why}");
+    ctx.set_lines_toml(&without_fallback.replacen(
+        "connection = \"telnyx_fqdn_connection.livekit\"\n",
+        "connection = \"telnyx_fqdn_connection.livekit\"\npark = \"telnyx_fqdn_connection.livekit\"\n",
+        1,
+    ));
+    let plan = ctx.cwa(&["plan"]).await;
+    assert_exit(&plan, 0);
+    assert_exit(&ctx.cwa(&["apply", "--auto-approve"]).await, 0);
+    let parked = telnyx_number(&ctx, "+14697288326").await;
+    assert_eq!(parked["connection_id"], "2925081061861885519", "{parked}");
+    let world = ctx.sb.world_json().await;
+    assert!(
+        world["telnyx"]["texml_applications"]
+            .get("2927180743153026408")
+            .is_none(),
+        "the app is deleted once nothing uses it"
+    );
+    assert_exit(&ctx.cwa(&["plan", "--detailed-exitcode"]).await, 0);
+}

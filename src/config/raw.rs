@@ -40,6 +40,9 @@ pub struct RawDefaults {
     pub country: Opt<String>,
     pub friendly_endings: Option<List>,
     pub connection: Opt<String>,
+    /// Where a kept number (its line removed, never released) is parked: a connection or TeXML
+    /// application, so its callers reach something declared (issue 13).
+    pub park: Opt<String>,
     /// Countries every outbound voice profile must whitelist (default `["US", "CA"]`).
     pub outbound_countries: Option<List>,
 }

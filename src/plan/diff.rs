@@ -493,6 +493,14 @@ impl<'a> Planner<'a> {
             Spec::TwilioNumber(n) => Some(n.number.clone()),
             _ => None,
         };
+        let park = self.desired().policy.park.as_ref();
+        let parked = matches!(reason, Reason::KeptNumber | Reason::KeptLocked)
+            .then(|| before.as_ref().and_then(|b| numbers::parked(b, park)))
+            .flatten()
+            .filter(|_| !protected);
+        if let (Some(after), Some(at)) = (parked, park) {
+            return self.park_change(addr, owned, before, after, at.clone());
+        }
         let cost = if action == Action::Delete && is_number {
             -addr.kind.monthly_cost_cents(number.as_ref())
         } else {
@@ -512,6 +520,37 @@ impl<'a> Planner<'a> {
             after: None,
             depends_on: Vec::new(),
             monthly_cost_delta_cents: cost,
+            displaced_from: None,
+        }
+    }
+
+    /// A kept number moved to the park target (an update of its connection only).
+    fn park_change(
+        &self,
+        addr: &Address,
+        owned: &crate::state::StateResource,
+        before: Option<Spec>,
+        after: Spec,
+        at: Address,
+    ) -> Change {
+        let changed = before
+            .as_ref()
+            .map(|b| fields::diff(b, &after))
+            .unwrap_or_default();
+        Change {
+            address: addr.clone(),
+            kind: addr.kind,
+            action: Action::Update,
+            id: Some(owned.id.clone()),
+            church: owned.church.clone(),
+            protected: false,
+            irreversible: false,
+            reason: Reason::Parked { at: at.clone() },
+            fields: changed,
+            before,
+            after: Some(after),
+            depends_on: vec![at],
+            monthly_cost_delta_cents: 0,
             displaced_from: None,
         }
     }

@@ -1,7 +1,7 @@
 //! Rules about `number = "auto"` lines once their number is bought.
 
 use super::{Finding, Severity};
-use crate::model::{DesiredResource, NumberSpec, Spec};
+use crate::model::{Address, DesiredResource, NumberSpec, Ref, Spec};
 
 /// Countries whose numbers carry the area code in digits 2-4 after `+1` (NANP).
 const NANP: [&str; 2] = ["US", "CA"];
@@ -44,4 +44,21 @@ pub fn area_code_moved(
         )),
         span: Some(resource.span),
     })
+}
+
+/// A kept Telnyx number (its line removed, never released) parked on `[defaults] park`: the
+/// spec it moves to. `None` when no target is declared, the number is not a Telnyx one, or it
+/// is on the target already. Never `connection: None`: the spec types `connection_id` as a
+/// string, and a number is never unbound with `null`.
+pub fn parked(live: &Spec, park: Option<&Address>) -> Option<Spec> {
+    let (Spec::TelnyxNumber(number), Some(park)) = (live, park) else {
+        return None;
+    };
+    let target = Ref::Addr(park.clone());
+    if number.connection.as_ref() == Some(&target) {
+        return None;
+    }
+    let mut after = number.clone();
+    after.connection = Some(target);
+    Some(Spec::TelnyxNumber(after))
 }

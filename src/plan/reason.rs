@@ -48,6 +48,9 @@ pub enum Reason {
     KeptNumber,
     /// Owned, no longer declared, a number with Telnyx's deletion lock on: kept.
     KeptLocked,
+    /// Owned, no longer declared, a Telnyx number: kept, and moved to the declared park target
+    /// (`[defaults] park`) so its callers reach something declared.
+    Parked { at: Address },
     /// Owned, no longer declared, already gone from live: drop it from state (forget).
     GoneFromLive,
     /// Owned under this address, but another declaration now stands for the same live object.
@@ -125,6 +128,10 @@ impl fmt::Display for Reason {
             ),
             Self::KeptLocked => f.write_str(
                 "not declared; kept because Telnyx's deletion lock is on (deletion_lock_enabled): cwa never releases a locked number",
+            ),
+            Self::Parked { at } => write!(
+                f,
+                "not declared; kept (releasing a number is irreversible) and parked on {at} ([defaults] park)"
             ),
             Self::GoneFromLive => f.write_str("owned, not declared, already gone from live"),
             Self::MovedTo { to } => write!(f, "moved to {to} (same live object)"),

@@ -87,6 +87,7 @@ pub fn expand(raw: &RawFile, text: &str, problems: &mut Vec<Problem>) -> Expande
     let protected = x.protected();
     x.declare_all();
     x.defaults.connection = x.default_connection();
+    x.policy.park = x.park_target();
     let churches = x.churches();
     x.explicit_blocks();
     x.attach_shared_trunk_numbers();

@@ -54,6 +54,12 @@ impl Expander<'_> {
         }
     }
 
+    /// `[defaults] park`, resolved like a connection.
+    pub(super) fn park_target(&mut self) -> Option<Address> {
+        let raw = self.raw;
+        self.resolve(raw.defaults.park.as_ref()?, &CONNECTION_KINDS, "park")
+    }
+
     pub(super) fn default_connection(&mut self) -> Option<Address> {
         if let Some(c) = &self.raw.defaults.connection {
             return self.resolve(c, &CONNECTION_KINDS, "connection");
