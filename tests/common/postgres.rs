@@ -1,6 +1,6 @@
 //! A throwaway PostgreSQL cluster for one test: `initdb` and `pg_ctl` under a temporary
 //! directory, listening on a Unix socket only (`listen_addresses=''`), stopped when dropped.
-//! Include with `#[path = "common/postgres.rs"] mod pg_helper;`.
+//! Reached as `crate::common::postgres`.
 //!
 //! The binaries are found through `pg_config --bindir`, then `/usr/lib/postgresql/*/bin`,
 //! then PATH. Where they are absent, [`PgCluster::start`] prints a loud notice and returns

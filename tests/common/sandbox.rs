@@ -1,6 +1,5 @@
 //! A sandbox started for one test, and requests shaped the way each provider's clients send
-//! them. Include it with `#[path = "common/sandbox.rs"] mod sandbox_helper;` (or as
-//! `common::sandbox`).
+//! them. Reached as `crate::common::sandbox`.
 #![allow(dead_code)]
 
 use std::path::Path;

@@ -1,0 +1,16 @@
+//! The sandbox itself: each provider's emulated API, strict contract mode, faults, the
+//! server and its request log, and the calls plane.
+//!
+//! One test binary per area (see tests/README.md); each file below is one module.
+
+#[macro_use]
+#[path = "../common/mod.rs"]
+mod common;
+
+mod calls;
+mod faults;
+mod livekit;
+mod server;
+mod strict;
+mod telnyx;
+mod twilio;

@@ -1,0 +1,589 @@
+//! State in PostgreSQL, against a real server: a throwaway cluster per test
+//! (tests/common/postgres.rs), the real binary, the sandbox on 127.0.0.1.
+//!
+//! Where the PostgreSQL binaries are absent each test prints a loud notice and passes
+//! without running (a failure when `CI` is set).
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::postgres::PgCluster;
+use crate::common::{assert_exit, stderr, stdout, Ctx, NEW_CHURCHES};
+use cwa::model::{Address, Kind};
+use cwa::sandbox::FaultConfig;
+use cwa::state::{
+    AuditEntry, Journal, JournalEntry, JournalPhase, State, StateError, StateLock, StateStore,
+};
+
+/// The runbook world with two `auto` churches to buy numbers for, and a cluster.
+async fn setup() -> Option<(Ctx, PgCluster)> {
+    let pg = PgCluster::start()?;
+    let ctx = Ctx::runbook().await;
+    ctx.set_lines_toml(&format!("{}{NEW_CHURCHES}", ctx.lines_toml()));
+    Some((ctx, pg))
+}
+
+/// Runs cwa against the PostgreSQL state at `url`.
+async fn cwa_pg(ctx: &Ctx, url: &str, args: &[&str]) -> std::process::Output {
+    cwa_pg_env(ctx, url, args, &[]).await
+}
+
+async fn cwa_pg_env(
+    ctx: &Ctx,
+    url: &str,
+    args: &[&str],
+    extra: &[(&str, &str)],
+) -> std::process::Output {
+    let mut env = vec![("CWA_STATE_URL", url)];
+    env.extend_from_slice(extra);
+    ctx.cwa_env(args, &env).await
+}
+
+/// Starts `cwa apply` in the background (a second machine's process), its output kept.
+fn spawn_apply(ctx: &Ctx, url: &str, ttl: &str, dir: &std::path::Path) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cwa"));
+    cmd.current_dir(dir)
+        .args(["apply", "--auto-approve"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("NO_COLOR", "1")
+        .env("CWA_OPERATOR", "first@cwa")
+        .env("CWA_STATE_URL", url)
+        .env("CWA_LEASE_TTL", ttl)
+        .env(cwa::sandbox::STRICT_ENV, "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in ctx.sb.sandbox.env() {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("cwa starts")
+}
+
+/// Waits until `sql` (a count) is positive, or fails after 60 s.
+async fn wait_for(pg: &PgCluster, sql: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let n: i64 = pg
+            .try_psql(sql)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        if n > 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never true: {sql}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn number_orders(ctx: &Ctx) -> usize {
+    ctx.requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == "/v2/number_orders")
+        .count()
+}
+
+fn slow(ctx: &Ctx, ms: u64) {
+    ctx.sb.sandbox.set_faults(FaultConfig {
+        latency_ms: ms,
+        ..FaultConfig::default()
+    });
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .expect("kill runs")
+        .success();
+    assert!(ok, "kill {sig} {}", child.id());
+}
+
+/// Starts a slow apply of workspace `ws` and returns once it journaled a create intent.
+async fn apply_until_intent(ctx: &Ctx, pg: &PgCluster, ws: &str) -> (String, Child) {
+    let url = pg.url(&format!("workspace={ws}"));
+    slow(ctx, 300);
+    let first = spawn_apply(ctx, &url, "2", ctx.work.path());
+    wait_for(
+        pg,
+        "SELECT count(*) FROM cwa_journal WHERE phase = 'intent' AND entry->>'operation' = 'create'",
+    )
+    .await;
+    (url, first)
+}
+
+/// A rerun (waiting out a lease of 2 s) succeeds, and then nothing is left to do.
+async fn rerun_converges(ctx: &Ctx, url: &str) -> std::process::Output {
+    slow(ctx, 0);
+    let rerun = cwa_pg_env(
+        ctx,
+        url,
+        &["apply", "--auto-approve", "--lock-timeout", "30"],
+        &[("CWA_LEASE_TTL", "2")],
+    )
+    .await;
+    assert_exit(&rerun, 0);
+    assert_converged(ctx, url).await;
+    rerun
+}
+
+/// No change left, and each number bought once.
+async fn assert_converged(ctx: &Ctx, url: &str) {
+    assert_exit(&cwa_pg(ctx, url, &["plan", "--detailed-exitcode"]).await, 0);
+    assert_eq!(number_orders(ctx), 2, "nothing bought twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_apply_planfile_drift_and_audit_work_on_postgres_and_leave_no_state_dir() {
+    let Some((ctx, pg)) = setup().await else {
+        return;
+    };
+    let url = pg.url("workspace=prod");
+    let plan = cwa_pg(&ctx, &url, &["plan", "--out", "plan.json"]).await;
+    assert_exit(&plan, 0);
+    let apply = cwa_pg(&ctx, &url, &["apply", "plan.json"]).await;
+    assert_exit(&apply, 0);
+    assert!(
+        !ctx.path("state").exists(),
+        "a PostgreSQL state writes no state/ directory"
+    );
+    let resources: i64 = pg
+        .psql("SELECT count(*) FROM cwa_resources WHERE workspace = 'prod'")
+        .parse()
+        .unwrap();
+    assert!(resources > 10, "resources are rows: {resources}");
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM cwa_journal"),
+        "0",
+        "a finished apply leaves no journal"
+    );
+    let audited: i64 = pg
+        .psql("SELECT count(*) FROM cwa_audit WHERE workspace = 'prod' AND action = 'create' AND outcome = 'ok'")
+        .parse()
+        .unwrap();
+    assert!(audited >= 2, "every create is audited: {audited}");
+    assert_eq!(
+        pg.psql("SELECT holder IS NULL FROM cwa_leases WHERE workspace = 'prod'"),
+        "t",
+        "the lease is given back"
+    );
+    assert_eq!(number_orders(&ctx), 2);
+    // The same state, read back: nothing to do, no drift, and the plan file is now stale.
+    assert_exit(
+        &cwa_pg(&ctx, &url, &["plan", "--detailed-exitcode"]).await,
+        0,
+    );
+    let drift = cwa_pg(&ctx, &url, &["drift"]).await;
+    assert_exit(&drift, 0);
+    assert!(stdout(&drift).contains("No drift"), "{}", stdout(&drift));
+    let stale = cwa_pg(&ctx, &url, &["apply", "plan.json"]).await;
+    assert_exit(&stale, 1);
+    assert!(stderr(&stale).contains("stale"), "{}", stderr(&stale));
+    let list = cwa_pg(&ctx, &url, &["state", "list"]).await;
+    assert_exit(&list, 0);
+    assert!(stdout(&list).contains("telnyx_number.grace"));
+    // Another workspace in the same database is another, empty state.
+    let other = cwa_pg(&ctx, &pg.url("workspace=staging"), &["state", "list"]).await;
+    assert_exit(&other, 0);
+    assert!(stdout(&other).contains("0 resources"), "{}", stdout(&other));
+    assert_eq!(number_orders(&ctx), 2, "nothing bought twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_flag_wins_over_cwa_state_url_and_a_password_is_never_printed() {
+    let Some((ctx, pg)) = setup().await else {
+        return;
+    };
+    // A URL in the environment, a directory on the command line: the directory is used.
+    let out = cwa_pg(&ctx, &pg.url(""), &["--state", "local", "state", "list"]).await;
+    assert_exit(&out, 0);
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM pg_tables WHERE tablename = 'cwa_states'"),
+        "0"
+    );
+    // A server that is not there: a clear error naming the URL without its password.
+    let down = "postgresql://cwa:hunter2-secret@127.0.0.1:1/cwa";
+    let out = ctx.cwa_env(&["--state", down, "plan"], &[]).await;
+    assert_exit(&out, 1);
+    let err = stderr(&out);
+    assert!(err.contains("cwa::state::postgres"), "{err}");
+    assert!(err.contains("postgresql://cwa@127.0.0.1:1/cwa"), "{err}");
+    assert!(!err.contains("hunter2"), "the password leaked: {err}");
+    assert!(!stdout(&out).contains("hunter2"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_write_after_the_lease_was_taken_is_refused() {
+    let Some((ctx, pg)) = setup().await else {
+        return;
+    };
+    let url = pg.url("workspace=fence");
+    let store = StateStore::open(std::path::Path::new(&url), None).unwrap();
+    let lock = StateLock::acquire(&store, "test", Duration::ZERO).unwrap();
+    let journal = Journal::new(&store);
+    let mut state = State::new();
+    store.save(&mut state).expect("the holder writes");
+    let taken = cwa_pg(&ctx, &url, &["state", "unlock"]).await;
+    assert_exit(&taken, 1);
+    assert!(
+        stderr(&taken).contains("cwa::state::leased"),
+        "an unexpired lease is not unlocked without --force: {}",
+        stderr(&taken)
+    );
+    assert_exit(
+        &cwa_pg(&ctx, &url, &["state", "unlock", "--force"]).await,
+        0,
+    );
+    let serial = pg.psql("SELECT serial FROM cwa_states WHERE workspace = 'fence'");
+    let fenced = |r: Result<(), StateError>| {
+        assert!(matches!(r, Err(StateError::Fenced { .. })), "{r:?}");
+    };
+    fenced(store.save(&mut state.clone()));
+    fenced(journal.record(&JournalEntry {
+        run: "r".into(),
+        time: "t".into(),
+        address: Address::new(Kind::TelnyxNumber, "x").to_string(),
+        operation: "create".into(),
+        phase: JournalPhase::Intent,
+        reference: "ref".into(),
+        id: None,
+        detail: None,
+        spec: None,
+    }));
+    fenced(journal.audit(&AuditEntry {
+        time: "t".into(),
+        operator: "o".into(),
+        address: "telnyx_number.x".into(),
+        id: None,
+        action: "create".into(),
+        outcome: "ok".into(),
+    }));
+    fenced(journal.clear());
+    drop(lock);
+    assert_eq!(
+        pg.psql("SELECT serial FROM cwa_states WHERE workspace = 'fence'"),
+        serial
+    );
+    assert_eq!(pg.psql("SELECT count(*) FROM cwa_journal"), "0");
+    assert_eq!(pg.psql("SELECT count(*) FROM cwa_audit"), "0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_applies_from_two_machines_one_is_refused_naming_the_holder_and_nothing_is_bought_twice(
+) {
+    let Some((ctx, pg)) = setup().await else {
+        return;
+    };
+    let url = pg.url("workspace=shared");
+    let second_machine = tempfile::tempdir().unwrap();
+    std::fs::write(second_machine.path().join("lines.toml"), ctx.lines_toml()).unwrap();
+    slow(&ctx, 150);
+    let mut first = spawn_apply(&ctx, &url, "30", ctx.work.path());
+    wait_for(
+        &pg,
+        "SELECT count(*) FROM cwa_leases WHERE holder IS NOT NULL",
+    )
+    .await;
+    let dir = second_machine.path().display().to_string();
+    let refused = cwa_pg(&ctx, &url, &["-C", &dir, "apply", "--auto-approve"]).await;
+    assert_exit(&refused, 1);
+    let err = stderr(&refused);
+    assert!(
+        err.contains("cwa::state::leased") && err.contains("first@cwa@"),
+        "refused, naming the holder: {err}"
+    );
+    let waited = cwa_pg(
+        &ctx,
+        &url,
+        &[
+            "-C",
+            &dir,
+            "apply",
+            "--auto-approve",
+            "--lock-timeout",
+            "120",
+        ],
+    )
+    .await;
+    let first = first.wait().expect("the first apply ends");
+    assert!(first.success());
+    assert_exit(&waited, 0);
+    assert_eq!(number_orders(&ctx), 2, "each number bought once");
+    assert_exit(
+        &cwa_pg(&ctx, &url, &["-C", &dir, "plan", "--detailed-exitcode"]).await,
+        0,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_killed_with_sigkill_is_taken_over_after_its_lease_and_reconciled() {
+    let Some((ctx, pg)) = setup().await else {
+        return;
+    };
+    let (url, mut first) = apply_until_intent(&ctx, &pg, "killed").await;
+    signal(&first, "-KILL");
+    let _ = first.wait();
+    let refused = cwa_pg_env(
+        &ctx,
+        &url,
+        &["apply", "--auto-approve"],
+        &[("CWA_LEASE_TTL", "2")],
+    )
+    .await;
+    assert_exit(&refused, 1);
+    assert!(
+        stderr(&refused).contains("first@cwa@"),
+        "{}",
+        stderr(&refused)
+    );
+    let rerun = rerun_converges(&ctx, &url).await;
+    let err = stderr(&rerun);
+    assert!(err.contains("taking over the lease"), "{err}");
+    assert!(
+        stdout(&rerun).contains("reconciling its journal"),
+        "{}",
+        stdout(&rerun)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_stopped_past_its_lease_writes_nothing_after_another_took_over() {
+    let Some((ctx, pg)) = setup().await else {
+        return;
+    };
+    let url = pg.url("workspace=paused");
+    slow(&ctx, 300);
+    let first = spawn_apply(&ctx, &url, "2", ctx.work.path());
+    // Stopped once its orders were sent: calls already sent cannot be fenced, the next
+    // holder finds them by their references.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while number_orders(&ctx) < 2 {
+        assert!(Instant::now() < deadline, "the first apply never ordered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    signal(&first, "-STOP");
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    slow(&ctx, 0);
+    let second = cwa_pg_env(
+        &ctx,
+        &url,
+        &["apply", "--auto-approve", "--lock-timeout", "30"],
+        &[("CWA_LEASE_TTL", "30")],
+    )
+    .await;
+    assert_exit(&second, 0);
+    assert!(stderr(&second).contains("taking over the lease"));
+    let snapshot = |pg: &PgCluster| {
+        pg.psql(
+            "SELECT (SELECT serial FROM cwa_states), (SELECT count(*) FROM cwa_audit), \
+             (SELECT count(*) FROM cwa_journal), (SELECT md5(string_agg(address || id || spec::text, ',' ORDER BY address)) FROM cwa_resources)",
+        )
+    };
+    let before = snapshot(&pg);
+    signal(&first, "-CONT");
+    let out = tokio::task::spawn_blocking(move || first.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        format!("{said}{err}").contains("was taken over"),
+        "the paused holder says its lease was taken: {said}\n{err}"
+    );
+    assert_eq!(
+        snapshot(&pg),
+        before,
+        "nothing the paused holder did landed"
+    );
+    assert_converged(&ctx, &url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restarted_mid_apply_is_a_clear_error_and_a_rerun_converges() {
+    let Some((ctx, pg)) = setup().await else {
+        return;
+    };
+    let (url, first) = apply_until_intent(&ctx, &pg, "restart").await;
+    pg.stop();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let out = tokio::task::spawn_blocking(move || first.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    pg.start_server();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("PostgreSQL state at"),
+        "a clear error: {said}"
+    );
+    rerun_converges(&ctx, &url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_local_to_postgres_and_back_keeps_lineage_and_plans() {
+    let Some((ctx, pg)) = setup().await else {
+        return;
+    };
+    assert_exit(&ctx.cwa(&["apply", "--auto-approve"]).await, 0);
+    let local = ctx.state();
+    let plan_local = ctx.cwa(&["plan", "--json"]).await;
+    assert_exit(&plan_local, 0);
+    let url = pg.url("workspace=moved");
+    let to_pg = ctx.cwa(&["state", "migrate", "--to", &url]).await;
+    assert_exit(&to_pg, 0);
+    assert!(!stdout(&to_pg).contains("hunter2"));
+    let plan_pg = cwa_pg(&ctx, &url, &["plan", "--json"]).await;
+    assert_exit(&plan_pg, 0);
+    assert_eq!(
+        plan_summary(&stdout(&plan_local)),
+        plan_summary(&stdout(&plan_pg))
+    );
+    assert_exit(
+        &cwa_pg(&ctx, &url, &["plan", "--detailed-exitcode"]).await,
+        0,
+    );
+    let back = ctx.path("back");
+    let to_dir = cwa_pg(
+        &ctx,
+        &url,
+        &["state", "migrate", "--to", &back.display().to_string()],
+    )
+    .await;
+    assert_exit(&to_dir, 0);
+    let returned = StateStore::new(&back).load().unwrap();
+    assert_eq!(returned.lineage, local.lineage);
+    assert_eq!(returned.resources, local.resources);
+    assert_eq!(returned.protected, local.protected);
+    assert_eq!(returned.fingerprint_key_id, local.fingerprint_key_id);
+    let audit_local = Journal::new(&StateStore::new(ctx.path("state")))
+        .audit_entries()
+        .unwrap();
+    let audit_back = Journal::new(&StateStore::new(&back))
+        .audit_entries()
+        .unwrap();
+    assert_eq!(audit_back, audit_local, "the audit log moves too");
+    let plan_back = ctx
+        .cwa(&[
+            "--state",
+            &back.display().to_string(),
+            "plan",
+            "--detailed-exitcode",
+        ])
+        .await;
+    assert_exit(&plan_back, 0);
+    // Another state is never overwritten.
+    let other = ctx.path("other");
+    assert_exit(
+        &ctx.cwa(&["--state", &other.display().to_string(), "state", "list"])
+            .await,
+        0,
+    );
+    let mut foreign = State::new();
+    StateStore::new(&other).save(&mut foreign).unwrap();
+    let refused = cwa_pg(
+        &ctx,
+        &url,
+        &["state", "migrate", "--to", &other.display().to_string()],
+    )
+    .await;
+    assert_exit(&refused, 1);
+    assert!(stderr(&refused).contains("cwa::state::destination_taken"));
+}
+
+/// The changes of a JSON plan as (address, action): what must be identical across backends.
+fn plan_summary(json: &str) -> Vec<(String, String)> {
+    let v: serde_json::Value = serde_json::from_str(json).expect("a JSON plan");
+    let mut out: Vec<(String, String)> = v["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|c| {
+            (
+                c["address"].as_str().unwrap_or_default().to_string(),
+                c["action"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_export_upserts_clears_only_its_own_values_and_dry_runs() {
+    let Some(pg) = PgCluster::start() else {
+        return;
+    };
+    let ctx = Ctx::runbook().await;
+    let original = ctx.lines_toml();
+    let extra = r#"
+[church.extra]
+id = "00000000-0000-4000-8000-0000000000e1"
+name = "Extra Church"
+number = "+14149990123"
+"#;
+    ctx.set_lines_toml(&format!("{original}{extra}"));
+    let listed = ctx.cwa(&["export", "registry"]).await;
+    assert_exit(&listed, 0);
+    let numbers: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&stdout(&listed)).unwrap();
+    let (n1, c1) = numbers
+        .iter()
+        .next()
+        .map(|(n, c)| (n.clone(), c.as_str().unwrap().to_string()))
+        .unwrap();
+    pg.psql(&format!(
+        "CREATE TABLE church_voice_agents (church_id uuid PRIMARY KEY, name text NOT NULL DEFAULT '', twilio_phone_number text); \
+         INSERT INTO church_voice_agents VALUES ('{c1}', 'Alpha', '+10000000000'), \
+         ('00000000-0000-4000-8000-00000000ffff', 'Theirs', '+13125550000');"
+    ));
+    let url = pg.url("");
+    let table = |pg: &PgCluster| {
+        pg.psql("SELECT church_id, name, coalesce(twilio_phone_number, '-') FROM church_voice_agents ORDER BY church_id")
+    };
+    let before = table(&pg);
+    let dry = ctx
+        .cwa(&["export", "registry", "--to", &url, "--dry-run"])
+        .await;
+    assert_exit(&dry, 0);
+    assert!(
+        stdout(&dry).contains(&format!("~ {c1}: +10000000000 -> {n1}")),
+        "{}",
+        stdout(&dry)
+    );
+    assert!(stdout(&dry).contains("+ 00000000-0000-4000-8000-0000000000e1: +14149990123 (new row)"));
+    assert_eq!(table(&pg), before, "a dry run writes nothing");
+    assert_exit(&ctx.cwa(&["export", "registry", "--to", &url]).await, 0);
+    let number_of = |pg: &PgCluster, church: &str| {
+        pg.psql(&format!("SELECT coalesce(twilio_phone_number, '-') || '|' || name FROM church_voice_agents WHERE church_id = '{church}'"))
+    };
+    assert_eq!(
+        number_of(&pg, &c1),
+        format!("{n1}|Alpha"),
+        "other columns untouched"
+    );
+    assert_eq!(
+        number_of(&pg, "00000000-0000-4000-8000-0000000000e1"),
+        "+14149990123|"
+    );
+    let again = ctx.cwa(&["export", "registry", "--to", &url]).await;
+    assert!(stdout(&again).contains("0 change(s)"), "{}", stdout(&again));
+    // The extra church leaves lines.toml: its number (cwa's) is cleared, the row kept; the
+    // row cwa never wrote keeps its value.
+    ctx.set_lines_toml(&original);
+    assert_exit(&ctx.cwa(&["export", "registry", "--to", &url]).await, 0);
+    assert_eq!(number_of(&pg, "00000000-0000-4000-8000-0000000000e1"), "-|");
+    assert_eq!(
+        number_of(&pg, "00000000-0000-4000-8000-00000000ffff"),
+        "+13125550000|Theirs"
+    );
+}

@@ -1,0 +1,897 @@
+//! Issue 12 ("Trust"), classes 5 to 8, over the real binary and the sandbox: no number bought
+//! twice whatever crashes and whichever machine reruns; an audit log that outlives the machine
+//! and records recoveries and unknown outcomes; `*_env` names that cannot reach cwa's own
+//! credentials; fingerprints that cannot be guessed offline; state files that survive symlinks,
+//! an exhausted serial, invalid input and a dead or reused lock holder.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use crate::common::sandbox::TestSandbox;
+use crate::common::{assert_exit, repo_root, stderr, stdout, Ctx, NEW_CHURCHES};
+use cwa::model::{Kind, ProviderName};
+use cwa::providers::{self, ClientOptions, Env};
+use cwa::sandbox::{FaultConfig, FaultKind, FaultRule};
+use cwa::state::{Journal, State, StateStore};
+
+const ORDERS: &str = "/v2/number_orders";
+
+// ---------------------------------------------------------------------------------------------
+// helpers
+
+/// Runs the cwa binary in `dir` against `sb`, like `Ctx::cwa_env`, for tests with more than one
+/// working directory (checkouts) on one sandbox.
+async fn cwa_in(sb: &TestSandbox, dir: &Path, args: &[&str], extra: &[(&str, &str)]) -> Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cwa"));
+    cmd.current_dir(dir)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("NO_COLOR", "1")
+        .env("CWA_OPERATOR", "test@cwa");
+    for (k, v) in sb.sandbox.env() {
+        cmd.env(k, v);
+    }
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    tokio::task::spawn_blocking(move || cmd.output().expect("cwa runs"))
+        .await
+        .expect("the cwa process is waited for")
+}
+
+/// A small world for the kill campaign: the synthetic account with no lines, plus two churches
+/// whose numbers are bought by area code (two orders, two trunks, two rules).
+fn small_declaration() -> String {
+    cwa::synthetic::lines_toml_with_new(0, 2)
+}
+
+/// A committed state/ of an account: a saved, empty state (so it has a lineage, as every
+/// repository's state/ does once cwa has run once).
+fn committed_state() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let store = StateStore::new(dir.path());
+    store.save(&mut State::new()).unwrap();
+    dir
+}
+
+/// Replaces `work/state` by a fresh copy of the committed state/ (state.json only: no
+/// journal, no lock, no backup), as a CI retry on another machine checks it out.
+fn fresh_checkout(committed: &Path, work: &Path) {
+    let state = work.join("state");
+    let _ = std::fs::remove_dir_all(&state);
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::copy(committed.join("state.json"), state.join("state.json")).unwrap();
+}
+
+fn committed_orders(sb: &TestSandbox) -> usize {
+    sb.log()
+        .iter()
+        .filter(|w| w.write && w.method == "POST" && w.path == ORDERS)
+        .filter(|w| (200..300).contains(&w.status) || (w.status == 0 && w.resource_id.is_some()))
+        .count()
+}
+
+/// Every live object as (kind, id), read with cwa's own clients.
+async fn live_ids(sb: &TestSandbox) -> BTreeSet<(Kind, String)> {
+    let env = Env::from_pairs(sb.sandbox.env());
+    let clients = providers::connect(&env, &ClientOptions::default(), &ProviderName::ALL)
+        .expect("clients for the sandbox");
+    let mut ids = BTreeSet::new();
+    for name in ProviderName::ALL {
+        for object in clients.get(name).unwrap().refresh().await.unwrap() {
+            ids.insert((object.spec.kind(), object.id));
+        }
+    }
+    ids
+}
+
+fn load(dir: &Path) -> State {
+    StateStore::new(dir).load().expect("a readable state")
+}
+
+/// Objects created since `before` that the state in `state_dir` does not own.
+async fn orphans(
+    sb: &TestSandbox,
+    before: &BTreeSet<(Kind, String)>,
+    state: &State,
+) -> Vec<String> {
+    let owned: BTreeSet<&str> = state.resources.values().map(|r| r.id.as_str()).collect();
+    live_ids(sb)
+        .await
+        .difference(before)
+        .filter(|(_, id)| !owned.contains(id.as_str()))
+        .map(|(k, id)| format!("{k} {id}"))
+        .collect()
+}
+
+fn count_kind(ids: &BTreeSet<(Kind, String)>, kind: Kind) -> usize {
+    ids.iter().filter(|(k, _)| *k == kind).count()
+}
+
+// ---------------------------------------------------------------------------------------------
+// class 5: buying again after a crash on another machine
+
+/// Kills an apply at every mutating step (just before the call, and just after it returns but
+/// before its result is journaled), then reruns from a fresh copy of the committed state/ (no
+/// journal, as a CI retry on another runner does): each number is ordered exactly once and
+/// nothing created is left unowned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_at_any_step_rerun_from_a_fresh_clone_buys_each_number_once() {
+    let committed = committed_state();
+    let mut steps_seen = 0;
+    for moment in ["before", "after"] {
+        for step in 1..=12 {
+            let sb = TestSandbox::start("synthetic:0").await;
+            let work = tempfile::tempdir().unwrap();
+            std::fs::write(work.path().join("lines.toml"), small_declaration()).unwrap();
+            fresh_checkout(committed.path(), work.path());
+            let before = live_ids(&sb).await;
+            let crash = format!("{moment}:{step}");
+            let killed = cwa_in(
+                &sb,
+                work.path(),
+                &["apply", "--auto-approve"],
+                &[("CWA_TEST_CRASH_AT", &crash)],
+            )
+            .await;
+            let crashed = killed.status.code() != Some(0);
+            // A CI retry on another machine: the committed state/ only.
+            fresh_checkout(committed.path(), work.path());
+            let rerun = cwa_in(&sb, work.path(), &["apply", "--auto-approve"], &[]).await;
+            assert_exit(&rerun, 0);
+            let plan = cwa_in(&sb, work.path(), &["plan", "--detailed-exitcode"], &[]).await;
+            assert_exit(&plan, 0);
+            assert_eq!(
+                committed_orders(&sb),
+                2,
+                "crash at {crash}: one order per declared number\n{}",
+                stdout(&rerun)
+            );
+            let state = load(&work.path().join("state"));
+            let orphaned = orphans(&sb, &before, &state).await;
+            assert!(
+                orphaned.is_empty(),
+                "crash at {crash}: orphaned {orphaned:?}"
+            );
+            let created: BTreeSet<_> = live_ids(&sb).await.difference(&before).cloned().collect();
+            for kind in [
+                Kind::TelnyxNumber,
+                Kind::LivekitInboundTrunk,
+                Kind::LivekitDispatchRule,
+            ] {
+                assert_eq!(count_kind(&created, kind), 2, "crash at {crash}: {kind}");
+            }
+            if !crashed {
+                steps_seen = steps_seen.max(step);
+                break;
+            }
+        }
+    }
+    assert!(steps_seen >= 6, "the run has at least 6 mutating steps");
+}
+
+/// Two checkouts of the same (stale) state apply one after the other: the second finds what the
+/// first bought by its reference and adopts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_checkouts_of_the_same_stale_state_buy_each_number_once() {
+    let committed = committed_state();
+    let sb = TestSandbox::start("synthetic:0").await;
+    let before = live_ids(&sb).await;
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    for dir in [a.path(), b.path()] {
+        std::fs::write(dir.join("lines.toml"), small_declaration()).unwrap();
+        fresh_checkout(committed.path(), dir);
+    }
+    assert_exit(
+        &cwa_in(&sb, a.path(), &["apply", "--auto-approve"], &[]).await,
+        0,
+    );
+    let second = cwa_in(&sb, b.path(), &["apply", "--auto-approve"], &[]).await;
+    assert_exit(&second, 0);
+    assert_eq!(committed_orders(&sb), 2, "{}", stdout(&second));
+    assert!(
+        stdout(&second).contains("adopt"),
+        "the second checkout adopts: {}",
+        stdout(&second)
+    );
+    for dir in [a.path(), b.path()] {
+        assert_exit(
+            &cwa_in(&sb, dir, &["plan", "--detailed-exitcode"], &[]).await,
+            0,
+        );
+    }
+    let (sa, sb_state) = (load(&a.path().join("state")), load(&b.path().join("state")));
+    assert_eq!(
+        sa.resources.get("telnyx_number.new_00000").map(|r| &r.id),
+        sb_state
+            .resources
+            .get("telnyx_number.new_00000")
+            .map(|r| &r.id),
+        "both checkouts own the same number"
+    );
+    assert!(orphans(&sb, &before, &sb_state).await.is_empty());
+}
+
+/// Number orders carry a reference derived from the lineage and the address only: the same in
+/// every run and on every machine, and nothing of the journal's run id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn number_orders_carry_a_reference_of_lineage_and_address() {
+    let committed = committed_state();
+    let lineage = load(committed.path()).lineage;
+    let sb = TestSandbox::start("synthetic:0").await;
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("lines.toml"), small_declaration()).unwrap();
+    fresh_checkout(committed.path(), work.path());
+    assert_exit(
+        &cwa_in(&sb, work.path(), &["apply", "--auto-approve"], &[]).await,
+        0,
+    );
+    let world = sb.world_json().await.to_string();
+    for addr in ["telnyx_number.new_00000", "telnyx_number.new_00001"] {
+        let reference = providers::create_reference(&lineage, addr, None);
+        assert!(
+            world.contains(&format!("\"customer_reference\":\"{reference}\"")),
+            "{addr}: no order with {reference}"
+        );
+    }
+}
+
+/// A save that finds state.json changed under the lock (here: a hand edit while the apply
+/// runs) stops the run, keeps the journal, leaves the edit in place and names what changed; the
+/// next run reconciles and converges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_edited_during_apply_is_never_overwritten() {
+    let committed = committed_state();
+    let sb = TestSandbox::start("synthetic:0").await;
+    sb.sandbox.set_faults(FaultConfig {
+        latency_ms: 150,
+        ..FaultConfig::default()
+    });
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("lines.toml"), small_declaration()).unwrap();
+    fresh_checkout(committed.path(), work.path());
+    let state_path = work.path().join("state/state.json");
+    let editor = {
+        let state_path = state_path.clone();
+        let journal = work.path().join("state/journal.jsonl");
+        std::thread::spawn(move || {
+            for _ in 0..4_000 {
+                // A create has completed: the apply is running, holds the lock, and has a
+                // journal that the next run needs.
+                let created = std::fs::read_to_string(&journal)
+                    .is_ok_and(|j| j.contains("\"phase\":\"done\""));
+                if created {
+                    let text = std::fs::read_to_string(&state_path).unwrap();
+                    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+                    let first = v["resources"]
+                        .as_object()
+                        .and_then(|r| r.keys().next().cloned())
+                        .expect("an owned resource");
+                    v["resources"][&first]["church"] = "edited-by-hand".into();
+                    std::fs::write(&state_path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+                    return true;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            false
+        })
+    };
+    let out = cwa_in(&sb, work.path(), &["apply", "--auto-approve"], &[]).await;
+    assert!(editor.join().unwrap(), "the apply never created anything");
+    assert_exit(&out, 1);
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    let on_disk = load(&work.path().join("state"));
+    let (edited, _) = on_disk
+        .resources
+        .iter()
+        .find(|(_, r)| r.church.as_deref() == Some("edited-by-hand"))
+        .expect("the hand edit was overwritten");
+    assert!(
+        text.contains("changed since this apply read it")
+            && text.contains(&format!("{edited} changed")),
+        "{text}"
+    );
+    assert!(
+        work.path().join("state/journal.jsonl").exists(),
+        "the journal is kept"
+    );
+    sb.sandbox.set_faults(FaultConfig::default());
+    let rerun = cwa_in(&sb, work.path(), &["apply", "--auto-approve"], &[]).await;
+    assert_exit(&rerun, 0);
+    assert_exit(
+        &cwa_in(&sb, work.path(), &["plan", "--detailed-exitcode"], &[]).await,
+        0,
+    );
+    assert_eq!(committed_orders(&sb), 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// class 6: audit gaps
+
+/// Objects reconcile recovers from a killed run's journal, and writes whose outcome the killed
+/// run never learned, get audit entries: every object created has an audited create or adopt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_recoveries_and_unknown_outcomes_are_audited() {
+    let committed = committed_state();
+    for step in 1..=6 {
+        let sb = TestSandbox::start("synthetic:0").await;
+        let work = tempfile::tempdir().unwrap();
+        std::fs::write(work.path().join("lines.toml"), small_declaration()).unwrap();
+        fresh_checkout(committed.path(), work.path());
+        let before = live_ids(&sb).await;
+        let crash = format!("after:{step}");
+        let killed = cwa_in(
+            &sb,
+            work.path(),
+            &["apply", "--auto-approve"],
+            &[("CWA_TEST_CRASH_AT", &crash)],
+        )
+        .await;
+        assert_ne!(killed.status.code(), Some(0), "step {step} exists");
+        let rerun = cwa_in(&sb, work.path(), &["apply", "--auto-approve"], &[]).await;
+        assert_exit(&rerun, 0);
+        assert!(
+            stdout(&rerun).contains("interrupted run"),
+            "{}",
+            stdout(&rerun)
+        );
+        let audit = Journal::new(&StateStore::new(work.path().join("state")))
+            .audit_entries()
+            .unwrap();
+        let created: Vec<_> = live_ids(&sb).await.difference(&before).cloned().collect();
+        for (kind, id) in &created {
+            let audited = audit.iter().any(|e| {
+                e.id.as_deref() == Some(id.as_str())
+                    && (e.action == "create" || e.action == "adopt")
+                    && e.outcome.starts_with("ok")
+            });
+            assert!(
+                audited,
+                "step {step}: {kind} {id} has no audited create: {audit:#?}"
+            );
+        }
+        assert!(
+            audit.iter().any(|e| e.outcome.contains("interrupted run")),
+            "step {step}: the recovery is audited: {audit:#?}"
+        );
+    }
+}
+
+/// An update killed after it was sent but before its answer was recorded has an outcome no one
+/// knows; the rerun audits it as such.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_with_unknown_outcome_is_audited() {
+    let ctx = Ctx::runbook().await;
+    std::fs::create_dir_all(ctx.path("state")).unwrap();
+    std::fs::copy(
+        repo_root().join("state/state.json"),
+        ctx.path("state/state.json"),
+    )
+    .unwrap();
+    // A dispatch-rule update whose answer never comes: outcome unknown, within one run.
+    ctx.sb.sandbox.set_faults(FaultConfig {
+        rules: vec![FaultRule {
+            kind: FaultKind::LostResponse,
+            method: Some("POST".into()),
+            path_prefix: "/twirp/livekit.SIP/UpdateSIPDispatchRule".into(),
+            count: None,
+            probability: None,
+            seconds: None,
+            status: None,
+        }],
+        ..FaultConfig::default()
+    });
+    let out = ctx
+        .cwa_env(
+            &["apply", "--auto-approve"],
+            &[("CWA_HTTP_TIMEOUT_MS", "1500")],
+        )
+        .await;
+    assert_exit(&out, 1);
+    let audit = Journal::new(&StateStore::new(ctx.path("state")))
+        .audit_entries()
+        .unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.address.starts_with("livekit_dispatch_rule.")
+                && e.outcome.starts_with("unknown")),
+        "{audit:#?}"
+    );
+}
+
+/// The audit log is committed beside state.json (a runner's record outlives the runner) and is
+/// rotated append-only: a rotated file never changes again and every entry reads back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_is_committed_and_rotated_append_only() {
+    let ignored = |path: &str| {
+        std::process::Command::new("git")
+            .args(["check-ignore", "-q", path])
+            .current_dir(repo_root())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    };
+    assert!(
+        !ignored("state/audit.jsonl"),
+        "audit.jsonl must be committed"
+    );
+    assert!(!ignored("state/audit-20260101T000000Z-000001.jsonl"));
+    assert!(ignored("state/journal.jsonl") && ignored("state/lock.json"));
+    let workflow =
+        std::fs::read_to_string(repo_root().join(".github/workflows/apply.yml")).unwrap();
+    assert!(
+        workflow.contains("git add state/\n"),
+        "the apply workflow commits all of state/ (its .gitignore picks the files)"
+    );
+
+    let committed = committed_state();
+    let sb = TestSandbox::start("synthetic:0").await;
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("lines.toml"), small_declaration()).unwrap();
+    fresh_checkout(committed.path(), work.path());
+    let small = [("CWA_AUDIT_ROTATE_BYTES", "300")];
+    assert_exit(
+        &cwa_in(&sb, work.path(), &["apply", "--auto-approve"], &small).await,
+        0,
+    );
+    let rotated = |dir: &Path| -> Vec<(PathBuf, Vec<u8>)> {
+        let mut files: Vec<_> = std::fs::read_dir(dir.join("state"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("audit-")
+            })
+            .map(|p| {
+                let bytes = std::fs::read(&p).unwrap();
+                (p, bytes)
+            })
+            .collect();
+        files.sort();
+        files
+    };
+    let first = rotated(work.path());
+    assert!(first.len() >= 2, "rotated: {first:?}");
+    let entries_before = Journal::new(&StateStore::new(work.path().join("state")))
+        .audit_entries()
+        .unwrap()
+        .len();
+    let mut text = small_declaration();
+    text.push_str(
+        "\n[church.late]\nid = \"00000000-0000-4000-8000-0000000000c1\"\nname = \"Late Church\"\nnumber = \"auto\"\narea_code = \"734\"\n",
+    );
+    std::fs::write(work.path().join("lines.toml"), text).unwrap();
+    assert_exit(
+        &cwa_in(&sb, work.path(), &["apply", "--auto-approve"], &small).await,
+        0,
+    );
+    let second = rotated(work.path());
+    assert_eq!(
+        &second[..first.len()],
+        &first[..],
+        "rotated files never change"
+    );
+    let entries_after = Journal::new(&StateStore::new(work.path().join("state")))
+        .audit_entries()
+        .unwrap();
+    assert!(entries_after.len() > entries_before);
+    assert!(entries_after
+        .iter()
+        .any(|e| e.address == "telnyx_number.late" && e.action == "create"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// class 7: secrets
+
+/// `*_env` names that would hand cwa's own credentials (or an ordinary variable) to a provider
+/// are refused at validate, at their line, with nothing written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn env_names_of_provider_credentials_and_ordinary_variables_are_refused() {
+    let ctx = Ctx::runbook().await;
+    let original = ctx.lines_toml();
+    let line_of = |text: &str, needle: &str| {
+        text.lines()
+            .position(|l| l.contains(needle))
+            .map(|i| i + 1)
+            .unwrap()
+    };
+    for name in [
+        "LIVEKIT_API_SECRET",
+        "LIVEKIT_API_KEY",
+        "LIVEKIT_URL",
+        "TELNYX_API_KEY",
+        "TWILIO_AUTH_TOKEN",
+        "TWILIO_ACCOUNT_SID",
+        "PATH",
+        "HOME",
+        "CI",
+        "GITHUB_TOKEN",
+        "RUNNER_TEMP",
+        "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+        "CWA_FINGERPRINT_KEY",
+        "livekit_api_secret",
+    ] {
+        let edited = original.replacen(
+            "password_env = \"TELNYX_FQDN_PASSWORD\"",
+            &format!("password_env = \"{name}\""),
+            1,
+        );
+        ctx.set_lines_toml(&edited);
+        for args in [&["validate"][..], &["apply", "--auto-approve"][..]] {
+            let out = ctx.cwa(args).await;
+            assert_exit(&out, 1);
+            let err = stderr(&out);
+            assert!(
+                err.contains("cwa::config::secret_env_name"),
+                "{name}: {err}"
+            );
+            let line = line_of(&edited, &format!("password_env = \"{name}\""));
+            assert!(
+                err.contains(&format!(":{line}:")),
+                "{name}: not at line {line}: {err}"
+            );
+        }
+        assert!(!ctx.path("state").exists(), "{name}: state/ created");
+    }
+    assert!(ctx.writes().is_empty(), "{:?}", ctx.writes());
+    let docs = std::fs::read_to_string(repo_root().join("docs/lines-toml.md")).unwrap();
+    for name in [
+        "LIVEKIT_API_SECRET",
+        "TWILIO_AUTH_TOKEN",
+        "GITHUB_*",
+        "RUNNER_*",
+        "PATH",
+    ] {
+        assert!(docs.contains(name), "docs/lines-toml.md lists {name}");
+    }
+}
+
+/// A SIP secret whose value is a provider credential cwa runs with, under whatever name, is
+/// refused at apply before any write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_whose_value_is_a_provider_credential_is_never_sent() {
+    for credential in [
+        cwa::sandbox::LIVEKIT_API_SECRET,
+        cwa::sandbox::TELNYX_API_KEY,
+        cwa::sandbox::TWILIO_AUTH_TOKEN,
+    ] {
+        let ctx = Ctx::runbook().await;
+        let out = ctx
+            .cwa_env(
+                &["apply", "--auto-approve"],
+                &[("TELNYX_FQDN_PASSWORD", credential)],
+            )
+            .await;
+        assert_exit(&out, 1);
+        let text = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(
+            text.contains("is the value of") && text.contains("a provider credential cwa uses"),
+            "{text}"
+        );
+        assert!(!text.contains(credential), "the value is never shown");
+        let writes: Vec<_> = ctx
+            .writes()
+            .into_iter()
+            .filter(|w| !w.path.starts_with("/twirp/livekit.SIP/List"))
+            .collect();
+        assert!(writes.is_empty(), "nothing is written: {writes:?}");
+    }
+}
+
+/// Every secret fingerprint state holds, by address.
+fn state_secrets(state: &State) -> Vec<(String, String)> {
+    state
+        .resources
+        .iter()
+        .flat_map(|(addr, r)| {
+            r.spec
+                .secrets()
+                .into_iter()
+                .filter_map(move |(_, s)| match s {
+                    cwa::model::SecretRef::Fingerprint(f) => Some((addr.clone(), f.clone())),
+                    _ => None,
+                })
+        })
+        .collect()
+}
+
+/// Fingerprints in state are keyed MACs bound to their address: no one without the key can test
+/// a guess (the sandbox's known passwords, hashed the old way, are nowhere), the password the
+/// credential connection and the outbound trunk share shows as two different values, and the
+/// key id is recorded. Rotating the key shows no change in a plan; the next apply rewrites
+/// every fingerprint under the new key. A `--refresh=false` plan needs no key at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fingerprints_are_keyed_bound_to_their_address_and_rotate_without_a_change() {
+    let ctx = Ctx::runbook().await;
+    let k1 = [("CWA_FINGERPRINT_KEY", "first key of this test")];
+    let k2 = [("CWA_FINGERPRINT_KEY", "second key of this test")];
+    assert_exit(&ctx.cwa_env(&["apply", "--auto-approve"], &k1).await, 0);
+    let text = std::fs::read_to_string(ctx.path("state/state.json")).unwrap();
+    for known in [
+        cwa::sandbox::TELNYX_FQDN_PASSWORD,
+        cwa::sandbox::TELNYX_OUTBOUND_SIP_PASSWORD,
+    ] {
+        let unkeyed = cwa::model::fingerprint_v1(known);
+        assert!(
+            !text.contains(&unkeyed[7..]),
+            "an unkeyed fingerprint of {known}"
+        );
+    }
+    let first = load(&ctx.path("state"));
+    let secrets = state_secrets(&first);
+    assert!(secrets.len() >= 3, "{secrets:?}");
+    let kid = first.fingerprint_key_id.clone().expect("a key id in state");
+    for (addr, f) in &secrets {
+        assert!(f.starts_with(&format!("mac:{kid}:")), "{addr}: {f}");
+    }
+    let distinct: BTreeSet<&String> = secrets.iter().map(|(_, f)| f).collect();
+    assert_eq!(
+        distinct.len(),
+        secrets.len(),
+        "equal fingerprints reveal reuse: {secrets:?}"
+    );
+
+    assert_exit(&ctx.cwa_env(&["plan", "--detailed-exitcode"], &k1).await, 0);
+    let rotated = ctx.cwa_env(&["plan", "--detailed-exitcode"], &k2).await;
+    assert_exit(&rotated, 0);
+    let writes_before = ctx.writes().len();
+    assert_exit(&ctx.cwa_env(&["apply", "--auto-approve"], &k2).await, 0);
+    assert_eq!(
+        ctx.writes().len(),
+        writes_before,
+        "re-fingerprinting writes no provider"
+    );
+    let second = load(&ctx.path("state"));
+    let kid2 = second.fingerprint_key_id.clone().unwrap();
+    assert_ne!(kid, kid2);
+    let after = state_secrets(&second);
+    assert_eq!(after.len(), secrets.len());
+    for ((addr, old), (_, new)) in secrets.iter().zip(&after) {
+        assert_ne!(old, new, "{addr} kept its old fingerprint");
+        assert!(new.starts_with(&format!("mac:{kid2}:")), "{addr}: {new}");
+    }
+    assert_exit(&ctx.cwa_env(&["plan", "--detailed-exitcode"], &k2).await, 0);
+
+    // No key, no credential, secrets in the environment or not: a plan against state alone.
+    for extra in [
+        &[][..],
+        &[("TELNYX_FQDN_PASSWORD", "a value nobody declared")][..],
+    ] {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cwa"));
+        cmd.current_dir(ctx.work.path())
+            .args(["plan", "--refresh=false", "--detailed-exitcode"])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("NO_COLOR", "1")
+            .envs(extra.iter().copied());
+        let out = cmd.output().unwrap();
+        assert_exit(&out, 0);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// class 8: state files
+
+/// A state/state.json that is a symlink stays one: the write goes to the file it points to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_symlinked_state_file_is_written_through() {
+    let ctx = Ctx::runbook().await;
+    let shared = ctx.path("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::copy(
+        repo_root().join("state/state.json"),
+        shared.join("state.json"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(ctx.path("state")).unwrap();
+    std::os::unix::fs::symlink("../shared/state.json", ctx.path("state/state.json")).unwrap();
+    ctx.set_lines_toml(&format!("{}{NEW_CHURCHES}", ctx.lines_toml()));
+    assert_exit(&ctx.cwa(&["apply", "--auto-approve"]).await, 0);
+    let meta = std::fs::symlink_metadata(ctx.path("state/state.json")).unwrap();
+    assert!(meta.file_type().is_symlink(), "the symlink was replaced");
+    let target = load(&shared);
+    assert!(target.resources.contains_key("telnyx_number.grace"));
+    assert!(target.serial > 1);
+    assert_exit(&ctx.cwa(&["plan", "--detailed-exitcode"]).await, 0);
+
+    // A dangling link is refused with a diagnostic, before any provider write.
+    let ctx = Ctx::runbook().await;
+    std::fs::create_dir_all(ctx.path("state")).unwrap();
+    std::os::unix::fs::symlink("../nowhere/state.json", ctx.path("state/state.json")).unwrap();
+    let out = ctx.cwa(&["apply", "--auto-approve"]).await;
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("cwa::state::io"), "{}", stderr(&out));
+    assert!(ctx.writes().is_empty());
+}
+
+/// A serial at u64::MAX is a corrupt state, refused before any write, for every command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_serial_at_its_maximum_is_a_corrupt_state_not_a_wrap() {
+    let ctx = Ctx::runbook().await;
+    std::fs::create_dir_all(ctx.path("state")).unwrap();
+    let text = std::fs::read_to_string(repo_root().join("state/state.json")).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["serial"] = u64::MAX.into();
+    let maxed = serde_json::to_string_pretty(&v).unwrap();
+    std::fs::write(ctx.path("state/state.json"), &maxed).unwrap();
+    for args in [
+        &["apply", "--auto-approve"][..],
+        &["plan"][..],
+        &["plan", "--refresh=false"][..],
+        &["state", "list"][..],
+    ] {
+        let out = ctx.cwa(args).await;
+        assert_exit(&out, 1);
+        assert!(
+            stderr(&out).contains("cwa::state::corrupt") && stderr(&out).contains("u64::MAX"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        assert!(!stderr(&out).contains("panicked"));
+    }
+    assert_eq!(
+        std::fs::read_to_string(ctx.path("state/state.json")).unwrap(),
+        maxed
+    );
+    assert!(ctx.writes().is_empty());
+}
+
+/// An invalid lines.toml creates nothing on disk: no state/, no lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_declaration_creates_nothing_on_disk() {
+    let ctx = Ctx::runbook().await;
+    for bad in [
+        "version = 1\n[church.x]\nid = \"not-a-uuid\"\n",
+        "not toml at all [",
+    ] {
+        ctx.set_lines_toml(bad);
+        for args in [
+            &["apply", "--auto-approve"][..],
+            &["plan"][..],
+            &["plan", "--refresh=false"][..],
+            &["validate"][..],
+        ] {
+            let out = ctx.cwa(args).await;
+            assert_exit(&out, 1);
+            assert!(!ctx.path("state").exists(), "{args:?} created state/");
+        }
+    }
+    assert!(ctx.requests().iter().all(|r| !r.write));
+}
+
+/// A lock whose holder is a zombie (exited, not reaped), or whose pid now belongs to another
+/// process, is taken over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_held_by_a_zombie_or_a_reused_pid_is_taken_over() {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    // A zombie: a child that exits and is not waited for (until the end of the test).
+    let mut zombie = std::process::Command::new("true").spawn().unwrap();
+    let zombie_pid = zombie.id();
+    for _ in 0..500 {
+        let stat = std::fs::read_to_string(format!("/proc/{zombie_pid}/stat")).unwrap_or_default();
+        if stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|r| r.trim_start().starts_with('Z'))
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let me = std::process::id();
+    let my_start = std::fs::read_to_string(format!("/proc/{me}/stat")).unwrap();
+    let ticks: u64 = my_start
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    let locks = [
+        serde_json::json!({"holder": format!("test@cwa@{host}"), "pid": zombie_pid,
+            "time": "2026-01-01T00:00:00Z", "operation": "apply"}),
+        // This test process is alive, but it is not the process that took the lock: that one
+        // started at another instant.
+        serde_json::json!({"holder": format!("test@cwa@{host}"), "pid": me,
+            "time": "2026-01-01T00:00:00Z", "operation": "apply",
+            "started": {"boot_id": boot.trim(), "ticks": ticks + 1}}),
+    ];
+    for lock in locks {
+        let ctx = Ctx::runbook().await;
+        std::fs::create_dir_all(ctx.path("state")).unwrap();
+        std::fs::write(ctx.path("state/lock.json"), lock.to_string()).unwrap();
+        let out = ctx.cwa(&["apply", "--auto-approve"]).await;
+        assert_exit(&out, 0);
+        assert!(
+            stderr(&out).contains("taking over the lock"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(!ctx.path("state/lock.json").exists());
+    }
+    zombie.wait().unwrap();
+}
+
+/// One format_version policy: a newer state is refused clearly by every command; read-only
+/// commands never rewrite an older state to migrate it; apply migrates it and keeps its
+/// lineage (purchase references derive from it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn format_version_is_one_policy_and_the_lineage_survives_migration() {
+    let ctx = Ctx::runbook().await;
+    std::fs::create_dir_all(ctx.path("state")).unwrap();
+    let text = std::fs::read_to_string(repo_root().join("state/state.json")).unwrap();
+    let mut newer: serde_json::Value = serde_json::from_str(&text).unwrap();
+    newer["format_version"] = (cwa::state::FORMAT_VERSION + 1).into();
+    let newer = serde_json::to_string_pretty(&newer).unwrap();
+    std::fs::write(ctx.path("state/state.json"), &newer).unwrap();
+    for args in [
+        &["apply", "--auto-approve"][..],
+        &["plan"][..],
+        &["plan", "--refresh=false"][..],
+        &["state", "list"][..],
+        &["drift"][..],
+    ] {
+        let out = ctx.cwa(args).await;
+        assert_exit(&out, 1);
+        assert!(
+            stderr(&out).contains("cwa::state::newer"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(ctx.path("state/state.json")).unwrap(),
+        newer
+    );
+
+    // The repository's state as an older cwa wrote it (format 1, unkeyed fingerprints).
+    let mut older: serde_json::Value = serde_json::from_str(&text).unwrap();
+    older["format_version"] = 1.into();
+    let older = serde_json::to_string_pretty(&older).unwrap() + "\n";
+    std::fs::write(ctx.path("state/state.json"), &older).unwrap();
+    let lineage = load(&ctx.path("state")).lineage;
+    for args in [
+        &["plan"][..],
+        &["plan", "--refresh=false"][..],
+        &["state", "list"][..],
+        &["drift"][..],
+        &["check"][..],
+        &["validate"][..],
+    ] {
+        let _ = ctx.cwa(args).await;
+        assert_eq!(
+            std::fs::read_to_string(ctx.path("state/state.json")).unwrap(),
+            older,
+            "{args:?} rewrote state"
+        );
+    }
+    ctx.set_lines_toml(&format!("{}{NEW_CHURCHES}", ctx.lines_toml()));
+    assert_exit(&ctx.cwa(&["apply", "--auto-approve"]).await, 0);
+    let migrated = load(&ctx.path("state"));
+    assert_eq!(migrated.format_version, cwa::state::FORMAT_VERSION);
+    assert_eq!(
+        migrated.lineage, lineage,
+        "the lineage survives the migration"
+    );
+    // The unkeyed fingerprints of format 1 (two of them equal: a shared password) are gone.
+    let secrets = state_secrets(&migrated);
+    assert!(secrets.len() >= 3, "{secrets:?}");
+    assert!(
+        secrets.iter().all(|(_, f)| f.starts_with("mac:")),
+        "not migrated: {secrets:?}"
+    );
+    let distinct: BTreeSet<&String> = secrets.iter().map(|(_, f)| f).collect();
+    assert_eq!(distinct.len(), secrets.len());
+    assert_exit(&ctx.cwa(&["plan", "--detailed-exitcode"]).await, 0);
+}
