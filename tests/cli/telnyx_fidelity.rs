@@ -225,7 +225,11 @@ async fn telnyx_numbers(ctx: &Ctx) -> Vec<serde_json::Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_plan_notes_an_area_code_with_only_best_effort_offers() {
     let ctx = Ctx::runbook().await;
-    ctx.set_lines_toml(&format!("{}{}", ctx.lines_toml(), cwa_ctx::NEW_CHURCHES));
+    ctx.set_lines_toml(&format!(
+        "{}{}",
+        ctx.lines_toml(),
+        crate::common::NEW_CHURCHES
+    ));
     telnyx_realism(&ctx, |r| {
         r.best_effort_area_codes.insert("734".into());
     });
@@ -263,7 +267,11 @@ async fn the_plan_notes_an_area_code_with_only_best_effort_offers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_order_fails_its_line_and_owns_nothing() {
     let ctx = Ctx::runbook().await;
-    ctx.set_lines_toml(&format!("{}{}", ctx.lines_toml(), cwa_ctx::NEW_CHURCHES));
+    ctx.set_lines_toml(&format!(
+        "{}{}",
+        ctx.lines_toml(),
+        crate::common::NEW_CHURCHES
+    ));
     telnyx_realism(&ctx, |r| r.fail_orders = true);
     let out = ctx.cwa(&["apply", "--auto-approve"]).await;
     assert_exit(&out, 1);
@@ -290,7 +298,11 @@ async fn a_failed_order_fails_its_line_and_owns_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_requirement_pending_order_is_reported_and_never_bought_twice() {
     let ctx = Ctx::runbook().await;
-    ctx.set_lines_toml(&format!("{}{}", ctx.lines_toml(), cwa_ctx::NEW_CHURCHES));
+    ctx.set_lines_toml(&format!(
+        "{}{}",
+        ctx.lines_toml(),
+        crate::common::NEW_CHURCHES
+    ));
     telnyx_realism(&ctx, |r| r.requirement_info_pending = true);
     let orders = |ctx: &Ctx| {
         ctx.requests()
