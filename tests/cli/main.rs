@@ -9,6 +9,8 @@
 mod common;
 
 mod apply;
+mod audit_review;
+mod audit_trust;
 mod bad_input;
 mod certified;
 mod check;

@@ -2,12 +2,7 @@
 //! over the real binary and the sandbox. Each case failed on the code before its fix, or is
 //! `#[ignore]`d with the reason when the fix belongs to another part of the code.
 
-#[path = "common/cwa.rs"]
-mod cwa_ctx;
-#[path = "common/sandbox.rs"]
-mod sandbox_helper;
-
-use cwa_ctx::{assert_exit, repo_root, stderr, Ctx};
+use crate::common::{assert_exit, repo_root, stderr, Ctx};
 
 /// Class 7 variant: `PGPASSWORD` is a credential cwa itself reads (the PostgreSQL state
 /// backend's password, `state::pg`), so `password_env = "PGPASSWORD"` would send the state

@@ -2,12 +2,7 @@
 //! earlier tests did not try, over the real binary and the sandbox. Every case asserts that
 //! what an approver reads (`cwa show PLANFILE`) is what `cwa apply PLANFILE` runs.
 
-#[path = "common/cwa.rs"]
-mod cwa_ctx;
-#[path = "common/sandbox.rs"]
-mod sandbox_helper;
-
-use cwa_ctx::{assert_exit, stderr, stdout, Ctx};
+use crate::common::{assert_exit, stderr, stdout, Ctx};
 use serde_json::Value;
 
 /// A fresh runbook world with a saved plan (`p.json`) that has updates to show.
