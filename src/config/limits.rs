@@ -8,6 +8,7 @@
 //! | outbound voice profile `name` | 3+ characters | spec3.yml, CreateOutboundVoiceProfileRequest `name.minLength: 3` |
 //! | any `name` (church, connection, profile, trunk, rule, TeXML) | at most 255 characters | assumption: cwa copies names into provider names and metadata; no provider documents a larger one |
 //! | NANP area codes (`area_code`, the NPA of a `+1` number) | NXX with N in 2–9; not N11 (211…911), not 555, not 0xx/1xx (000, 100) | NANPA numbering plan |
+//! | `area_code` of an `auto` number (a local number bought by area code) | also not N9X (299…999) nor 37X/96X (reserved for expansion, never assigned), not N00 (non-geographic), not toll-free 8YY (800, 833 … 888) | NANPA numbering plan; a fixed number may still be toll-free (the protected trunk's is) |
 //!
 //! A name over [`OVERSIZE`] bytes (a 50 MB church name) stops validation before expansion,
 //! which would copy it into every resource of the church.
@@ -154,9 +155,32 @@ pub fn npa_problem(npa: &str) -> Option<&'static str> {
     }
 }
 
+/// Why no local number can be bought in this area code (beyond [`npa_problem`]): codes
+/// never assigned to a place, where a search by area code finds nothing to buy.
+pub fn local_area_problem(npa: &str) -> Option<&'static str> {
+    let b = npa.as_bytes();
+    if b.len() != 3 || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    match (b[0], b[1], b[2]) {
+        (b'8', x, y) if x == y && matches!(x, b'0' | b'3'..=b'8') => {
+            Some("8YY codes (800, 833 … 888) are toll-free, not the area code of a local number")
+        }
+        (_, b'0', b'0') => Some("N00 codes (500, 700, 900 …) are non-geographic, not an area code"),
+        (_, b'9', _) => {
+            Some("N9X codes are reserved for expanding the numbering plan, never assigned")
+        }
+        (b'3', b'7', _) | (b'9', b'6', _) => {
+            Some("37X and 96X codes are reserved by NANPA, never assigned")
+        }
+        _ => None,
+    }
+}
+
 fn area_code(value: &Opt<String>, problems: &mut Vec<Problem>) {
     let Some(v) = value else { return };
-    if let Some(why) = npa_problem(v.get_ref()) {
+    let npa = v.get_ref();
+    if let Some(why) = npa_problem(npa).or_else(|| local_area_problem(npa)) {
         problems.push(limit(
             span(v),
             "not an area code",
@@ -196,6 +220,20 @@ mod tests {
         }
         for good in ["414", "734", "212", "888", "520"] {
             assert_eq!(npa_problem(good), None, "{good}");
+        }
+    }
+
+    #[test]
+    fn local_area_codes_are_assigned_geographic_codes() {
+        for bad in [
+            "299", "999", "370", "379", "960", "800", "833", "888", "500", "900",
+        ] {
+            assert!(local_area_problem(bad).is_some(), "{bad}");
+        }
+        for good in [
+            "414", "734", "312", "469", "313", "212", "520", "808", "818", "876",
+        ] {
+            assert_eq!(local_area_problem(good), None, "{good}");
         }
     }
 }

@@ -43,3 +43,31 @@ async fn the_state_backends_password_is_never_a_sip_password() {
         "docs/lines-toml.md lists PGPASSWORD"
     );
 }
+
+/// Class 9 variant: area codes that are three digits and pass N11/0xx/1xx/555, but that no
+/// place has (N9X and 37X/96X, reserved for expansion; N00, non-geographic; 8YY, toll-free):
+/// a search by area code finds no local number, so the line validated and then bought nothing
+/// at apply. A validate diagnostic at the line, and apply writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn area_codes_no_place_has_are_validate_diagnostics_at_their_line() {
+    let ctx = Ctx::runbook().await;
+    let base = ctx.lines_toml();
+    for area in ["299", "370", "960", "800", "888", "900"] {
+        let text = format!(
+            "{base}\n[church.newone]\nid = \"00000000-0000-4000-8000-0000000000b1\"\nname = \"New One\"\nnumber = \"auto\"\narea_code = \"{area}\"\n"
+        );
+        ctx.set_lines_toml(&text);
+        let line = text.lines().count();
+        for args in [&["validate"][..], &["apply", "--auto-approve"][..]] {
+            let out = ctx.cwa(args).await;
+            assert_exit(&out, 1);
+            let err = stderr(&out);
+            assert!(err.contains("provider_limit"), "{area}: {err}");
+            assert!(
+                err.contains(&format!(":{line}:")),
+                "{area}: not at line {line}: {err}"
+            );
+        }
+    }
+    assert!(ctx.writes().is_empty(), "{:?}", ctx.writes());
+}
