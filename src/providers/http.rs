@@ -139,6 +139,25 @@ impl WriteGuard {
             })
     }
 
+    /// The lock's word on a create, before any client looks at the request.
+    pub fn check_create(&self, req: &super::WriteRequest) -> Result<(), ProviderError> {
+        self.check_write(&req.object, &crate::protection::Write::Create(&req.spec))
+    }
+
+    /// The lock's word on an update of `id` to the request's spec.
+    pub fn check_update(&self, id: &str, req: &super::WriteRequest) -> Result<(), ProviderError> {
+        let write = crate::protection::Write::Update {
+            id,
+            spec: &req.spec,
+        };
+        self.check_write(&req.object, &write)
+    }
+
+    /// The lock's word on a delete of `id`.
+    pub fn check_delete(&self, kind: crate::model::Kind, id: &str) -> Result<(), ProviderError> {
+        self.check_write(id, &crate::protection::Write::Delete { kind, id })
+    }
+
     /// Every path segment of a URL, without a `.json` suffix: the ids a REST write targets.
     pub fn path_ids(url: &Url) -> Vec<String> {
         url.path_segments()
@@ -233,6 +252,19 @@ pub enum Retry {
     Idempotent,
     /// Creates: retried only on 429, which the service answers before doing anything.
     RejectedOnly,
+}
+
+impl Retry {
+    /// Whether a failed attempt may be sent again, from its status (`None`: no readable
+    /// answer arrived): a 429 always (the provider refused before doing anything), a 5xx or a
+    /// lost answer only for an idempotent call. The one rule for plain HTTP and SDK calls.
+    pub fn allows(self, status: Option<StatusCode>) -> bool {
+        match status {
+            Some(StatusCode::TOO_MANY_REQUESTS) => true,
+            Some(s) => s.is_server_error() && self == Self::Idempotent,
+            None => self == Self::Idempotent,
+        }
+    }
 }
 
 /// Backoff settings shared by every retry loop.
@@ -337,11 +369,6 @@ where
         tokio::time::sleep(wait).await;
         n += 1;
     }
-}
-
-/// True for the statuses a retry can help with.
-pub fn retryable_status(status: StatusCode) -> bool {
-    status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
 }
 
 /// How a client authenticates. Debug never shows the secret.
@@ -704,18 +731,13 @@ enum Failure {
     },
 }
 
-/// Whether a failed HTTP attempt may be sent again: a 429 always (nothing was done), a 5xx or
-/// a lost connection only for an idempotent call.
+/// Whether a failed HTTP attempt may be sent again ([`Retry::allows`]), and after how long.
 fn again(retry: Retry, failure: &Failure) -> Again {
     match failure {
         Failure::Status {
             status, headers, ..
-        } if retryable_status(*status)
-            && (retry == Retry::Idempotent || *status == StatusCode::TOO_MANY_REQUESTS) =>
-        {
-            Again::After(server_wait(*status, headers))
-        }
-        Failure::Transport(_) if retry == Retry::Idempotent => Again::After(None),
+        } if retry.allows(Some(*status)) => Again::After(server_wait(*status, headers)),
+        Failure::Transport(_) if retry.allows(None) => Again::After(None),
         _ => Again::Never,
     }
 }

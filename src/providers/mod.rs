@@ -9,6 +9,7 @@
 //! plain http only on loopback. A create is never blindly resent: after a lost answer the
 //! provider's own [`Provider::find_created`] runs first ([`post_once`]).
 
+mod common;
 pub mod http;
 pub mod livekit;
 pub mod telnyx;
@@ -451,36 +452,49 @@ pub fn required_env(provider: ProviderName) -> &'static [&'static str] {
 
 /// Sends a non-idempotent write (a create, a number order) without ever blindly repeating it:
 /// when the answer is lost (a connection error or a 5xx), `find` looks for what the first
-/// attempt may have made, and only if nothing is found is the write sent again.
+/// attempt may have made, and only if nothing is found is the write sent again. The attempts
+/// go through the one retry loop ([`http::retrying`]).
 pub(crate) async fn post_once<T, P, PFut, F, FFut>(
     backoff: http::Backoff,
-    mut post: P,
-    mut find: F,
+    post: P,
+    find: F,
 ) -> Result<T, ProviderError>
 where
-    P: FnMut() -> PFut,
+    P: Fn() -> PFut,
     PFut: Future<Output = Result<T, ProviderError>>,
-    F: FnMut() -> FFut,
+    F: Fn() -> FFut,
     FFut: Future<Output = Result<Option<T>, ProviderError>>,
 {
-    let mut attempt = 0;
-    loop {
+    /// Why an attempt did not make the object: its answer was lost and nothing was found
+    /// (send again), or a final failure (the post's, or the look-up's).
+    enum Missed {
+        Lost(ProviderError),
+        Final(ProviderError),
+    }
+    let (post, find) = (&post, &find);
+    let attempt = || async move {
         match post().await {
-            Ok(made) => return Ok(made),
+            Ok(made) => Ok(made),
             Err(e) if e.outcome_unknown() => {
                 tracing::debug!(error = %e, "answer to a create was lost; looking it up");
-                if let Some(found) = find().await? {
-                    return Ok(found);
+                match find().await {
+                    Ok(Some(found)) => Ok(found),
+                    Ok(None) => Err(Missed::Lost(e)),
+                    Err(f) => Err(Missed::Final(f)),
                 }
-                if attempt >= backoff.max_retries {
-                    return Err(e);
-                }
-                tokio::time::sleep(backoff.delay(attempt)).await;
-                attempt += 1;
             }
-            Err(e) => return Err(e),
+            Err(e) => Err(Missed::Final(e)),
         }
-    }
+    };
+    let again = |m: &Missed| match m {
+        Missed::Lost(_) => http::Again::After(None),
+        Missed::Final(_) => http::Again::Never,
+    };
+    http::retrying(&backoff, "create", attempt, again)
+        .await
+        .map_err(|m| match m {
+            Missed::Lost(e) | Missed::Final(e) => e,
+        })
 }
 
 #[cfg(test)]

@@ -36,7 +36,6 @@
 
 mod wire;
 
-use crate::protection::Write;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
@@ -53,20 +52,21 @@ use prost::Message;
 use reqwest::{Method, Url};
 use serde_json::{json, Value};
 
+use super::common::{from_json, gone_is_done, live_ids, not_mine};
 use super::http::{self, Auth, Body, Call, Gate, HttpClient, Retry, WriteGuard};
 use super::{post_once, ClientOptions, Env, Provider, ProviderError, WriteRequest};
+use crate::model::canonical;
 use crate::model::{
     DispatchRuleSpec, InboundTrunkSpec, Kind, LiveObject, OutboundTrunkSpec, ProviderName,
     SecretValue, Spec,
 };
-pub use wire::{
-    inbound_info, inbound_object, inbound_update, outbound_info, outbound_object,
-    outbound_update, rule_info, rule_object, rule_update, transport_name, transport_value,
-    twirp_status,
-};
 use wire::{
     decode_twirp_error, gone, inbound_wire, normalize_all, number_strings, outbound_wire,
-    ref_ids, rule_wire, service_error, sorted, strip_sip, wire_str, Wire,
+    rule_wire, service_error, strip_sip, wire_str, Wire,
+};
+pub use wire::{
+    inbound_info, inbound_object, inbound_update, outbound_info, outbound_object, outbound_update,
+    rule_info, rule_object, rule_update, transport_name, transport_value, twirp_status,
 };
 
 const P: ProviderName = ProviderName::Livekit;
@@ -144,11 +144,13 @@ fn sip_client(
         .with_request_timeout(timeout))
 }
 
+/// Whether a failed SDK call may be sent again, by the one rule of [`Retry::allows`].
 fn retryable(e: &ProviderError, retry: Retry) -> bool {
-    match (e, retry) {
-        (ProviderError::Api { status: 429, .. }, _) => true,
-        (ProviderError::Api { status, .. }, Retry::Idempotent) => *status >= 500,
-        (ProviderError::Transport { .. } | ProviderError::Decode { .. }, Retry::Idempotent) => true,
+    match e {
+        ProviderError::Api { status, .. } => {
+            reqwest::StatusCode::from_u16(*status).is_ok_and(|s| retry.allows(Some(s)))
+        }
+        ProviderError::Transport { .. } | ProviderError::Decode { .. } => retry.allows(None),
         _ => false,
     }
 }
@@ -501,11 +503,11 @@ impl LivekitProvider {
         let resp: proto::ListSipInboundTrunkResponse = self
             .twirp("ListSIPInboundTrunk", &req, object, None)
             .await?;
-        let want = sorted(numbers);
+        let want = canonical::set(numbers);
         Ok(resp
             .items
             .into_iter()
-            .find(|t| t.name == spec.name && sorted(normalize_all(&t.numbers)) == want))
+            .find(|t| t.name == spec.name && canonical::set(normalize_all(&t.numbers)) == want))
     }
 
     async fn create_outbound(
@@ -591,12 +593,12 @@ impl LivekitProvider {
         spec: &DispatchRuleSpec,
         object: &str,
     ) -> Result<Option<proto::SipDispatchRuleInfo>, ProviderError> {
-        let trunks = ref_ids(&spec.trunks, object)?;
-        let want = sorted(trunks.clone());
+        let trunks = live_ids(P, &spec.trunks, object)?;
+        let want = canonical::set(trunks.clone());
         let rules = self.list_rules(Vec::new(), trunks, object).await?;
         Ok(rules
             .into_iter()
-            .find(|r| r.name == spec.name && sorted(r.trunk_ids.clone()) == want))
+            .find(|r| r.name == spec.name && canonical::set(r.trunk_ids.clone()) == want))
     }
 
     /// cwa's own Twirp call in the JSON form, for objects that must travel whole: a replace
@@ -654,14 +656,7 @@ impl LivekitProvider {
         let wire = found
             .and_then(|v| v.as_object().cloned())
             .ok_or_else(|| gone(object, id))?;
-        let known = serde_json::from_value(Value::Object(wire.clone())).map_err(|e| {
-            ProviderError::Decode {
-                provider: P,
-                operation: method.to_string(),
-                object: object.to_string(),
-                detail: e.to_string(),
-            }
-        })?;
+        let known = from_json(P, Value::Object(wire.clone()), method, object)?;
         Ok((wire, known))
     }
 
@@ -676,12 +671,7 @@ impl LivekitProvider {
     ) -> Result<T, ProviderError> {
         let body = json!({ id_key: id, "replace": Value::Object(wire) });
         let answer = self.twirp_json(method, body, object, Some(id)).await?;
-        serde_json::from_value(answer).map_err(|e| ProviderError::Decode {
-            provider: P,
-            operation: method.to_string(),
-            object: object.to_string(),
-            detail: e.to_string(),
-        })
+        from_json(P, answer, method, object)
     }
 
     /// Changes a trunk in place: the `update` action when it covers every changed field
@@ -811,13 +801,12 @@ impl Provider for LivekitProvider {
     }
 
     async fn create(&self, req: &WriteRequest) -> Result<LiveObject, ProviderError> {
-        self.guard()
-            .check_write(&req.object, &Write::Create(&req.spec))?;
+        self.guard().check_create(req)?;
         match &req.spec {
             Spec::LivekitInboundTrunk(s) => self.create_inbound(req, s).await,
             Spec::LivekitOutboundTrunk(s) => self.create_outbound(req, s).await,
             Spec::LivekitDispatchRule(s) => self.create_rule(req, s).await,
-            other => Err(not_mine(other.kind(), "create", &req.object)),
+            other => Err(not_mine(P, other.kind(), "create", &req.object)),
         }
     }
 
@@ -827,51 +816,42 @@ impl Provider for LivekitProvider {
         _before: &Spec,
         req: &WriteRequest,
     ) -> Result<LiveObject, ProviderError> {
-        self.guard().check_write(
-            &req.object,
-            &Write::Update {
-                id,
-                spec: &req.spec,
-            },
-        )?;
+        self.guard().check_update(id, req)?;
         let object = req.object.as_str();
         match &req.spec {
             Spec::LivekitInboundTrunk(s) => self.update_inbound(id, s, object).await,
             Spec::LivekitOutboundTrunk(s) => self.update_outbound(id, s, object).await,
             Spec::LivekitDispatchRule(s) => self.update_rule(id, s, object).await,
-            other => Err(not_mine(other.kind(), "update", object)),
+            other => Err(not_mine(P, other.kind(), "update", object)),
         }
     }
 
     async fn delete(&self, kind: Kind, id: &str) -> Result<(), ProviderError> {
-        self.guard().check_write(id, &Write::Delete { kind, id })?;
+        self.guard().check_delete(kind, id)?;
         self.guard().check(id, [id])?;
-        let result = match kind {
+        match kind {
             Kind::LivekitInboundTrunk | Kind::LivekitOutboundTrunk => {
                 self.refuse_legacy(id, id).await?;
-                self.sdk(
-                    "DeleteSIPTrunk",
-                    id,
-                    Retry::Idempotent,
-                    |sip: Arc<SIPClient>| async move { sip.delete_sip_trunk(id).await },
+                gone_is_done(
+                    self.sdk(
+                        "DeleteSIPTrunk",
+                        id,
+                        Retry::Idempotent,
+                        |sip: Arc<SIPClient>| async move { sip.delete_sip_trunk(id).await },
+                    )
+                    .await,
                 )
-                .await
-                .map(|_| ())
             }
-            Kind::LivekitDispatchRule => self
-                .sdk(
+            Kind::LivekitDispatchRule => gone_is_done(
+                self.sdk(
                     "DeleteSIPDispatchRule",
                     id,
                     Retry::Idempotent,
                     |sip: Arc<SIPClient>| async move { sip.delete_sip_dispatch_rule(id).await },
                 )
-                .await
-                .map(|_| ()),
-            other => return Err(not_mine(other, "delete", id)),
-        };
-        match result {
-            Err(e) if e.is_not_found() => Ok(()),
-            other => other,
+                .await,
+            ),
+            other => Err(not_mine(P, other, "delete", id)),
         }
     }
 
@@ -890,15 +870,6 @@ impl Provider for LivekitProvider {
             }
             _ => None,
         })
-    }
-}
-
-fn not_mine(kind: Kind, operation: &str, object: &str) -> ProviderError {
-    ProviderError::Unsupported {
-        provider: P,
-        operation: operation.to_string(),
-        object: object.to_string(),
-        detail: format!("{kind} is not a LiveKit kind"),
     }
 }
 

@@ -13,10 +13,12 @@ use livekit_protocol as proto;
 use serde_json::{json, Value};
 
 use super::P;
+use crate::model::canonical;
 use crate::model::{
     fingerprint, AgentDispatch, DispatchKind, DispatchRuleSpec, InboundTrunkSpec, LiveObject,
     NumberRef, OutboundTrunkSpec, Preserved, Ref, SecretRef, Spec, E164,
 };
+use crate::providers::common::{live_ids, shown_secret};
 use crate::providers::ProviderError;
 
 /// Twirp error body `{"code","msg"}` → (code, msg).
@@ -83,7 +85,6 @@ pub(super) fn service_error(e: ServiceError, operation: &str, object: &str) -> P
         },
     }
 }
-
 
 /// A trunk or rule in LiveKit's Twirp JSON form, every field it answered kept.
 pub(super) type Wire = serde_json::Map<String, Value>;
@@ -251,7 +252,8 @@ pub(super) fn list_set(want: Vec<String>) -> proto::ListUpdate {
 
 /// The list update for `want` when it differs from `have` as a set.
 pub(super) fn list_change(want: &[String], have: &[String]) -> Option<proto::ListUpdate> {
-    (sorted(want.to_vec()) != sorted(have.to_vec())).then(|| list_set(want.to_vec()))
+    (canonical::set(want.to_vec()) != canonical::set(have.to_vec()))
+        .then(|| list_set(want.to_vec()))
 }
 
 pub(super) fn changed(want: &str, have: &str) -> Option<String> {
@@ -340,12 +342,6 @@ pub(super) fn gone(object: &str, id: &str) -> ProviderError {
     }
 }
 
-pub(super) fn sorted(mut v: Vec<String>) -> Vec<String> {
-    v.sort();
-    v.dedup();
-    v
-}
-
 pub(super) fn normalize_all(numbers: &[String]) -> Vec<String> {
     numbers
         .iter()
@@ -366,7 +362,10 @@ pub(super) fn strip_sip(address: &str) -> String {
 }
 
 /// Numbers a trunk holds, as LiveKit takes them; each must already be a number.
-pub(super) fn number_strings(numbers: &[NumberRef], object: &str) -> Result<Vec<String>, ProviderError> {
+pub(super) fn number_strings(
+    numbers: &[NumberRef],
+    object: &str,
+) -> Result<Vec<String>, ProviderError> {
     numbers
         .iter()
         .map(|n| match n {
@@ -374,18 +373,6 @@ pub(super) fn number_strings(numbers: &[NumberRef], object: &str) -> Result<Vec<
             NumberRef::Of(a) => Err(ProviderError::Config {
                 provider: P,
                 detail: format!("{object}: the number of {a} was not resolved"),
-            }),
-        })
-        .collect()
-}
-
-pub(super) fn ref_ids(refs: &[Ref], object: &str) -> Result<Vec<String>, ProviderError> {
-    refs.iter()
-        .map(|r| match r {
-            Ref::Id(id) => Ok(id.clone()),
-            Ref::Addr(a) => Err(ProviderError::Config {
-                provider: P,
-                detail: format!("{object}: the reference to {a} was not resolved to a live id"),
             }),
         })
         .collect()
@@ -409,10 +396,6 @@ pub(super) fn password_to_send(
             detail: format!("{object}: the auth password must be resolved from its environment variable before writing"),
         }),
     }
-}
-
-pub(super) fn secret(value: &str) -> Option<SecretRef> {
-    (!value.is_empty()).then(|| SecretRef::Fingerprint(fingerprint(value)))
 }
 
 /// Splits trunk numbers into E.164 numbers and anything else (kept in `extra`).
@@ -470,10 +453,10 @@ pub fn inbound_object(t: &proto::SipInboundTrunkInfo) -> LiveObject {
             name: t.name.clone(),
             metadata: t.metadata.clone(),
             numbers,
-            allowed_addresses: sorted(t.allowed_addresses.clone()),
-            allowed_numbers: sorted(t.allowed_numbers.clone()),
+            allowed_addresses: canonical::set(t.allowed_addresses.clone()),
+            allowed_numbers: canonical::set(t.allowed_numbers.clone()),
             auth_username: t.auth_username.clone(),
-            auth_password: secret(&t.auth_password),
+            auth_password: shown_secret(Some(&t.auth_password)),
             krisp_enabled: t.krisp_enabled,
             preserved: Preserved::read(inbound_preserved(t)),
         }),
@@ -604,7 +587,7 @@ pub fn outbound_object(t: &proto::SipOutboundTrunkInfo) -> LiveObject {
             transport: transport_name(t.transport).to_string(),
             numbers,
             auth_username: t.auth_username.clone(),
-            auth_password: secret(&t.auth_password),
+            auth_password: shown_secret(Some(&t.auth_password)),
             headers: t
                 .headers
                 .iter()
@@ -655,7 +638,7 @@ pub fn rule_object(r: &proto::SipDispatchRuleInfo) -> LiveObject {
         })
         .unwrap_or_default();
     agents.sort();
-    let mut trunks = sorted(r.trunk_ids.clone());
+    let mut trunks = canonical::set(r.trunk_ids.clone());
     trunks.retain(|t| !t.is_empty());
     let mut extra = BTreeMap::new();
     extra.insert("record_type".to_string(), "sip_dispatch_rule".to_string());
@@ -667,7 +650,7 @@ pub fn rule_object(r: &proto::SipDispatchRuleInfo) -> LiveObject {
         ("numbers", &r.numbers),
     ] {
         if !list.is_empty() {
-            extra.insert(key.to_string(), sorted(list.clone()).join(","));
+            extra.insert(key.to_string(), canonical::set(list.clone()).join(","));
         }
     }
     if !r.room_preset.is_empty() {
@@ -777,7 +760,7 @@ pub fn rule_info(
     r.rule = Some(proto_rule(&spec.rule, r.rule.as_ref()));
     r.name = spec.name.clone();
     r.metadata = spec.metadata.clone();
-    r.trunk_ids = ref_ids(&spec.trunks, object)?;
+    r.trunk_ids = live_ids(P, &spec.trunks, object)?;
     r.hide_phone_number = spec.hide_phone_number;
     r.krisp_enabled = spec.krisp_enabled;
     let mut config = r.room_config.take().unwrap_or_default();
@@ -799,7 +782,6 @@ pub fn rule_info(
     r.room_config = Some(config);
     Ok(r)
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -948,5 +930,4 @@ mod tests {
             ))
         );
     }
-
 }

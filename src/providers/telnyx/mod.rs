@@ -18,7 +18,6 @@
 
 mod wire;
 
-use crate::protection::Write;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -27,8 +26,10 @@ use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Map, Value};
 
+use super::common::{gone_is_done, live_id, not_mine, undecodable};
 use super::http::{self, Auth, Body, Call, HttpClient, WriteGuard};
 use super::{post_once, ClientOptions, Env, Provider, ProviderError, WriteRequest};
+use crate::model::canonical;
 use crate::model::{
     fingerprint, CredentialConnectionSpec, FqdnConnectionSpec, FqdnSpec, Kind, LiveObject,
     NumberSpec, OutboundVoiceProfileSpec, ProviderName, Ref, SecretRef, Spec, TelnyxNumberSpec,
@@ -101,15 +102,6 @@ impl TelnyxProvider {
             url.query_pairs_mut().extend_pairs(query);
         }
         url
-    }
-
-    fn decode_err(&self, operation: &str, object: &str, detail: String) -> ProviderError {
-        ProviderError::Decode {
-            provider: P,
-            operation: operation.to_string(),
-            object: object.to_string(),
-            detail,
-        }
     }
 
     /// Every item of a collection: page 1 says how many pages there are; the rest are
@@ -217,6 +209,18 @@ impl TelnyxProvider {
         Ok(one.data)
     }
 
+    /// A PATCH of one object of a collection, answered with the object.
+    async fn patch<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        id: &str,
+        body: Value,
+        object: &str,
+    ) -> Result<T, ProviderError> {
+        self.write(Method::PATCH, &format!("/{path}/{id}"), body, object, &[])
+            .await
+    }
+
     /// A create: a POST never blindly repeated; after a lost answer `find_created` runs first.
     async fn create_object(
         &self,
@@ -250,7 +254,7 @@ impl TelnyxProvider {
     }
 
     fn number_object(&self, n: &PhoneNumber, object: &str) -> Result<LiveObject, ProviderError> {
-        wire::number_object(n).map_err(|d| self.decode_err("read phone_number", object, d))
+        wire::number_object(n).map_err(|d| undecodable(P, "read phone_number", object, d))
     }
 
     // ---- refresh ----
@@ -422,7 +426,8 @@ impl TelnyxProvider {
                 .get_one::<NumberOrder>("number_orders", &order.id)
                 .await?
                 .ok_or_else(|| {
-                    self.decode_err(
+                    undecodable(
+                        P,
                         "get number_order",
                         object,
                         format!("order {} vanished", order.id),
@@ -475,7 +480,8 @@ impl TelnyxProvider {
             tokio::time::sleep(interval).await;
             interval = (interval * 2).min(Duration::from_secs(5));
         }
-        Err(self.decode_err(
+        Err(undecodable(
+            P,
             "find ordered number",
             object,
             format!("{number} was ordered but never appeared in /phone_numbers"),
@@ -493,10 +499,10 @@ impl TelnyxProvider {
         let want_conn = spec
             .connection
             .as_ref()
-            .map(|r| live_id(r, object))
+            .map(|r| live_id(P, r, object))
             .transpose()?;
-        let want_tags = sorted(spec.tags.clone());
-        let have_tags = sorted(record.tags.clone().unwrap_or_default());
+        let want_tags = canonical::set(spec.tags.clone());
+        let have_tags = canonical::set(record.tags.clone().unwrap_or_default());
         if record.connection_id.as_deref() == want_conn && have_tags == want_tags {
             return Ok(record);
         }
@@ -549,7 +555,7 @@ impl TelnyxProvider {
         let connection = spec
             .connection
             .as_ref()
-            .map(|r| live_id(r, object))
+            .map(|r| live_id(P, r, object))
             .transpose()?;
         let number = self.choose_number(&spec.number, object).await?;
         let order = post_once(
@@ -574,7 +580,8 @@ impl TelnyxProvider {
             .iter()
             .find_map(|l| E164::normalize(&l.phone_number).ok())
             .ok_or_else(|| {
-                self.decode_err(
+                undecodable(
+                    P,
                     "number order",
                     object,
                     format!("order {} lists no number", order.id),
@@ -645,7 +652,7 @@ impl TelnyxProvider {
         spec: &FqdnSpec,
     ) -> Result<LiveObject, ProviderError> {
         let object = req.object.as_str();
-        let connection = live_id(&spec.connection, object)?.to_string();
+        let connection = live_id(P, &spec.connection, object)?.to_string();
         let made = post_once(
             self.http.backoff(),
             || async {
@@ -695,7 +702,7 @@ impl TelnyxProvider {
         spec: &FqdnSpec,
         object: &str,
     ) -> Result<LiveObject, ProviderError> {
-        let connection = live_id(&spec.connection, object)?.to_string();
+        let connection = live_id(P, &spec.connection, object)?.to_string();
         let updated: Fqdn = self
             .write(
                 Method::PATCH,
@@ -792,7 +799,7 @@ impl TelnyxProvider {
         v: Value,
         object: &str,
     ) -> Result<LiveObject, ProviderError> {
-        let bad = |e: serde_json::Error| self.decode_err("read", object, e.to_string());
+        let bad = |e: serde_json::Error| undecodable(P, "read", object, e.to_string());
         Ok(match kind {
             Kind::TelnyxFqdnConnection => {
                 wire::fqdn_connection_object(&serde_json::from_value(v).map_err(bad)?)
@@ -807,7 +814,12 @@ impl TelnyxProvider {
                 wire::texml_object(&serde_json::from_value(v).map_err(bad)?)
             }
             _ => {
-                return Err(self.decode_err("read", object, format!("{kind} is not read by name")))
+                return Err(undecodable(
+                    P,
+                    "read",
+                    object,
+                    format!("{kind} is not read by name"),
+                ))
             }
         })
     }
@@ -843,21 +855,6 @@ impl TelnyxProvider {
             }
         }
         Ok(())
-    }
-}
-
-fn sorted(v: Vec<String>) -> Vec<String> {
-    crate::model::canonical::set(v)
-}
-
-/// A reference must be a live id by the time it reaches a provider.
-fn live_id<'a>(r: &'a Ref, object: &str) -> Result<&'a str, ProviderError> {
-    match r {
-        Ref::Id(id) => Ok(id),
-        Ref::Addr(a) => Err(ProviderError::Config {
-            provider: P,
-            detail: format!("{object}: the reference to {a} was not resolved to a live id"),
-        }),
     }
 }
 
@@ -1152,7 +1149,7 @@ fn set_profile(
         Some(r) => {
             outbound.insert(
                 "outbound_voice_profile_id".into(),
-                json!(live_id(r, object)?),
+                json!(live_id(P, r, object)?),
             );
         }
         None if outbound.contains_key("outbound_voice_profile_id") => {
@@ -1234,9 +1231,7 @@ impl Provider for TelnyxProvider {
     }
 
     async fn create(&self, req: &WriteRequest) -> Result<LiveObject, ProviderError> {
-        self.http
-            .guard()
-            .check_write(&req.object, &Write::Create(&req.spec))?;
+        self.http.guard().check_create(req)?;
         let object = req.object.as_str();
         match &req.spec {
             Spec::TelnyxNumber(s) => self.order_number(req, s).await,
@@ -1270,7 +1265,7 @@ impl Provider for TelnyxProvider {
                 self.create_object(req, "/texml_applications", texml_body(s))
                     .await
             }
-            other => Err(not_mine(other.kind(), "create", object)),
+            other => Err(not_mine(P, other.kind(), "create", object)),
         }
     }
 
@@ -1280,13 +1275,7 @@ impl Provider for TelnyxProvider {
         before: &Spec,
         req: &WriteRequest,
     ) -> Result<LiveObject, ProviderError> {
-        self.http.guard().check_write(
-            &req.object,
-            &Write::Update {
-                id,
-                spec: &req.spec,
-            },
-        )?;
+        self.http.guard().check_update(id, req)?;
         let object = req.object.as_str();
         self.http.guard().check(object, [id])?;
         match &req.spec {
@@ -1294,7 +1283,7 @@ impl Provider for TelnyxProvider {
                 let connection = s
                     .connection
                     .as_ref()
-                    .map(|r| live_id(r, object))
+                    .map(|r| live_id(P, r, object))
                     .transpose()?;
                 let number = s
                     .number
@@ -1303,7 +1292,13 @@ impl Provider for TelnyxProvider {
                     .unwrap_or_default();
                 self.check_number_lock(id, object).await?;
                 let n = self
-                    .patch_number(id, &number, connection, &sorted(s.tags.clone()), object)
+                    .patch_number(
+                        id,
+                        &number,
+                        connection,
+                        &canonical::set(s.tags.clone()),
+                        object,
+                    )
                     .await?;
                 self.number_object(&n, object)
             }
@@ -1328,38 +1323,20 @@ impl Provider for TelnyxProvider {
                 Ok(wire::credential_connection_object(&c))
             }
             Spec::TelnyxOutboundVoiceProfile(s) => {
-                let p: VoiceProfile = self
-                    .write(
-                        Method::PATCH,
-                        &format!("/outbound_voice_profiles/{id}"),
-                        voice_profile_body(s),
-                        object,
-                        &[],
-                    )
-                    .await?;
+                let p: VoiceProfile = self.patch("outbound_voice_profiles", id, voice_profile_body(s), object).await?;
                 Ok(wire::voice_profile_object(&p))
             }
             Spec::TelnyxTexmlApplication(s) => {
-                let a: TexmlApp = self
-                    .write(
-                        Method::PATCH,
-                        &format!("/texml_applications/{id}"),
-                        texml_body(s),
-                        object,
-                        &[],
-                    )
-                    .await?;
+                let a: TexmlApp = self.patch("texml_applications", id, texml_body(s), object).await?;
                 Ok(wire::texml_object(&a))
             }
-            other => Err(not_mine(other.kind(), "update", object)),
+            other => Err(not_mine(P, other.kind(), "update", object)),
         }
     }
 
     async fn delete(&self, kind: Kind, id: &str) -> Result<(), ProviderError> {
-        self.http
-            .guard()
-            .check_write(id, &Write::Delete { kind, id })?;
-        let path = collection(kind).ok_or_else(|| not_mine(kind, "delete", id))?;
+        self.http.guard().check_delete(kind, id)?;
+        let path = collection(kind).ok_or_else(|| not_mine(P, kind, "delete", id))?;
         self.http.guard().check(id, [id])?;
         if kind == Kind::TelnyxNumber {
             self.check_number_lock(id, id).await?;
@@ -1373,11 +1350,7 @@ impl Provider for TelnyxProvider {
             format!("DELETE {path}"),
             id,
         );
-        match self.http.send(call).await {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(e),
-        }
+        gone_is_done(self.http.send(call).await)
     }
 
     async fn sells(&self, number: &E164) -> Result<Option<bool>, ProviderError> {
@@ -1403,7 +1376,7 @@ impl Provider for TelnyxProvider {
         match &req.spec {
             Spec::TelnyxNumber(s) => self.find_number(req, s).await,
             Spec::TelnyxFqdn(s) => {
-                let connection = live_id(&s.connection, &req.object)?;
+                let connection = live_id(P, &s.connection, &req.object)?;
                 match self.find_fqdn(connection, s).await? {
                     Some(f) => self.fqdn_with_primary(f).await.map(Some),
                     None => Ok(None),
@@ -1411,15 +1384,6 @@ impl Provider for TelnyxProvider {
             }
             spec => self.find_by_name(spec.kind(), &spec.label()).await,
         }
-    }
-}
-
-fn not_mine(kind: Kind, operation: &str, object: &str) -> ProviderError {
-    ProviderError::Unsupported {
-        provider: P,
-        operation: operation.to_string(),
-        object: object.to_string(),
-        detail: format!("{kind} is not a Telnyx kind"),
     }
 }
 

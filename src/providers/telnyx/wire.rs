@@ -15,10 +15,12 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
+use crate::model::canonical;
 use crate::model::{
-    fingerprint, CredentialConnectionSpec, FqdnConnectionSpec, FqdnSpec, LiveObject, NumberSpec,
+    CredentialConnectionSpec, FqdnConnectionSpec, FqdnSpec, LiveObject, NumberSpec,
     OutboundVoiceProfileSpec, Ref, SecretRef, Spec, TelnyxNumberSpec, TexmlApplicationSpec, E164,
 };
+use crate::providers::common::shown_secret;
 
 /// Telnyx ids are numeric strings; accept a bare number too.
 pub fn id_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
@@ -234,11 +236,6 @@ fn non_empty(s: Option<&str>) -> Option<String> {
     s.filter(|s| !s.is_empty()).map(str::to_string)
 }
 
-fn secret(s: Option<&str>) -> Option<SecretRef> {
-    s.filter(|s| !s.is_empty())
-        .map(|v| SecretRef::Fingerprint(fingerprint(v)))
-}
-
 /// Whether Telnyx masked a password in its answer (`"********"`).
 pub fn is_masked(password: &str) -> bool {
     !password.is_empty() && password.chars().all(|c| c == '*')
@@ -251,14 +248,10 @@ fn connection_secret(user_name: Option<&str>, password: Option<&str>) -> Option<
     let has_user = user_name.is_some_and(|u| !u.is_empty());
     match password.filter(|p| !p.is_empty()) {
         Some(p) if is_masked(p) => Some(SecretRef::hidden()),
-        Some(p) => secret(Some(p)),
+        Some(p) => shown_secret(Some(p)),
         None if has_user => Some(SecretRef::hidden()),
         None => None,
     }
-}
-
-fn sorted(v: Vec<String>) -> Vec<String> {
-    crate::model::canonical::set(v)
 }
 
 fn extra(pairs: &[(&str, Option<&str>)]) -> BTreeMap<String, String> {
@@ -281,7 +274,7 @@ pub fn number_object(n: &PhoneNumber) -> Result<LiveObject, String> {
         spec: Spec::TelnyxNumber(TelnyxNumberSpec {
             number: NumberSpec::Fixed { number },
             connection: n.connection_id.clone().map(Ref::Id),
-            tags: sorted(n.tags.clone().unwrap_or_default()),
+            tags: canonical::set(n.tags.clone().unwrap_or_default()),
         }),
         extra: extra(&[
             ("status", n.status.as_deref()),
@@ -385,7 +378,7 @@ pub fn voice_profile_object(p: &VoiceProfile) -> LiveObject {
         spec: Spec::TelnyxOutboundVoiceProfile(OutboundVoiceProfileSpec {
             name: p.name.clone(),
             enabled: p.enabled.unwrap_or(true),
-            whitelisted_destinations: sorted(destinations),
+            whitelisted_destinations: canonical::set(destinations),
         }),
         extra: extra(&[("record_type", Some("outbound_voice_profile"))]),
     }
@@ -413,6 +406,7 @@ pub fn texml_object(a: &TexmlApp) -> LiveObject {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::fingerprint;
     use serde_json::json;
 
     #[test]

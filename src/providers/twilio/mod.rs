@@ -14,25 +14,24 @@
 
 mod wire;
 
-use crate::protection::Write;
-
 use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt};
 use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::common::{from_json, gone_is_done, live_id, not_mine, undecodable};
 use super::http::{self, Auth, Body, Call, HttpClient, WriteGuard};
 use super::{post_once, ClientOptions, Env, Provider, ProviderError, WriteRequest};
 use crate::model::{
-    Kind, LiveObject, OriginationUrl, ProviderName, Ref, SecretValue, Spec, TwilioTrunkNumberSpec,
+    Kind, LiveObject, OriginationUrl, ProviderName, SecretValue, Spec, TwilioTrunkNumberSpec,
     TwilioTrunkSpec,
 };
+use wire::{attached, decode_error, path_and_query, split_trunk_number, str_or_empty};
 pub use wire::{
     number_object, origination_form, origination_url, trunk_form, trunk_number_id,
     trunk_number_object, trunk_object, IncomingNumber, OriginationUrlWire, Trunk, TrunkNumber,
 };
-use wire::{attached, decode_error, path_and_query, split_trunk_number, str_or_empty};
 
 const P: ProviderName = ProviderName::Twilio;
 const ACCOUNT_ENV: &str = "TWILIO_ACCOUNT_SID";
@@ -52,17 +51,6 @@ pub struct TwilioProvider {
     trunking: Url,
     account: String,
     writes: bool,
-}
-
-
-fn live_id<'a>(r: &'a Ref, object: &str) -> Result<&'a str, ProviderError> {
-    match r {
-        Ref::Id(id) => Ok(id),
-        Ref::Addr(a) => Err(ProviderError::Config {
-            provider: P,
-            detail: format!("{object}: the reference to {a} was not resolved to a live id"),
-        }),
-    }
 }
 
 /// Only the path and query of a server-supplied next-page link, so paging stays on the
@@ -120,12 +108,7 @@ impl TwilioProvider {
         operation: &str,
         object: &str,
     ) -> Result<T, ProviderError> {
-        serde_json::from_value(v).map_err(|e| ProviderError::Decode {
-            provider: P,
-            operation: operation.to_string(),
-            object: object.to_string(),
-            detail: e.to_string(),
-        })
+        from_json(P, v, operation, object)
     }
 
     /// Every item of a list: `key` names the array; the next link is followed on `base`.
@@ -202,11 +185,7 @@ impl TwilioProvider {
             format!("DELETE {path}"),
             object,
         );
-        match self.http.send(call).await {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(e),
-        }
+        gone_is_done(self.http.send(call).await)
     }
 
     async fn origination_urls(
@@ -238,12 +217,10 @@ impl TwilioProvider {
             .await?;
         let mut out = Vec::new();
         for n in &numbers {
-            out.push(number_object(n).map_err(|d| ProviderError::Decode {
-                provider: P,
-                operation: "list incoming_phone_numbers".into(),
-                object: n.sid.clone(),
-                detail: d,
-            })?);
+            out.push(
+                number_object(n)
+                    .map_err(|d| undecodable(P, "list incoming_phone_numbers", &n.sid, d))?,
+            );
             if let Some(trunk) = n.trunk_sid.as_deref().filter(|t| !t.is_empty()) {
                 out.push(trunk_number_object(trunk, &attached(n, trunk)));
             }
@@ -377,8 +354,8 @@ impl TwilioProvider {
         spec: &TwilioTrunkNumberSpec,
     ) -> Result<LiveObject, ProviderError> {
         let object = req.object.as_str();
-        let trunk = live_id(&spec.trunk, object)?;
-        let number = live_id(&spec.number, object)?;
+        let trunk = live_id(P, &spec.trunk, object)?;
+        let number = live_id(P, &spec.number, object)?;
         let number_path = format!("{}/{number}.json", self.numbers_path());
         let previous = self
             .get::<IncomingNumber>(&self.api, &number_path, object)
@@ -447,21 +424,12 @@ impl TwilioProvider {
 }
 
 fn vanished(object: &str, sid: &str) -> ProviderError {
-    ProviderError::Decode {
-        provider: P,
-        operation: "read after create".into(),
-        object: object.to_string(),
-        detail: format!("{sid} was created but cannot be read back"),
-    }
-}
-
-fn not_mine(kind: Kind, operation: &str, object: &str) -> ProviderError {
-    ProviderError::Unsupported {
-        provider: P,
-        operation: operation.to_string(),
-        object: object.to_string(),
-        detail: format!("{kind} is not a Twilio kind"),
-    }
+    undecodable(
+        P,
+        "read after create",
+        object,
+        format!("{sid} was created but cannot be read back"),
+    )
 }
 
 #[async_trait]
@@ -481,12 +449,7 @@ impl Provider for TwilioProvider {
                 match self.get::<IncomingNumber>(&self.api, &path, id).await? {
                     Some(n) => number_object(&n)
                         .map(Some)
-                        .map_err(|d| ProviderError::Decode {
-                            provider: P,
-                            operation: "get".into(),
-                            object: id.to_string(),
-                            detail: d,
-                        }),
+                        .map_err(|d| undecodable(P, "get", id, d)),
                     None => Ok(None),
                 }
             }
@@ -506,9 +469,7 @@ impl Provider for TwilioProvider {
     }
 
     async fn create(&self, req: &WriteRequest) -> Result<LiveObject, ProviderError> {
-        self.http
-            .guard()
-            .check_write(&req.object, &Write::Create(&req.spec))?;
+        self.http.guard().check_create(req)?;
         let object = req.object.as_str();
         match &req.spec {
             Spec::TwilioNumber(_) => Err(ProviderError::Unsupported {
@@ -525,7 +486,7 @@ impl Provider for TwilioProvider {
                 self.writable("attach number to trunk", object)?;
                 self.attach_number(req, s).await
             }
-            other => Err(not_mine(other.kind(), "create", object)),
+            other => Err(not_mine(P, other.kind(), "create", object)),
         }
     }
 
@@ -535,13 +496,7 @@ impl Provider for TwilioProvider {
         _before: &Spec,
         req: &WriteRequest,
     ) -> Result<LiveObject, ProviderError> {
-        self.http.guard().check_write(
-            &req.object,
-            &Write::Update {
-                id,
-                spec: &req.spec,
-            },
-        )?;
+        self.http.guard().check_update(id, req)?;
         let object = req.object.as_str();
         match &req.spec {
             Spec::TwilioNumber(s) => {
@@ -566,14 +521,12 @@ impl Provider for TwilioProvider {
                 object: object.to_string(),
                 detail: "a number on a trunk has no settings; attach it to the other trunk, then detach it".into(),
             }),
-            other => Err(not_mine(other.kind(), "update", object)),
+            other => Err(not_mine(P, other.kind(), "update", object)),
         }
     }
 
     async fn delete(&self, kind: Kind, id: &str) -> Result<(), ProviderError> {
-        self.http
-            .guard()
-            .check_write(id, &Write::Delete { kind, id })?;
+        self.http.guard().check_delete(kind, id)?;
         match kind {
             Kind::TwilioNumber => {
                 self.writable("release number", id)?;
@@ -599,7 +552,7 @@ impl Provider for TwilioProvider {
                 )
                 .await
             }
-            other => Err(not_mine(other, "delete", id)),
+            other => Err(not_mine(P, other, "delete", id)),
         }
     }
 
@@ -610,8 +563,8 @@ impl Provider for TwilioProvider {
                 None => Ok(None),
             },
             Spec::TwilioTrunkNumber(s) => {
-                let trunk = live_id(&s.trunk, &req.object)?;
-                let number = live_id(&s.number, &req.object)?;
+                let trunk = live_id(P, &s.trunk, &req.object)?;
+                let number = live_id(P, &s.number, &req.object)?;
                 self.read(Kind::TwilioTrunkNumber, &trunk_number_id(trunk, number))
                     .await
             }

@@ -210,7 +210,6 @@ pub(super) fn split_trunk_number(id: &str) -> Option<(&str, &str)> {
     id.split_once('/')
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,5 +276,4 @@ mod tests {
             Some(("20404".into(), "not found".into()))
         );
     }
-
 }
