@@ -1323,11 +1323,15 @@ impl Provider for TelnyxProvider {
                 Ok(wire::credential_connection_object(&c))
             }
             Spec::TelnyxOutboundVoiceProfile(s) => {
-                let p: VoiceProfile = self.patch("outbound_voice_profiles", id, voice_profile_body(s), object).await?;
+                let p: VoiceProfile = self
+                    .patch("outbound_voice_profiles", id, voice_profile_body(s), object)
+                    .await?;
                 Ok(wire::voice_profile_object(&p))
             }
             Spec::TelnyxTexmlApplication(s) => {
-                let a: TexmlApp = self.patch("texml_applications", id, texml_body(s), object).await?;
+                let a: TexmlApp = self
+                    .patch("texml_applications", id, texml_body(s), object)
+                    .await?;
                 Ok(wire::texml_object(&a))
             }
             other => Err(not_mine(P, other.kind(), "update", object)),

@@ -53,8 +53,6 @@ pub struct TwilioProvider {
     writes: bool,
 }
 
-/// Only the path and query of a server-supplied next-page link, so paging stays on the
-
 impl TwilioProvider {
     /// Reads `TWILIO_ACCOUNT_SID`, `TWILIO_AUTH_TOKEN` and the optional
     /// `TWILIO_API_BASE_URL` / `TWILIO_TRUNKING_BASE_URL`.

@@ -194,6 +194,7 @@ pub fn trunk_form(s: &TwilioTrunkSpec) -> Vec<(String, String)> {
     form
 }
 
+/// Only the path and query of a server-supplied next-page link, so paging stays on the
 /// configured host.
 pub(super) fn path_and_query(link: &str) -> String {
     match Url::parse(link) {
