@@ -1,8 +1,9 @@
-//! What cwa owns: `state/state.json` maps each address to the live object behind it.
+//! What cwa owns: state maps each address to the live object behind it.
 //!
-//! State is committed to git, so it is written for small diffs: pretty JSON, keys sorted, one
-//! resource per address. Writes are atomic (temp file, fsync, rename) with a backup of the
-//! previous version, and carry a `lineage` (which state this is) and a `serial` (how many
+//! State is committed to git, so it is written for small diffs: `state/state.json` is a
+//! manifest naming shard files (`state/shards/`), each pretty JSON, keys sorted, one resource
+//! per address. Writes are atomic across files (new shards first, the manifest renamed last)
+//! with a backup of the previous version, and carry a `lineage` (which state this is) and a `serial` (how many
 //! times it was written), as Terraform's state does.
 
 pub mod fingerprint;
@@ -11,6 +12,7 @@ pub mod location;
 mod lock;
 mod migrate;
 mod pg;
+mod shards;
 mod store;
 
 use std::collections::BTreeMap;
@@ -34,8 +36,11 @@ pub use store::{parse_state, write_atomic, StateStore};
 /// from it).
 ///
 /// 1: secrets as unkeyed `sha256:` fingerprints. 2: secrets as keyed MACs bound to their
-/// address (`mac:<key id>:…`) and `fingerprint_key_id`.
-pub const FORMAT_VERSION: u32 = 2;
+/// address (`mac:<key id>:…`) and `fingerprint_key_id`. 3: in a directory, state.json is a
+/// manifest of content-addressed shard files (`shards/`, see `shards.rs`), so no file grows
+/// past a few MB and a one-line change rewrites one shard; the version moved so that an
+/// older cwa refuses the manifest instead of reading it as a state that owns nothing.
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Everything that can go wrong reading or writing state/.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]

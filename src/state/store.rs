@@ -1,4 +1,5 @@
-//! Reading and atomically writing state.json, with a backup of the previous version.
+//! Reading and atomically writing the state directory (state.json as the manifest of
+//! content-addressed shards, see [`super::shards`]), with a backup of the previous version.
 
 use std::fs;
 use std::io::Write;
@@ -8,6 +9,7 @@ use std::sync::Arc;
 
 use super::location::{self, Location};
 use super::pg::{self, PgBackend};
+use super::shards;
 use super::{State, StateError, FORMAT_VERSION};
 
 /// Where state is kept: the state directory and the files in it (the default), or a
@@ -79,26 +81,17 @@ impl StateStore {
         self.dir.join("audit.jsonl")
     }
 
-    /// Reads state.json; a missing file is an empty state (nothing owned yet).
+    /// Reads state.json (a manifest and its shards, or a whole state as cwa wrote it before
+    /// shards); a missing file is an empty state (nothing owned yet).
     pub fn load(&self) -> Result<State, StateError> {
         if let Some(pg) = &self.remote {
             return pg.load();
         }
         let path = self.state_path();
-        let text = match fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !is_symlink(&path) => {
-                return Ok(State::new())
-            }
-            Err(source) => {
-                return Err(StateError::Io {
-                    action: "read",
-                    path: path.display().to_string(),
-                    source,
-                })
-            }
-        };
-        parse_state(&path, &text)
+        match read_state_text(&path)? {
+            Some(text) => parse_dir_state(&path, text),
+            None => Ok(State::new()),
+        }
     }
 
     /// Writes the state atomically, bumping its serial and keeping the previous file as a
@@ -134,27 +127,10 @@ impl StateStore {
     }
 
     fn write_files(&self, state: &State) -> Result<(), StateError> {
-        let mut json = serde_json::to_string_pretty(state).map_err(|e| StateError::Corrupt {
-            path: self.state_path().display().to_string(),
-            detail: e.to_string(),
-        })?;
-        json.push('\n');
         let path = self.state_path();
-        match fs::read(&path) {
-            Ok(previous) => {
-                // The backup is cwa's own per-machine file: a symlink planted there (a
-                // committed state/) is replaced, never written through to what it points at.
-                let backup = self.backup_path();
-                if is_symlink(&backup) {
-                    fs::remove_file(&backup).map_err(|source| StateError::Io {
-                        action: "replace the symlink",
-                        path: backup.display().to_string(),
-                        source,
-                    })?;
-                }
-                write_atomic(&backup, &previous)?
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        let previous = match fs::read(&path) {
+            Ok(previous) => Some(previous),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(source) => {
                 return Err(StateError::Io {
                     action: "back up",
@@ -162,9 +138,21 @@ impl StateStore {
                     source,
                 })
             }
-        }
-        write_atomic(&path, json.as_bytes())?;
-        self.remove_temp_files_of_dead_writers();
+        };
+        shards::save(&path, state, previous.as_deref(), |previous| {
+            // The backup is cwa's own per-machine file: a symlink planted there (a
+            // committed state/) is replaced, never written through to what it points at.
+            let backup = self.backup_path();
+            if is_symlink(&backup) {
+                fs::remove_file(&backup).map_err(|source| StateError::Io {
+                    action: "replace the symlink",
+                    path: backup.display().to_string(),
+                    source,
+                })?;
+            }
+            write_atomic(&backup, previous)
+        })?;
+        shards::remove_temp_files_of_dead_writers(&self.dir);
         Ok(())
     }
 
@@ -177,16 +165,10 @@ impl StateStore {
             state.bind_fingerprints(super::fingerprint::key());
             return self.write(state, Some(expected));
         }
-        let on_disk = match fs::read_to_string(self.state_path()) {
-            Ok(text) => Some(parse_state(&self.state_path(), &text)?),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(source) => {
-                return Err(StateError::Io {
-                    action: "read",
-                    path: self.state_path().display().to_string(),
-                    source,
-                })
-            }
+        let path = self.state_path();
+        let on_disk = match read_state_text(&path)? {
+            Some(text) => Some(parse_dir_state(&path, text)?),
+            None => None,
         };
         let unchanged = match &on_disk {
             Some(disk) => disk == expected,
@@ -200,34 +182,52 @@ impl StateStore {
         }
         self.save(state)
     }
+}
 
-    /// A writer killed mid-save leaves its temp file (`.state.json.tmp.<pid>`) behind; it never
-    /// replaces state.json, but state/ is committed to git, so it is swept on the next save.
-    fn remove_temp_files_of_dead_writers(&self) {
-        let Ok(entries) = fs::read_dir(&self.dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let Some(pid) = name
-                .to_str()
-                .and_then(|n| {
-                    n.strip_prefix(".state.json.tmp.")
-                        .or_else(|| n.strip_prefix(".state.json.backup.tmp."))
-                })
-                .and_then(|pid| pid.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            if !super::lock::process_alive(pid) {
-                let _ = fs::remove_file(entry.path());
-            }
-        }
+/// The text of state.json; none when there is no state yet. A dangling state.json symlink
+/// is not "no state yet": it is refused, before any write.
+fn read_state_text(path: &Path) -> Result<Option<String>, StateError> {
+    match fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !is_symlink(path) => Ok(None),
+        Err(source) => Err(StateError::Io {
+            action: "read",
+            path: path.display().to_string(),
+            source,
+        }),
     }
 }
 
-/// Parses state text, refusing a newer format before trying to read it as this one.
+/// Reads state.json of a directory: a manifest with its shards, or a whole state (the layout
+/// before shards, read as is and written back as shards by the next save).
+fn parse_dir_state(path: &Path, text: String) -> Result<State, StateError> {
+    let value = parse_head(path, &text)?;
+    if !shards::is_manifest(&value) {
+        return parse_whole(path, value);
+    }
+    let state = shards::load(
+        path,
+        text,
+        || Ok(read_state_text(path)?.unwrap_or_default()),
+    )?;
+    check(path, state)
+}
+
+/// Parses the text of a whole state (state.json before shards), refusing a newer format
+/// before trying to read it as this one.
 pub fn parse_state(path: &Path, text: &str) -> Result<State, StateError> {
+    let value = parse_head(path, text)?;
+    if shards::is_manifest(&value) {
+        return Err(StateError::Corrupt {
+            path: path.display().to_string(),
+            detail: "this is a manifest of shards, not a whole state".into(),
+        });
+    }
+    parse_whole(path, value)
+}
+
+/// State text as JSON, with a format this build reads.
+fn parse_head(path: &Path, text: &str) -> Result<serde_json::Value, StateError> {
     let corrupt = |detail: String| StateError::Corrupt {
         path: path.display().to_string(),
         detail,
@@ -245,7 +245,23 @@ pub fn parse_state(path: &Path, text: &str) -> Result<State, StateError> {
             supported: FORMAT_VERSION,
         });
     }
-    let state: State = serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))?;
+    Ok(value)
+}
+
+fn parse_whole(path: &Path, value: serde_json::Value) -> Result<State, StateError> {
+    let state: State = serde_json::from_value(value).map_err(|e| StateError::Corrupt {
+        path: path.display().to_string(),
+        detail: e.to_string(),
+    })?;
+    check(path, state)
+}
+
+/// What every state read must hold, whatever its layout.
+fn check(path: &Path, state: State) -> Result<State, StateError> {
+    let corrupt = |detail: String| StateError::Corrupt {
+        path: path.display().to_string(),
+        detail,
+    };
     if state.serial == u64::MAX {
         return Err(corrupt(SERIAL_AT_MAXIMUM.into()));
     }

@@ -56,13 +56,20 @@ fn committed_state() -> tempfile::TempDir {
     dir
 }
 
-/// Replaces `work/state` by a fresh copy of the committed state/ (state.json only: no
-/// journal, no lock, no backup), as a CI retry on another machine checks it out.
+/// Replaces `work/state` by a fresh copy of the committed state/ (the manifest and its shards
+/// only: no journal, no lock, no backup), as a CI retry on another machine checks it out.
 fn fresh_checkout(committed: &Path, work: &Path) {
     let state = work.join("state");
     let _ = std::fs::remove_dir_all(&state);
-    std::fs::create_dir_all(&state).unwrap();
+    std::fs::create_dir_all(state.join("shards")).unwrap();
     std::fs::copy(committed.join("state.json"), state.join("state.json")).unwrap();
+    for entry in std::fs::read_dir(committed.join("shards"))
+        .into_iter()
+        .flatten()
+    {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), state.join("shards").join(entry.file_name())).unwrap();
+    }
 }
 
 fn committed_orders(sb: &TestSandbox) -> usize {
@@ -238,8 +245,8 @@ async fn number_orders_carry_a_reference_of_lineage_and_address() {
     }
 }
 
-/// A save that finds state.json changed under the lock (here: a hand edit while the apply
-/// runs) stops the run, keeps the journal, leaves the edit in place and names what changed; the
+/// A save that finds state changed under the lock (here: another copy of it written in while
+/// the apply runs) stops the run, keeps the journal, leaves the edit in place and names what changed; the
 /// next run reconciles and converges.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_state_edited_during_apply_is_never_overwritten() {
@@ -263,14 +270,17 @@ async fn a_state_edited_during_apply_is_never_overwritten() {
                 let created = std::fs::read_to_string(&journal)
                     .is_ok_and(|j| j.contains("\"phase\":\"done\""));
                 if created {
-                    let text = std::fs::read_to_string(&state_path).unwrap();
-                    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
-                    let first = v["resources"]
-                        .as_object()
-                        .and_then(|r| r.keys().next().cloned())
+                    // Shards are never edited by hand (that is a corrupt state): the edit is
+                    // another copy of the state written in, as by another checkout.
+                    let store = StateStore::new(state_path.parent().unwrap());
+                    let mut edited = store.load().unwrap();
+                    let first = edited
+                        .resources
+                        .values_mut()
+                        .next()
                         .expect("an owned resource");
-                    v["resources"][&first]["church"] = "edited-by-hand".into();
-                    std::fs::write(&state_path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+                    first.church = Some("edited-by-hand".into());
+                    store.save_copy(&mut edited).unwrap();
                     return true;
                 }
                 std::thread::sleep(std::time::Duration::from_millis(5));
@@ -893,5 +903,319 @@ async fn format_version_is_one_policy_and_the_lineage_survives_migration() {
     );
     let distinct: BTreeSet<&String> = secrets.iter().map(|(_, f)| f).collect();
     assert_eq!(distinct.len(), secrets.len());
+    assert_exit(&ctx.cwa(&["plan", "--detailed-exitcode"]).await, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// issue 17: state that scales in git (a manifest of content-addressed shards)
+
+/// The shard files state.json names, relative to the state directory.
+fn named_shards(state_dir: &Path) -> BTreeSet<String> {
+    let Ok(text) = std::fs::read_to_string(state_dir.join("state.json")) else {
+        return BTreeSet::new();
+    };
+    let manifest: serde_json::Value = serde_json::from_str(&text).unwrap();
+    manifest["shards"]
+        .as_array()
+        .expect("state.json is a manifest of shards")
+        .iter()
+        .map(|s| s["file"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Every file in `state/shards/`, as `shards/NAME`.
+fn shard_files(state_dir: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(state_dir.join("shards"))
+        .into_iter()
+        .flatten()
+        .map(|e| format!("shards/{}", e.unwrap().file_name().to_string_lossy()))
+        .collect()
+}
+
+/// A work directory whose apply of two new churches went through, on a fresh sandbox.
+async fn applied_checkout() -> (TestSandbox, tempfile::TempDir) {
+    let sb = TestSandbox::start("synthetic:0").await;
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("lines.toml"), small_declaration()).unwrap();
+    assert_exit(
+        &cwa_in(&sb, work.path(), &["apply", "--auto-approve"], &[]).await,
+        0,
+    );
+    (sb, work)
+}
+
+/// A save killed at each of its steps (after the first new shard, after all of them, after the
+/// backup, after the manifest's rename, in the middle of collecting old shards) leaves a state
+/// that reads whole: the previous one before the manifest's rename, the new one after it. The
+/// rerun converges, buys nothing twice, and leaves in shards/ exactly what the manifest names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_save_killed_at_each_step_leaves_the_previous_or_the_new_state_whole() {
+    let mut seen = BTreeSet::new();
+    for moment in [
+        "save-shard",
+        "save-shards-written",
+        "save-backup",
+        "save-manifest",
+        "save-gc",
+    ] {
+        for nth in [1, 3] {
+            let sb = TestSandbox::start("synthetic:0").await;
+            let work = tempfile::tempdir().unwrap();
+            std::fs::write(work.path().join("lines.toml"), small_declaration()).unwrap();
+            let state_dir = work.path().join("state");
+            let before = live_ids(&sb).await;
+            let crash = format!("{moment}:{nth}");
+            let killed = cwa_in(
+                &sb,
+                work.path(),
+                &["apply", "--auto-approve"],
+                &[("CWA_TEST_CRASH_AT", &crash)],
+            )
+            .await;
+            if killed.status.code() == Some(0) {
+                continue;
+            }
+            assert!(
+                stderr(&killed).contains("aborting"),
+                "{crash}: {}",
+                stderr(&killed)
+            );
+            seen.insert(moment);
+            let after_crash = StateStore::new(&state_dir)
+                .load()
+                .unwrap_or_else(|e| panic!("crash at {crash}: the state does not read whole: {e}"));
+            let backup: Option<serde_json::Value> =
+                std::fs::read_to_string(state_dir.join("state.json.backup"))
+                    .ok()
+                    .map(|t| serde_json::from_str(&t).unwrap());
+            let backup_serial = backup.as_ref().map(|b| b["serial"].as_u64().unwrap());
+            let one_on = backup_serial.map(|s| s + 1);
+            match moment {
+                // Between the backup and the manifest's rename: state.json is still the
+                // previous state, and the backup holds it too.
+                "save-backup" => {
+                    if state_dir.join("state.json").exists() {
+                        assert_eq!(backup_serial, Some(after_crash.serial), "{crash}");
+                    }
+                }
+                // Before the backup: state.json and the backup are the last save's.
+                "save-shard" | "save-shards-written" => {
+                    if backup_serial.is_some() {
+                        assert_eq!(one_on, Some(after_crash.serial), "{crash}");
+                    }
+                    if moment == "save-shard" {
+                        let stray = shard_files(&state_dir)
+                            .difference(&named_shards(&state_dir))
+                            .count();
+                        assert!(stray >= 1, "{crash}: the new shards are written first");
+                    }
+                }
+                // After the rename: the new state, one serial on from the backup.
+                _ => assert_eq!(one_on.unwrap_or(1), after_crash.serial, "{crash}"),
+            }
+            let rerun = cwa_in(&sb, work.path(), &["apply", "--auto-approve"], &[]).await;
+            assert_exit(&rerun, 0);
+            assert_exit(
+                &cwa_in(&sb, work.path(), &["plan", "--detailed-exitcode"], &[]).await,
+                0,
+            );
+            let created: BTreeSet<_> = live_ids(&sb).await.difference(&before).cloned().collect();
+            assert_eq!(
+                count_kind(&created, Kind::TelnyxNumber),
+                2,
+                "crash at {crash}: each number bought once"
+            );
+            let orphaned = orphans(&sb, &before, &load(&state_dir)).await;
+            assert!(
+                orphaned.is_empty(),
+                "crash at {crash}: orphaned {orphaned:?}"
+            );
+            assert_eq!(
+                shard_files(&state_dir),
+                named_shards(&state_dir),
+                "crash at {crash}: shards/ holds exactly what the manifest names"
+            );
+        }
+    }
+    assert_eq!(
+        seen.len(),
+        5,
+        "every step of a save was crashed at: {seen:?}"
+    );
+}
+
+/// A shard edited by hand or missing is a corrupt state, named, for every command, before any
+/// provider write: its resources are never silently dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hand_edited_or_missing_shard_is_a_corrupt_state() {
+    let (sb, work) = applied_checkout().await;
+    let state_dir = work.path().join("state");
+    let shard = named_shards(&state_dir).into_iter().next().unwrap();
+    let path = state_dir.join(&shard);
+    let original = std::fs::read_to_string(&path).unwrap();
+    let writes_before = sb.log().iter().filter(|w| w.write).count();
+    let edited = original.replacen("\"church\": \"", "\"church\": \"x", 1);
+    assert_ne!(edited, original);
+    for (case, content) in [("edited", Some(edited)), ("missing", None)] {
+        match &content {
+            Some(text) => std::fs::write(&path, text).unwrap(),
+            None => std::fs::remove_file(&path).unwrap(),
+        }
+        for args in [
+            &["apply", "--auto-approve"][..],
+            &["plan"][..],
+            &["plan", "--refresh=false"][..],
+            &["state", "list"][..],
+            &["drift"][..],
+        ] {
+            let out = cwa_in(&sb, work.path(), args, &[]).await;
+            assert_exit(&out, 1);
+            let err = stderr(&out);
+            assert!(
+                err.contains("cwa::state::corrupt") && err.contains(&shard),
+                "{case} {args:?}: {err}"
+            );
+            let said = if case == "edited" {
+                "was edited"
+            } else {
+                "is missing"
+            };
+            assert!(err.contains(said), "{case} {args:?}: {err}");
+        }
+    }
+    assert_eq!(sb.log().iter().filter(|w| w.write).count(), writes_before);
+    assert!(!state_dir.join("lock.json").exists());
+    std::fs::write(&path, &original).unwrap();
+    assert_exit(
+        &cwa_in(&sb, work.path(), &["plan", "--detailed-exitcode"], &[]).await,
+        0,
+    );
+}
+
+/// A symlinked shard follows the state files' rule: read through; never written through (a
+/// save that changes it writes a new regular file and removes the link, not its target); a
+/// dangling one is refused before any write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_symlinked_shard_is_read_through_and_never_written_through() {
+    let (sb, work) = applied_checkout().await;
+    let state_dir = work.path().join("state");
+    let shard = named_shards(&state_dir).into_iter().next().unwrap();
+    let elsewhere = work.path().join("elsewhere.json");
+    std::fs::rename(state_dir.join(&shard), &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, state_dir.join(&shard)).unwrap();
+    let target_bytes = std::fs::read(&elsewhere).unwrap();
+    let owned_before = load(&state_dir).resources.len();
+    assert_exit(
+        &cwa_in(&sb, work.path(), &["plan", "--detailed-exitcode"], &[]).await,
+        0,
+    );
+    // A change to the churches of that shard: the save writes a new shard.
+    std::fs::write(
+        work.path().join("lines.toml"),
+        cwa::synthetic::lines_toml_with_new(0, 3),
+    )
+    .unwrap();
+    assert_exit(
+        &cwa_in(&sb, work.path(), &["apply", "--auto-approve"], &[]).await,
+        0,
+    );
+    assert_eq!(
+        std::fs::read(&elsewhere).unwrap(),
+        target_bytes,
+        "written through"
+    );
+    assert!(!named_shards(&state_dir).contains(&shard));
+    assert!(
+        std::fs::symlink_metadata(state_dir.join(&shard)).is_err(),
+        "the link is collected"
+    );
+    assert!(load(&state_dir).resources.len() > owned_before);
+
+    // A dangling link in place of a named shard: an I/O diagnostic, nothing written.
+    let shard = named_shards(&state_dir).into_iter().next().unwrap();
+    std::fs::remove_file(state_dir.join(&shard)).unwrap();
+    std::os::unix::fs::symlink("../nowhere.json", state_dir.join(&shard)).unwrap();
+    let writes_before = sb.log().iter().filter(|w| w.write).count();
+    let out = cwa_in(&sb, work.path(), &["apply", "--auto-approve"], &[]).await;
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("cwa::state::io"), "{}", stderr(&out));
+    assert_eq!(sb.log().iter().filter(|w| w.write).count(), writes_before);
+}
+
+/// A state of one state.json (as cwa wrote it before shards, the repository's own) is read as
+/// is, becomes a manifest and shards on the next write with its lineage, and plans the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_file_state_migrates_on_the_next_write_with_its_lineage_and_plan() {
+    let ctx = Ctx::runbook().await;
+    std::fs::create_dir_all(ctx.path("state")).unwrap();
+    let legacy = std::fs::read_to_string(repo_root().join("state/state.json")).unwrap();
+    assert!(
+        legacy.contains("\"resources\""),
+        "the repository's state is one file"
+    );
+    std::fs::write(ctx.path("state/state.json"), &legacy).unwrap();
+    let before = load(&ctx.path("state"));
+    let plan_of = |out: &Output| {
+        assert!(
+            out.status.code().is_some_and(|c| c == 0 || c == 2),
+            "{}",
+            stderr(out)
+        );
+        stdout(out)
+    };
+    let plan_before = plan_of(
+        &ctx.cwa(&["plan", "--refresh=false", "--detailed-exitcode"])
+            .await,
+    );
+    let live_plan_before = plan_of(&ctx.cwa(&["plan", "--detailed-exitcode"]).await);
+    assert_eq!(
+        std::fs::read_to_string(ctx.path("state/state.json")).unwrap(),
+        legacy,
+        "a plan rewrote state"
+    );
+    // A write that changes nothing owned: a lossless copy into another directory.
+    let out = ctx.cwa(&["state", "migrate", "--to", "copied"]).await;
+    assert_exit(&out, 0);
+    let copied = load(&ctx.path("copied"));
+    assert_eq!(copied.lineage, before.lineage);
+    assert_eq!(copied.resources, before.resources);
+    assert_eq!(copied.protected, before.protected);
+    assert!(!named_shards(&ctx.path("copied")).is_empty());
+    for (args, expected) in [
+        (
+            &[
+                "--state",
+                "copied",
+                "plan",
+                "--refresh=false",
+                "--detailed-exitcode",
+            ][..],
+            &plan_before,
+        ),
+        (
+            &["--state", "copied", "plan", "--detailed-exitcode"][..],
+            &live_plan_before,
+        ),
+    ] {
+        assert_eq!(&plan_of(&ctx.cwa(args).await), expected, "{args:?}");
+    }
+    // In place: the next apply writes the manifest and shards; the old file is the backup.
+    ctx.set_lines_toml(&format!("{}{NEW_CHURCHES}", ctx.lines_toml()));
+    assert_exit(&ctx.cwa(&["apply", "--auto-approve"]).await, 0);
+    let migrated = load(&ctx.path("state"));
+    assert_eq!(migrated.lineage, before.lineage);
+    assert!(migrated.serial > before.serial);
+    assert!(!named_shards(&ctx.path("state")).is_empty());
+    assert_eq!(
+        shard_files(&ctx.path("state")),
+        named_shards(&ctx.path("state"))
+    );
+    for (addr, r) in &before.resources {
+        assert_eq!(
+            migrated.resources.get(addr).map(|m| &m.id),
+            Some(&r.id),
+            "{addr} kept"
+        );
+    }
     assert_exit(&ctx.cwa(&["plan", "--detailed-exitcode"]).await, 0);
 }
