@@ -87,6 +87,7 @@ impl Executor {
         };
         self.intent(addr, "create", &reference, None, Some(&spec))?;
         test_crash_point("before");
+        self.store.before_order(addr.kind)?;
         let created = match provider.create(&req).await {
             Ok(obj) => obj,
             Err(e) => return Err(self.failed(addr, "create", &reference, None, e)),
@@ -198,6 +199,7 @@ impl Executor {
         let reference = format!("cwa-{}-{}", self.run, short_hash(&addr.to_string()));
         self.intent(addr, "delete", &reference, Some(&id), None)?;
         test_crash_point("before");
+        self.store.before_release(change.irreversible)?;
         match provider.delete(addr.kind, &id).await {
             Ok(()) => test_crash_point("after"),
             Err(e) if e.is_not_found() => {}

@@ -14,6 +14,7 @@ mod migrate;
 mod pg;
 mod shards;
 mod store;
+mod test_hooks;
 
 use std::collections::BTreeMap;
 

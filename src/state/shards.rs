@@ -18,16 +18,20 @@
 //! A shard is never written through a symlink: a save that needs different content writes a
 //! new regular file, and garbage collection removes a link, never what it points to. A shard
 //! that is a symlink is read through, like state.json; a dangling one is refused.
+//!
+//! The crash tests kill a save at each step with `CWA_TEST_CRASH_AT=MOMENT:N`: `save-shard`
+//! (after each new shard file), `save-shards-written`, `save-backup`, `save-manifest` (after
+//! the manifest's rename), `save-gc` (after each shard collected).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::test_hooks::crash_point;
 use super::{State, StateError, StateResource};
 
 /// The folder of the shards the manifest names (committed).
@@ -365,16 +369,16 @@ pub fn save(
     let shards = dir.join(SHARDS_DIR);
     for (name, bytes) in &files {
         write_shard(&shards.join(name), bytes)?;
-        test_crash_point("save-shard");
+        crash_point("save-shard");
     }
     sync_dir(&shards);
-    test_crash_point("save-shards-written");
+    crash_point("save-shards-written");
     if let Some(previous) = previous {
         backup(previous)?;
     }
-    test_crash_point("save-backup");
+    crash_point("save-backup");
     super::store::write_atomic(manifest_path, &pretty(&manifest)?)?;
-    test_crash_point("save-manifest");
+    crash_point("save-manifest");
     collect_garbage(&dir, &manifest, old.as_ref());
     Ok(())
 }
@@ -440,7 +444,7 @@ fn collect_garbage(dir: &Path, current: &Manifest, previous: Option<&Manifest>) 
             } else {
                 let _ = fs::remove_file(&from);
             }
-            test_crash_point("save-gc");
+            crash_point("save-gc");
         }
     }
     for name in listed(&backup) {
@@ -483,31 +487,6 @@ pub fn remove_temp_files_of_dead_writers(dir: &Path) {
 
 fn is_symlink(path: &Path) -> bool {
     fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
-}
-
-/// Test-only crash injection into a save, like the executor's (`CWA_TEST_CRASH_AT`): with
-/// `CWA_TEST_CRASH_AT=MOMENT:N` the process aborts the N-th time a save reaches MOMENT
-/// (`save-shard` after each new shard file, `save-shards-written`, `save-backup`,
-/// `save-manifest` after the manifest's rename, `save-gc` after each shard collected), as a
-/// kill at that instant would.
-fn test_crash_point(moment: &str) {
-    static SEEN: Mutex<Option<HashMap<String, usize>>> = Mutex::new(None);
-    let Some(n) = std::env::var("CWA_TEST_CRASH_AT").ok().and_then(|spec| {
-        let (at, n) = spec.split_once(':')?;
-        (at == moment).then(|| n.parse::<usize>().ok())?
-    }) else {
-        return;
-    };
-    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
-    let count = seen
-        .get_or_insert_with(HashMap::new)
-        .entry(moment.to_string())
-        .or_default();
-    *count += 1;
-    if *count == n {
-        crate::errln!("CWA_TEST_CRASH_AT={moment}:{n}: aborting");
-        std::process::abort();
-    }
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use super::location::{self, Location};
 use super::pg::{self, PgBackend};
 use super::shards;
 use super::{State, StateError, FORMAT_VERSION};
+use crate::model::Kind;
 
 /// Where state is kept: the state directory and the files in it (the default), or a
 /// workspace in PostgreSQL (`remote`). Every caller goes through this one API; which backend
@@ -89,7 +90,7 @@ impl StateStore {
         }
         let path = self.state_path();
         match read_state_text(&path)? {
-            Some(text) => parse_dir_state(&path, text),
+            Some(text) => parse_state(&path, &text),
             None => Ok(State::new()),
         }
     }
@@ -156,6 +157,38 @@ impl StateStore {
         Ok(())
     }
 
+    /// Called by the executor right before it orders a number of `kind` (bought and billed,
+    /// whatever happens next). See [`confirm_lease`](Self::confirm_lease).
+    pub fn before_order(&self, kind: Kind) -> Result<(), StateError> {
+        match kind {
+            Kind::TelnyxNumber | Kind::TwilioNumber => self.confirm_lease(),
+            _ => Ok(()),
+        }
+    }
+
+    /// Called by the executor right before it deletes an object; `releasing` when that
+    /// releases a number for good (someone else can buy it).
+    pub fn before_release(&self, releasing: bool) -> Result<(), StateError> {
+        if releasing {
+            return self.confirm_lease();
+        }
+        Ok(())
+    }
+
+    /// The fence before a provider write that cannot be undone: state, journal and audit
+    /// writes are fenced by the lease's generation, but a provider call is not, so a holder
+    /// paused between journaling an order and sending it (past its lease, while another cwa
+    /// took over and bought the number) must find out before it sends. With state in
+    /// PostgreSQL the lease is checked (and renewed) here; a directory's lock file cannot be
+    /// taken over while its holder lives, so there is nothing to check.
+    fn confirm_lease(&self) -> Result<(), StateError> {
+        super::test_hooks::stop_point("irreversible");
+        match &self.remote {
+            Some(pg) => pg.confirm_lease(),
+            None => Ok(()),
+        }
+    }
+
     /// Saves like [`save`](Self::save), but only if state.json still holds `expected` (what
     /// this run read or last wrote). Otherwise someone changed it under the lock (a hand edit,
     /// another checkout's state copied in): nothing is written, and the error names what
@@ -167,7 +200,7 @@ impl StateStore {
         }
         let path = self.state_path();
         let on_disk = match read_state_text(&path)? {
-            Some(text) => Some(parse_dir_state(&path, text)?),
+            Some(text) => Some(parse_state(&path, &text)?),
             None => None,
         };
         let unchanged = match &on_disk {
@@ -198,32 +231,18 @@ fn read_state_text(path: &Path) -> Result<Option<String>, StateError> {
     }
 }
 
-/// Reads state.json of a directory: a manifest with its shards, or a whole state (the layout
-/// before shards, read as is and written back as shards by the next save).
-fn parse_dir_state(path: &Path, text: String) -> Result<State, StateError> {
-    let value = parse_head(path, &text)?;
+/// Parses the text of the state file at `path`: a manifest, with its shards read from beside
+/// it (see [`shards`]), or a whole state (the layout before shards, read as is and written
+/// back as shards by the next save). A newer format is refused before anything else is read.
+pub fn parse_state(path: &Path, text: &str) -> Result<State, StateError> {
+    let value = parse_head(path, text)?;
     if !shards::is_manifest(&value) {
         return parse_whole(path, value);
     }
-    let state = shards::load(
-        path,
-        text,
-        || Ok(read_state_text(path)?.unwrap_or_default()),
-    )?;
+    let state = shards::load(path, text.to_string(), || {
+        Ok(read_state_text(path)?.unwrap_or_default())
+    })?;
     check(path, state)
-}
-
-/// Parses the text of a whole state (state.json before shards), refusing a newer format
-/// before trying to read it as this one.
-pub fn parse_state(path: &Path, text: &str) -> Result<State, StateError> {
-    let value = parse_head(path, text)?;
-    if shards::is_manifest(&value) {
-        return Err(StateError::Corrupt {
-            path: path.display().to_string(),
-            detail: "this is a manifest of shards, not a whole state".into(),
-        });
-    }
-    parse_whole(path, value)
 }
 
 /// State text as JSON, with a format this build reads.

@@ -41,6 +41,16 @@ async fn cwa_pg_env(
 
 /// Starts `cwa apply` in the background (a second machine's process), its output kept.
 fn spawn_apply(ctx: &Ctx, url: &str, ttl: &str, dir: &std::path::Path) -> Child {
+    spawn_apply_env(ctx, url, ttl, dir, &[])
+}
+
+fn spawn_apply_env(
+    ctx: &Ctx,
+    url: &str,
+    ttl: &str,
+    dir: &std::path::Path,
+    extra: &[(&str, &str)],
+) -> Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cwa"));
     cmd.current_dir(dir)
         .args(["apply", "--auto-approve"])
@@ -53,7 +63,13 @@ fn spawn_apply(ctx: &Ctx, url: &str, ttl: &str, dir: &std::path::Path) -> Child 
         .env(cwa::sandbox::STRICT_ENV, "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    for (k, v) in ctx.sb.sandbox.env() {
+    for (k, v) in ctx
+        .sb
+        .sandbox
+        .env()
+        .into_iter()
+        .chain(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    {
         cmd.env(k, v);
     }
     cmd.spawn().expect("cwa starts")
@@ -400,6 +416,74 @@ async fn a_holder_stopped_past_its_lease_writes_nothing_after_another_took_over(
         snapshot(&pg),
         before,
         "nothing the paused holder did landed"
+    );
+    assert_converged(&ctx, &url).await;
+}
+
+/// Whether process `pid` is stopped (`T` in /proc/PID/stat).
+fn is_stopped(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit(')')
+            .next()
+            .is_some_and(|r| r.trim_start().starts_with('T'))
+    })
+}
+
+/// Issue 19 gap (a): a holder paused between journaling a number order and sending it, past
+/// its lease, while another apply took over and bought the number, must not send the order
+/// when it resumes: the lease is checked right before every provider write that cannot be
+/// undone, and refused once lost. (Without the check it buys a third number.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_paused_before_its_number_order_never_sends_it_after_a_take_over() {
+    let Some((ctx, pg)) = setup().await else {
+        return;
+    };
+    let url = pg.url("workspace=ordering");
+    let first = spawn_apply_env(
+        &ctx,
+        &url,
+        "2",
+        ctx.work.path(),
+        &[("CWA_TEST_STOP_AT", "irreversible:1")],
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !is_stopped(first.id()) {
+        assert!(
+            Instant::now() < deadline,
+            "the first apply never reached its order"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(number_orders(&ctx), 0, "stopped before its first order");
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let second = cwa_pg_env(
+        &ctx,
+        &url,
+        &["apply", "--auto-approve", "--lock-timeout", "30"],
+        &[("CWA_LEASE_TTL", "30")],
+    )
+    .await;
+    assert_exit(&second, 0);
+    assert!(stderr(&second).contains("taking over the lease"));
+    assert_eq!(number_orders(&ctx), 2);
+    signal(&first, "-CONT");
+    let out = tokio::task::spawn_blocking(move || first.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("cwa::state::fenced") || said.contains("was taken over"),
+        "{said}"
+    );
+    assert_eq!(
+        number_orders(&ctx),
+        2,
+        "the paused holder sent no order: {said}"
     );
     assert_converged(&ctx, &url).await;
 }

@@ -180,6 +180,31 @@ fn spawn_renewal(
     })
 }
 
+/// Right before a provider write that cannot be undone: the lease must still be at
+/// `generation`, and is renewed for a whole TTL in the same statement (a take-over waits for
+/// the row, then finds a live lease), so it cannot lapse while the write is in flight. A lease
+/// taken over meanwhile (this process was paused or cut off past its TTL) is `Fenced`.
+pub async fn confirm(inner: &Arc<Inner>, generation: i64) -> Result<(), StateError> {
+    if renew(inner, generation, lease_ttl()).await? {
+        return Ok(());
+    }
+    let guard = inner.client().await?;
+    let client = guard.as_ref().expect("connected");
+    let current: i64 = client
+        .query_opt(
+            "SELECT generation FROM cwa_leases WHERE workspace = $1",
+            &[&inner.target.workspace],
+        )
+        .await
+        .map_err(inner.error("read the lease on"))?
+        .map_or(0, |r| r.get(0));
+    Err(StateError::Fenced {
+        target: inner.target.shown(),
+        generation,
+        current,
+    })
+}
+
 async fn renew(inner: &Arc<Inner>, generation: i64, ttl: Duration) -> Result<bool, StateError> {
     let guard = inner.client().await?;
     let client = guard.as_ref().expect("connected");

@@ -176,6 +176,28 @@ impl PgBackend {
         }
     }
 
+    /// Checks, right before a provider write that cannot be undone, that the lease this
+    /// process holds is still current (renewing it); refused (`Fenced`) once another cwa took
+    /// it over. With no lease held there is nothing to have lost.
+    pub fn confirm_lease(&self) -> Result<(), StateError> {
+        let Some((generation, lost)) = self
+            .inner
+            .lease
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|h| (h.generation, h.lost.clone()))
+        else {
+            return Ok(());
+        };
+        let inner = self.inner.clone();
+        let result = block_on(async move { lease::confirm(&inner, generation).await });
+        if matches!(result, Err(StateError::Fenced { .. })) {
+            lost.store(true, Ordering::SeqCst);
+        }
+        result
+    }
+
     /// `cwa state unlock`: refused while the lease is unexpired unless `force`; either way
     /// the generation is bumped, so whoever held it can write nothing more.
     pub fn unlock(&self, force: bool) -> Result<LockInfo, StateError> {
