@@ -91,11 +91,20 @@ impl Journal {
     }
 
     pub fn audit(&self, entry: &AuditEntry) -> Result<(), StateError> {
+        self.audit_all(std::slice::from_ref(entry))
+    }
+
+    /// Appends entries to the audit log in order, at once: one transaction in PostgreSQL, one
+    /// write and fsync per audit file otherwise (`cwa state migrate` copies a whole log).
+    pub fn audit_all(&self, entries: &[AuditEntry]) -> Result<(), StateError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
         if let Some(pg) = &self.remote {
-            return pg.audit(entry);
+            return pg.audit(entries);
         }
         self.rotate_audit(rotate_bytes())?;
-        append_line(&self.audit, entry)
+        append_lines(&self.audit, entries)
     }
 
     /// Moves a full audit.jsonl aside under a name that sorts by time, so every rotated file
@@ -203,6 +212,10 @@ fn rotate_bytes() -> u64 {
 }
 
 fn append_line<T: Serialize>(path: &Path, value: &T) -> Result<(), StateError> {
+    append_lines(path, std::slice::from_ref(value))
+}
+
+fn append_lines<T: Serialize>(path: &Path, values: &[T]) -> Result<(), StateError> {
     let io = |action: &'static str, source: std::io::Error| StateError::Io {
         action,
         path: path.display().to_string(),
@@ -211,11 +224,16 @@ fn append_line<T: Serialize>(path: &Path, value: &T) -> Result<(), StateError> {
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir).map_err(|e| io("create the directory of", e))?;
     }
-    let mut line = serde_json::to_string(value).map_err(|e| StateError::Corrupt {
-        path: path.display().to_string(),
-        detail: e.to_string(),
-    })?;
-    line.push('\n');
+    let mut line = String::new();
+    for value in values {
+        line.push_str(
+            &serde_json::to_string(value).map_err(|e| StateError::Corrupt {
+                path: path.display().to_string(),
+                detail: e.to_string(),
+            })?,
+        );
+        line.push('\n');
+    }
     // The journal and the audit log are cwa's own files in state/: a symlink there (committed
     // by a pull request) would make every entry land in whatever file it points at.
     if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {

@@ -65,16 +65,16 @@ pub fn migrate(from: &StateStore, to: &StateStore) -> Result<Migrated, StateErro
 }
 
 /// Appends to the destination's audit log the source's entries it does not hold yet, in
-/// order (a second migration of the same state adds only what is new).
+/// order, in one batch (one transaction in PostgreSQL, not one per entry); a second
+/// migration of the same state adds only what is new.
 fn copy_audit(from: &Journal, to: &Journal) -> Result<usize, StateError> {
     let key = |e: &super::AuditEntry| serde_json::to_string(e).unwrap_or_default();
     let held: HashSet<String> = to.audit_entries()?.iter().map(key).collect();
-    let mut copied = 0;
-    for entry in from.audit_entries()? {
-        if !held.contains(&key(&entry)) {
-            to.audit(&entry)?;
-            copied += 1;
-        }
-    }
-    Ok(copied)
+    let new: Vec<super::AuditEntry> = from
+        .audit_entries()?
+        .into_iter()
+        .filter(|e| !held.contains(&key(e)))
+        .collect();
+    to.audit_all(&new)?;
+    Ok(new.len())
 }

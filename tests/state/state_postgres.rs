@@ -526,6 +526,24 @@ async fn migrate_local_to_postgres_and_back_keeps_lineage_and_plans() {
     let to_pg = ctx.cwa(&["state", "migrate", "--to", &url]).await;
     assert_exit(&to_pg, 0);
     assert!(!stdout(&to_pg).contains("hunter2"));
+    // Issue 19 gap (b): the audit log is copied in one transaction (its rows share one xmin),
+    // not one transaction per entry.
+    let copied: Vec<String> = pg
+        .psql(
+            "SELECT count(*), count(DISTINCT xmin::text) FROM cwa_audit WHERE workspace = 'moved'",
+        )
+        .split('|')
+        .map(|v| v.trim().to_string())
+        .collect();
+    let entries: usize = copied[0].parse().unwrap();
+    assert!(
+        entries >= 6,
+        "the applies' audit entries were copied: {copied:?}"
+    );
+    assert_eq!(
+        copied[1], "1",
+        "one transaction for {entries} audit entries"
+    );
     let plan_pg = cwa_pg(&ctx, &url, &["plan", "--json"]).await;
     assert_exit(&plan_pg, 0);
     assert_eq!(

@@ -120,10 +120,11 @@ impl PgBackend {
         })
     }
 
-    pub fn audit(&self, entry: &AuditEntry) -> Result<(), StateError> {
-        let entry = entry.clone();
+    /// Appends audit entries, in order, in one fenced transaction.
+    pub fn audit(&self, entries: &[AuditEntry]) -> Result<(), StateError> {
+        let entries = entries.to_vec();
         self.fenced("write the audit log", move |inner, generation| {
-            Box::pin(async move { rows::audit(&inner, generation, &entry).await })
+            Box::pin(async move { rows::audit(&inner, generation, &entries).await })
         })
     }
 

@@ -300,31 +300,40 @@ pub async fn clear_journal(inner: &Arc<Inner>, generation: i64) -> Result<(), St
     tx.commit().await.map_err(&fail)
 }
 
+/// Appends audit entries in order, in one fenced transaction (a migration copies a whole log
+/// at once): one statement per [`BATCH`] entries, their `seq` in the order given.
 pub async fn audit(
     inner: &Arc<Inner>,
     generation: i64,
-    entry: &AuditEntry,
+    entries: &[AuditEntry],
 ) -> Result<(), StateError> {
     let mut guard = inner.client().await?;
     let client = guard.as_mut().expect("connected");
     let fail = inner.error("write the audit log of");
     let tx = begin_fenced(client, inner, generation).await?;
-    tx.execute(
-        "INSERT INTO cwa_audit (workspace, generation, time, operator, address, id, action, outcome) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        &[
-            &inner.target.workspace,
-            &generation,
-            &entry.time,
-            &entry.operator,
-            &entry.address,
-            &entry.id,
-            &entry.action,
-            &entry.outcome,
-        ],
-    )
-    .await
-    .map_err(&fail)?;
+    for chunk in entries.chunks(BATCH) {
+        let column = |f: fn(&AuditEntry) -> Option<&str>| -> Vec<Option<&str>> {
+            chunk.iter().map(f).collect()
+        };
+        tx.execute(
+            "INSERT INTO cwa_audit (workspace, generation, time, operator, address, id, action, outcome) \
+             SELECT $1, $2, t, o, a, i, c, r \
+             FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) \
+             WITH ORDINALITY AS u(t, o, a, i, c, r, n) ORDER BY n",
+            &[
+                &inner.target.workspace,
+                &generation,
+                &column(|e| Some(e.time.as_str())),
+                &column(|e| Some(e.operator.as_str())),
+                &column(|e| Some(e.address.as_str())),
+                &column(|e| e.id.as_deref()),
+                &column(|e| Some(e.action.as_str())),
+                &column(|e| Some(e.outcome.as_str())),
+            ],
+        )
+        .await
+        .map_err(&fail)?;
+    }
     tx.commit().await.map_err(&fail)
 }
 
