@@ -301,11 +301,11 @@ fn bucket_count(state: &State, previous: Option<u32>) -> u32 {
     }
 }
 
+/// A shard's file name and bytes, as a save writes them.
+type ShardFile = (String, Vec<u8>);
+
 /// The manifest of `state` and the bytes of each of its shards, by file name.
-fn build(
-    state: &State,
-    previous: Option<u32>,
-) -> Result<(Manifest, Vec<(String, Vec<u8>)>), StateError> {
+fn build(state: &State, previous: Option<u32>) -> Result<(Manifest, Vec<ShardFile>), StateError> {
     let buckets = bucket_count(state, previous);
     let mut by_bucket: BTreeMap<u32, BTreeMap<String, StateResource>> = BTreeMap::new();
     for (addr, r) in &state.resources {
