@@ -28,6 +28,7 @@ async fn run(session: &Session, args: &ImportArgs) -> miette::Result<ExitStatus>
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(miette!("cannot read {}: {e}", args.out.display())),
     };
+    import::check_base(&args.out, &base)?;
     let store = session.store();
     let _lock = StateLock::acquire(&store, "import", Duration::ZERO)?;
     let state = store.load()?;

@@ -101,13 +101,25 @@ pub enum ImportError {
     Toml { path: String, detail: String },
 }
 
-/// Imports the live account into `input.base` and state.
-pub fn import(input: &ImportInput<'_>) -> Result<Imported, ImportError> {
-    let base_text = if input.base.trim().is_empty() {
+/// The declaration an import starts from: `base`, or a skeleton when there is none.
+fn base_text(base: &str) -> String {
+    if base.trim().is_empty() {
         skeleton()
     } else {
-        input.base.to_string()
-    };
+        base.to_string()
+    }
+}
+
+/// Refuses an existing declaration that does not validate, before anything is read or
+/// written (state/ and its lock included): nothing is created on disk for an invalid file.
+pub fn check_base(path: &Path, base: &str) -> Result<(), ImportError> {
+    config::parse(path, &base_text(base)).map_err(|source| ImportError::Base { source })?;
+    Ok(())
+}
+
+/// Imports the live account into `input.base` and state.
+pub fn import(input: &ImportInput<'_>) -> Result<Imported, ImportError> {
+    let base_text = base_text(input.base);
     let base =
         config::parse(input.path, &base_text).map_err(|source| ImportError::Base { source })?;
     let mut doc: DocumentMut =

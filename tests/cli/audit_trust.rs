@@ -71,3 +71,30 @@ async fn area_codes_no_place_has_are_validate_diagnostics_at_their_line() {
     }
     assert!(ctx.writes().is_empty(), "{:?}", ctx.writes());
 }
+
+/// Class 8 variant: `cwa import` into an existing lines.toml that does not parse took the
+/// state lock (creating state/) before it read the declaration, and left an empty state/
+/// behind. Nothing may be created on disk before lines.toml parses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_into_an_invalid_declaration_creates_nothing_on_disk() {
+    let ctx = Ctx::runbook().await;
+    for invalid in [
+        "version = 1\n[church.x\n",
+        "version = 1\n[church.x]\nid = \"not-a-uuid\"\n",
+    ] {
+        ctx.set_lines_toml(invalid);
+        let out = ctx.cwa(&["import"]).await;
+        assert_exit(&out, 1);
+        assert!(
+            stderr(&out).contains("cwa::import::base_invalid"),
+            "{}",
+            stderr(&out)
+        );
+        assert_eq!(ctx.lines_toml(), invalid, "lines.toml rewritten");
+        assert!(
+            !ctx.path("state").exists(),
+            "state/ created for {invalid:?}"
+        );
+    }
+    assert!(ctx.requests().is_empty(), "{:?}", ctx.requests());
+}
