@@ -8,15 +8,12 @@
 //!
 //! There is no second diff here: [`from_plan`] reads a [`Plan`] and nothing else.
 
-use std::fmt::Write;
-
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::model::Policy;
 use crate::model::{Address, Spec};
 use crate::plan::{Action, Change, Plan, Reason, SENSITIVE};
-use crate::render::value_text;
 use crate::state::State;
 
 /// The version of the JSON drift report (`cwa drift --json`).
@@ -94,6 +91,12 @@ impl DriftReport {
     pub fn has_drift(&self) -> bool {
         self.drift
     }
+}
+
+/// The drift report `cwa drift` shows: the plan's differences, with preserved fields from
+/// state and `[ignore]` entries of lines.toml applied.
+pub fn report(plan: &Plan, state: &State, policy: &Policy) -> DriftReport {
+    ignoring(with_preserved(from_plan(plan), plan, state), policy)
 }
 
 /// Sorts the differences a refreshed plan found into the three drift classes.
@@ -210,6 +213,18 @@ pub fn with_preserved(mut report: DriftReport, plan: &Plan, state: &State) -> Dr
 /// The field prefix of [`with_preserved`]'s findings.
 const PRESERVED: &str = "preserved.";
 
+impl Changed {
+    /// The whole object differs (its live copy is not declared at all), not one field.
+    pub fn is_whole_object(&self) -> bool {
+        self.field == "*"
+    }
+
+    /// A field lines.toml no longer declares whose last-seen value was preserved.
+    pub fn is_preserved(&self) -> bool {
+        self.field.starts_with(PRESERVED)
+    }
+}
+
 fn classify(change: &Change, changed: &mut Vec<Changed>, missing: &mut Vec<Missing>) {
     match change.action {
         Action::NoOp => {}
@@ -268,197 +283,6 @@ fn masked(v: &Value, sensitive: bool) -> Value {
     } else {
         v.clone()
     }
-}
-
-/// The report as versioned JSON.
-pub fn json(report: &DriftReport) -> String {
-    let mut out =
-        serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
-    out.push('\n');
-    out
-}
-
-/// The report for a terminal; data escaped (see [`crate::render::escape`]).
-pub fn human(report: &DriftReport) -> String {
-    let t = crate::render::escape::terminal;
-    let mut out = String::new();
-    if !report.drift {
-        out.push_str("No drift: live matches lines.toml and state.\n");
-        out.push_str(&kept_and_ignored(report, t));
-        return out;
-    }
-    let _ = writeln!(out, "Drift: {}.\n", counts(report));
-    if !report.changed.is_empty() {
-        out.push_str("changed (declared -> live):\n");
-        for c in &report.changed {
-            let _ = writeln!(
-                out,
-                "  ~ {}{}",
-                t(&c.address.to_string()),
-                t(&id_suffix(c.id.as_deref()))
-            );
-            let _ = writeln!(
-                out,
-                "      {}: {} -> {}",
-                t(&shown_key(c)),
-                t(&declared_text(c)),
-                t(&value_text(&c.live))
-            );
-        }
-        out.push('\n');
-    }
-    if !report.missing.is_empty() {
-        out.push_str("missing (not live):\n");
-        for m in &report.missing {
-            let _ = writeln!(
-                out,
-                "  - {}{}: {}",
-                t(&m.address.to_string()),
-                t(&id_suffix(m.id.as_deref())),
-                t(&m.reason.to_string())
-            );
-        }
-        out.push('\n');
-    }
-    if !report.unmanaged.is_empty() {
-        out.push_str("unmanaged (live, neither declared nor owned):\n");
-        for u in &report.unmanaged {
-            let _ = writeln!(out, "  ? {} {} ({})", u.kind, t(&u.id), t(&u.label));
-        }
-        out.push('\n');
-    }
-    out.push_str(&kept_and_ignored(report, t));
-    out.push_str(
-        "`cwa plan` shows how apply would fix changed and missing objects; `cwa import` declares unmanaged ones.\n",
-    );
-    out
-}
-
-/// The report as a GitHub issue body.
-pub fn markdown(report: &DriftReport) -> String {
-    let mut out = String::from("### cwa drift\n\n");
-    if !report.drift {
-        out.push_str("✅ **No drift**: live matches `lines.toml` and `state/`.\n");
-        return out;
-    }
-    let _ = writeln!(out, "⚠️ **Drift found**: {}.\n", counts(report));
-    if !report.changed.is_empty() {
-        out.push_str(
-            "#### Changed\n\n| address | id | field | declared | live |\n|---|---|---|---|---|\n",
-        );
-        for c in &report.changed {
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} | {} |",
-                code(&c.address.to_string()),
-                c.id.as_deref().map(code).unwrap_or_default(),
-                code(&shown_key(c)),
-                cell(&declared_text(c)),
-                cell(&value_text(&c.live))
-            );
-        }
-        out.push('\n');
-    }
-    if !report.missing.is_empty() {
-        out.push_str("#### Missing\n\n| address | id | why |\n|---|---|---|\n");
-        for m in &report.missing {
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} |",
-                code(&m.address.to_string()),
-                m.id.as_deref().map(code).unwrap_or_default(),
-                cell(&m.reason.to_string())
-            );
-        }
-        out.push('\n');
-    }
-    if !report.unmanaged.is_empty() {
-        out.push_str("#### Unmanaged\n\n| kind | id | label |\n|---|---|---|\n");
-        for u in &report.unmanaged {
-            let _ = writeln!(
-                out,
-                "| `{}` | {} | {} |",
-                u.kind,
-                code(&u.id),
-                cell(&u.label)
-            );
-        }
-        out.push('\n');
-    }
-    out.push_str("Run `cwa plan` to see how `cwa apply` would bring live back to `lines.toml`, or `cwa import` to declare unmanaged objects.\n");
-    out
-}
-
-/// Numbers kept and `[ignore]` entries that took effect: listed, never drift.
-fn kept_and_ignored(report: &DriftReport, t: fn(&str) -> String) -> String {
-    let mut out = String::new();
-    if !report.kept.is_empty() {
-        out.push_str("kept (numbers whose line was removed; kept, not released; not drift):\n");
-        for k in &report.kept {
-            let why = k
-                .declared
-                .as_deref()
-                .map_or("not declared under [kept] in lines.toml".to_string(), |r| {
-                    format!("[kept]: {r}")
-                });
-            let _ = writeln!(
-                out,
-                "  = {}{} {}: {}",
-                t(&k.address.to_string()),
-                t(&id_suffix(k.id.as_deref())),
-                t(&k.number),
-                t(&why)
-            );
-        }
-        out.push('\n');
-    }
-    if !report.ignored.is_empty() {
-        out.push_str("ignored ([ignore] in lines.toml):\n");
-        for i in &report.ignored {
-            let _ = writeln!(out, "  {}: {}", t(&i.key), t(&i.reason));
-        }
-        out.push('\n');
-    }
-    out
-}
-
-fn counts(report: &DriftReport) -> String {
-    format!(
-        "{} changed field(s), {} missing, {} unmanaged",
-        report.changed.len(),
-        report.missing.len(),
-        report.unmanaged.len()
-    )
-}
-
-/// The changed field under the key lines.toml gives it (`auth_password_env`, `krisp`), as
-/// plan diffs show it; the JSON report keeps the provider's field path.
-fn shown_key(c: &Changed) -> String {
-    crate::render::toml_key(c.address.kind, &c.field)
-}
-
-fn declared_text(c: &Changed) -> String {
-    if c.field == "*" {
-        "(not declared)".into()
-    } else if c.field.starts_with(PRESERVED) {
-        format!("(not declared; last seen {})", value_text(&c.declared))
-    } else {
-        value_text(&c.declared)
-    }
-}
-
-fn id_suffix(id: Option<&str>) -> String {
-    id.map(|i| format!(" ({i})")).unwrap_or_default()
-}
-
-/// Data as inline code in Markdown, escaped (see [`crate::render::escape`]).
-fn code(s: &str) -> String {
-    crate::render::escape::markdown_code(s)
-}
-
-/// Data as text in Markdown (a table cell too), escaped.
-fn cell(s: &str) -> String {
-    crate::render::escape::markdown(s)
 }
 
 #[cfg(test)]
@@ -562,7 +386,7 @@ mod tests {
             vec![],
         ));
         assert!(!clean.drift);
-        assert!(human(&clean).starts_with("No drift"));
+        assert!(crate::render::drift::human(&clean).starts_with("No drift"));
     }
 
     #[test]
@@ -576,6 +400,6 @@ mod tests {
             }],
         ));
         assert!(report.drift);
-        assert!(markdown(&report).contains("LiveKit Inbound v2"));
+        assert!(crate::render::drift::markdown(&report).contains("LiveKit Inbound v2"));
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::cli::{DriftArgs, GlobalArgs, OutputFormat, PlanningArgs};
 use crate::drift;
+use crate::render;
 use crate::session::Session;
 use crate::ExitStatus;
 
@@ -15,18 +16,15 @@ pub async fn drift(global: &GlobalArgs, args: &DriftArgs) -> miette::Result<Exit
 
 async fn run(session: &Session, args: &DriftArgs) -> miette::Result<ExitStatus> {
     let planned = session.plan(&read_everything()).await?;
-    let report = drift::ignoring(
-        drift::with_preserved(
-            drift::from_plan(&planned.plan),
-            &planned.plan,
-            &planned.state,
-        ),
+    let report = drift::report(
+        &planned.plan,
+        &planned.state,
         &planned.loaded.desired.policy,
     );
     let text = match args.format.format() {
-        OutputFormat::Json => drift::json(&report),
-        OutputFormat::Markdown => drift::markdown(&report),
-        OutputFormat::Human | OutputFormat::Dot => drift::human(&report),
+        OutputFormat::Json => render::drift::json(&report),
+        OutputFormat::Markdown => render::drift::markdown(&report),
+        OutputFormat::Human | OutputFormat::Dot => render::drift::human(&report),
     };
     crate::out!("{text}");
     Ok(if report.has_drift() {

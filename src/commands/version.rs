@@ -9,11 +9,12 @@ use crate::ExitStatus;
 /// which plan files and states it can take.
 pub fn version() -> ExitStatus {
     crate::outln!(
-        "cwa {}\nplan format {} (cwa plan --json, plan files)\napply report format {}\ndrift report format {}\nstate format {}",
+        "cwa {}\nplan format {} (cwa plan --json, cwa show --json, plan files)\napply report format {} (cwa apply --json)\ndrift report format {} (cwa drift --json)\ncheck report format {} (cwa check --json)\nstate format {}",
         env!("CARGO_PKG_VERSION"),
         crate::plan::FORMAT_VERSION,
         crate::render::APPLY_FORMAT_VERSION,
         crate::drift::FORMAT_VERSION,
+        crate::render::check::CHECK_FORMAT_VERSION,
         crate::state::FORMAT_VERSION
     );
     ExitStatus::Success

@@ -127,6 +127,15 @@ pub fn mermaid(text: &str) -> String {
     out
 }
 
+/// A Mermaid identifier (a subgraph or node id) made from data: every character but ASCII
+/// letters and digits becomes `_`, so the id cannot carry syntax. The label beside it, in
+/// [`mermaid`], shows the data itself.
+pub fn mermaid_id(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
+}
+
 /// Text for a Graphviz DOT double-quoted string: backslashes and quotes escaped (so neither
 /// `\l`-style label escapes nor an early end of the string can appear), controls visible.
 pub fn dot(text: &str) -> String {

@@ -4,7 +4,9 @@
 mod apply;
 pub mod check;
 mod dot;
+pub mod drift;
 pub mod escape;
+pub mod graph;
 mod human;
 mod markdown;
 pub mod progress;

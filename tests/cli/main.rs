@@ -19,6 +19,7 @@ mod drift;
 mod drift_preserved;
 mod export;
 mod import;
+mod json_versions;
 mod plan;
 mod plan_twilio_domains;
 mod provider_limits;
