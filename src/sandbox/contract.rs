@@ -196,6 +196,25 @@ impl ContractSet {
         })
     }
 
+    /// The protojson answer of the Twirp method `method` (`CreateSIPInboundTrunk`) for its
+    /// protobuf-encoded success message, as the Go server writes it
+    /// ([`protobuf::Descriptors::answer`]): names, spellings and types from the protos.
+    pub fn twirp_answer(&self, method: &str, bytes: &[u8]) -> Result<Value, String> {
+        let message = self
+            .operations
+            .iter()
+            .find(|op| op.id == method)
+            .and_then(|op| op.messages.as_ref())
+            .map(|(_, response)| response.as_str())
+            .ok_or_else(|| format!("{method} is not a Twirp operation of the extract"))?;
+        self.protobuf.answer(message, bytes)
+    }
+
+    /// The proto names of the fields of `message` (`livekit.SIPInboundTrunkInfo`).
+    pub fn message_fields(&self, message: &str) -> Vec<String> {
+        self.protobuf.field_names(message)
+    }
+
     /// The repositories, commits and files the extract came from.
     pub fn sources(&self) -> &[Source] {
         &self.sources

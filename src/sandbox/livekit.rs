@@ -45,7 +45,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use auth::SipGrants;
-use wire::{shapes, Encoding, Field, TwirpError};
+use wire::{Encoding, TwirpError};
 
 pub use ids::{RULE_PREFIX, TRUNK_PREFIX};
 
@@ -246,21 +246,21 @@ impl LivekitState {
 
     fn dispatch(&mut self, method: &str, c: &Call<'_>) -> Result<(Vec<u8>, Effect), TwirpError> {
         match method {
-            "CreateSIPInboundTrunk" => c.run(shapes::INBOUND_TRUNK, |r| self.create_inbound(r)),
-            "ListSIPInboundTrunk" => c.run(shapes::LIST_INBOUND, |r| self.list_inbound(r)),
-            "GetSIPInboundTrunk" => c.run(shapes::GET_INBOUND, |r| self.get_inbound(r)),
-            "UpdateSIPInboundTrunk" => c.run(shapes::INBOUND_TRUNK, |r| self.update_inbound(r)),
-            "CreateSIPOutboundTrunk" => c.run(shapes::OUTBOUND_TRUNK, |r| self.create_outbound(r)),
-            "ListSIPOutboundTrunk" => c.run(shapes::LIST_OUTBOUND, |r| self.list_outbound(r)),
-            "GetSIPOutboundTrunk" => c.run(shapes::GET_OUTBOUND, |r| self.get_outbound(r)),
-            "UpdateSIPOutboundTrunk" => c.run(shapes::OUTBOUND_TRUNK, |r| self.update_outbound(r)),
-            "DeleteSIPTrunk" => c.run(shapes::LEGACY_TRUNK, |r| self.delete_trunk(r)),
-            "CreateSIPTrunk" => c.run(shapes::LEGACY_TRUNK, |r| self.create_legacy(r)),
-            "ListSIPTrunk" => c.run(LIST_LEGACY, |r| self.list_legacy(r)),
-            "CreateSIPDispatchRule" => c.run(shapes::DISPATCH_RULE_INFO, |r| self.create_rule(r)),
-            "ListSIPDispatchRule" => c.run(shapes::LIST_DISPATCH, |r| self.list_rules(r)),
-            "UpdateSIPDispatchRule" => c.run(shapes::DISPATCH_RULE_INFO, |r| self.update_rule(r)),
-            "DeleteSIPDispatchRule" => c.run(shapes::DISPATCH_RULE_INFO, |r| self.delete_rule(r)),
+            "CreateSIPInboundTrunk" => c.run(method, |r| self.create_inbound(r)),
+            "ListSIPInboundTrunk" => c.run(method, |r| self.list_inbound(r)),
+            "GetSIPInboundTrunk" => c.run(method, |r| self.get_inbound(r)),
+            "UpdateSIPInboundTrunk" => c.run(method, |r| self.update_inbound(r)),
+            "CreateSIPOutboundTrunk" => c.run(method, |r| self.create_outbound(r)),
+            "ListSIPOutboundTrunk" => c.run(method, |r| self.list_outbound(r)),
+            "GetSIPOutboundTrunk" => c.run(method, |r| self.get_outbound(r)),
+            "UpdateSIPOutboundTrunk" => c.run(method, |r| self.update_outbound(r)),
+            "DeleteSIPTrunk" => c.run(method, |r| self.delete_trunk(r)),
+            "CreateSIPTrunk" => c.run(method, |r| self.create_legacy(r)),
+            "ListSIPTrunk" => c.run(method, |r| self.list_legacy(r)),
+            "CreateSIPDispatchRule" => c.run(method, |r| self.create_rule(r)),
+            "ListSIPDispatchRule" => c.run(method, |r| self.list_rules(r)),
+            "UpdateSIPDispatchRule" => c.run(method, |r| self.update_rule(r)),
+            "DeleteSIPDispatchRule" => c.run(method, |r| self.delete_rule(r)),
             other => Err(TwirpError::new(
                 "unimplemented",
                 format!("the sandbox does not emulate {other}"),
@@ -786,11 +786,6 @@ const KNOWN_METHODS: &[&str] = &[
     "CreateSIPTrunk",
 ];
 
-const LIST_LEGACY: &[Field] = &[Field {
-    name: "items",
-    kind: wire::Kind::Msgs(shapes::LEGACY_TRUNK),
-}];
-
 /// One decoded call: its encoding, body and the grants its token carried.
 struct Call<'a> {
     encoding: Encoding,
@@ -802,19 +797,19 @@ impl Call<'_> {
     /// Decodes the request, checks the `sip.admin` grant, runs `op`, encodes its answer.
     fn run<Req, Resp>(
         &self,
-        fields: &[Field],
+        method: &str,
         op: impl FnOnce(Req) -> Outcome<Resp>,
     ) -> Result<(Vec<u8>, Effect), TwirpError>
     where
         Req: Message + Default + DeserializeOwned,
-        Resp: Message + Serialize,
+        Resp: Message,
     {
         let req: Req = wire::decode(self.encoding, self.body)?;
         if !self.grants.is_some_and(|g| g.admin) {
             return Err(TwirpError::new("unauthenticated", "permissions denied"));
         }
         let (resp, effect) = op(req)?;
-        Ok((wire::encode(self.encoding, &resp, fields), effect))
+        Ok((wire::encode(self.encoding, &resp, method)?, effect))
     }
 }
 

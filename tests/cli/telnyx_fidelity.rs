@@ -436,3 +436,74 @@ async fn parking_lets_the_connection_of_a_kept_number_go() {
     );
     assert_exit(&ctx.cwa(&["plan", "--detailed-exitcode"]).await, 0);
 }
+
+/// The numbers of the sandbox's LiveKit inbound trunk named `name`, in the order it holds them.
+fn livekit_trunk_numbers(ctx: &Ctx, name: &str) -> Vec<String> {
+    let world = ctx.sb.sandbox.world();
+    let world = world.lock().unwrap();
+    world
+        .livekit
+        .inbound_trunks
+        .0
+        .values()
+        .find(|t| t.name == name)
+        .map(|t| t.numbers.clone())
+        .unwrap_or_else(|| panic!("trunk {name} is in the sandbox"))
+}
+
+/// Issue 13: adding a number to a shared LiveKit trunk failed its read-back ("numbers is
+/// [a, b], expected [b, a]"): the declaration lists the trunk's numbers in the order its
+/// churches attach them, live in its own order. Trunk numbers are a set, in apply's verify,
+/// plan and drift alike, and in whichever order live holds them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adding_a_number_to_a_shared_livekit_trunk_verifies_in_any_order() {
+    const SHARED: &str = "Shared Churches";
+    let high = cwa::sandbox::inventory::numbers_in("734")[0].clone();
+    let low = cwa::sandbox::inventory::numbers_in("212")[0].clone();
+    assert!(low < high);
+    let ctx = Ctx::runbook().await;
+    let church = |key: &str, n: u32, number: &str| {
+        format!(
+            "\n[church.{key}]\nid = \"00000000-0000-4000-8000-0000000000c{n}\"\nname = \"{key}\"\nnumber = \"{number}\"\ntrunk = \"livekit_inbound_trunk.shared\"\n"
+        )
+    };
+    let shared = format!(
+        "{}\n[livekit.inbound_trunk.shared]\nname = \"{SHARED}\"\n\n[livekit.dispatch_rule.shared]\nname = \"Shared Dispatch\"\ntrunks = [\"livekit_inbound_trunk.shared\"]\n{}",
+        ctx.lines_toml(),
+        church("alpha", 1, &high)
+    );
+    ctx.set_lines_toml(&shared);
+    let first = ctx.cwa(&["apply", "--auto-approve"]).await;
+    assert_exit(&first, 0);
+    assert_eq!(
+        livekit_trunk_numbers(&ctx, SHARED),
+        std::slice::from_ref(&high)
+    );
+    ctx.set_lines_toml(&format!("{shared}{}", church("beta", 2, &low)));
+    let second = ctx.cwa(&["apply", "--auto-approve"]).await;
+    let said = format!("{}{}", stdout(&second), stderr(&second));
+    assert_exit(&second, 0);
+    assert!(!said.contains("expected"), "{said}");
+    // Declared in church order, [high, low]: not the order of the set's canonical form.
+    let mut live = livekit_trunk_numbers(&ctx, SHARED);
+    let mut sorted = live.clone();
+    sorted.sort();
+    assert_eq!(sorted, [low.clone(), high.clone()]);
+    assert_exit(&ctx.cwa(&["plan", "--detailed-exitcode"]).await, 0);
+    // Whichever order live holds them in: the other one too.
+    live.reverse();
+    {
+        let world = ctx.sb.sandbox.world();
+        let mut world = world.lock().unwrap();
+        let trunk = world
+            .livekit
+            .inbound_trunks
+            .0
+            .values_mut()
+            .find(|t| t.name == SHARED)
+            .unwrap();
+        trunk.numbers = live;
+    }
+    assert_exit(&ctx.cwa(&["plan", "--detailed-exitcode"]).await, 0);
+    assert_exit(&ctx.cwa(&["drift"]).await, 0);
+}

@@ -19,7 +19,8 @@ are closed (`additionalProperties: false`): the real server discards unknown JSO
 is a write that silently does nothing; the strict sandbox refuses it. Response objects stay open
 (a newer server adds fields). `protobuf` holds each message's field numbers and types, so the
 sandbox can read a protobuf body against the protos themselves, not the Rust structs the
-clients are built from.
+clients are built from, and write its JSON answers from the same tables (each field's `oneof`
+group, or `optional: true` for a proto3 optional field, says it is left out when unset).
 """
 import json
 import re
@@ -237,6 +238,12 @@ class Extract:
             for n in names(f["name"]):
                 props[n] = schema
             pb[str(f["number"])] = dict(desc, name=f["name"])
+            # A oneof member or a proto3 `optional` field (a synthetic oneof): protojson leaves
+            # it out when unset, even with EmitUnpopulated, so the sandbox's answers do too.
+            if f["oneof"]:
+                pb[str(f["number"])]["oneof"] = f["oneof"]
+            if f["label"] == "optional":
+                pb[str(f["number"])]["optional"] = True
             if f["oneof"]:
                 oneofs.setdefault(f["oneof"], []).append(f["name"])
         schema = {"type": ["object", "null"], "properties": props}

@@ -8,6 +8,11 @@
 //! A field number the protos do not declare is refused (the Go server keeps it as an unknown
 //! field and ignores it, so a client sending it writes nothing); a wire type that does not
 //! fit the declared type is what the Go server answers `malformed`.
+//!
+//! The sandbox's JSON answers come from the same tables ([`Descriptors::answer`]): the
+//! protobuf encoding of an answer, read here, then filled the way the Go server's
+//! `protojson.MarshalOptions{UseProtoNames, EmitUnpopulated}` writes it. So a field's name,
+//! JSON spelling and type in an answer are the protos', not a hand-written table's.
 
 use std::collections::BTreeMap;
 
@@ -26,6 +31,16 @@ struct FieldDesc {
     name: String,
     ty: Ty,
     repeated: bool,
+    /// A oneof member or a proto3 `optional` field: left out of an answer when unset.
+    sparse: bool,
+}
+
+/// What reading does with a field number the protos do not declare: a request carrying one
+/// is refused; an answer leaves it out, as the Go server's protojson writes no unknown field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Undeclared {
+    Refuse,
+    Skip,
 }
 
 #[derive(Debug, Clone)]
@@ -58,6 +73,8 @@ impl Descriptors {
                         name: desc["name"].as_str().unwrap_or_default().to_string(),
                         ty: Ty::parse(desc),
                         repeated: desc["repeated"].as_bool().unwrap_or(false),
+                        sparse: desc.get("oneof").is_some()
+                            || desc["optional"].as_bool().unwrap_or(false),
                     },
                 );
             }
@@ -78,6 +95,10 @@ impl Descriptors {
 
     /// The protojson value of a protobuf-encoded `message`, or why it cannot be read.
     pub fn decode(&self, message: &str, bytes: &[u8]) -> Result<Value, String> {
+        self.read(message, bytes, Undeclared::Refuse)
+    }
+
+    fn read(&self, message: &str, bytes: &[u8], undeclared: Undeclared) -> Result<Value, String> {
         let fields = self
             .messages
             .get(message)
@@ -87,20 +108,94 @@ impl Descriptors {
         while !r.0.is_empty() {
             let key = r.varint()?;
             let (number, wire) = ((key >> 3) as u32, (key & 7) as u8);
-            let field = fields.get(&number).ok_or_else(|| {
-                format!("field number {number} is not declared in {message} (the protos)")
-            })?;
             let raw = r.value(wire)?;
+            let Some(field) = fields.get(&number) else {
+                if undeclared == Undeclared::Skip {
+                    continue;
+                }
+                return Err(format!(
+                    "field number {number} is not declared in {message} (the protos)"
+                ));
+            };
             let values = self
-                .values(&field.ty, field.repeated, raw)
+                .values(&field.ty, field.repeated, raw, undeclared)
                 .map_err(|e| format!("{message}.{}: {e}", field.name))?;
             put(&mut out, field, values);
         }
         Ok(Value::Object(out))
     }
 
+    /// The protojson answer the Go server writes for the protobuf-encoded `message`
+    /// (`UseProtoNames`, `EmitUnpopulated`): every field the protos declare, unset ones as
+    /// their zero value (`""`, `0`, `"0"` for 64-bit integers, `false`, the enum's zero name,
+    /// `[]`, `{}`, `null` for a message), except unset oneof members and proto3 `optional`
+    /// fields, which are left out; so is a field number the protos do not declare
+    /// (`livekit-protocol` 0.8.2's `ringing_timeout_status`).
+    pub fn answer(&self, message: &str, bytes: &[u8]) -> Result<Value, String> {
+        let mut value = self.read(message, bytes, Undeclared::Skip)?;
+        self.fill(message, &mut value);
+        Ok(value)
+    }
+
+    /// The proto names of the fields of `message` (none when the extract lacks it).
+    pub fn field_names(&self, message: &str) -> Vec<String> {
+        self.messages
+            .get(message)
+            .map(|fields| fields.values().map(|f| f.name.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    fn fill(&self, message: &str, value: &mut Value) {
+        let (Some(fields), Some(object)) = (self.messages.get(message), value.as_object_mut())
+        else {
+            return;
+        };
+        for field in fields.values() {
+            match object.get_mut(&field.name) {
+                Some(present) => self.fill_present(field, present),
+                None if field.sparse => {}
+                None => {
+                    object.insert(field.name.clone(), self.zero(field));
+                }
+            }
+        }
+    }
+
+    fn fill_present(&self, field: &FieldDesc, present: &mut Value) {
+        let Ty::Message(m) = &field.ty else {
+            return;
+        };
+        match present {
+            Value::Array(items) => items.iter_mut().for_each(|v| self.fill(m, v)),
+            v => self.fill(m, v),
+        }
+    }
+
+    fn zero(&self, field: &FieldDesc) -> Value {
+        if field.repeated {
+            return Value::Array(Vec::new());
+        }
+        match &field.ty {
+            Ty::Map(..) => Value::Object(Map::new()),
+            Ty::Message(_) | Ty::Duration | Ty::Timestamp | Ty::Opaque => Value::Null,
+            Ty::Enum(_) => self.enum_value(&field.ty, 0),
+            Ty::Scalar(s) => match s.as_str() {
+                "string" | "bytes" => Value::from(""),
+                "bool" => Value::from(false),
+                "int64" | "uint64" | "sint64" | "fixed64" | "sfixed64" => Value::from("0"),
+                _ => Value::from(0),
+            },
+        }
+    }
+
     /// The value(s) one occurrence of a field holds (a packed repeated field holds several).
-    fn values(&self, ty: &Ty, repeated: bool, raw: Raw<'_>) -> Result<Vec<Value>, String> {
+    fn values(
+        &self,
+        ty: &Ty,
+        repeated: bool,
+        raw: Raw<'_>,
+        undeclared: Undeclared,
+    ) -> Result<Vec<Value>, String> {
         match (raw, ty.wire()) {
             (Raw::Bytes(b), Some(w)) if repeated && w != 2 => {
                 let mut r = Reader(b);
@@ -110,16 +205,16 @@ impl Descriptors {
                 }
                 Ok(out)
             }
-            (raw, _) => Ok(vec![self.one(ty, raw)?]),
+            (raw, _) => Ok(vec![self.one(ty, raw, undeclared)?]),
         }
     }
 
-    fn one(&self, ty: &Ty, raw: Raw<'_>) -> Result<Value, String> {
+    fn one(&self, ty: &Ty, raw: Raw<'_>, undeclared: Undeclared) -> Result<Value, String> {
         match (ty, raw) {
-            (Ty::Message(m), Raw::Bytes(b)) => self.decode(m, b),
+            (Ty::Message(m), Raw::Bytes(b)) => self.read(m, b, undeclared),
             (Ty::Duration, Raw::Bytes(b)) => duration(&self.pair(b)?),
             (Ty::Timestamp, Raw::Bytes(b)) => timestamp(&self.pair(b)?),
-            (Ty::Map(k, v), Raw::Bytes(b)) => self.entry(k, v, b),
+            (Ty::Map(k, v), Raw::Bytes(b)) => self.entry(k, v, b, undeclared),
             (Ty::Opaque, Raw::Bytes(_)) => Ok(Value::Object(Map::new())),
             (Ty::Scalar(_) | Ty::Enum(_), raw) => self.scalar(ty, raw),
             _ => Err("the wire type does not fit the declared type".into()),
@@ -141,15 +236,21 @@ impl Descriptors {
         Ok((seconds, nanos))
     }
 
-    fn entry(&self, key: &Ty, value: &Ty, bytes: &[u8]) -> Result<Value, String> {
+    fn entry(
+        &self,
+        key: &Ty,
+        value: &Ty,
+        bytes: &[u8],
+        undeclared: Undeclared,
+    ) -> Result<Value, String> {
         let (mut k, mut v) = (Value::String(String::new()), Value::Null);
         let mut r = Reader(bytes);
         while !r.0.is_empty() {
             let tag = r.varint()?;
             let raw = r.value((tag & 7) as u8)?;
             match tag >> 3 {
-                1 => k = self.one(key, raw)?,
-                2 => v = self.one(value, raw)?,
+                1 => k = self.one(key, raw, undeclared)?,
+                2 => v = self.one(value, raw, undeclared)?,
                 n => return Err(format!("a map entry has no field {n}")),
             }
         }

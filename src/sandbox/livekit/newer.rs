@@ -19,34 +19,36 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::wire::{lower_camel, shapes, Encoding, Field};
+use super::wire::{lower_camel, Encoding};
 use super::{Call, Effect};
 
 /// What a write carries of newer fields: `None` leaves them as they are; `Some(map)`
 /// replaces them with `map` (empty: wiped).
 pub(super) type Carried = Option<Map<String, Value>>;
 
-/// The message table and the key that holds it, for the writes that store a whole object.
-fn stored_object(method: &str) -> Option<(&'static str, &'static [Field])> {
+/// The key that holds the whole object a write stores, and that object's message in the
+/// protos (its fields are read from the contract extract).
+fn stored_object(method: &str) -> Option<(&'static str, &'static str)> {
     Some(match method {
-        "CreateSIPInboundTrunk" => ("trunk", shapes::INBOUND_TRUNK),
-        "CreateSIPOutboundTrunk" => ("trunk", shapes::OUTBOUND_TRUNK),
-        "CreateSIPDispatchRule" => ("dispatch_rule", shapes::DISPATCH_RULE_INFO),
-        "UpdateSIPInboundTrunk" => ("replace", shapes::INBOUND_TRUNK),
-        "UpdateSIPOutboundTrunk" => ("replace", shapes::OUTBOUND_TRUNK),
-        "UpdateSIPDispatchRule" => ("replace", shapes::DISPATCH_RULE_INFO),
+        "CreateSIPInboundTrunk" => ("trunk", "livekit.SIPInboundTrunkInfo"),
+        "CreateSIPOutboundTrunk" => ("trunk", "livekit.SIPOutboundTrunkInfo"),
+        "CreateSIPDispatchRule" => ("dispatch_rule", "livekit.SIPDispatchRuleInfo"),
+        "UpdateSIPInboundTrunk" => ("replace", "livekit.SIPInboundTrunkInfo"),
+        "UpdateSIPOutboundTrunk" => ("replace", "livekit.SIPOutboundTrunkInfo"),
+        "UpdateSIPDispatchRule" => ("replace", "livekit.SIPDispatchRuleInfo"),
         _ => return None,
     })
 }
 
 /// The newer fields a write carries, read from its body before it is decoded.
 pub(super) fn carried(method: &str, call: &Call<'_>) -> Carried {
-    let (key, fields) = stored_object(method)?;
+    let (key, message) = stored_object(method)?;
     match call.encoding {
         Encoding::Json => {
             let body: Value = serde_json::from_slice(call.body).ok()?;
             let object = get(&body, key)?.as_object()?;
-            Some(undeclared(object, fields))
+            let fields = crate::sandbox::contract::for_provider("livekit")?.message_fields(message);
+            Some(undeclared(object, &fields))
         }
         // A protobuf replace cannot carry fields the client's protos lack; a protobuf create
         // starts with none.
@@ -92,14 +94,14 @@ fn get<'a>(object: &'a Value, snake: &str) -> Option<&'a Value> {
     object.get(snake).or_else(|| object.get(lower_camel(snake)))
 }
 
-/// The keys of `object` that `fields` does not declare (in either spelling), snake_case.
-fn undeclared(object: &Map<String, Value>, fields: &[Field]) -> Map<String, Value> {
+/// The keys of `object` that `fields` (proto names) do not declare, in either spelling.
+fn undeclared(object: &Map<String, Value>, fields: &[String]) -> Map<String, Value> {
     object
         .iter()
         .filter(|(k, _)| {
             !fields
                 .iter()
-                .any(|f| f.name == k.as_str() || lower_camel(f.name) == **k)
+                .any(|f| f == k.as_str() || lower_camel(f) == **k)
         })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()

@@ -1,16 +1,17 @@
 //! Twirp framing: request decoding, response encoding and the error body.
 //!
-//! Protobuf uses the prost types of `livekit-protocol` (what the official SDKs send). JSON
-//! requests go through the crate's pbjson deserializers, which accept lowerCamel and snake
-//! names and drop unknown fields, like the Go server's `protojson` with `DiscardUnknown`.
-//! JSON responses imitate the Go server (`UseProtoNames`, `EmitUnpopulated`): snake_case
-//! names and every zero value present. pbjson writes sparse lowerCamel JSON, so each response
-//! message has a [`Field`] table that renames and fills it.
+//! Protobuf requests decode into the prost types of `livekit-protocol` (what the official
+//! SDKs send); JSON requests through the crate's pbjson deserializers, which accept lowerCamel
+//! and snake names and drop unknown fields, like the Go server's `protojson` with
+//! `DiscardUnknown`. Answers are written from the protos, not from those types' serde: JSON
+//! answers imitate the Go server (`UseProtoNames`, `EmitUnpopulated`: snake_case names, every
+//! zero value present, unset oneof members and `optional` fields left out), derived from the
+//! field numbers, names and types of the contract extract (`tests/contracts/livekit.json`,
+//! livekit/protocol d74e7cd) by [`crate::sandbox::contract::ContractSet::twirp_answer`].
 
 use std::collections::BTreeMap;
 
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 use serde_json::{Map, Value};
 
 /// The two encodings Twirp speaks.
@@ -129,93 +130,25 @@ where
     }
 }
 
-/// Encodes a response message; JSON is reshaped by `fields` into the Go server's form.
-pub fn encode<M>(encoding: Encoding, message: &M, fields: &[Field]) -> Vec<u8>
-where
-    M: prost::Message + Serialize,
-{
-    match encoding {
-        Encoding::Protobuf => message.encode_to_vec(),
-        Encoding::Json => {
-            let sparse = serde_json::to_value(message).unwrap_or(Value::Null);
-            serde_json::to_vec(&shape(&sparse, fields)).unwrap_or_default()
-        }
+/// Encodes the success answer of the Twirp method `method`. JSON is what the Go server's
+/// protojson writes for the message the protos declare as that method's answer, read from its
+/// protobuf encoding against the contract extract (`tests/contracts/livekit.json`), never from
+/// the Rust structs' serde: a field's name, JSON spelling and zero value are the protos'. An
+/// answer the protos cannot read is a sandbox bug, answered `internal`.
+pub fn encode<M: prost::Message>(
+    encoding: Encoding,
+    message: &M,
+    method: &str,
+) -> Result<Vec<u8>, TwirpError> {
+    let bytes = message.encode_to_vec();
+    if encoding == Encoding::Protobuf {
+        return Ok(bytes);
     }
-}
-
-/// One field of a response message, in declaration order, by its proto (snake_case) name.
-#[derive(Debug, Clone, Copy)]
-pub struct Field {
-    pub name: &'static str,
-    pub kind: Kind,
-}
-
-/// How a field is emitted when absent from pbjson's sparse output, and how to recurse into it.
-#[derive(Debug, Clone, Copy)]
-pub enum Kind {
-    Str,
-    Bool,
-    Num,
-    /// An enum, emitted by name; the payload is the name of its zero value.
-    Enum(&'static str),
-    List,
-    Map,
-    /// A singular message with a known table: `null` when unset.
-    Msg(&'static [Field]),
-    /// A repeated message.
-    Msgs(&'static [Field]),
-    /// A singular message without a table (well-known types, egress): `null` when unset,
-    /// keys renamed to snake_case when set.
-    Opaque,
-    /// A oneof member or a proto3 `optional` scalar: left out when unset, as protojson does.
-    Oneof(Option<&'static [Field]>),
-}
-
-const fn f(name: &'static str, kind: Kind) -> Field {
-    Field { name, kind }
-}
-
-/// Renames and fills pbjson's sparse lowerCamel object into protojson's full snake_case one.
-pub fn shape(sparse: &Value, fields: &[Field]) -> Value {
-    let object = sparse.as_object();
-    let mut out = Map::new();
-    for field in fields {
-        let present = object.and_then(|o| o.get(&lower_camel(field.name)).or(o.get(field.name)));
-        if let Some(value) = emit(field.kind, present) {
-            out.insert(field.name.to_string(), value);
-        }
-    }
-    Value::Object(out)
-}
-
-fn emit(kind: Kind, present: Option<&Value>) -> Option<Value> {
-    let Some(value) = present else {
-        return zero(kind);
-    };
-    Some(match kind {
-        Kind::Msg(fields) | Kind::Oneof(Some(fields)) => shape(value, fields),
-        Kind::Msgs(fields) => Value::Array(
-            value
-                .as_array()
-                .map(|items| items.iter().map(|v| shape(v, fields)).collect())
-                .unwrap_or_default(),
-        ),
-        Kind::Opaque => snake_keys(value),
-        _ => value.clone(),
-    })
-}
-
-fn zero(kind: Kind) -> Option<Value> {
-    Some(match kind {
-        Kind::Str => Value::from(""),
-        Kind::Bool => Value::from(false),
-        Kind::Num => Value::from(0),
-        Kind::Enum(name) => Value::from(name),
-        Kind::List | Kind::Msgs(_) => Value::Array(Vec::new()),
-        Kind::Map => Value::Object(Map::new()),
-        Kind::Msg(_) | Kind::Opaque => Value::Null,
-        Kind::Oneof(_) => return None,
-    })
+    crate::sandbox::contract::for_provider("livekit")
+        .ok_or_else(|| "no LiveKit extract".to_string())
+        .and_then(|contract| contract.twirp_answer(method, &bytes))
+        .map(|value| serde_json::to_vec(&value).unwrap_or_default())
+        .map_err(|e| TwirpError::new("internal", format!("the sandbox's {method} answer: {e}")))
 }
 
 /// `sip_trunk_id` -> `sipTrunkId`, protobuf's JSON name rule.
@@ -233,173 +166,6 @@ pub fn lower_camel(snake: &str) -> String {
         }
     }
     out
-}
-
-fn camel_to_snake(camel: &str) -> String {
-    let mut out = String::with_capacity(camel.len() + 4);
-    for c in camel.chars() {
-        if c.is_ascii_uppercase() {
-            out.push('_');
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-fn snake_keys(value: &Value) -> Value {
-    match value {
-        Value::Object(o) => Value::Object(
-            o.iter()
-                .map(|(k, v)| (camel_to_snake(k), snake_keys(v)))
-                .collect(),
-        ),
-        Value::Array(items) => Value::Array(items.iter().map(snake_keys).collect()),
-        other => other.clone(),
-    }
-}
-
-/// The field tables of every message a SIP management RPC returns.
-pub mod shapes {
-    use super::{f, Field, Kind::*};
-
-    const MEDIA_ENCRYPTION_ZERO: &str = "SIP_MEDIA_ENCRYPT_DISABLE";
-    const HEADERS_ZERO: &str = "SIP_NO_HEADERS";
-
-    pub const CODEC: &[Field] = &[f("name", Str), f("rate", Num)];
-
-    pub const MEDIA: &[Field] = &[
-        f("only_listed_codecs", Bool),
-        f("codecs", Msgs(CODEC)),
-        f("encryption", Oneof(None)),
-        f("media_timeout", Opaque),
-    ];
-
-    pub const INBOUND_TRUNK: &[Field] = &[
-        f("sip_trunk_id", Str),
-        f("name", Str),
-        f("metadata", Str),
-        f("numbers", List),
-        f("allowed_addresses", List),
-        f("allowed_numbers", List),
-        f("auth_username", Str),
-        f("auth_password", Str),
-        f("auth_realm", Str),
-        f("headers", Map),
-        f("headers_to_attributes", Map),
-        f("attributes_to_headers", Map),
-        f("include_headers", Enum(HEADERS_ZERO)),
-        f("ringing_timeout", Opaque),
-        // Not `ringing_timeout_status`: livekit-protocol 0.8.2 has it (tag 21), the published
-        // protos (tests/contracts/livekit.json, d74e7cd) do not, so the server does not send it.
-        f("max_call_duration", Opaque),
-        f("krisp_enabled", Bool),
-        f("media_encryption", Enum(MEDIA_ENCRYPTION_ZERO)),
-        f("media", Msg(MEDIA)),
-        f("created_at", Opaque),
-        f("updated_at", Opaque),
-    ];
-
-    pub const OUTBOUND_TRUNK: &[Field] = &[
-        f("sip_trunk_id", Str),
-        f("name", Str),
-        f("metadata", Str),
-        f("address", Str),
-        f("destination_country", Str),
-        f("transport", Enum("SIP_TRANSPORT_AUTO")),
-        f("numbers", List),
-        f("auth_username", Str),
-        f("auth_password", Str),
-        f("headers", Map),
-        f("headers_to_attributes", Map),
-        f("attributes_to_headers", Map),
-        f("include_headers", Enum(HEADERS_ZERO)),
-        f("media_encryption", Enum(MEDIA_ENCRYPTION_ZERO)),
-        f("media", Msg(MEDIA)),
-        f("from_host", Str),
-        f("created_at", Opaque),
-        f("updated_at", Opaque),
-    ];
-
-    const DIRECT: &[Field] = &[f("room_name", Str), f("pin", Str)];
-    const INDIVIDUAL: &[Field] = &[
-        f("room_prefix", Str),
-        f("pin", Str),
-        f("no_randomness", Bool),
-    ];
-    const CALLEE: &[Field] = &[f("room_prefix", Str), f("pin", Str), f("randomize", Bool)];
-
-    pub const DISPATCH_RULE: &[Field] = &[
-        f("dispatch_rule_direct", Oneof(Some(DIRECT))),
-        f("dispatch_rule_individual", Oneof(Some(INDIVIDUAL))),
-        f("dispatch_rule_callee", Oneof(Some(CALLEE))),
-    ];
-
-    const AGENT: &[Field] = &[
-        f("agent_name", Str),
-        f("metadata", Str),
-        f("restart_policy", Enum("JRP_ON_FAILURE")),
-        f("deployment", Str),
-        f("attributes", Map),
-    ];
-
-    pub const ROOM_CONFIG: &[Field] = &[
-        f("name", Str),
-        f("empty_timeout", Num),
-        f("departure_timeout", Num),
-        f("max_participants", Num),
-        f("metadata", Str),
-        f("egress", Opaque),
-        f("min_playout_delay", Num),
-        f("max_playout_delay", Num),
-        f("sync_streams", Bool),
-        f("agents", Msgs(AGENT)),
-        f("tags", Map),
-    ];
-
-    pub const DISPATCH_RULE_INFO: &[Field] = &[
-        f("sip_dispatch_rule_id", Str),
-        f("rule", Msg(DISPATCH_RULE)),
-        f("trunk_ids", List),
-        f("hide_phone_number", Bool),
-        f("inbound_numbers", List),
-        f("numbers", List),
-        f("name", Str),
-        f("metadata", Str),
-        f("attributes", Map),
-        f("room_preset", Str),
-        f("room_config", Msg(ROOM_CONFIG)),
-        f("media", Msg(MEDIA)),
-        f("krisp_enabled", Bool),
-        f("media_encryption", Enum(MEDIA_ENCRYPTION_ZERO)),
-        f("created_at", Opaque),
-        f("updated_at", Opaque),
-    ];
-
-    /// The deprecated `SIPTrunkInfo` that `DeleteSIPTrunk` still returns.
-    pub const LEGACY_TRUNK: &[Field] = &[
-        f("sip_trunk_id", Str),
-        f("kind", Enum("TRUNK_LEGACY")),
-        f("inbound_addresses", List),
-        f("outbound_address", Str),
-        f("outbound_number", Str),
-        f("transport", Enum("SIP_TRANSPORT_AUTO")),
-        f("inbound_numbers_regex", List),
-        f("inbound_numbers", List),
-        f("inbound_username", Str),
-        f("inbound_password", Str),
-        f("outbound_username", Str),
-        f("outbound_password", Str),
-        f("name", Str),
-        f("metadata", Str),
-    ];
-
-    pub const LIST_INBOUND: &[Field] = &[f("items", Msgs(INBOUND_TRUNK))];
-    pub const LIST_OUTBOUND: &[Field] = &[f("items", Msgs(OUTBOUND_TRUNK))];
-    pub const LIST_DISPATCH: &[Field] = &[f("items", Msgs(DISPATCH_RULE_INFO))];
-    pub const GET_INBOUND: &[Field] = &[f("trunk", Msg(INBOUND_TRUNK))];
-    pub const GET_OUTBOUND: &[Field] = &[f("trunk", Msg(OUTBOUND_TRUNK))];
 }
 
 #[cfg(test)]
@@ -478,9 +244,10 @@ mod tests {
             transport: proto::SipTransport::Tcp as i32,
             ..Default::default()
         };
-        let body: Value =
-            serde_json::from_slice(&encode(Encoding::Json, &trunk, shapes::OUTBOUND_TRUNK))
-                .unwrap();
+        let body: Value = serde_json::from_slice(
+            &encode(Encoding::Json, &trunk, "CreateSIPOutboundTrunk").unwrap(),
+        )
+        .unwrap();
         assert_eq!(body["sip_trunk_id"], json!("ST_x"));
         assert_eq!(body["transport"], json!("SIP_TRANSPORT_TCP"));
         assert_eq!(body["numbers"], json!([]));
@@ -510,9 +277,10 @@ mod tests {
             }),
             ..Default::default()
         };
-        let body: Value =
-            serde_json::from_slice(&encode(Encoding::Json, &rule, shapes::DISPATCH_RULE_INFO))
-                .unwrap();
+        let body: Value = serde_json::from_slice(
+            &encode(Encoding::Json, &rule, "CreateSIPDispatchRule").unwrap(),
+        )
+        .unwrap();
         assert_eq!(
             body["rule"],
             json!({"dispatch_rule_individual": {"room_prefix": "call-", "pin": "", "no_randomness": false}})
@@ -523,6 +291,49 @@ mod tests {
             json!("JRP_ON_FAILURE")
         );
         assert_eq!(body["room_config"]["egress"], Value::Null);
+    }
+
+    /// The answer's fields are the protos' (the extract), not a table of this file: every
+    /// declared field of an inbound trunk is there, by its proto name, and a proto3
+    /// `optional` one only when set.
+    #[test]
+    fn json_answers_carry_exactly_the_fields_the_protos_declare() {
+        let contract = crate::sandbox::contract::for_provider("livekit").unwrap();
+        let declared = contract.message_fields("livekit.SIPInboundTrunkInfo");
+        assert!(declared.len() >= 20, "{declared:?}");
+        let trunk = proto::SipInboundTrunkInfo {
+            sip_trunk_id: "ST_x".into(),
+            media: Some(proto::SipMediaConfig::default()),
+            // Tag 21 in livekit-protocol 0.8.2, not in the published protos: never answered.
+            ringing_timeout_status: 486,
+            ..Default::default()
+        };
+        let body: Value = serde_json::from_slice(
+            &encode(Encoding::Json, &trunk, "CreateSIPInboundTrunk").unwrap(),
+        )
+        .unwrap();
+        let mut keys: Vec<&String> = body.as_object().unwrap().keys().collect();
+        keys.sort();
+        let mut want: Vec<&String> = declared.iter().collect();
+        want.sort();
+        assert_eq!(keys, want);
+        assert!(body["media"].get("encryption").is_none(), "{body}");
+        assert_eq!(body["media"]["codecs"], json!([]));
+        let encrypted = proto::SipInboundTrunkInfo {
+            media: Some(proto::SipMediaConfig {
+                encryption: Some(proto::SipMediaEncryption::SipMediaEncryptRequire as i32),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let body: Value = serde_json::from_slice(
+            &encode(Encoding::Json, &encrypted, "CreateSIPInboundTrunk").unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            body["media"]["encryption"],
+            json!("SIP_MEDIA_ENCRYPT_REQUIRE")
+        );
     }
 
     #[test]
