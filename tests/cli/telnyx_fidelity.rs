@@ -1,7 +1,9 @@
 //! Issue 13's Telnyx findings through the real binary against the strict sandbox: set-like
 //! fields in any order, masked passwords and Telnyx's defaults never churn a plan, provider
 //! limits are validate diagnostics at their line, an `"auto"` number is never bought outside
-//! its area code, a deletion-locked number is kept.
+//! its area code (and the plan says so when only best-effort offers exist), failed and
+//! requirement-pending orders stop their line, a deletion-locked number is kept, a kept number
+//! is parked on `[defaults] park`, and a shared LiveKit trunk's numbers verify in any order.
 
 use crate::common::{assert_exit, stderr, stdout, Ctx};
 
