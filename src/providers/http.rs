@@ -4,7 +4,8 @@
 //! One place decides, for every call:
 //! - the hard lock: a write whose target id is protected is refused before it leaves the
 //!   process ([`WriteGuard`]);
-//! - the per-provider concurrency limit and request rate ([`Gate`]);
+//! - the per-provider concurrency and request rate, learned from each provider's answers
+//!   ([`Gate`], [`super::pacing`]);
 //! - a timeout, and retries with exponential backoff and jitter on 429, 5xx and connection
 //!   errors, honoring `Retry-After` (and Telnyx `x-ratelimit-reset`). Only idempotent calls are
 //!   retried on 5xx or a lost connection; a create is retried only after a 429 (a definite
@@ -12,7 +13,6 @@
 //!   ([`super::create_with_recovery`]);
 //! - which base URLs are acceptable: https anywhere, plain http only on loopback.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,9 +20,11 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
-use tokio::sync::{Mutex, Semaphore};
 use tokio::time::Instant;
 
+use super::pacing;
+pub use super::pacing::Gate;
+pub use super::pacing::Seen;
 use super::{ClientOptions, ProviderError};
 use crate::model::{ProviderName, SecretValue};
 
@@ -170,81 +172,6 @@ impl WriteGuard {
     }
 }
 
-/// The per-provider concurrency limit and request rate. The rate is kept over a sliding
-/// window (at most `burst` requests start in any `window`) rather than by spacing requests
-/// evenly, so the handful of independent list calls a refresh opens with go out at once
-/// instead of one per 1/rate seconds, while no window of a provider's own length ever sees
-/// more than the rate allows.
-#[derive(Debug)]
-pub struct Gate {
-    permits: Semaphore,
-    rate: Option<RateWindow>,
-    /// Start times reserved by the last `burst` requests, oldest first.
-    recent: Mutex<VecDeque<Instant>>,
-}
-
-/// At most `burst` request starts in any `window`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct RateWindow {
-    burst: usize,
-    window: Duration,
-}
-
-impl RateWindow {
-    /// `rps` requests per second as whole requests per window: 20/s is 20 per second, 2.5/s
-    /// is 2 per 0.8 s, 0.5/s is 1 per 2 s.
-    fn of(rps: f64) -> Option<Self> {
-        if !(rps > 0.0 && rps.is_finite()) {
-            return None;
-        }
-        let burst = (rps.floor() as usize).max(1);
-        Some(Self {
-            burst,
-            window: Duration::from_secs_f64(burst as f64 / rps),
-        })
-    }
-}
-
-impl Gate {
-    pub fn new(concurrency: usize, rate_limit_rps: f64) -> Self {
-        Self {
-            permits: Semaphore::new(concurrency.max(1)),
-            rate: RateWindow::of(rate_limit_rps),
-            recent: Mutex::new(VecDeque::new()),
-        }
-    }
-
-    /// Waits for a free slot and for the rate window to allow one more start; the permit is
-    /// held for one attempt.
-    pub async fn enter(&self) -> tokio::sync::SemaphorePermit<'_> {
-        let permit = self
-            .permits
-            .acquire()
-            .await
-            .expect("the gate's semaphore is never closed");
-        if let Some(rate) = self.rate {
-            let slot = self.reserve(rate, Instant::now()).await;
-            tokio::time::sleep_until(slot).await;
-        }
-        permit
-    }
-
-    /// The earliest start at or after `now` that keeps every window within the rate; slots
-    /// are reserved in order, so they never decrease.
-    async fn reserve(&self, rate: RateWindow, now: Instant) -> Instant {
-        let mut recent = self.recent.lock().await;
-        let slot = match recent.len().checked_sub(rate.burst) {
-            Some(i) => now.max(recent[i] + rate.window),
-            None => now,
-        };
-        recent.push_back(slot);
-        while recent.len() > rate.burst {
-            recent.pop_front();
-        }
-        slot
-    }
-}
-
 /// How a failed attempt may be retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Retry {
@@ -256,11 +183,15 @@ pub enum Retry {
 
 impl Retry {
     /// Whether a failed attempt may be sent again, from its status (`None`: no readable
-    /// answer arrived): a 429 always (the provider refused before doing anything), a 5xx or a
-    /// lost answer only for an idempotent call. The one rule for plain HTTP and SDK calls.
-    pub fn allows(self, status: Option<StatusCode>) -> bool {
+    /// answer arrived): a 5xx or a lost answer only for an idempotent call; a 429 for an
+    /// idempotent call, and for a create only where the provider documents that a 429 was
+    /// not carried out ([`pacing::unprocessed_on_429`]; elsewhere the create is looked up
+    /// first, [`super::post_once`]). The one rule for plain HTTP and SDK calls.
+    pub fn allows(self, provider: ProviderName, status: Option<StatusCode>) -> bool {
         match status {
-            Some(StatusCode::TOO_MANY_REQUESTS) => true,
+            Some(StatusCode::TOO_MANY_REQUESTS) => {
+                self == Self::Idempotent || pacing::unprocessed_on_429(provider)
+            }
             Some(s) => s.is_server_error() && self == Self::Idempotent,
             None => self == Self::Idempotent,
         }
@@ -550,6 +481,7 @@ impl HttpClient {
             client,
             auth,
             gate: Arc::new(Gate::new(
+                provider,
                 opts.concurrency.get(provider),
                 opts.rate_limit_rps.get(provider),
             )),
@@ -593,7 +525,7 @@ impl HttpClient {
             &self.backoff,
             &call.operation,
             || self.attempt(call_ref),
-            |failure| again(call_ref.retry, failure),
+            |failure| again(self.provider, call_ref.retry, failure),
         )
         .await
         .map_err(|f| self.error(&call, f))
@@ -677,6 +609,10 @@ impl HttpClient {
         .await;
         log_request(self.provider, call, &answer, started.elapsed());
         let (status, headers, body) = answer?;
+        self.gate.observe(
+            Seen::Answer(status, &headers),
+            server_wait(status, &headers),
+        );
         if status.is_success() {
             Ok(Response {
                 status,
@@ -732,12 +668,12 @@ enum Failure {
 }
 
 /// Whether a failed HTTP attempt may be sent again ([`Retry::allows`]), and after how long.
-fn again(retry: Retry, failure: &Failure) -> Again {
+fn again(provider: ProviderName, retry: Retry, failure: &Failure) -> Again {
     match failure {
         Failure::Status {
             status, headers, ..
-        } if retry.allows(Some(*status)) => Again::After(server_wait(*status, headers)),
-        Failure::Transport(_) if retry.allows(None) => Again::After(None),
+        } if retry.allows(provider, Some(*status)) => Again::After(server_wait(*status, headers)),
+        Failure::Transport(_) if retry.allows(provider, None) => Again::After(None),
         _ => Again::Never,
     }
 }
@@ -926,31 +862,6 @@ mod tests {
             b.wait(0, Some(Duration::from_secs(600))),
             Duration::from_secs(60)
         );
-    }
-
-    #[test]
-    fn rate_windows_hold_whole_requests() {
-        let w = |rps: f64| RateWindow::of(rps).map(|r| (r.burst, r.window.as_millis()));
-        assert_eq!(w(20.0), Some((20, 1000)));
-        assert_eq!(w(2.5), Some((2, 800)));
-        assert_eq!(w(0.5), Some((1, 2000)));
-        assert_eq!(w(0.0), None);
-        assert_eq!(w(f64::INFINITY), None);
-    }
-
-    #[tokio::test]
-    async fn a_burst_goes_at_once_and_no_window_exceeds_the_rate() {
-        let gate = Gate::new(8, 3.0);
-        let rate = gate.rate.unwrap();
-        let t0 = Instant::now();
-        let mut slots = Vec::new();
-        for _ in 0..7 {
-            slots.push(gate.reserve(rate, t0).await - t0);
-        }
-        let s = Duration::from_secs;
-        assert_eq!(slots, [s(0), s(0), s(0), s(1), s(1), s(1), s(2)]);
-        let later = gate.reserve(rate, t0 + s(10)).await - t0;
-        assert_eq!(later, s(10), "an idle gate lets a request through at once");
     }
 
     #[test]

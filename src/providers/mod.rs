@@ -12,6 +12,7 @@
 mod common;
 pub mod http;
 pub mod livekit;
+pub mod pacing;
 pub mod telnyx;
 pub mod twilio;
 
@@ -107,6 +108,11 @@ impl ProviderError {
     pub fn outcome_unknown(&self) -> bool {
         match self {
             Self::Transport { .. } | Self::Decode { .. } => true,
+            Self::Api {
+                status: 429,
+                provider,
+                ..
+            } => !pacing::unprocessed_on_429(*provider),
             Self::Api { status, .. } => *status >= 500,
             _ => false,
         }
@@ -331,9 +337,12 @@ pub struct ClientOptions {
     /// First backoff step; it doubles per retry, with jitter, up to `backoff_cap`.
     pub backoff_base: Duration,
     pub backoff_cap: Duration,
-    /// Calls in flight at once, per provider.
+    /// Calls in flight at once, per provider; for Twilio, which limits concurrency, where the
+    /// pacing starts before it follows Twilio's 429s ([`pacing`]).
     pub concurrency: PerProvider<usize>,
-    /// Requests per second, per provider (0 means unlimited).
+    /// The request rate each provider starts at before its own answers move it ([`pacing`]:
+    /// Telnyx's `x-ratelimit-*` figures, LiveKit's 429s); 0 switches rate pacing off. Twilio
+    /// is paced by concurrency alone.
     pub rate_limit_rps: PerProvider<f64>,
     /// `[policy] twilio_writes`: Twilio objects are read-only unless this is true.
     pub twilio_writes: bool,

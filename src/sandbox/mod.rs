@@ -40,6 +40,7 @@ pub mod contract;
 pub mod faults;
 pub mod http;
 pub mod inventory;
+pub mod limits;
 pub mod livekit;
 mod server;
 pub mod store;
@@ -135,6 +136,8 @@ pub struct SandboxOptions {
     /// Strict mode ([`contract`]): every request and answer held to the providers' spec
     /// extracts in `tests/contracts/`. On when `CWA_SANDBOX_STRICT=1`; the test suite turns it on.
     pub strict: bool,
+    /// The providers' own limits ([`limits`]); from `CWA_SANDBOX_LIMITS` when `None`.
+    pub limits: Option<limits::LimitConfig>,
 }
 
 impl SandboxOptions {
@@ -150,6 +153,7 @@ impl SandboxOptions {
             seed: 0,
             faults: Vec::new(),
             strict: strict_from_env(),
+            limits: None,
         }
     }
 
@@ -205,6 +209,10 @@ impl Sandbox {
     /// Loads the world kept in DIR (snapshot plus journal) or seeds `opts.world`, then serves.
     pub async fn start(opts: SandboxOptions) -> Result<Sandbox, SandboxError> {
         let faults = opts.fault_config()?;
+        let limits = match opts.limits.clone() {
+            Some(limits) => limits,
+            None => limits::LimitConfig::from_env().map_err(SandboxError::Server)?,
+        };
         let dir = opts.dir.clone();
         let seed = opts.world.clone();
         let loaded = tokio::task::spawn_blocking(move || server::load_world(&dir, &seed))
@@ -220,7 +228,14 @@ impl Sandbox {
             addr: opts.listen,
             source,
         })?;
-        let server = server::serve(listener, addr, &opts.dir, loaded, faults, opts.strict)?;
+        let server = server::serve(
+            listener,
+            addr,
+            &opts.dir,
+            loaded,
+            (faults, limits),
+            opts.strict,
+        )?;
         Ok(Sandbox { addr, server })
     }
 

@@ -41,6 +41,7 @@ mod listener;
 mod replay;
 mod strict;
 
+use super::limits::{telnyx_headers, LimitConfig, Limits, Refusal};
 use control::*;
 use listener::*;
 use replay::*;
@@ -103,6 +104,20 @@ impl Provider {
         response.with_header("retry-after", reset_secs.to_string())
     }
 
+    /// The provider's own answer to a request over its limit ([`super::limits`]).
+    fn over_limit(self, refusal: Refusal) -> ApiResponse {
+        match refusal {
+            Refusal::Telnyx { limit, reset_secs } => telnyx_headers(limit, 0, reset_secs)
+                .into_iter()
+                .fold(telnyx::too_many_requests(), |r, (k, v)| {
+                    r.with_header(&k, v)
+                }),
+            Refusal::Twilio { concurrent } => twilio::too_many_requests()
+                .with_header("twilio-concurrent-requests", concurrent.to_string()),
+            Refusal::Livekit => twirp_error(429, "resource_exhausted", "rate limit exceeded"),
+        }
+    }
+
     /// The provider's 5xx.
     fn server_error(self, status: u16) -> ApiResponse {
         match self {
@@ -158,6 +173,8 @@ struct Shared {
     world: Arc<Mutex<World>>,
     store: Mutex<Store>,
     faults: Mutex<Faults>,
+    /// The providers' own limits, per run ([`super::limits`]).
+    limits: Limits,
     log: Mutex<File>,
     base_url: String,
     stop: watch::Receiver<bool>,
@@ -200,7 +217,7 @@ pub(super) fn serve(
     addr: SocketAddr,
     dir: &Path,
     loaded: Loaded,
-    faults: FaultConfig,
+    (faults, limits): (FaultConfig, LimitConfig),
     strict: bool,
 ) -> Result<Running, SandboxError> {
     let log_path = dir.join(REQUEST_LOG);
@@ -215,6 +232,7 @@ pub(super) fn serve(
         world: Arc::new(Mutex::new(loaded.world)),
         store: Mutex::new(loaded.store),
         faults: Mutex::new(Faults::new(faults)),
+        limits: Limits::new(limits),
         log: Mutex::new(log),
         base_url: format!("http://{addr}"),
         stop: stop_rx.clone(),
@@ -321,11 +339,33 @@ async fn handle(
     }
 }
 
+/// A provider request within the run's limits: admitted (its answer carries what the
+/// provider reports, a Twilio request counts as in flight until answered) or refused with the
+/// provider's own 429, nothing committed.
 async fn provider_request(shared: &Arc<Shared>, provider: Provider, incoming: Incoming) -> Outcome {
+    let now_ms = u64::try_from(Utc::now().timestamp_millis()).unwrap_or_default();
+    let admitted = shared.limits.admit(provider.name(), now_ms);
     let latency = lock(&shared.faults).latency_ms();
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
     }
+    let ticket = match admitted {
+        Ok(ticket) => ticket,
+        Err(refusal) => {
+            let write = !matches!(incoming.method.as_str(), "GET" | "HEAD");
+            return Outcome::Answer(provider.over_limit(refusal).with_write(write));
+        }
+    };
+    match faulted_request(shared, provider, incoming).await {
+        Outcome::Answer(mut response) => {
+            response.headers.extend(ticket.headers.iter().cloned());
+            Outcome::Answer(response)
+        }
+        dropped => dropped,
+    }
+}
+
+async fn faulted_request(shared: &Arc<Shared>, provider: Provider, incoming: Incoming) -> Outcome {
     let now = Utc::now();
     let now_ms = u64::try_from(now.timestamp_millis()).unwrap_or_default();
     let decision =

@@ -144,13 +144,22 @@ fn sip_client(
         .with_request_timeout(timeout))
 }
 
+/// What an SDK call's outcome tells the pacing: a 429 (`resource_exhausted`), or an answer.
+fn sdk_seen<T>(answer: &Result<T, ProviderError>) -> http::Seen<'static> {
+    match answer {
+        Err(ProviderError::Api { status: 429, .. }) => http::Seen::Refused,
+        Err(ProviderError::Transport { .. }) => http::Seen::Lost,
+        _ => http::Seen::Answered,
+    }
+}
+
 /// Whether a failed SDK call may be sent again, by the one rule of [`Retry::allows`].
 fn retryable(e: &ProviderError, retry: Retry) -> bool {
     match e {
         ProviderError::Api { status, .. } => {
-            reqwest::StatusCode::from_u16(*status).is_ok_and(|s| retry.allows(Some(s)))
+            reqwest::StatusCode::from_u16(*status).is_ok_and(|s| retry.allows(P, Some(s)))
         }
-        ProviderError::Transport { .. } | ProviderError::Decode { .. } => retry.allows(None),
+        ProviderError::Transport { .. } | ProviderError::Decode { .. } => retry.allows(P, None),
         _ => false,
     }
 }
@@ -216,9 +225,11 @@ impl LivekitProvider {
             || async move {
                 let sip = self.sip()?;
                 let _permit = self.gate().enter().await;
-                call(sip)
+                let answer = call(sip)
                     .await
-                    .map_err(|e| service_error(e, operation, object))
+                    .map_err(|e| service_error(e, operation, object));
+                self.gate().observe(sdk_seen(&answer), None);
+                answer
             },
             |err| {
                 if retryable(err, retry) {
