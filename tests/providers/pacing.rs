@@ -42,6 +42,19 @@ fn ids(objects: &[LiveObject]) -> BTreeSet<(Kind, String)> {
     objects.iter().map(|o| (o.kind(), o.id.clone())).collect()
 }
 
+/// A Telnyx create whose duplicates are easy to count: an outbound voice profile by name.
+pub fn voice_profile(name: &str) -> WriteRequest {
+    WriteRequest {
+        object: format!("telnyx_outbound_voice_profile.{name}"),
+        spec: Spec::TelnyxOutboundVoiceProfile(OutboundVoiceProfileSpec {
+            name: name.into(),
+            enabled: true,
+            whitelisted_destinations: vec!["US".into()],
+        }),
+        reference: String::new(),
+    }
+}
+
 /// How many objects of each kind (a synthetic world's LiveKit ids differ between sandboxes).
 fn counts(objects: &[LiveObject]) -> BTreeMap<Kind, usize> {
     let mut out = BTreeMap::new();
@@ -167,16 +180,7 @@ async fn a_create_refused_with_429_is_looked_up_before_it_is_sent_again() {
     let _ = reader.read(Kind::TelnyxOutboundVoiceProfile, "none").await;
     let writer = TelnyxProvider::from_env(&env, &client()).unwrap();
     let name = "CWA Paced";
-    let req = WriteRequest {
-        object: format!("telnyx_outbound_voice_profile.{name}"),
-        spec: Spec::TelnyxOutboundVoiceProfile(OutboundVoiceProfileSpec {
-            name: name.into(),
-            enabled: true,
-            whitelisted_destinations: vec!["US".into()],
-        }),
-        reference: String::new(),
-    };
-    writer.create(&req).await.unwrap();
+    writer.create(&voice_profile(name)).await.unwrap();
 
     let entries = log(&dir, "telnyx");
     let posts: Vec<usize> = entries

@@ -388,7 +388,6 @@ async fn bad_credentials_are_auth_errors_that_name_no_secret() {
 
 #[tokio::test]
 async fn creates_refused_with_429_are_retried_and_made_once() {
-    use cwa::model::OutboundVoiceProfileSpec;
     let dir = tempfile::tempdir().unwrap();
     let mut opts = SandboxOptions::new(dir.path(), "runbook");
     opts.rate_limit = Some(1.0);
@@ -405,18 +404,7 @@ async fn creates_refused_with_429_are_retried_and_made_once() {
     let names = ["CWA A", "CWA B", "CWA C"];
     let creates = names.map(|name| {
         let telnyx = &telnyx;
-        async move {
-            let req = WriteRequest {
-                object: format!("telnyx_outbound_voice_profile.{name}"),
-                spec: Spec::TelnyxOutboundVoiceProfile(OutboundVoiceProfileSpec {
-                    name: name.into(),
-                    enabled: true,
-                    whitelisted_destinations: vec!["US".into()],
-                }),
-                reference: String::new(),
-            };
-            telnyx.create(&req).await
-        }
+        async move { telnyx.create(&crate::pacing::voice_profile(name)).await }
     });
     let made = futures::future::join_all(creates).await;
     assert!(made.iter().all(Result::is_ok), "{made:?}");
