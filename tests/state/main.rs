@@ -7,6 +7,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod audit_state;
 mod concurrency;
 mod state_postgres;
 mod trust_durable;
