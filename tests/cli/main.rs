@@ -11,6 +11,7 @@ mod common;
 mod apply;
 mod audit_review;
 mod audit_trust;
+mod audit_wire;
 mod bad_input;
 mod certified;
 mod check;

@@ -1,0 +1,102 @@
+//! Independent audit (red team) of the HTTP layer the providers share: a server on 127.0.0.1
+//! that answers every request 429 with a hostile wait (`Retry-After`, `Retry-After-Ms`, Telnyx's
+//! `x-ratelimit-reset`), against the real binary. A case whose fix belongs to
+//! `src/providers/` (owned elsewhere) is committed as `#[ignore = "..."]` with what breaks.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use crate::common::stderr;
+
+/// A Telnyx stand-in on an ephemeral port: every request is answered 429 with `header: value`.
+/// Returns the base URL; the thread lives as long as the test process.
+fn always_429(header: &'static str, value: &'static str) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut stream = stream;
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut buf = [0u8; 8192];
+            let _ = stream.read(&mut buf);
+            let body = r#"{"errors":[{"code":"10011","title":"Too many requests"}]}"#;
+            let answer = format!(
+                "HTTP/1.1 429 Too Many Requests\r\n{header}: {value}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    url
+}
+
+const TELNYX_ONLY: &str = "version = 1\n\n[telnyx.texml_application.fallback]\nname = \"Fallback\"\nvoice_url = \"https://churchwiseai.com/api/voice/fallback\"\nvoice_method = \"post\"\n";
+
+fn plan_against(url: &str) -> (std::process::Output, Duration) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("lines.toml"), TELNYX_ONLY).unwrap();
+    let started = Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cwa"))
+        .current_dir(dir.path())
+        .args(["plan"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("NO_COLOR", "1")
+        .env("TELNYX_API_KEY", "KEY_audit_wire")
+        .env("TELNYX_BASE_URL", url)
+        .output()
+        .expect("cwa runs");
+    (out, started.elapsed())
+}
+
+/// A wait too large for a `Duration` (10^20 seconds, or as many milliseconds times 1000)
+/// made `Duration::from_secs_f64` panic: `cwa plan` died with exit 101 and a backtrace (mid-
+/// apply, the same panic would end the run without its summary). A hostile or broken server's
+/// wait is capped like any other, and the command ends with a diagnostic (exit 1).
+#[test]
+#[ignore = "src/providers/http.rs server_wait: Duration::from_secs_f64 panics on a Retry-After, Retry-After-Ms or x-ratelimit-reset beyond u64::MAX seconds (exit 101); the fix (try_from_secs_f64, or cap before converting) belongs to the providers owner"]
+fn a_wait_too_large_for_a_duration_is_capped_not_a_panic() {
+    for (header, value) in [
+        ("retry-after", "100000000000000000000"),
+        ("retry-after", "1e20"),
+        ("retry-after-ms", "1e23"),
+        ("x-ratelimit-reset", "1e20"),
+    ] {
+        let (out, _) = plan_against(&always_429(header, value));
+        let err = stderr(&out);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{header}: {value}: exit {:?}\n{err}",
+            out.status.code()
+        );
+        assert!(!err.contains("panicked"), "{header}: {value}: {err}");
+        assert!(
+            err.contains("429"),
+            "{header}: {value}: names the answer: {err}"
+        );
+    }
+}
+
+/// A negative or unreadable wait is ignored (backoff instead), and the command still ends
+/// with a diagnostic naming the 429.
+#[test]
+fn a_negative_or_unreadable_wait_falls_back_to_backoff() {
+    for (header, value) in [
+        ("retry-after", "-5"),
+        ("retry-after", "NaN"),
+        ("retry-after", "inf"),
+        ("x-ratelimit-reset", "-1e300"),
+    ] {
+        let (out, took) = plan_against(&always_429(header, value));
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{header}: {value}\n{err}");
+        assert!(!err.contains("panicked"), "{header}: {value}: {err}");
+        assert!(err.contains("429"), "{header}: {value}: {err}");
+        assert!(
+            took < Duration::from_secs(60),
+            "{header}: {value}: took {took:?}"
+        );
+    }
+}
