@@ -248,15 +248,30 @@ pub fn server_wait(status: StatusCode, headers: &HeaderMap) -> Option<Duration> 
             .filter(|v| v.is_finite() && *v >= 0.0)
     };
     if let Some(ms) = secs("retry-after-ms") {
-        return Some(Duration::from_secs_f64(ms / 1000.0));
+        return Some(reported_wait(ms / 1000.0));
     }
     if let Some(s) = secs("retry-after") {
-        return Some(Duration::from_secs_f64(s));
+        return Some(reported_wait(s));
     }
     if status == StatusCode::TOO_MANY_REQUESTS {
-        return secs("x-ratelimit-reset").map(Duration::from_secs_f64);
+        return secs("x-ratelimit-reset").map(reported_wait);
     }
     None
+}
+
+/// The longest wait a server's header is believed for, as long as the retry loop's default
+/// `max_wait`. A provider's window resets within a minute; a larger figure is a broken or
+/// hostile server, which would otherwise pause pacing for years, and taken as is would not
+/// even fit a `Duration` or an `Instant` (cwa would panic instead of reporting the 429).
+pub const MAX_REPORTED_WAIT: Duration = Duration::from_secs(60);
+
+/// A wait a server reported, in seconds (finite and not negative), as a `Duration` no longer
+/// than [`MAX_REPORTED_WAIT`]. Every header-reported wait goes through it: `Retry-After`,
+/// `Retry-After-Ms`, Telnyx's `x-ratelimit-reset`, in the retry loop and in pacing alike.
+pub fn reported_wait(secs: f64) -> Duration {
+    Duration::try_from_secs_f64(secs)
+        .unwrap_or(MAX_REPORTED_WAIT)
+        .min(MAX_REPORTED_WAIT)
 }
 
 /// What a failed attempt allows next.
@@ -825,6 +840,25 @@ mod tests {
         ));
         assert!(guard.check("t", ["ST_Xa3Bp9aixRFP"]).is_err());
         assert!(guard.check("t", ["ST_other", ""]).is_ok());
+    }
+
+    #[test]
+    fn a_wait_too_large_for_a_duration_is_capped() {
+        for (name, value) in [
+            ("retry-after", "100000000000000000000"),
+            ("retry-after", "1e20"),
+            ("retry-after-ms", "1e23"),
+            ("x-ratelimit-reset", "1e300"),
+        ] {
+            let mut headers = HeaderMap::new();
+            headers.insert(name, value.parse().unwrap());
+            assert_eq!(
+                server_wait(StatusCode::TOO_MANY_REQUESTS, &headers),
+                Some(MAX_REPORTED_WAIT),
+                "{name}: {value}"
+            );
+        }
+        assert_eq!(reported_wait(1.5), Duration::from_millis(1500));
     }
 
     #[test]

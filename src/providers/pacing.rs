@@ -350,7 +350,7 @@ impl RateReport {
         header_number(headers, "x-ratelimit-limit")?;
         Some(Self {
             remaining: remaining as u64,
-            reset: Duration::from_secs_f64(reset.max(0.0)),
+            reset: super::http::reported_wait(reset),
         })
     }
 
@@ -427,6 +427,21 @@ mod tests {
         let paused = lock(&gate.rate).paused_until.unwrap() - Instant::now();
         assert!(paused > Duration::from_secs(2) && paused <= Duration::from_secs(3));
         assert_eq!(gate.rate(), Some(MIN_RPS));
+    }
+
+    /// A reset too far away to believe (a broken or hostile server) pauses no longer than the
+    /// longest reported wait cwa honours, and does not overflow the clock.
+    #[test]
+    fn a_reset_beyond_belief_pauses_no_longer_than_the_cap() {
+        let gate = Gate::new(ProviderName::Telnyx, 8, 20.0);
+        let mut headers = telnyx_headers(100, 0, 1);
+        headers.insert("x-ratelimit-reset", HeaderValue::from_static("1e300"));
+        gate.observe(Seen::Answer(StatusCode::OK, &headers), None);
+        let paused = lock(&gate.rate).paused_until.unwrap() - Instant::now();
+        assert!(
+            paused <= super::super::http::MAX_REPORTED_WAIT,
+            "{paused:?}"
+        );
     }
 
     /// Without figures (LiveKit) the rate doubles after each clean window, halves at a 429,
