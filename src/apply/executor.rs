@@ -1,19 +1,19 @@
-//! The walk of the change graph: waves in dependency order, what a failure blocks, rollback.
+//! The executor: what a run works with, each change's action, the hard lock, rollback. The
+//! walk of the change graph (what runs when, what a failure blocks) is `pipeline`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use futures::future::join_all;
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::Mutex;
 
 use crate::model::{Address, Kind, SecretSource, Spec};
-use crate::plan::{graph_waves, Action, Change, Plan};
+use crate::plan::{Action, Change, Plan};
 use crate::protection::Write;
 use crate::providers::{Provider, Providers};
 use crate::state::{AuditEntry, Journal, State, StateError, StateStore};
 
-use super::hooks::{Applied, Hook, Silent};
+use super::hooks::{Hook, Silent};
 use super::journal::now;
 use super::{ApplyError, ApplyOptions, ApplyReport, Outcome, Skipped, StateNotSaved};
 
@@ -88,9 +88,10 @@ impl Executor {
         self.shared.lock().await.state.clone()
     }
 
-    /// Runs the plan's changes wave by wave. A failure stops only what depends on it: each
-    /// change whose dependency failed (or was skipped) is skipped with the reason, and
-    /// independent chains go on. An interrupt stops scheduling; in-flight calls finish; state
+    /// Runs the plan's changes, each as soon as the changes it depends on are done (a
+    /// church's trunk starts when its own number is bound, not when every number is). A
+    /// failure stops only what depends on it: each change whose dependency failed (or was
+    /// skipped) is skipped with the reason, and independent chains go on. An interrupt stops scheduling; in-flight calls finish; state
     /// is saved; the report says what was done, failed, skipped and not started. Progress
     /// goes to the hook ([`Executor::with_hook`]); nothing is printed.
     pub async fn execute(&self, plan: &Plan) -> ApplyReport {
@@ -106,37 +107,11 @@ impl Executor {
             return report;
         }
         self.record_displaced(plan).await;
-        let waves = graph_waves(plan.changes.len(), &plan.edges);
-        let mut walk = Walk {
-            chains: Chains::new(plan.changes.len(), &plan.edges),
-            failed: BTreeMap::new(),
-            finished: 0,
-            total: plan.actionable().count(),
-        };
-        for (n, wave) in waves.iter().enumerate() {
-            let runnable = self.schedule(plan, wave, &mut walk, &mut report);
-            if runnable.is_empty() {
-                continue;
-            }
-            if self.stop.load(Ordering::SeqCst) {
-                report.interrupted = true;
-                report
-                    .not_started
-                    .extend(runnable.iter().map(|(_, c)| c.address.clone()));
-                continue;
-            }
-            self.hook.wave_started(n + 1, waves.len(), runnable.len());
-            let results = self.run_wave(&runnable).await;
-            self.record_wave(results, &mut walk, &mut report).await;
-            self.hook.wave_finished();
-            match self.save(true).await {
-                Ok(()) => self.hook.state_saved(),
-                Err(e) => self.state_not_saved(&mut report, &format!("after wave {}", n + 1), e),
-            }
-        }
+        let walk = self.pipeline(plan, &mut report).await;
+        self.save_at_end(&mut report).await;
         report.interrupted |= self.stop.load(Ordering::SeqCst);
         if !report.failed.is_empty() && self.options.rollback_on_failure {
-            let chain = walk.chains.failed_chain(plan, &walk.failed, &report);
+            let chain = walk.failed_chain(plan, &report);
             report.rolled_back = self.rollback(&chain).await;
         }
         if report.succeeded() {
@@ -145,91 +120,8 @@ impl Executor {
         report
     }
 
-    /// The changes of a wave that run: those that write (or record a protected id) and whose
-    /// dependencies did not fail; the others are skipped with the reason.
-    fn schedule<'p>(
-        &self,
-        plan: &'p Plan,
-        wave: &[usize],
-        walk: &mut Walk,
-        report: &mut ApplyReport,
-    ) -> Vec<(usize, &'p Change)> {
-        let mut runnable = Vec::new();
-        for &i in wave {
-            let change = &plan.changes[i];
-            if !(change.action.changes_anything() || needs_recording(change)) {
-                continue;
-            }
-            match walk.chains.blocker(i, &walk.failed) {
-                Some(b) => {
-                    let root = walk.failed[&b].clone();
-                    let s = skipped(change, &plan.changes[b], &root);
-                    self.hook.skipped(&s);
-                    report.skipped.push(s);
-                    walk.failed.insert(i, root);
-                }
-                None => runnable.push((i, change)),
-            }
-        }
-        runnable
-    }
-
-    /// Runs a wave's changes, at most `parallelism` at once; `None` for a change the stop
-    /// flag kept from starting.
-    async fn run_wave<'p>(&self, runnable: &[(usize, &'p Change)]) -> Vec<WaveResult<'p>> {
-        let limit = Semaphore::new(self.options.parallelism.max(1));
-        let runs = runnable.iter().map(|&(i, change)| {
-            let limit = &limit;
-            async move {
-                let _permit = limit.acquire().await;
-                if self.stop.load(Ordering::SeqCst) {
-                    return (i, change, None);
-                }
-                self.hook.pre_apply(change);
-                let result = self.run_change(change).await;
-                self.hook.post_apply(change);
-                (i, change, Some(result))
-            }
-        });
-        join_all(runs).await
-    }
-
-    /// Records a wave's results in the report, in plan order, and tells the hook.
-    async fn record_wave(
-        &self,
-        results: Vec<WaveResult<'_>>,
-        walk: &mut Walk,
-        report: &mut ApplyReport,
-    ) {
-        for (i, change, result) in results {
-            match result {
-                None => report.not_started.push(change.address.clone()),
-                Some(Ok(id)) => {
-                    if change.action.changes_anything() {
-                        walk.finished += 1;
-                        self.hook.applied(&Applied {
-                            change,
-                            id: id.as_deref(),
-                            number: self.number_of(&change.address).await,
-                            finished: walk.finished,
-                            total: walk.total,
-                        });
-                    }
-                    report.done.push(outcome(change, id, None));
-                }
-                Some(Err(e)) => {
-                    self.hook.failed(change, &e);
-                    walk.failed.insert(i, change.address.clone());
-                    report
-                        .failed
-                        .push(outcome(change, change.id.clone(), Some(&e)));
-                }
-            }
-        }
-    }
-
     /// A failed state save, as its own outcome (it is no change of the plan).
-    fn state_not_saved(&self, report: &mut ApplyReport, when: &str, e: StateError) {
+    pub(super) fn state_not_saved(&self, report: &mut ApplyReport, when: &str, e: StateError) {
         let failure = StateNotSaved::new(when, e);
         self.hook.state_not_saved(&failure);
         report.state_not_saved.push(failure);
@@ -254,7 +146,7 @@ impl Executor {
 
     /// The number a number address stands for now (for an `auto` line, the number just
     /// bought), for the progress view.
-    async fn number_of(&self, addr: &Address) -> Option<String> {
+    pub(super) async fn number_of(&self, addr: &Address) -> Option<String> {
         match self.shared.lock().await.state.get(addr).map(|r| &r.spec) {
             Some(Spec::TelnyxNumber(n)) => n.number.fixed().map(ToString::to_string),
             Some(Spec::TwilioNumber(n)) => Some(n.number.to_string()),
@@ -403,83 +295,5 @@ pub(super) fn skipped(change: &Change, blocker: &Change, root: &Address) -> Skip
         action: change.action,
         waits_for: blocker.address.clone(),
         reason,
-    }
-}
-
-/// What a walk of the graph keeps between waves.
-struct Walk {
-    chains: Chains,
-    /// Changes that failed or were skipped, each with the failure at the root.
-    failed: BTreeMap<usize, Address>,
-    finished: usize,
-    total: usize,
-}
-
-/// A change of a wave and what running it gave (`None`: not started).
-type WaveResult<'p> = (
-    usize,
-    &'p Change,
-    Option<Result<Option<String>, ApplyError>>,
-);
-
-/// The change graph as chains of dependencies: which change a failure blocks, and which
-/// creates belong to a failed chain (the only ones `--rollback-on-failure` undoes).
-struct Chains {
-    /// For each change, the changes it waits for.
-    preds: Vec<Vec<usize>>,
-}
-
-impl Chains {
-    fn new(count: usize, edges: &[(usize, usize)]) -> Self {
-        let mut preds = vec![Vec::new(); count];
-        for &(from, to) in edges {
-            if from < count && to < count {
-                preds[to].push(from);
-            }
-        }
-        Self { preds }
-    }
-
-    /// A dependency of `i` that failed or was skipped, if any.
-    fn blocker(&self, i: usize, failed: &BTreeMap<usize, Address>) -> Option<usize> {
-        self.preds[i]
-            .iter()
-            .copied()
-            .find(|p| failed.contains_key(p))
-    }
-
-    /// Every change the given ones wait for, transitively, and themselves.
-    fn ancestors(&self, start: impl IntoIterator<Item = usize>) -> BTreeSet<usize> {
-        let mut seen = BTreeSet::new();
-        let mut todo: Vec<usize> = start.into_iter().collect();
-        while let Some(i) = todo.pop() {
-            if seen.insert(i) {
-                todo.extend(self.preds[i].iter().copied());
-            }
-        }
-        seen
-    }
-
-    /// The addresses of the failed chains: what the failed changes waited for, minus what a
-    /// change that succeeded (outside those chains) also waits for.
-    fn failed_chain(
-        &self,
-        plan: &Plan,
-        failed: &BTreeMap<usize, Address>,
-        report: &ApplyReport,
-    ) -> BTreeSet<Address> {
-        let chain = self.ancestors(failed.keys().copied());
-        let done: BTreeSet<&Address> = report.done.iter().map(|o| &o.address).collect();
-        let outside = plan
-            .changes
-            .iter()
-            .enumerate()
-            .filter(|(i, c)| !chain.contains(i) && done.contains(&c.address))
-            .map(|(i, _)| i);
-        let needed = self.ancestors(outside);
-        chain
-            .difference(&needed)
-            .map(|&i| plan.changes[i].address.clone())
-            .collect()
     }
 }

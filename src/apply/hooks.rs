@@ -2,9 +2,11 @@
 //! never prints; a view (`render::progress`) implements this trait to draw bars or lines, and
 //! a library caller that wants silence passes [`Silent`].
 //!
-//! Every method has an empty default, so a hook implements only what it shows. In-flight
-//! events (`pre_apply`, `post_apply`) arrive from concurrent tasks in any order; the outcome
-//! of a wave (`applied`, `failed`) arrives after the wave, in plan order.
+//! Every method has an empty default, so a hook implements only what it shows. Events arrive
+//! as the pipeline produces them: in-flight events (`pre_apply`, `post_apply`) from
+//! concurrent changes in any order, and each change's outcome (`applied`, `failed`,
+//! `skipped`) as soon as it is known, so independent chains interleave. The run's report puts
+//! the outcomes back in plan order.
 
 use super::{ApplyError, Skipped, StateNotSaved};
 use crate::plan::Change;
@@ -25,21 +27,31 @@ pub struct Applied<'a> {
 pub trait Hook: Send + Sync {
     /// Refused before anything was written (a secret whose value is a provider credential).
     fn refused(&self, _change: &Change, _error: &ApplyError) {}
-    /// Wave `n` of `of` starts with `changes` changes to run.
+    /// The run starts with `changes` changes to run (the length of a progress bar). By
+    /// default it is shown as the one wave of a run, to views written for waves.
+    fn run_started(&self, changes: usize) {
+        self.wave_started(1, 1, changes);
+    }
+    /// Every change is over (done, failed, skipped or not started).
+    fn run_finished(&self) {
+        self.wave_finished();
+    }
+    /// Wave `n` of `of` starts with `changes` changes to run. The pipeline has one wave: the
+    /// whole run ([`Hook::run_started`]).
     fn wave_started(&self, _n: usize, _of: usize, _changes: usize) {}
     /// A change is about to be carried out.
     fn pre_apply(&self, _change: &Change) {}
-    /// A change returned (done or failed); its outcome follows after the wave.
+    /// A change returned (done or failed); its outcome follows.
     fn post_apply(&self, _change: &Change) {}
-    /// A writing change of the wave that just ended succeeded.
+    /// A writing change succeeded.
     fn applied(&self, _applied: &Applied<'_>) {}
-    /// A change of the wave that just ended failed.
+    /// A change failed.
     fn failed(&self, _change: &Change, _error: &ApplyError) {}
     /// A change was not attempted because something it depends on failed.
     fn skipped(&self, _skipped: &Skipped) {}
     /// The wave ended and its results are recorded.
     fn wave_finished(&self) {}
-    /// State was saved after a wave.
+    /// State was saved (while the run goes on, and at its end).
     fn state_saved(&self) {}
     /// State could not be saved.
     fn state_not_saved(&self, _failure: &StateNotSaved) {}

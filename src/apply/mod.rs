@@ -1,15 +1,16 @@
-//! Carries out a plan: waves of the change graph in dependency order with bounded
-//! parallelism; every mutating call journaled before it is made and after it returns; every
+//! Carries out a plan: the change graph as a pipeline (each change starts when its own
+//! dependencies are done) with bounded parallelism per provider; every mutating call journaled before it is made and after it returns; every
 //! write read back and compared; state saved as steps complete; hard locks enforced again.
 //!
-//! One job a file: [`executor`] walks the graph and decides what runs, is skipped or rolled
-//! back; `writes` makes each provider call and verifies it; `journal` records intents,
+//! One job a file: `pipeline` walks the graph and decides what runs when and what is
+//! skipped; [`executor`] carries out each change's action and the rollback; `writes` makes each provider call and verifies it; `journal` records intents,
 //! results, the audit log and state saves; [`reconcile`] settles what a killed run left.
 
 mod error;
 mod executor;
 mod hooks;
 mod journal;
+mod pipeline;
 mod reconcile;
 mod secrets;
 mod writes;
@@ -26,6 +27,8 @@ use crate::plan::Action;
 /// How to run.
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
+    /// Changes of one provider in flight at once (each provider has its own queue, so a slow
+    /// one never holds up another's; the clients bound requests per provider as well).
     pub parallelism: usize,
     /// On failure, delete what this run created for the failed chains (never numbers).
     pub rollback_on_failure: bool,
@@ -75,7 +78,7 @@ pub struct ApplyReport {
 /// never reported under an address.
 #[derive(Debug, Clone)]
 pub struct StateNotSaved {
-    /// When: `before the first write` or `after wave N`.
+    /// When: `before the first write`, `during the run` or `at the end of the run`.
     pub when: String,
     pub error: String,
     /// What to do about it.

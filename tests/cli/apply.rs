@@ -4,11 +4,12 @@
 use crate::common::{assert_exit, stderr, stdout, Ctx, NEW_CHURCHES};
 use cwa::sandbox::{FaultConfig, FaultKind, FaultRule};
 
-fn number_orders(ctx: &Ctx) -> usize {
-    ctx.requests()
-        .iter()
-        .filter(|r| r.method == "POST" && r.path == "/v2/number_orders")
-        .count()
+/// Number orders the sandbox holds (its world, not its request log: a request whose client
+/// was killed while the sandbox handled it is carried out but never logged).
+async fn number_orders(ctx: &Ctx) -> usize {
+    ctx.sb.world_json().await["telnyx"]["number_orders"]
+        .as_object()
+        .map_or(0, serde_json::Map::len)
 }
 
 async fn ctx_with_new_churches() -> Ctx {
@@ -49,7 +50,7 @@ async fn auto_numbers_are_bought_once_with_a_friendly_ending_and_pinned() {
     let ctx = ctx_with_new_churches().await;
     let out = ctx.cwa(&["apply", "--auto-approve"]).await;
     assert_exit(&out, 0);
-    assert_eq!(number_orders(&ctx), 2);
+    assert_eq!(number_orders(&ctx).await, 2);
     let state = ctx.state();
     let grace = &state.resources["telnyx_number.grace"];
     let number = grace.spec.label();
@@ -62,7 +63,7 @@ async fn auto_numbers_are_bought_once_with_a_friendly_ending_and_pinned() {
     );
     assert_exit(&ctx.cwa(&["plan", "--detailed-exitcode"]).await, 0);
     assert_exit(&ctx.cwa(&["apply", "--auto-approve"]).await, 0);
-    assert_eq!(number_orders(&ctx), 2, "a second apply buys nothing");
+    assert_eq!(number_orders(&ctx).await, 2, "a second apply buys nothing");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,7 +84,7 @@ async fn a_run_killed_at_any_mutating_step_converges_on_rerun() {
             let clean = ctx.cwa(&["plan", "--detailed-exitcode"]).await;
             assert_exit(&clean, 0);
             assert_eq!(
-                number_orders(&ctx),
+                number_orders(&ctx).await,
                 2,
                 "crash at {crash}: each new number ordered exactly once"
             );
@@ -226,5 +227,162 @@ async fn rollback_on_failure_removes_created_configuration_but_keeps_bought_numb
     ctx.sb.sandbox.set_faults(FaultConfig::default());
     assert_exit(&ctx.cwa(&["apply", "--auto-approve"]).await, 0);
     assert_exit(&ctx.cwa(&["plan", "--detailed-exitcode"]).await, 0);
-    assert_eq!(number_orders(&ctx), 2, "the rerun buys nothing new");
+    assert_eq!(number_orders(&ctx).await, 2, "the rerun buys nothing new");
+}
+
+// ---- issue 17: apply as a pipeline ---------------------------------------------------------
+
+/// One fault rule of `kind` on `method` + `path_prefix` that fires `count` times.
+fn fault(kind: FaultKind, method: &str, path_prefix: &str, count: u32) -> FaultRule {
+    FaultRule {
+        kind,
+        method: Some(method.into()),
+        path_prefix: path_prefix.into(),
+        count: Some(count),
+        probability: None,
+        seconds: None,
+        status: None,
+    }
+}
+
+/// Where in the sandbox's request log (the order it answered in) each new church's trunk
+/// and dispatch rule were created, by the ids state recorded for them.
+fn created_at(
+    ctx: &Ctx,
+    log: &[cwa::sandbox::RequestLogEntry],
+    church: &str,
+) -> (Option<usize>, Option<usize>) {
+    let state = ctx.state();
+    let position = |addr: &str, path: &str| {
+        let id = &state.resources.get(addr)?.id;
+        log.iter().position(|r| {
+            r.path == path && r.status == 200 && r.resource_id.as_deref() == Some(id.as_str())
+        })
+    };
+    (
+        position(
+            &format!("livekit_inbound_trunk.{church}"),
+            "/twirp/livekit.SIP/CreateSIPInboundTrunk",
+        ),
+        position(
+            &format!("livekit_dispatch_rule.{church}"),
+            "/twirp/livekit.SIP/CreateSIPDispatchRule",
+        ),
+    )
+}
+
+/// The first poll of a number order hangs for seconds (the sandbox then drops it and the
+/// client asks again): the other new church's trunk and dispatch rule are created while that
+/// order is still pending, and the slow church's trunk only after its own order completed.
+/// Asserted on the order in which the sandbox answered, never on wall time. With waves (every
+/// number, then every trunk) both trunks came after the slow order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_number_order_delays_only_its_own_church() {
+    let ctx = ctx_with_new_churches().await;
+    ctx.sb.sandbox.set_faults(FaultConfig {
+        rules: vec![FaultRule {
+            seconds: Some(4),
+            ..fault(FaultKind::Hang, "GET", "/v2/number_orders/", 1)
+        }],
+        ..FaultConfig::default()
+    });
+    let out = ctx.cwa(&["apply", "--auto-approve"]).await;
+    assert_exit(&out, 0);
+    let log = ctx.requests();
+    let slow = log
+        .iter()
+        .position(|r| r.path.starts_with("/v2/number_orders/") && r.status == 0)
+        .expect("the sandbox held one order poll and dropped it");
+    let grace = created_at(&ctx, &log, "grace");
+    let hope = created_at(&ctx, &log, "hope");
+    let before = |(trunk, rule): (Option<usize>, Option<usize>)| {
+        let trunk = trunk.expect("the trunk was created");
+        let rule = rule.expect("the dispatch rule was created");
+        assert!(trunk < rule, "a church's rule waits for its trunk");
+        rule < slow
+    };
+    let after = |(trunk, _): (Option<usize>, Option<usize>)| trunk.is_some_and(|t| t > slow);
+    assert!(
+        (before(grace) && after(hope)) || (before(hope) && after(grace)),
+        "one church's chain ran to its rule while the other's order was slow, and the slow \
+         church's trunk waited for its own order: grace {grace:?}, hope {hope:?}, slow poll \
+         answered at {slow}"
+    );
+    assert_eq!(number_orders(&ctx).await, 2, "each number ordered once");
+    assert_exit(&ctx.cwa(&["plan", "--detailed-exitcode"]).await, 0);
+}
+
+/// One of the two new number orders is refused: that church's trunk and rule are skipped,
+/// naming the failure; the other church's chain and every independent change go on; a
+/// rerun without the fault buys only the missing number.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_number_order_stops_only_its_own_chain() {
+    let ctx = ctx_with_new_churches().await;
+    ctx.sb.sandbox.set_faults(FaultConfig {
+        rules: vec![FaultRule {
+            status: Some(422),
+            ..fault(FaultKind::Error, "POST", "/v2/number_orders", 1)
+        }],
+        ..FaultConfig::default()
+    });
+    let out = ctx.cwa(&["apply", "--auto-approve"]).await;
+    assert_exit(&out, 1);
+    let text = stdout(&out);
+    let failed: Vec<&str> = ["grace", "hope"]
+        .into_iter()
+        .filter(|c| text.contains(&format!("FAILED create telnyx_number.{c} (declared at")))
+        .collect();
+    let [failed] = failed[..] else {
+        panic!("exactly one order failed: {failed:?}\n{text}");
+    };
+    let other = if failed == "grace" { "hope" } else { "grace" };
+    assert!(
+        text.contains(&format!(
+            "skipped: create livekit_inbound_trunk.{failed}: it depends on telnyx_number.{failed}, which failed"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "skipped: create livekit_dispatch_rule.{failed}: it depends on livekit_inbound_trunk.{failed}, which was skipped because telnyx_number.{failed} failed"
+        )),
+        "{text}"
+    );
+    let state = ctx.state();
+    for kind in [
+        "telnyx_number",
+        "livekit_inbound_trunk",
+        "livekit_dispatch_rule",
+    ] {
+        assert!(
+            state.resources.contains_key(&format!("{kind}.{other}")),
+            "the other church's {kind} was created: {text}"
+        );
+        assert!(
+            !state.resources.contains_key(&format!("{kind}.{failed}")),
+            "nothing of the failed chain: {text}"
+        );
+    }
+    assert!(
+        state
+            .resources
+            .contains_key("livekit_dispatch_rule.melvindale"),
+        "independent changes went on"
+    );
+    let trunks = |ctx: &Ctx| {
+        ctx.requests()
+            .iter()
+            .filter(|r| r.path == "/twirp/livekit.SIP/CreateSIPInboundTrunk")
+            .count()
+    };
+    assert_eq!(
+        trunks(&ctx),
+        1,
+        "no trunk was attempted for the failed number"
+    );
+
+    ctx.sb.sandbox.set_faults(FaultConfig::default());
+    assert_exit(&ctx.cwa(&["apply", "--auto-approve"]).await, 0);
+    assert_exit(&ctx.cwa(&["plan", "--detailed-exitcode"]).await, 0);
+    assert_eq!(number_orders(&ctx).await, 2, "one order per new number");
 }
