@@ -16,7 +16,14 @@
 //! 3. `plan` after 1% of the lines were changed by hand (dispatch rules renamed through the
 //!    sandbox's Twirp JSON endpoint, as `lk` would);
 //! 4. `apply` of 1% new lines with auto numbers (`lines_toml_with_new(N, N/100)`), against the
-//!    sandbox restarted with `--rate-limit R`.
+//!    sandbox restarted with `--rate-limit R`, after a no-change `plan` against that sandbox
+//!    (whose bound is the larger of the round trips and the rate limit).
+//!
+//! Above 10,000 lines only the plans run (no drift, no apply: issue 17 sets no apply target
+//! there, and 1% new lines at 100,000 is ~15,000 rate-limited requests). With `--baseline
+//! PYTHON` (a Python with `sdk-check/requirements.txt` installed), at 1,000 and 10,000 lines
+//! the per-line SDK script `sdk-check/baseline.py` checks the same world at the same latency
+//! (10,000 extrapolated from a sample of 1,000) and is set beside the no-change plan.
 //!
 //! Requests come from the sandbox's request log, wall time from the parent's clock, CPU time
 //! and peak memory from `wait4` of the child.
@@ -41,6 +48,8 @@ struct Args {
     rate_limit: f64,
     cwa: PathBuf,
     keep: bool,
+    /// A Python with the official SDKs, for the per-line baseline.
+    baseline: Option<PathBuf>,
 }
 
 impl Args {
@@ -51,6 +60,7 @@ impl Args {
             rate_limit: 20.0,
             cwa: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target/release/cwa")),
             keep: false,
+            baseline: None,
         };
         let mut it = std::env::args().skip(1);
         while let Some(flag) = it.next() {
@@ -66,6 +76,7 @@ impl Args {
                 "--rate-limit" => args.rate_limit = value()?.parse()?,
                 "--cwa" => args.cwa = PathBuf::from(value()?),
                 "--keep" => args.keep = true,
+                "--baseline" => args.baseline = Some(PathBuf::from(value()?)),
                 other => return Err(format!("unknown option {other}").into()),
             }
         }
@@ -567,7 +578,133 @@ fn plan_note(m: &Measured, work: &Path, name: &str) -> String {
     format!("{} (exit {})", summary.trim(), m.exit)
 }
 
-async fn bench_size(args: &Args, n: usize, rows: &mut Vec<Row>) -> Result<(), Failure> {
+/// Above this many lines only the plans run (no drift, no apply).
+const APPLY_UP_TO: usize = 10_000;
+
+/// Lines the per-line SDK baseline checks; a larger world is extrapolated from this sample.
+const BASELINE_SAMPLE: usize = 1_000;
+
+/// What the per-line SDK script measured at N, beside cwa's no-change plan.
+struct Baseline {
+    n: usize,
+    checked: usize,
+    requests: usize,
+    startup_s: f64,
+    wall_s: f64,
+    per_line_ms: f64,
+    all_lines_s: f64,
+    extrapolated: bool,
+    cwa_plan: Duration,
+}
+
+/// Runs `sdk-check/baseline.py` against the sandbox, on the numbers of `work/lines.toml`.
+fn run_baseline(
+    python: &Path,
+    sandbox: &SandboxProcess,
+    work: &Path,
+    n: usize,
+    cwa_plan: Duration,
+) -> Result<Baseline, Failure> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("sdk-check/baseline.py");
+    eprintln!("N = {n}: the per-line SDK baseline");
+    let out = Command::new(python)
+        .arg(script)
+        .arg(work.join("lines.toml"))
+        .args(["--sample", &BASELINE_SAMPLE.to_string()])
+        .envs(sandbox.env.iter().map(|(k, v)| (k, v)))
+        .stderr(Stdio::inherit())
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(text.trim())
+        .map_err(|e| format!("baseline.py printed no result ({e}): {text}"))?;
+    let f = |k: &str| v[k].as_f64().unwrap_or_default();
+    Ok(Baseline {
+        n,
+        checked: f("lines_checked") as usize,
+        requests: f("requests") as usize,
+        startup_s: f("startup_s"),
+        wall_s: f("wall_s"),
+        per_line_ms: f("per_line_ms"),
+        all_lines_s: f("wall_all_lines_s"),
+        extrapolated: v["extrapolated"].as_bool().unwrap_or(false),
+        cwa_plan,
+    })
+}
+
+fn print_baselines(baselines: &[Baseline]) {
+    if baselines.is_empty() {
+        return;
+    }
+    println!(
+        "\n| N | per-line SDK script: lines checked | requests | start-up s | wall s | ms per line | all N lines s | cwa no-change plan ms | cwa faster by | target >= 500x at 1,000 |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    for b in baselines {
+        let speedup = b.all_lines_s / b.cwa_plan.as_secs_f64().max(1e-9);
+        let target = match (b.n, speedup >= 500.0) {
+            (1_000, true) => "met",
+            (1_000, false) => "missed",
+            _ => "(no target)",
+        };
+        println!(
+            "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1}{} | {} | {:.0}x | {target} |",
+            b.n,
+            b.checked,
+            b.requests,
+            b.startup_s,
+            b.wall_s,
+            b.per_line_ms,
+            b.all_lines_s,
+            if b.extrapolated {
+                " (extrapolated)"
+            } else {
+                ""
+            },
+            ms(b.cwa_plan),
+            speedup,
+        );
+    }
+}
+
+/// A no-change plan against the rate-limited sandbox: its bound is the larger of the round
+/// trips and what the sandbox's advertised rate allows (every provider's lists at once).
+fn limited_plan_row(n: usize, latency: Duration, rate: f64, measured: Measured) -> Row {
+    let counts = RequestCounts::of(&measured.requests);
+    let chain = counts.refresh_chain();
+    let rtt = latency * chain as u32;
+    let rate_bound = ["telnyx", "livekit", "twilio"]
+        .iter()
+        .map(|p| match counts.provider(p) {
+            0 => Duration::ZERO,
+            k => windows(k, rate) + latency,
+        })
+        .max()
+        .unwrap_or_default();
+    let (bound, kind) = if rate_bound > rtt {
+        (rate_bound, "rate")
+    } else {
+        (rtt, "rtt")
+    };
+    Row {
+        n,
+        step: "plan, no changes (sandbox rate-limited)",
+        requests: measured.requests.len(),
+        list_pages: counts.list_pages(),
+        chain,
+        bound,
+        bound_kind: kind,
+        paced: client_paced(&counts, latency).max(bound),
+        note: format!("exit {}; rtt bound {} ms", measured.exit, ms(rtt)),
+        measured,
+    }
+}
+
+async fn bench_size(
+    args: &Args,
+    n: usize,
+    rows: &mut Vec<Row>,
+    baselines: &mut Vec<Baseline>,
+) -> Result<(), Failure> {
     let scratch = tempfile::Builder::new().prefix("cwa-bench-").tempdir()?;
     let root = scratch.path().to_path_buf();
     let sandbox_dir = root.join("sandbox");
@@ -596,16 +733,22 @@ async fn bench_size(args: &Args, n: usize, rows: &mut Vec<Row>) -> Result<(), Fa
     }
     let nochange = run("plan-nochange", &["plan", "--detailed-exitcode"])?;
     let note = plan_note(&nochange, &work, "plan-nochange");
+    let nochange_wall = nochange.wall;
     rows.push(plan_row(n, "plan, no changes", latency, nochange, note));
+    if let (Some(python), 1_000 | 10_000) = (&args.baseline, n) {
+        baselines.push(run_baseline(python, &sandbox, &work, n, nochange_wall)?);
+    }
 
-    let k = (n / 100).max(1);
-    let changed = drift_rules(&sandbox, &work, k).await?;
-    let drift = run("plan-drift", &["plan", "--detailed-exitcode"])?;
-    let note = format!(
-        "{changed} rules renamed by hand; {}",
-        plan_note(&drift, &work, "plan-drift")
-    );
-    rows.push(plan_row(n, "plan after 1% drift", latency, drift, note));
+    if n <= APPLY_UP_TO {
+        let k = (n / 100).max(1);
+        let changed = drift_rules(&sandbox, &work, k).await?;
+        let drift = run("plan-drift", &["plan", "--detailed-exitcode"])?;
+        let note = format!(
+            "{changed} rules renamed by hand; {}",
+            plan_note(&drift, &work, "plan-drift")
+        );
+        rows.push(plan_row(n, "plan after 1% drift", latency, drift, note));
+    }
     sandbox.stop();
 
     // Apply runs against a rate-limited sandbox; drift is put back first so only the new
@@ -619,22 +762,29 @@ async fn bench_size(args: &Args, n: usize, rows: &mut Vec<Row>) -> Result<(), Fa
     )?;
     let env = limited.env.clone();
     let run = |name: &str, argv: &[&str]| run_cwa(&args.cwa, &work, &sandbox_dir, &env, name, argv);
-    let undo = run("apply-undo-drift", &["apply", "--auto-approve"])?;
-    if undo.exit != 0 {
-        return Err("apply of the drift fix failed".into());
+    if n <= APPLY_UP_TO {
+        let undo = run("apply-undo-drift", &["apply", "--auto-approve"])?;
+        if undo.exit != 0 {
+            return Err("apply of the drift fix failed".into());
+        }
     }
     std::thread::sleep(Duration::from_millis(1_100));
-    let new = (n / 100).max(1);
-    fs::write(work.join("lines.toml"), lines_toml_with_new(n, new))?;
-    let apply = run("apply-new", &["apply", "--auto-approve"])?;
-    if apply.exit != 0 {
-        eprintln!(
-            "apply exited {}: see {}",
-            apply.exit,
-            work.join("apply-new.out").display()
-        );
+    let limited_plan = run("plan-nochange-limited", &["plan", "--detailed-exitcode"])?;
+    rows.push(limited_plan_row(n, latency, args.rate_limit, limited_plan));
+    if n <= APPLY_UP_TO {
+        std::thread::sleep(Duration::from_millis(1_100));
+        let new = (n / 100).max(1);
+        fs::write(work.join("lines.toml"), lines_toml_with_new(n, new))?;
+        let apply = run("apply-new", &["apply", "--auto-approve"])?;
+        if apply.exit != 0 {
+            eprintln!(
+                "apply exited {}: see {}",
+                apply.exit,
+                work.join("apply-new.out").display()
+            );
+        }
+        rows.push(apply_row(n, new, latency, args.rate_limit, apply));
     }
-    rows.push(apply_row(n, new, latency, args.rate_limit, apply));
     limited.stop();
     if args.keep {
         let kept = scratch.keep();
@@ -647,9 +797,11 @@ async fn bench_size(args: &Args, n: usize, rows: &mut Vec<Row>) -> Result<(), Fa
 async fn main() -> Result<(), Failure> {
     let args = Args::parse()?;
     let mut rows = Vec::new();
+    let mut baselines = Vec::new();
     for &n in &args.sizes {
-        bench_size(&args, n, &mut rows).await?;
+        bench_size(&args, n, &mut rows, &mut baselines).await?;
         print_table(&rows);
+        print_baselines(&baselines);
     }
     println!(
         "\nlatency {} ms per request; apply against --rate-limit {} per provider; cwa {}",
