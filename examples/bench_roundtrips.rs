@@ -453,14 +453,13 @@ fn plan_row(
 /// Renames `k` dispatch rules through the sandbox's Twirp JSON endpoint, as a person with
 /// `lk` would; returns how many were changed.
 async fn drift_rules(sandbox: &SandboxProcess, work: &Path, k: usize) -> Result<usize, Failure> {
-    let state: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(work.join("state/state.json"))?)?;
-    let ids: Vec<String> = state["resources"]
-        .as_object()
-        .ok_or("state.json has no resources")?
+    // Through the library: state/ is a manifest of shards since issue 17.
+    let state = cwa::state::StateStore::new(work.join("state")).load()?;
+    let ids: Vec<String> = state
+        .resources
         .iter()
         .filter(|(addr, _)| addr.starts_with("livekit_dispatch_rule.church_"))
-        .filter_map(|(_, r)| r["id"].as_str().map(str::to_string))
+        .map(|(_, r)| r.id.clone())
         .take(k)
         .collect();
     let client = reqwest::Client::new();
