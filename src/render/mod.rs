@@ -10,6 +10,7 @@ pub mod graph;
 mod human;
 mod markdown;
 pub mod progress;
+pub mod registry;
 
 use crate::plan::{Change, Plan, SENSITIVE};
 
