@@ -8,6 +8,7 @@ pub mod drift;
 pub mod escape;
 pub mod graph;
 mod human;
+pub mod import;
 mod markdown;
 pub mod progress;
 pub mod registry;

@@ -144,6 +144,32 @@ impl Session {
         let opts = self.client_options(desired, state);
         Ok(providers::connect(&self.env, &opts, &needed)?)
     }
+
+    /// What `cwa import` reads: the whole account of every provider whose credentials are
+    /// present (not only what lines.toml mentions), refreshed, and which providers those were.
+    /// No credentials at all is an error: there is no account to import.
+    pub async fn read_account(
+        &self,
+        state: &State,
+    ) -> miette::Result<(crate::model::Live, Vec<ProviderName>)> {
+        let readable: Vec<ProviderName> = ProviderName::ALL
+            .into_iter()
+            .filter(|p| {
+                providers::required_env(*p)
+                    .iter()
+                    .all(|n| self.env.get(n).is_some())
+            })
+            .collect();
+        if readable.is_empty() {
+            return Err(miette!(
+                help = "set TELNYX_API_KEY, LIVEKIT_URL with LIVEKIT_API_KEY/LIVEKIT_API_SECRET, or TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN (or run with --sandbox)",
+                "no provider credentials: there is no live account to import"
+            ));
+        }
+        let opts = self.client_options(&Desired::default(), state);
+        let clients = providers::connect(&self.env, &opts, &readable)?;
+        Ok((refresh(&clients).await?, readable))
+    }
 }
 
 /// `CWA_HTTP_TIMEOUT_MS`: the timeout of one HTTP attempt, for runs that must give up on a
