@@ -20,11 +20,36 @@
 
 use std::collections::BTreeSet;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::model::{Address, Desired, Live};
-use crate::plan::{Finding, Severity};
+use crate::model::{Address, Desired, Live, SourceSpan};
 use crate::state::State;
+
+/// How serious a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Warning,
+    Error,
+}
+
+/// A finding of the certification checks, or a reason the plan cannot be applied. Defined
+/// here, below the planner: `plan` uses checks (its warnings, credential identity), never the
+/// other way round, and re-exports these as `plan::Finding`/`plan::Severity`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    pub severity: Severity,
+    /// Stable machine-readable name, e.g. `protected-write`, `trunk-auth`.
+    pub code: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub help: Option<String>,
+    /// Where in lines.toml the cause is declared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span: Option<SourceSpan>,
+}
 
 pub mod connection;
 pub mod credential;
@@ -140,26 +165,6 @@ pub enum Scope {
 }
 
 impl Scope {
-    /// What an apply of `plan` touched: every address it changes, and every resource of a
-    /// church it changes (a fixed dispatch rule re-certifies its church's whole line).
-    /// Without targets, a whole plan: every line.
-    pub fn of_plan(plan: &crate::plan::Plan, desired: &Desired, targeted: bool) -> Scope {
-        if !targeted {
-            return Scope::All;
-        }
-        let changed = || plan.changes.iter().filter(|c| c.action.changes_anything());
-        let churches: BTreeSet<&str> = changed().filter_map(|c| c.church.as_deref()).collect();
-        let mut set: BTreeSet<Address> = changed().map(|c| c.address.clone()).collect();
-        set.extend(
-            desired
-                .resources
-                .values()
-                .filter(|r| r.church.as_deref().is_some_and(|k| churches.contains(k)))
-                .map(|r| r.addr.clone()),
-        );
-        Scope::Touched(set)
-    }
-
     fn covers(&self, addrs: &[&Address]) -> bool {
         match self {
             Scope::All => true,

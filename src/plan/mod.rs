@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Address, Kind, SourceSpan, Spec};
+use crate::model::{Address, Kind, Spec};
 
 pub use diff::{compute, PlanInput, PlanOptions};
 pub use fields::{diff as diff_fields, FieldChange, SENSITIVE};
@@ -231,29 +231,7 @@ pub struct Unmanaged {
     pub label: String,
 }
 
-/// How serious a finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Warning,
-    Error,
-}
-
-/// A finding of the certification checks, or a reason the plan cannot be applied.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Finding {
-    pub severity: Severity,
-    /// Stable machine-readable name, e.g. `protected-write`, `trunk-auth`.
-    pub code: String,
-    pub message: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub address: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub help: Option<String>,
-    /// Where in lines.toml the cause is declared.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub span: Option<SourceSpan>,
-}
+pub use crate::checks::{Finding, Severity};
 
 /// A protected id lines.toml no longer declares but protection memory (state's map, a
 /// resource's flag, the audit log) still holds: it stays locked until an apply with

@@ -89,7 +89,7 @@ impl Session {
             (Ok(state), Ok(live)) => (state, live),
             (Err(e), _) | (_, Err(e)) => return Certified::Unchecked(e.to_string()),
         };
-        let scope = Scope::of_plan(plan, desired, targeted);
+        let scope = touched_scope(plan, desired, targeted);
         Certified::Ran(crate::checks::certify(
             desired,
             &state,
@@ -97,4 +97,30 @@ impl Session {
             &Request::after_apply(scope),
         ))
     }
+}
+
+/// What an apply of `plan` touched: every address it changes, and every resource of a
+/// church it changes (a fixed dispatch rule re-certifies its church's whole line).
+/// Without targets, a whole plan: every line.
+fn touched_scope(
+    plan: &crate::plan::Plan,
+    desired: &crate::model::Desired,
+    targeted: bool,
+) -> Scope {
+    if !targeted {
+        return Scope::All;
+    }
+    let changed = || plan.changes.iter().filter(|c| c.action.changes_anything());
+    let churches: std::collections::BTreeSet<&str> =
+        changed().filter_map(|c| c.church.as_deref()).collect();
+    let mut set: std::collections::BTreeSet<crate::model::Address> =
+        changed().map(|c| c.address.clone()).collect();
+    set.extend(
+        desired
+            .resources
+            .values()
+            .filter(|r| r.church.as_deref().is_some_and(|k| churches.contains(k)))
+            .map(|r| r.addr.clone()),
+    );
+    Scope::Touched(set)
 }
