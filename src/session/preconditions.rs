@@ -197,16 +197,10 @@ pub async fn unsellable_numbers(
     let Some(telnyx) = providers.for_kind(Kind::TelnyxNumber) else {
         return Vec::new();
     };
-    let ordered: Vec<(&Address, &E164)> = plan
-        .changes
-        .iter()
-        .filter(|c| c.kind == Kind::TelnyxNumber && c.action == Action::Create)
-        .filter_map(|c| match c.after.as_ref() {
-            Some(Spec::TelnyxNumber(n)) => match &n.number {
-                NumberSpec::Fixed { number } => Some((&c.address, number)),
-                NumberSpec::Auto { .. } => None,
-            },
-            _ => None,
+    let ordered: Vec<(&Address, &E164)> = ordered_numbers(plan)
+        .filter_map(|(addr, n)| match n {
+            NumberSpec::Fixed { number } => Some((addr, number)),
+            NumberSpec::Auto { .. } => None,
         })
         .filter(|(_, number)| !owned_anywhere(live, number))
         .take(MAX_AVAILABILITY_LOOKUPS)
@@ -233,6 +227,17 @@ pub async fn unsellable_numbers(
         .collect()
 }
 
+/// The Telnyx numbers the plan orders (creates), with their declared number.
+fn ordered_numbers(plan: &Plan) -> impl Iterator<Item = (&Address, &NumberSpec)> {
+    plan.changes
+        .iter()
+        .filter(|c| c.kind == Kind::TelnyxNumber && c.action == Action::Create)
+        .filter_map(|c| match c.after.as_ref() {
+            Some(Spec::TelnyxNumber(n)) => Some((&c.address, &n.number)),
+            _ => None,
+        })
+}
+
 /// Whether a provider cwa reads already has this number (Telnyx or Twilio): then it is
 /// someone's, and not for sale by construction.
 fn owned_anywhere(live: &Live, number: &E164) -> bool {
@@ -254,18 +259,12 @@ pub async fn best_effort_only(
     let Some(telnyx) = providers.for_kind(Kind::TelnyxNumber) else {
         return Vec::new();
     };
-    let autos: Vec<(&Address, &str, &str)> = plan
-        .changes
-        .iter()
-        .filter(|c| c.kind == Kind::TelnyxNumber && c.action == Action::Create)
-        .filter_map(|c| match c.after.as_ref() {
-            Some(Spec::TelnyxNumber(n)) => match &n.number {
-                NumberSpec::Auto {
-                    country, area_code, ..
-                } => Some((&c.address, country.as_str(), area_code.as_str())),
-                NumberSpec::Fixed { .. } => None,
-            },
-            _ => None,
+    let autos: Vec<(&Address, &str, &str)> = ordered_numbers(plan)
+        .filter_map(|(addr, n)| match n {
+            NumberSpec::Auto {
+                country, area_code, ..
+            } => Some((addr, country.as_str(), area_code.as_str())),
+            NumberSpec::Fixed { .. } => None,
         })
         .collect();
     let mut areas: Vec<(&str, &str)> = autos.iter().map(|(_, c, a)| (*c, *a)).collect();

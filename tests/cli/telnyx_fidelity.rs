@@ -509,3 +509,55 @@ async fn adding_a_number_to_a_shared_livekit_trunk_verifies_in_any_order() {
     assert_exit(&ctx.cwa(&["plan", "--detailed-exitcode"]).await, 0);
     assert_exit(&ctx.cwa(&["drift"]).await, 0);
 }
+
+/// Issue 13: import refused accounts LiveKit and Twilio accept: two inbound trunks on one
+/// number split by `allowed_numbers` (the server's conflict rule), and a Twilio trunk with no
+/// domain (origination only; `DomainName` is optional in twilio-oai). Both import, and the
+/// declaration import writes validates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_takes_split_trunks_and_origination_only_trunks() {
+    let ctx = Ctx::with_world("runbook", "").await;
+    {
+        let world = ctx.sb.sandbox.world();
+        let mut world = world.lock().unwrap();
+        let test = world
+            .livekit
+            .inbound_trunks
+            .0
+            .values_mut()
+            .find(|t| t.name == "Twilio Test")
+            .expect("the test trunk");
+        test.allowed_numbers = vec!["+14142220101".into()];
+        let mut split = test.clone();
+        split.sip_trunk_id = "ST_splitTrunk0001".into();
+        split.name = "Twilio Test Split".into();
+        split.allowed_numbers = vec!["+14142220102".into()];
+        world
+            .livekit
+            .inbound_trunks
+            .0
+            .insert(split.sip_trunk_id.clone(), split);
+        world
+            .livekit
+            .dispatch_rules
+            .0
+            .values_mut()
+            .find(|r| r.name == "Test Dispatch")
+            .expect("the test rule")
+            .trunk_ids
+            .push("ST_splitTrunk0001".into());
+        let trunk = world
+            .twilio
+            .trunks
+            .values_mut()
+            .find(|t| t.domain_name.as_deref() == Some("churchwiseai-test.pstn.twilio.com"))
+            .expect("the Twilio test trunk");
+        trunk.domain_name = None;
+    }
+    let out = ctx.cwa(&["import"]).await;
+    assert_exit(&out, 0);
+    let text = ctx.lines_toml();
+    assert!(text.contains("Twilio Test Split"), "{text}");
+    let validated = ctx.cwa(&["validate"]).await;
+    assert_exit(&validated, 0);
+}
