@@ -228,6 +228,13 @@ impl Backoff {
         half + Duration::from_millis(jitter)
     }
 
+    /// Whether a retry is worth waiting for: a server asking for longer than `max_wait` will
+    /// not take the call within this run, so the failure is reported now (naming the
+    /// provider's answer) rather than after retries that sleep and fail the same way.
+    pub fn waits_for(&self, server: Option<Duration>) -> bool {
+        server.is_none_or(|d| d <= self.max_wait)
+    }
+
     /// The wait before the next attempt: the server's word if it gave one, else backoff.
     pub fn wait(&self, attempt: u32, server: Option<Duration>) -> Duration {
         match server {
@@ -259,11 +266,12 @@ pub fn server_wait(status: StatusCode, headers: &HeaderMap) -> Option<Duration> 
     None
 }
 
-/// The longest wait a server's header is believed for, as long as the retry loop's default
-/// `max_wait`. A provider's window resets within a minute; a larger figure is a broken or
-/// hostile server, which would otherwise pause pacing for years, and taken as is would not
-/// even fit a `Duration` or an `Instant` (cwa would panic instead of reporting the 429).
-pub const MAX_REPORTED_WAIT: Duration = Duration::from_secs(60);
+/// The longest wait a server's header is read as: a day. A provider's window resets within a
+/// minute; a larger figure is a broken or hostile server, and taken as is it would not even fit
+/// a `Duration` or an `Instant` (cwa would panic instead of reporting the 429). The retry loop
+/// gives up on any wait past its `max_wait` ([`Backoff::waits_for`]), pacing pauses at most
+/// [`super::pacing::MAX_PAUSE`].
+pub const MAX_REPORTED_WAIT: Duration = Duration::from_secs(86_400);
 
 /// A wait a server reported, in seconds (finite and not negative), as a `Duration` no longer
 /// than [`MAX_REPORTED_WAIT`]. Every header-reported wait goes through it: `Retry-After`,
@@ -302,7 +310,9 @@ where
         let wait = match &outcome {
             Ok(_) => return outcome,
             Err(e) => match again(e) {
-                Again::After(server) if n < backoff.max_retries => backoff.wait(n, server),
+                Again::After(server) if n < backoff.max_retries && backoff.waits_for(server) => {
+                    backoff.wait(n, server)
+                }
                 _ => return outcome,
             },
         };
@@ -859,6 +869,9 @@ mod tests {
             );
         }
         assert_eq!(reported_wait(1.5), Duration::from_millis(1500));
+        let backoff = quick(3);
+        assert!(backoff.waits_for(None) && backoff.waits_for(Some(backoff.max_wait)));
+        assert!(!backoff.waits_for(Some(MAX_REPORTED_WAIT)));
     }
 
     #[test]

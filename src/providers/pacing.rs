@@ -274,7 +274,7 @@ impl Gate {
         if let Some(report) = reported {
             r.informed = true;
             if report.remaining == 0 || refused {
-                r.paused_until = Some(now + report.reset);
+                r.paused_until = Some(now + report.reset.min(MAX_PAUSE));
             }
             let follow = report.rps().min(r.ceiling).max(MIN_RPS);
             r.rps = Some(if refused {
@@ -289,7 +289,7 @@ impl Gate {
             r.rps = Some((rps / 2.0).max(MIN_RPS));
             r.clean = 0;
             if let Some(w) = wait {
-                r.paused_until = Some(now + w);
+                r.paused_until = Some(now + w.min(MAX_PAUSE));
             }
             return;
         }
@@ -360,6 +360,10 @@ impl RateReport {
         self.remaining as f64 / secs
     }
 }
+
+/// The longest a provider's report pauses every request to it: a window resets within a minute,
+/// and a reset reported further away (a broken or hostile server) must not stall the run.
+pub const MAX_PAUSE: Duration = Duration::from_secs(60);
 
 fn header_number(headers: &HeaderMap, name: &str) -> Option<f64> {
     headers

@@ -45,6 +45,47 @@ const API_KEY_ENV: &str = "TELNYX_API_KEY";
 pub const REQUIRED_ENV: &[&str] = &[API_KEY_ENV];
 /// The largest page Telnyx serves.
 pub const PAGE_SIZE: u32 = 250;
+
+/// The most pages one list is read to: 2,500,000 objects, far past any account cwa manages. A
+/// server claiming more is broken or hostile, and reading on would never end.
+const MAX_PAGES: u64 = 10_000;
+
+/// How many pages a list has, from its first answer's `meta`: `total_pages`, once it agrees
+/// with the answer's own `total_results` (no more pages than those results fill) and stays
+/// within [`MAX_PAGES`]. An answer that claims more is an error, never read page by page.
+fn pages_to_read(path: &str, meta: &wire::PageMeta) -> Result<Option<u64>, ProviderError> {
+    let Some(total) = meta.total_pages else {
+        return Ok(None);
+    };
+    let filled = meta
+        .total_results
+        .map(|results| results.div_ceil(u64::from(PAGE_SIZE)).max(1));
+    if filled.is_some_and(|filled| total > filled) {
+        return Err(undecodable(
+            crate::model::ProviderName::Telnyx,
+            &format!("list {path}"),
+            "page 1",
+            format!(
+                "meta.total_pages is {total}, but meta.total_results ({}) fills {} page(s) of {PAGE_SIZE}",
+                meta.total_results.unwrap_or_default(),
+                filled.unwrap_or_default()
+            ),
+        ));
+    }
+    if total > MAX_PAGES {
+        return Err(too_many_pages(path, total));
+    }
+    Ok(Some(total))
+}
+
+fn too_many_pages(path: &str, pages: u64) -> ProviderError {
+    undecodable(
+        crate::model::ProviderName::Telnyx,
+        &format!("list {path}"),
+        &format!("page {pages}"),
+        format!("more than {MAX_PAGES} pages of {PAGE_SIZE}; cwa reads no further"),
+    )
+}
 pub const DEFAULT_BASE_URL: &str = "https://api.telnyx.com/v2";
 
 /// The collection path of each Telnyx kind.
@@ -112,7 +153,10 @@ impl TelnyxProvider {
         filters: &[(&str, &str)],
     ) -> Result<Vec<T>, ProviderError> {
         let first: Page<T> = self.page(path, filters, 1).await?;
-        let total_pages = first.meta.as_ref().and_then(|m| m.total_pages);
+        let total_pages = match &first.meta {
+            Some(meta) => pages_to_read(path, meta)?,
+            None => None,
+        };
         let mut items = first.data;
         match total_pages {
             Some(total) if total > 1 => {
@@ -135,6 +179,9 @@ impl TelnyxProvider {
                 let mut last_len = items.len();
                 while last_len == PAGE_SIZE as usize {
                     n += 1;
+                    if n > MAX_PAGES {
+                        return Err(too_many_pages(path, n));
+                    }
                     let page: Page<T> = self.page(path, filters, n).await?;
                     last_len = page.data.len();
                     items.extend(page.data);

@@ -57,6 +57,8 @@ pub struct Page<T> {
 pub struct PageMeta {
     #[serde(default)]
     pub total_pages: Option<u64>,
+    #[serde(default)]
+    pub total_results: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
