@@ -59,8 +59,30 @@ fn show(store: &StateStore, address: &str) -> miette::Result<ExitStatus> {
         .get(&addr)
         .ok_or_else(|| StateError::Unknown(addr.to_string()))?;
     let json = serde_json::to_string_pretty(r).map_err(|e| miette::miette!("{e}"))?;
-    crate::outln!("{addr}\n{json}");
+    crate::outln!(
+        "{}\n{}",
+        crate::render::escape::terminal(&addr.to_string()),
+        json_visible(&json)
+    );
     Ok(ExitStatus::Success)
+}
+
+/// JSON whose strings carry no hidden control character: serde_json escapes C0 controls but
+/// leaves DEL, C1 controls, line separators and bidi overrides (U+202E) raw, which a terminal
+/// or a reviewer's viewer acts on. Each becomes `\uXXXX` (all are in the BMP), so the text is
+/// still the same JSON value; the structural newlines of the pretty form are kept. Which
+/// characters are hidden is `render::escape::is_hidden_control`'s rule.
+fn json_visible(json: &str) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if c != '\n' && crate::render::escape::is_hidden_control(c) {
+            let _ = write!(out, "\\u{:04X}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// `cwa state rm ADDR`: forgets one owned address under the state lock, audited; live is
@@ -87,7 +109,9 @@ fn rm(global: &GlobalArgs, store: &StateStore, address: &str) -> miette::Result<
     let mut state = store.load()?;
     state.remember_audit(&journal.audit_entries()?);
     let removed = state.forget_address(&addr, &declared)?;
-    store.save(&mut state)?;
+    // No secret changed and no session (with its fingerprint key) was opened: the
+    // fingerprints and their key id are kept as they are.
+    store.save_copy(&mut state)?;
     journal.audit(&AuditEntry {
         time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         operator: crate::state::operator(),
@@ -96,9 +120,11 @@ fn rm(global: &GlobalArgs, store: &StateStore, address: &str) -> miette::Result<
         action: "state rm".into(),
         outcome: "ok".into(),
     })?;
-    println!(
-        "Stopped managing {addr} ({}); it is still live and now shows as unmanaged.",
-        removed.id
+    let term = crate::render::escape::terminal;
+    crate::outln!(
+        "Stopped managing {} ({}); it is still live and now shows as unmanaged.",
+        term(&addr.to_string()),
+        term(&removed.id)
     );
     Ok(ExitStatus::Success)
 }

@@ -103,9 +103,10 @@ impl StateStore {
         self.write(state, None)
     }
 
-    /// Saves a state copied from another store as it is (`cwa state migrate`): the serial
-    /// moves on, the fingerprints and their key id are kept, not rebound under this process's
-    /// key (a copy must be lossless).
+    /// Saves a state whose secrets this process did not touch, as it is: a copy from another
+    /// store (`cwa state migrate`, which must be lossless) or an edit that opens no session
+    /// (`cwa state rm`, which has no fingerprint key of its own). The serial moves on; the
+    /// fingerprints and their key id are kept, not rebound under this process's key.
     pub fn save_copy(&self, state: &mut State) -> Result<(), StateError> {
         self.write(state, None)
     }

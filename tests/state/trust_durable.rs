@@ -1219,3 +1219,79 @@ async fn a_single_file_state_migrates_on_the_next_write_with_its_lineage_and_pla
     }
     assert_exit(&ctx.cwa(&["plan", "--detailed-exitcode"]).await, 0);
 }
+
+// ---------------------------------------------------------------------------------------------
+// `cwa state show` and `cwa state rm` print data from state: never as terminal control
+
+/// Characters a terminal or a viewer acts on, which no output of cwa carries raw.
+const HIDDEN: [char; 6] = [
+    '\u{1b}', '\u{7}', '\u{7f}', '\u{85}', '\u{2028}', '\u{202e}',
+];
+
+/// The repository's state with `edit` applied, written into the context's state/ as it is.
+fn state_with(ctx: &Ctx, edit: impl FnOnce(&mut State)) -> State {
+    let mut state = load(&repo_root().join("state"));
+    edit(&mut state);
+    StateStore::new(ctx.path("state"))
+        .save_copy(&mut state)
+        .unwrap();
+    load(&ctx.path("state"))
+}
+
+/// `state show` prints valid JSON whose strings escape bidi overrides, line separators, DEL
+/// and C1 controls as `\uXXXX` (serde_json leaves them raw), and the value is unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_show_escapes_bidi_and_control_characters_in_its_json() {
+    let ctx = Ctx::runbook().await;
+    let addr = "livekit_dispatch_rule.medhanialem";
+    let hostile: String = HIDDEN.iter().collect::<String>() + "Dispatch";
+    let state = state_with(&ctx, |s| {
+        let r = s.resources.get_mut(addr).unwrap();
+        let mut spec = serde_json::to_value(&r.spec).unwrap();
+        spec["name"] = hostile.clone().into();
+        r.spec = serde_json::from_value(spec).unwrap();
+        r.church = Some(format!("church{}", '\u{202e}'));
+    });
+    let out = ctx.cwa(&["state", "show", addr]).await;
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    for c in HIDDEN {
+        assert!(!text.contains(c), "{:?} raw in {text:?}", c);
+    }
+    assert!(text.to_lowercase().contains("\\u202e"), "{text}");
+    let json = text.split_once('\n').unwrap().1;
+    let shown: cwa::state::StateResource = serde_json::from_str(json).expect("valid JSON");
+    assert_eq!(&shown, &state.resources[addr], "the same value");
+}
+
+/// `state rm` prints the address and id it forgot escaped for the terminal, and keeps the
+/// fingerprints and their key id as they are (it opens no session: rebinding under a random
+/// key of its own would make the next plan see every secret as changed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_rm_escapes_its_output_and_keeps_the_fingerprint_key() {
+    let ctx = Ctx::runbook().await;
+    let addr = "livekit_dispatch_rule.melvindale";
+    let hostile_id = format!("SDR_{}]0;owned{}x{}", '\u{1b}', '\u{7}', '\u{202e}');
+    let before = state_with(&ctx, |s| {
+        s.resources.get_mut(addr).unwrap().id = hostile_id.clone();
+        s.fingerprint_key_id = Some("0123456789ab".into());
+    });
+    let out = ctx.cwa(&["state", "rm", addr]).await;
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    for c in HIDDEN {
+        assert!(!text.contains(c), "{:?} raw in {text:?}", c);
+    }
+    assert!(
+        text.contains("Stopped managing") && text.contains("\\u{1b}"),
+        "{text}"
+    );
+    let after = load(&ctx.path("state"));
+    assert_eq!(after.fingerprint_key_id.as_deref(), Some("0123456789ab"));
+    let mut expected = before.resources.clone();
+    expected.remove(addr);
+    assert_eq!(
+        after.resources, expected,
+        "every other resource, fingerprints included, kept"
+    );
+}
