@@ -13,16 +13,17 @@ use std::hint::black_box;
 use std::path::Path;
 use std::time::Duration;
 
+#[path = "world.rs"]
+mod world;
+
 use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 use cwa::config::{self, Loaded};
 use cwa::model::{Live, SecretSource};
-use cwa::plan::{Action, Plan, PlanOptions};
-use cwa::providers::{self, ClientOptions, Env};
+use cwa::plan::{Plan, PlanOptions};
 use cwa::render::{self, HumanOptions};
-use cwa::sandbox::{Sandbox, SandboxOptions};
-use cwa::state::{State, StateResource};
+use cwa::state::State;
 
 /// Everything the measured steps start from.
 struct Inputs {
@@ -45,35 +46,10 @@ fn lines() -> usize {
 fn inputs(n: usize) -> Inputs {
     let text = cwa::synthetic::lines_toml(n);
     let loaded = config::parse(Path::new("lines.toml"), &text).expect("synthetic lines parse");
-    let dir = tempfile::tempdir().expect("a scratch directory");
-    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
-    let (live, env) = runtime.block_on(async {
-        let opts = SandboxOptions::new(dir.path(), &format!("synthetic:{n}"));
-        let sandbox = Sandbox::start(opts).await.expect("the sandbox starts");
-        let env = sandbox.env();
-        let clients = ClientOptions {
-            rate_limit_rps: providers::PerProvider {
-                telnyx: 0.0,
-                livekit: 0.0,
-                twilio: 0.0,
-            },
-            ..ClientOptions::default()
-        };
-        let needed = [
-            cwa::model::ProviderName::Telnyx,
-            cwa::model::ProviderName::Livekit,
-        ];
-        let connected = providers::connect(&Env::from_pairs(env.clone()), &clients, &needed)
-            .expect("clients for the sandbox");
-        let live = cwa::session::refresh(&connected)
-            .await
-            .expect("the synthetic world reads");
-        sandbox.shutdown().await.expect("the sandbox stops");
-        (live, env)
-    });
+    let (live, env) = world::read_world(n);
     let secrets = SecretSource::with_overrides(env);
     let adopting = diff(&loaded, &State::new(), &live, &secrets);
-    let owned = owned_state(&adopting, &live);
+    let owned = world::owned_state(&adopting, &live);
     Inputs {
         text,
         loaded,
@@ -81,30 +57,6 @@ fn inputs(n: usize) -> Inputs {
         owned,
         secrets,
     }
-}
-
-/// The state an apply of an adopting plan records: every adopted address mapped to its live
-/// object.
-fn owned_state(adopting: &Plan, live: &Live) -> State {
-    let mut state = State::new();
-    for change in adopting
-        .changes
-        .iter()
-        .filter(|c| c.action == Action::Adopt)
-    {
-        let id = change.id.as_deref().expect("an adopted object has an id");
-        let object = live.get(change.kind, id).expect("adopted objects are live");
-        state.upsert(
-            &change.address,
-            StateResource {
-                id: id.to_string(),
-                spec: object.spec.clone(),
-                church: change.church.clone(),
-                protected: false,
-            },
-        );
-    }
-    state
 }
 
 /// The plan `cwa plan` computes after its refresh, by the same library call.

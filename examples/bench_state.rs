@@ -14,17 +14,17 @@
 
 #[path = "../tests/common/postgres.rs"]
 mod postgres;
+#[path = "../benches/world.rs"]
+mod world;
 
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cwa::config;
-use cwa::model::{Live, SecretSource, Spec};
-use cwa::plan::{Action, PlanOptions};
-use cwa::providers::{self, ClientOptions, Env};
-use cwa::sandbox::{Sandbox, SandboxOptions};
-use cwa::state::{State, StateResource, StateStore};
+use cwa::model::{SecretSource, Spec};
+use cwa::plan::PlanOptions;
+use cwa::state::{State, StateStore};
 
 type Error = Box<dyn std::error::Error>;
 
@@ -113,31 +113,8 @@ fn measure(n: usize, pg: Option<&postgres::PgCluster>) -> Result<(), Error> {
 
 /// The state an apply of the adopting plan of `synthetic:n` records.
 fn owned_state(n: usize) -> Result<State, Error> {
-    let text = cwa::synthetic::lines_toml(n);
-    let loaded = config::parse(Path::new("lines.toml"), &text)?;
-    let dir = tempfile::tempdir()?;
-    let runtime = tokio::runtime::Runtime::new()?;
-    let (live, env): (Live, _) = runtime.block_on(async {
-        let sandbox =
-            Sandbox::start(SandboxOptions::new(dir.path(), &format!("synthetic:{n}"))).await?;
-        let env = sandbox.env();
-        let options = ClientOptions {
-            rate_limit_rps: providers::PerProvider {
-                telnyx: 0.0,
-                livekit: 0.0,
-                twilio: 0.0,
-            },
-            ..ClientOptions::default()
-        };
-        let needed = [
-            cwa::model::ProviderName::Telnyx,
-            cwa::model::ProviderName::Livekit,
-        ];
-        let clients = providers::connect(&Env::from_pairs(env.clone()), &options, &needed)?;
-        let live = cwa::session::refresh(&clients).await?;
-        sandbox.shutdown().await?;
-        Ok::<_, Error>((live, env))
-    })?;
+    let loaded = config::parse(Path::new("lines.toml"), &cwa::synthetic::lines_toml(n))?;
+    let (live, env) = world::read_world(n);
     let secrets = SecretSource::with_overrides(env);
     let plan = cwa::session::plan_against(
         &loaded,
@@ -147,23 +124,7 @@ fn owned_state(n: usize) -> Result<State, Error> {
         PlanOptions::default(),
         &secrets,
     );
-    let mut state = State::new();
-    for change in plan.changes.iter().filter(|c| c.action == Action::Adopt) {
-        let id = change.id.as_deref().ok_or("an adopted object has an id")?;
-        let object = live
-            .get(change.kind, id)
-            .ok_or("adopted objects are live")?;
-        state.upsert(
-            &change.address,
-            StateResource {
-                id: id.to_string(),
-                spec: object.spec.clone(),
-                church: change.church.clone(),
-                protected: false,
-            },
-        );
-    }
-    Ok(state)
+    Ok(world::owned_state(&plan, &live))
 }
 
 /// What an apply of one changed `name = "…"` line writes to state: the church's inbound

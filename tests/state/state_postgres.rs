@@ -147,16 +147,21 @@ async fn apply_until_intent(ctx: &Ctx, pg: &PgCluster, ws: &str) -> (String, Chi
     (url, first)
 }
 
-/// A rerun (waiting out a lease of 2 s) succeeds, and then nothing is left to do.
-async fn rerun_converges(ctx: &Ctx, url: &str) -> std::process::Output {
-    slow(ctx, 0);
-    let rerun = cwa_pg_env(
+/// `cwa apply` waiting up to 30 s for the lease, with a lease of `ttl` seconds.
+async fn apply_waiting(ctx: &Ctx, url: &str, ttl: &str) -> std::process::Output {
+    cwa_pg_env(
         ctx,
         url,
         &["apply", "--auto-approve", "--lock-timeout", "30"],
-        &[("CWA_LEASE_TTL", "2")],
+        &[("CWA_LEASE_TTL", ttl)],
     )
-    .await;
+    .await
+}
+
+/// A rerun (waiting out a lease of 2 s) succeeds, and then nothing is left to do.
+async fn rerun_converges(ctx: &Ctx, url: &str) -> std::process::Output {
+    slow(ctx, 0);
+    let rerun = apply_waiting(ctx, url, "2").await;
     assert_exit(&rerun, 0);
     assert_converged(ctx, url).await;
     rerun
@@ -397,17 +402,8 @@ async fn a_holder_stopped_past_its_lease_writes_nothing_after_another_took_over(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     stop_between_transactions(&pg, &first);
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
     slow(&ctx, 0);
-    let second = cwa_pg_env(
-        &ctx,
-        &url,
-        &["apply", "--auto-approve", "--lock-timeout", "30"],
-        &[("CWA_LEASE_TTL", "30")],
-    )
-    .await;
-    assert_exit(&second, 0);
-    assert!(stderr(&second).contains("taking over the lease"));
+    take_over_after_its_lease(&ctx, &url).await;
     let snapshot = |pg: &PgCluster| {
         pg.psql(
             "SELECT (SELECT serial FROM cwa_states), (SELECT count(*) FROM cwa_audit), \
@@ -437,6 +433,27 @@ async fn a_holder_stopped_past_its_lease_writes_nothing_after_another_took_over(
         "nothing the paused holder did landed"
     );
     assert_converged(&ctx, &url).await;
+}
+
+/// Once a stopped holder's lease (2 s) has run out, another apply takes it over and succeeds.
+async fn take_over_after_its_lease(ctx: &Ctx, url: &str) {
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let second = apply_waiting(ctx, url, "30").await;
+    assert_exit(&second, 0);
+    assert!(stderr(&second).contains("taking over the lease"));
+}
+
+/// Waits for a background cwa to end: its exit code and its stdout and stderr together.
+async fn finished(child: Child) -> (Option<i32>, String) {
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), said)
 }
 
 /// Whether process `pid` is stopped (`T` in /proc/PID/stat).
@@ -474,27 +491,11 @@ async fn a_holder_paused_before_its_number_order_never_sends_it_after_a_take_ove
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(number_orders(&ctx), 0, "stopped before its first order");
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
-    let second = cwa_pg_env(
-        &ctx,
-        &url,
-        &["apply", "--auto-approve", "--lock-timeout", "30"],
-        &[("CWA_LEASE_TTL", "30")],
-    )
-    .await;
-    assert_exit(&second, 0);
-    assert!(stderr(&second).contains("taking over the lease"));
+    take_over_after_its_lease(&ctx, &url).await;
     assert_eq!(number_orders(&ctx), 2);
     signal(&first, "-CONT");
-    let out = tokio::task::spawn_blocking(move || first.wait_with_output().unwrap())
-        .await
-        .unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.status.code(), Some(1), "{said}");
+    let (code, said) = finished(first).await;
+    assert_eq!(code, Some(1), "{said}");
     assert!(
         said.contains("cwa::state::fenced") || said.contains("was taken over"),
         "{said}"
@@ -515,16 +516,9 @@ async fn postgres_restarted_mid_apply_is_a_clear_error_and_a_rerun_converges() {
     let (url, first) = apply_until_intent(&ctx, &pg, "restart").await;
     pg.stop();
     tokio::time::sleep(Duration::from_millis(1_500)).await;
-    let out = tokio::task::spawn_blocking(move || first.wait_with_output().unwrap())
-        .await
-        .unwrap();
+    let (code, said) = finished(first).await;
     pg.start_server();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert_eq!(code, Some(1), "{said}");
     assert!(
         said.contains("PostgreSQL state at"),
         "a clear error: {said}"

@@ -17,6 +17,15 @@ use cwa::state::{Journal, State, StateStore};
 
 const ORDERS: &str = "/v2/number_orders";
 
+/// Commands that read state first: each refuses a state it cannot read whole.
+const STATE_READERS: [&[&str]; 5] = [
+    &["apply", "--auto-approve"],
+    &["plan"],
+    &["plan", "--refresh=false"],
+    &["state", "list"],
+    &["drift"],
+];
+
 // ---------------------------------------------------------------------------------------------
 // helpers
 
@@ -70,6 +79,26 @@ fn fresh_checkout(committed: &Path, work: &Path) {
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), state.join("shards").join(entry.file_name())).unwrap();
     }
+}
+
+/// A fresh sandbox of the synthetic account and a work directory declaring
+/// [`small_declaration`].
+async fn fresh_world() -> (TestSandbox, tempfile::TempDir) {
+    let sb = TestSandbox::start("synthetic:0").await;
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("lines.toml"), small_declaration()).unwrap();
+    (sb, work)
+}
+
+/// `cwa apply` in `dir`, aborted at `crash` (`CWA_TEST_CRASH_AT`).
+async fn apply_crashing_at(sb: &TestSandbox, dir: &Path, crash: &str) -> Output {
+    cwa_in(
+        sb,
+        dir,
+        &["apply", "--auto-approve"],
+        &[("CWA_TEST_CRASH_AT", crash)],
+    )
+    .await
 }
 
 fn committed_orders(sb: &TestSandbox) -> usize {
@@ -130,19 +159,11 @@ async fn a_kill_at_any_step_rerun_from_a_fresh_clone_buys_each_number_once() {
     let mut steps_seen = 0;
     for moment in ["before", "after"] {
         for step in 1..=12 {
-            let sb = TestSandbox::start("synthetic:0").await;
-            let work = tempfile::tempdir().unwrap();
-            std::fs::write(work.path().join("lines.toml"), small_declaration()).unwrap();
+            let (sb, work) = fresh_world().await;
             fresh_checkout(committed.path(), work.path());
             let before = live_ids(&sb).await;
             let crash = format!("{moment}:{step}");
-            let killed = cwa_in(
-                &sb,
-                work.path(),
-                &["apply", "--auto-approve"],
-                &[("CWA_TEST_CRASH_AT", &crash)],
-            )
-            .await;
+            let killed = apply_crashing_at(&sb, work.path(), &crash).await;
             let crashed = killed.status.code() != Some(0);
             // A CI retry on another machine: the committed state/ only.
             fresh_checkout(committed.path(), work.path());
@@ -845,13 +866,7 @@ async fn format_version_is_one_policy_and_the_lineage_survives_migration() {
     newer["format_version"] = (cwa::state::FORMAT_VERSION + 1).into();
     let newer = serde_json::to_string_pretty(&newer).unwrap();
     std::fs::write(ctx.path("state/state.json"), &newer).unwrap();
-    for args in [
-        &["apply", "--auto-approve"][..],
-        &["plan"][..],
-        &["plan", "--refresh=false"][..],
-        &["state", "list"][..],
-        &["drift"][..],
-    ] {
+    for args in STATE_READERS {
         let out = ctx.cwa(args).await;
         assert_exit(&out, 1);
         assert!(
@@ -934,9 +949,7 @@ fn shard_files(state_dir: &Path) -> BTreeSet<String> {
 
 /// A work directory whose apply of two new churches went through, on a fresh sandbox.
 async fn applied_checkout() -> (TestSandbox, tempfile::TempDir) {
-    let sb = TestSandbox::start("synthetic:0").await;
-    let work = tempfile::tempdir().unwrap();
-    std::fs::write(work.path().join("lines.toml"), small_declaration()).unwrap();
+    let (sb, work) = fresh_world().await;
     assert_exit(
         &cwa_in(&sb, work.path(), &["apply", "--auto-approve"], &[]).await,
         0,
@@ -959,19 +972,11 @@ async fn a_save_killed_at_each_step_leaves_the_previous_or_the_new_state_whole()
         "save-gc",
     ] {
         for nth in [1, 3] {
-            let sb = TestSandbox::start("synthetic:0").await;
-            let work = tempfile::tempdir().unwrap();
-            std::fs::write(work.path().join("lines.toml"), small_declaration()).unwrap();
+            let (sb, work) = fresh_world().await;
             let state_dir = work.path().join("state");
             let before = live_ids(&sb).await;
             let crash = format!("{moment}:{nth}");
-            let killed = cwa_in(
-                &sb,
-                work.path(),
-                &["apply", "--auto-approve"],
-                &[("CWA_TEST_CRASH_AT", &crash)],
-            )
-            .await;
+            let killed = apply_crashing_at(&sb, work.path(), &crash).await;
             if killed.status.code() == Some(0) {
                 continue;
             }
@@ -1061,13 +1066,7 @@ async fn a_hand_edited_or_missing_shard_is_a_corrupt_state() {
             Some(text) => std::fs::write(&path, text).unwrap(),
             None => std::fs::remove_file(&path).unwrap(),
         }
-        for args in [
-            &["apply", "--auto-approve"][..],
-            &["plan"][..],
-            &["plan", "--refresh=false"][..],
-            &["state", "list"][..],
-            &["drift"][..],
-        ] {
+        for args in STATE_READERS {
             let out = cwa_in(&sb, work.path(), args, &[]).await;
             assert_exit(&out, 1);
             let err = stderr(&out);
