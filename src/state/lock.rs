@@ -73,6 +73,7 @@ impl StateLock {
             pg.acquire(operation, wait)?;
             return Ok(Self::Lease(pg.clone()));
         }
+        super::shards::refuse_linked_directories(&store.state_path())?;
         let deadline = Instant::now() + wait;
         loop {
             match Self::try_acquire(store, operation) {

@@ -54,6 +54,12 @@ pub enum StateError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{path} is a symbolic link: cwa writes state only inside state/, where git sees it")]
+    #[diagnostic(
+        code(cwa::state::symlink),
+        help("replace the link with a real directory holding the files it points to (`cp -rL {path} {path}.real && rm {path} && mv {path}.real {path}`)")
+    )]
+    LinkedDirectory { path: String },
     #[error("{path} is not a valid cwa state file: {detail}")]
     #[diagnostic(
         code(cwa::state::corrupt),

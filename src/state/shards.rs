@@ -106,6 +106,22 @@ pub fn data_dir(manifest_path: &Path) -> Result<PathBuf, StateError> {
         .to_path_buf())
 }
 
+/// Refuses a `shards/` or `shards-backup/` directory that is a symlink, before any write: a
+/// pull request can commit one, and a save through it would put state (or collect files)
+/// outside state/, where git never sees it. Reading through it stays allowed.
+pub fn refuse_linked_directories(manifest_path: &Path) -> Result<(), StateError> {
+    let dir = data_dir(manifest_path)?;
+    for name in [SHARDS_DIR, BACKUP_SHARDS_DIR] {
+        let path = dir.join(name);
+        if is_symlink(&path) {
+            return Err(StateError::LinkedDirectory {
+                path: path.display().to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Reads the state a manifest names: every shard found, its hash checked, every resource in
 /// the bucket its address hashes to. `reread` gives the manifest's current text, so a reader
 /// whose manifest was replaced under it (a save's garbage collection moved a shard it wanted)

@@ -31,7 +31,6 @@ fn files_under(dir: &Path) -> Vec<String> {
 /// checkout's manifest names shards it does not have) nor add or collect files there. Refused with
 /// a diagnostic before any provider write, or the link replaced by a real directory.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "src/state/shards.rs writes shards through a symlinked state/shards and moves backups through a symlinked state/shards-backup (a write outside state/, lost to git; its garbage collection removes shard-named files there); the fix belongs to the state owner"]
 async fn a_symlinked_shards_directory_never_redirects_a_write_outside_state() {
     for link in ["shards", "shards-backup"] {
         let ctx = Ctx::runbook().await;
