@@ -262,13 +262,10 @@ async fn planned_change(ctx: &Ctx, address: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
-/// Issue 14's decision: SIP header names compare case-insensitively (RFC 3261 7.3.1), in
-/// `check` as in `validate`; a header that differs from the declared one only in the case
-/// of its name is no finding.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_header_name_differing_only_in_case_is_not_a_finding() {
-    let ctx = applied().await;
-    let client = sip(&ctx);
+/// Replaces the live outbound trunk's headers with `x-telnyx-username: value`, the declared
+/// header's name in lower case, as a console edit would.
+async fn set_live_username_header(ctx: &Ctx, value: &str) {
+    let client = sip(ctx);
     let trunk = client
         .list_sip_outbound_trunk(livekit_api::services::sip::ListSIPOutboundTrunkFilter::All)
         .await
@@ -276,12 +273,21 @@ async fn a_header_name_differing_only_in_case_is_not_a_finding() {
         .into_iter()
         .find(|t| t.name == "Telnyx Outbound")
         .expect("the applied outbound trunk");
-    let mut lower = trunk.clone();
-    lower.headers = [("x-telnyx-username".to_string(), "cwaoutbound".to_string())].into();
+    let mut edited = trunk.clone();
+    edited.headers = [("x-telnyx-username".to_string(), value.to_string())].into();
     client
-        .update_sip_outbound_trunk_replace(trunk.sip_trunk_id.clone(), lower)
+        .update_sip_outbound_trunk_replace(trunk.sip_trunk_id.clone(), edited)
         .await
         .unwrap();
+}
+
+/// Issue 14's decision: SIP header names compare case-insensitively (RFC 3261 7.3.1), in
+/// `check` as in `validate`; a header that differs from the declared one only in the case
+/// of its name is no finding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_header_name_differing_only_in_case_is_not_a_finding() {
+    let ctx = applied().await;
+    set_live_username_header(&ctx, "cwaoutbound").await;
     let failed = failures(&ctx, 0).await;
     assert!(failed.is_empty(), "{failed:?}");
 
@@ -302,32 +308,14 @@ async fn a_header_name_differing_only_in_case_is_not_a_finding() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_header_name_differing_only_in_case_plans_no_change() {
     let ctx = applied().await;
-    let client = sip(&ctx);
-    let trunk = client
-        .list_sip_outbound_trunk(livekit_api::services::sip::ListSIPOutboundTrunkFilter::All)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|t| t.name == "Telnyx Outbound")
-        .expect("the applied outbound trunk");
-    let mut lower = trunk.clone();
-    lower.headers = [("x-telnyx-username".to_string(), "cwaoutbound".to_string())].into();
-    client
-        .update_sip_outbound_trunk_replace(trunk.sip_trunk_id.clone(), lower)
-        .await
-        .unwrap();
+    set_live_username_header(&ctx, "cwaoutbound").await;
     let change = planned_change(&ctx, "livekit_outbound_trunk.telnyx").await;
     assert!(
         change.is_null() || change["fields"] == json!([]),
         "{change:#}"
     );
 
-    let mut stale = trunk.clone();
-    stale.headers = [("x-telnyx-username".to_string(), "stale".to_string())].into();
-    client
-        .update_sip_outbound_trunk_replace(trunk.sip_trunk_id.clone(), stale)
-        .await
-        .unwrap();
+    set_live_username_header(&ctx, "stale").await;
     let change = planned_change(&ctx, "livekit_outbound_trunk.telnyx").await;
     let paths: Vec<&str> = change["fields"]
         .as_array()
