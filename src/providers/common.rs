@@ -2,6 +2,8 @@
 //! way, resolved references, the fingerprint of a secret a provider shows, and "already gone"
 //! meaning done for a delete. One copy here, so the clients cannot drift apart on them.
 
+use std::collections::HashSet;
+
 use serde::de::DeserializeOwned;
 
 use super::ProviderError;
@@ -91,6 +93,53 @@ pub fn gone_is_done<T>(result: Result<T, ProviderError>) -> Result<(), ProviderE
     }
 }
 
+/// The most pages cwa reads of one list, at any provider: millions of objects, far past any
+/// account cwa manages. A server that would have more is broken or hostile, and reading on
+/// would never end (nor would the memory the items take).
+pub const MAX_PAGES: u64 = 10_000;
+
+/// The pages of one list as they are read, so that a list always ends: past [`MAX_PAGES`], or
+/// at a page whose cursor (a next link, an `after_id`, a page number) was already read, the
+/// list is [`undecodable`] instead of read again. Every client's paging loop asks it first.
+pub struct Pages {
+    provider: ProviderName,
+    operation: String,
+    seen: HashSet<String>,
+}
+
+impl Pages {
+    pub fn new(provider: ProviderName, operation: impl Into<String>) -> Self {
+        Self {
+            provider,
+            operation: operation.into(),
+            seen: HashSet::new(),
+        }
+    }
+
+    /// Accounts for reading the page at `cursor`, or refuses it.
+    pub fn read(&mut self, cursor: &str) -> Result<(), ProviderError> {
+        if !self.seen.insert(cursor.to_string()) {
+            return Err(self.refused(cursor, "the server sent this page's cursor again"));
+        }
+        if self.seen.len() as u64 > MAX_PAGES {
+            return Err(self.refused(
+                cursor,
+                format!("more than {MAX_PAGES} pages; cwa reads no further"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn refused(&self, cursor: &str, why: impl ToString) -> ProviderError {
+        undecodable(
+            self.provider,
+            &self.operation,
+            &format!("page {}", self.seen.len().max(1)),
+            format!("{} (cursor {cursor:?})", why.to_string()),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,5 +173,20 @@ mod tests {
         assert!(gone_is_done::<()>(Err(gone)).is_ok());
         assert!(shown_secret(Some("")).is_none());
         assert!(shown_secret(Some("pw")).is_some());
+    }
+
+    #[test]
+    fn a_list_ends_at_a_repeated_cursor_or_past_the_page_limit() {
+        let mut pages = Pages::new(ProviderName::Twilio, "list trunks");
+        pages.read("/a").unwrap();
+        pages.read("/b").unwrap();
+        let again = pages.read("/a").unwrap_err().to_string();
+        assert!(again.contains("cursor"), "{again}");
+
+        let mut endless = Pages::new(ProviderName::Livekit, "list inbound trunks");
+        let refused = (0..=MAX_PAGES)
+            .map(|n| endless.read(&format!("ST_{n:08}")))
+            .position(|r| r.is_err());
+        assert_eq!(refused, Some(MAX_PAGES as usize));
     }
 }

@@ -198,3 +198,65 @@ fn hostile_reset_once(reset: &'static str) {
     assert!(!err.contains("panicked"), "reset {reset}: {err}");
     assert_eq!(out.status.code(), Some(0), "reset {reset}: {err}");
 }
+
+const TWILIO_ONLY: &str = "version = 1\n\n[policy]\ntwilio = \"read-only\"\n\n[twilio.trunk.main]\nname = \"Main\"\ndomain_name = \"main.pstn.twilio.com\"\n";
+
+/// Paging at Twilio: a `next_page_uri` that leads back to a page already read (a server that
+/// loops, or a hostile one) made `cwa plan` read the same page forever, memory growing with
+/// every copy. A list ends at a cursor it has read before (`providers::common::Pages`, the
+/// rule all three clients' paging loops ask), with a diagnostic.
+#[test]
+fn a_twilio_next_page_that_loops_back_ends_the_command() {
+    for next in [
+        "/v1/Trunks?PageSize=1000",
+        "/v1/Trunks?Page=1&PageSize=1000",
+    ] {
+        let body = format!(
+            r#"{{"trunks":[],"meta":{{"next_page_url":"https://trunking.twilio.com{next}"}}}}"#
+        );
+        let url = serve(move |line| {
+            if line.contains("/Trunks") {
+                ("200 OK", String::new(), body.clone())
+            } else {
+                (
+                    "200 OK",
+                    String::new(),
+                    r#"{"incoming_phone_numbers":[],"next_page_uri":null}"#.to_string(),
+                )
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("lines.toml"), TWILIO_ONLY).unwrap();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cwa"))
+            .current_dir(dir.path())
+            .args(["plan"])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("NO_COLOR", "1")
+            .env("TWILIO_ACCOUNT_SID", "AC00000000000000000000000000000000")
+            .env("TWILIO_AUTH_TOKEN", "TOKEN_audit_wire")
+            .env("TWILIO_API_BASE_URL", &url)
+            .env("TWILIO_TRUNKING_BASE_URL", &url)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("cwa runs");
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(30) && child.try_wait().unwrap().is_none() {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let still_paging = child.try_wait().unwrap().is_none();
+        if still_paging {
+            let _ = child.kill();
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            !still_paging,
+            "{next}: cwa plan was still paging after 30 s"
+        );
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{next}: {err}");
+        assert!(err.contains("cwa::provider::decode"), "{next}: {err}");
+        assert!(err.contains("cursor"), "{next}: {err}");
+    }
+}

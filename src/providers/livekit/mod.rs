@@ -52,7 +52,7 @@ use prost::Message;
 use reqwest::{Method, Url};
 use serde_json::{json, Value};
 
-use super::common::{from_json, gone_is_done, live_ids, not_mine};
+use super::common::{from_json, gone_is_done, live_ids, not_mine, Pages};
 use super::http::{self, Auth, Body, Call, Gate, HttpClient, Retry, WriteGuard};
 use super::{post_once, ClientOptions, Env, Provider, ProviderError, WriteRequest};
 use crate::model::canonical;
@@ -353,7 +353,9 @@ impl LivekitProvider {
     {
         let mut out = Vec::new();
         let mut after = String::new();
+        let mut pages = Pages::new(ProviderName::Livekit, format!("list {object}"));
         loop {
+            pages.read(&after)?;
             let page = proto::Pagination {
                 after_id: after.clone(),
                 limit: PAGE_LIMIT,

@@ -26,7 +26,7 @@ use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Map, Value};
 
-use super::common::{gone_is_done, live_id, not_mine, undecodable};
+use super::common::{gone_is_done, live_id, not_mine, undecodable, MAX_PAGES};
 use super::http::{self, Auth, Body, Call, HttpClient, WriteGuard};
 use super::{post_once, ClientOptions, Env, Provider, ProviderError, WriteRequest};
 use crate::model::canonical;
@@ -45,10 +45,6 @@ const API_KEY_ENV: &str = "TELNYX_API_KEY";
 pub const REQUIRED_ENV: &[&str] = &[API_KEY_ENV];
 /// The largest page Telnyx serves.
 pub const PAGE_SIZE: u32 = 250;
-
-/// The most pages one list is read to: 2,500,000 objects, far past any account cwa manages. A
-/// server claiming more is broken or hostile, and reading on would never end.
-const MAX_PAGES: u64 = 10_000;
 
 /// How many pages a list has, from its first answer's `meta`: `total_pages`, once it agrees
 /// with the answer's own `total_results` (no more pages than those results fill) and stays

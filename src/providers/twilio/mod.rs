@@ -20,7 +20,7 @@ use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::common::{from_json, gone_is_done, live_id, not_mine, undecodable};
+use super::common::{from_json, gone_is_done, live_id, not_mine, undecodable, Pages};
 use super::http::{self, Auth, Body, Call, HttpClient, WriteGuard};
 use super::{post_once, ClientOptions, Env, Provider, ProviderError, WriteRequest};
 use crate::model::{
@@ -119,7 +119,9 @@ impl TwilioProvider {
         let mut items = Vec::new();
         let sep = if first.contains('?') { '&' } else { '?' };
         let mut next = Some(format!("{first}{sep}PageSize={PAGE_SIZE}"));
+        let mut pages = Pages::new(P, format!("list {key}"));
         while let Some(path) = next.take() {
+            pages.read(&path)?;
             let url = http::join(base, &path);
             let page: Value = self
                 .http
