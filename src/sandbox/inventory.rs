@@ -44,9 +44,25 @@ pub fn is_toll_free(npa: &str) -> bool {
     matches!(npa, "800" | "833" | "844" | "855" | "866" | "877" | "888")
 }
 
+/// Whether any number is for sale in `npa`: an area code the NANP has assigned or could
+/// assign to a place, or a toll-free one. None in N11 (service codes such as 911), N9X, 37X and
+/// 96X (held back for expansion), 555, or the other N00 codes (500, 600, 700, 900: personal,
+/// Canadian and premium services no local search sells). The NANPA's rules, kept apart from
+/// cwa's own validate so the two can disagree and a test find it.
+pub fn sells_in(npa: &str) -> bool {
+    let b = npa.as_bytes();
+    is_area_code(npa)
+        && !(b[1] == b'1' && b[2] == b'1')
+        && b[1] != b'9'
+        && !npa.starts_with("37")
+        && !npa.starts_with("96")
+        && npa != "555"
+        && !(b[1] == b'0' && b[2] == b'0' && !is_toll_free(npa))
+}
+
 /// Every number for sale in `npa`, before removing those already sold, in a fixed order.
 pub fn numbers_in(npa: &str) -> Vec<String> {
-    if !is_area_code(npa) {
+    if !sells_in(npa) {
         return Vec::new();
     }
     let [first, second] = exchanges(npa);
@@ -145,5 +161,17 @@ mod tests {
             assert!(numbers.iter().any(|n| n.ends_with("5000")));
         }
         assert!(numbers_in("055").is_empty());
+    }
+
+    #[test]
+    fn nothing_is_sold_where_no_place_has_numbers() {
+        for npa in [
+            "911", "411", "299", "390", "370", "379", "960", "555", "500", "900",
+        ] {
+            assert!(numbers_in(npa).is_empty(), "{npa}");
+        }
+        for npa in ["212", "800", "888", "416", "469"] {
+            assert!(!numbers_in(npa).is_empty(), "{npa}");
+        }
     }
 }
