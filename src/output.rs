@@ -61,6 +61,76 @@ fn write_or_close(w: &mut impl Write, text: &str, closed: &AtomicBool) {
     }
 }
 
+/// The report handler every diagnostic goes through: it renders with `inner` (miette's
+/// graphical handler), then shows every control character the text carries as a visible
+/// escape, so a value quoted in a message (a number, an id, a provider's error body) cannot
+/// send a window title, a line erase or a bidi override to the terminal. Newlines and tabs
+/// lay the report out; with colors on, the renderer's own SGR sequences (`ESC [ … m`) are kept.
+pub struct SafeReports {
+    inner: Box<dyn miette::ReportHandler>,
+    color: bool,
+}
+
+impl SafeReports {
+    pub fn new(inner: Box<dyn miette::ReportHandler>, color: bool) -> Self {
+        Self { inner, color }
+    }
+}
+
+impl std::fmt::Debug for SafeReports {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SafeReports")
+            .field("color", &self.color)
+            .finish()
+    }
+}
+
+impl miette::ReportHandler for SafeReports {
+    fn debug(
+        &self,
+        error: &dyn miette::Diagnostic,
+        f: &mut std::fmt::Formatter<'_>,
+    ) -> std::fmt::Result {
+        struct Rendered<'a>(&'a dyn miette::ReportHandler, &'a dyn miette::Diagnostic);
+        impl std::fmt::Display for Rendered<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.debug(self.1, f)
+            }
+        }
+        let text = Rendered(self.inner.as_ref(), error).to_string();
+        f.write_str(&shown_controls(&text, self.color))
+    }
+}
+
+/// `text` with every hidden control but newline and tab escaped (`render::escape::terminal`);
+/// with `color`, SGR sequences (`ESC [ digits ; … m`) are left as they are.
+fn shown_controls(text: &str, color: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        let sgr = color.then(|| sgr_len(rest)).flatten();
+        let len = sgr.unwrap_or(c.len_utf8());
+        let (head, tail) = rest.split_at(len);
+        if sgr.is_some() || c == '\n' || c == '\t' {
+            out.push_str(head);
+        } else {
+            out.push_str(&crate::render::escape::terminal(head));
+        }
+        rest = tail;
+    }
+    out
+}
+
+/// The length of the SGR sequence `text` starts with, if it starts with one.
+fn sgr_len(text: &str) -> Option<usize> {
+    let body = text.strip_prefix("\u{1b}[")?;
+    let params = body
+        .bytes()
+        .take_while(|b| b.is_ascii_digit() || *b == b';')
+        .count();
+    (body.as_bytes().get(params) == Some(&b'm')).then_some(2 + params + 1)
+}
+
 /// `print!` that never panics on a closed pipe.
 #[macro_export]
 macro_rules! out {
@@ -103,6 +173,19 @@ mod tests {
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
+    }
+
+    #[test]
+    fn reports_show_controls_but_keep_layout_and_their_own_colors() {
+        let text = "\u{1b}[31mx\u{1b}[0m \u{1b}]0;t\u{7} \u{202e}\n\ty";
+        assert_eq!(
+            shown_controls(text, true),
+            "\u{1b}[31mx\u{1b}[0m \\u{1b}]0;t\\u{7} \\u{202e}\n\ty"
+        );
+        assert_eq!(
+            shown_controls(text, false),
+            "\\u{1b}[31mx\\u{1b}[0m \\u{1b}]0;t\\u{7} \\u{202e}\n\ty"
+        );
     }
 
     #[test]

@@ -38,7 +38,7 @@ async fn run(session: &Session, args: &ApplyArgs) -> miette::Result<ExitStatus> 
     let plan = planned.plan.clone();
     if let Some(path) = &args.plan_file {
         for warning in crate::plan::saved::check_file(path, &plan)? {
-            eprintln!("warning: {warning}");
+            crate::errln!("warning: {warning}");
         }
     }
     let unprotect = crate::protection::unprotect_requests(&plan, &args.unprotect).map_err(|e| {
@@ -127,7 +127,7 @@ async fn execute(
         .with_hook(std::sync::Arc::new(render::progress::Progress::for_stderr()));
     for id in unprotect {
         executor.unprotect(id).await?;
-        println!("Unprotected {id}: it is no longer hard-locked from the next plan on.");
+        crate::outln!("Unprotected {id}: it is no longer hard-locked from the next plan on.");
     }
     watch_interrupts(executor.stop_flag());
     crate::outln!();

@@ -33,6 +33,8 @@ pub fn init_logging(global: &GlobalArgs) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // On a closed stderr its own error report is an `eprintln!`, which panics (exit 101).
+        .log_internal_errors(false)
         .with_ansi(color_enabled(global))
         .try_init();
 }
@@ -49,14 +51,13 @@ pub fn color_enabled(global: &GlobalArgs) -> bool {
 pub fn install_miette_hook(global: &GlobalArgs) {
     let color = color_enabled(global);
     let _ = miette::set_hook(Box::new(move |_| {
-        Box::new(
-            miette::MietteHandlerOpts::new()
-                .color(color)
-                .unicode(color)
-                .terminal_links(false)
-                .width(100)
-                .build(),
-        )
+        let graphical = miette::MietteHandlerOpts::new()
+            .color(color)
+            .unicode(color)
+            .terminal_links(false)
+            .width(100)
+            .build();
+        Box::new(crate::output::SafeReports::new(Box::new(graphical), color))
     }));
 }
 

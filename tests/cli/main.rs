@@ -25,6 +25,8 @@ mod plan;
 mod plan_twilio_domains;
 mod provider_limits;
 mod redteam;
+mod redteam_input;
+mod redteam_pipes;
 mod review;
 mod secrets;
 mod telnyx_fidelity;

@@ -8,6 +8,7 @@ impl Expander<'_> {
         let raw = self.raw;
         let mut out: Vec<Church> = Vec::new();
         let mut ids: BTreeMap<uuid::Uuid, SourceSpan> = BTreeMap::new();
+        let mut names: BTreeMap<String, SourceSpan> = BTreeMap::new();
         for block in &raw.churches {
             let Some(church) = self.church(block) else {
                 self.check_numbers_only(block);
@@ -29,11 +30,40 @@ impl Expander<'_> {
             }
             ids.insert(church.id, block.raw.id.as_ref().map_or(block.span, span_of));
             for line in church_lines(block) {
+                if self.line_name_taken(&mut names, &line) {
+                    continue;
+                }
                 self.church_line(&church, &line);
             }
             out.push(church);
         }
         out
+    }
+
+    /// Whether another church line already expands to `line`'s name (`[church.a_b]` and
+    /// `[church.a.lines.b]` both make `telnyx_number.a_b`): reported at both places, since
+    /// one would silently replace the other's number, trunk and rule.
+    fn line_name_taken(
+        &mut self,
+        names: &mut BTreeMap<String, SourceSpan>,
+        line: &LineDecl,
+    ) -> bool {
+        let Some(first) = names.get(&line.name).copied() else {
+            names.insert(line.name.clone(), line.span);
+            return false;
+        };
+        let addr = Address::new(Kind::TelnyxNumber, &line.name);
+        self.push(
+            Problem::error(
+                ProblemKind::DuplicateChurch,
+                line.span,
+                "same resource name again",
+                format!("two church lines are both {addr} (and its trunk and rule)"),
+            )
+            .with_label(first, "first here")
+            .with_help("a line's resources are named <church key>_<line key>: rename one church key or line key"),
+        );
+        true
     }
 
     /// A church that could not be built still has its numbers checked, so one run reports
