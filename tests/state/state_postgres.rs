@@ -115,25 +115,6 @@ fn signal(child: &Child, sig: &str) {
     assert!(ok, "kill {sig} {}", child.id());
 }
 
-/// SIGSTOPs `child` at an instant it has no transaction open. A holder stopped inside one (a
-/// state save, a journal write) keeps the lease row locked `FOR UPDATE`, which no take-over
-/// gets past: a liveness gap of the PostgreSQL backend, found when the apply pipeline
-/// (issue 17) made saves overlap the number orders, and reported; this test is about a
-/// holder stopped between its writes.
-fn stop_between_transactions(pg: &PgCluster, child: &Child) {
-    loop {
-        signal(child, "-STOP");
-        std::thread::sleep(Duration::from_millis(50));
-        let open = pg
-            .psql("SELECT count(*) FROM pg_stat_activity WHERE state LIKE 'idle in transaction%'");
-        if open.trim() == "0" {
-            return;
-        }
-        signal(child, "-CONT");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 /// Starts a slow apply of workspace `ws` and returns once it journaled a create intent.
 async fn apply_until_intent(ctx: &Ctx, pg: &PgCluster, ws: &str) -> (String, Child) {
     let url = pg.url(&format!("workspace={ws}"));
@@ -401,16 +382,12 @@ async fn a_holder_stopped_past_its_lease_writes_nothing_after_another_took_over(
         assert!(Instant::now() < deadline, "the first apply never ordered");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    stop_between_transactions(&pg, &first);
+    // At whatever instant that is: between writes, or inside a save's or a journal write's
+    // transaction (the lease row locked FOR UPDATE).
+    signal(&first, "-STOP");
     slow(&ctx, 0);
     take_over_after_its_lease(&ctx, &url).await;
-    let snapshot = |pg: &PgCluster| {
-        pg.psql(
-            "SELECT (SELECT serial FROM cwa_states), (SELECT count(*) FROM cwa_audit), \
-             (SELECT count(*) FROM cwa_journal), (SELECT md5(string_agg(address || id || spec::text, ',' ORDER BY address)) FROM cwa_resources)",
-        )
-    };
-    let before = snapshot(&pg);
+    let before = state_snapshot(&pg);
     signal(&first, "-CONT");
     let out = tokio::task::spawn_blocking(move || first.wait_with_output().unwrap())
         .await
@@ -428,19 +405,32 @@ async fn a_holder_stopped_past_its_lease_writes_nothing_after_another_took_over(
         "the paused holder says its lease was taken: {said}\n{err}"
     );
     assert_eq!(
-        snapshot(&pg),
+        state_snapshot(&pg),
         before,
         "nothing the paused holder did landed"
     );
     assert_converged(&ctx, &url).await;
 }
 
-/// Once a stopped holder's lease (2 s) has run out, another apply takes it over and succeeds.
+/// Once a stopped holder's lease (2 s) has run out, another apply takes it over and succeeds,
+/// within 90 s (a take-over that waits on the stopped holder fails the test, not hangs it).
 async fn take_over_after_its_lease(ctx: &Ctx, url: &str) {
     tokio::time::sleep(Duration::from_millis(2_500)).await;
-    let second = apply_waiting(ctx, url, "30").await;
-    assert_exit(&second, 0);
-    assert!(stderr(&second).contains("taking over the lease"));
+    let second = spawn_apply_env(
+        ctx,
+        url,
+        "30",
+        ctx.work.path(),
+        &[("CWA_OPERATOR", "second@cwa")],
+    );
+    let pid = second.id().to_string();
+    let Ok((code, said)) = tokio::time::timeout(Duration::from_secs(90), finished(second)).await
+    else {
+        let _ = Command::new("kill").args(["-KILL", &pid]).status();
+        panic!("the take-over was still waiting after 90 s (on the stopped holder?)");
+    };
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("taking over the lease"), "{said}");
 }
 
 /// Waits for a background cwa to end: its exit code and its stdout and stderr together.
@@ -701,4 +691,256 @@ number = "+14149990123"
         number_of(&pg, "00000000-0000-4000-8000-00000000ffff"),
         "+13125550000|Theirs"
     );
+}
+
+/// What the workspace holds (serial, audit and journal counts, a digest of the resource
+/// rows): unchanged by anything a fenced holder does.
+fn state_snapshot(pg: &PgCluster) -> String {
+    pg.psql(
+        "SELECT (SELECT serial FROM cwa_states), (SELECT count(*) FROM cwa_audit), \
+         (SELECT count(*) FROM cwa_journal), (SELECT md5(string_agg(address || id || spec::text, ',' ORDER BY address)) FROM cwa_resources)",
+    )
+}
+
+/// How many sessions are idle inside an open transaction.
+fn idle_in_transaction(pg: &PgCluster) -> i64 {
+    pg.psql("SELECT count(*) FROM pg_stat_activity WHERE state LIKE 'idle in transaction%'")
+        .parse()
+        .unwrap()
+}
+
+/// A holder stopped (SIGSTOP) inside a state save's transaction, its rows written but not
+/// committed and the lease row locked `FOR UPDATE`, past its lease: the take-over still
+/// proceeds (the server ends a session idle in a transaction for longer than half a lease,
+/// which aborts the save), and once resumed the holder is refused: its save never lands, nor
+/// anything after it. (Before, the take-over waited on the row lock for as long as the holder
+/// stayed stopped.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_stopped_inside_a_save_is_taken_over_and_its_save_never_lands() {
+    let Some((ctx, pg)) = setup().await else {
+        return;
+    };
+    let url = pg.url("workspace=insave");
+    let first = spawn_apply_env(
+        &ctx,
+        &url,
+        "2",
+        ctx.work.path(),
+        &[("CWA_TEST_STOP_AT", "pg-save:1")],
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !is_stopped(first.id()) {
+        assert!(
+            Instant::now() < deadline,
+            "the first apply never reached its first save"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        idle_in_transaction(&pg),
+        1,
+        "stopped inside the save's transaction"
+    );
+    take_over_after_its_lease(&ctx, &url).await;
+    assert_eq!(
+        idle_in_transaction(&pg),
+        0,
+        "the stopped save's transaction was ended"
+    );
+    let before = state_snapshot(&pg);
+    signal(&first, "-CONT");
+    let (code, said) = finished(first).await;
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("was taken over (it held generation"),
+        "the resumed holder is refused (Fenced): {said}"
+    );
+    assert_eq!(
+        state_snapshot(&pg),
+        before,
+        "nothing the stopped holder did landed"
+    );
+    assert_converged(&ctx, &url).await;
+}
+
+/// `url` connecting as `role` instead of the cluster's superuser.
+fn as_role(url: &str, role: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("a URL");
+    let (_, host) = rest.split_once('@').expect("a user in the URL");
+    format!("{scheme}://{role}@{host}")
+}
+
+/// README, "What to grant": once an owner created the tables, a role with only `SELECT,
+/// INSERT, UPDATE, DELETE` on them and `USAGE` on their sequences plans, applies and unlocks;
+/// and a role given a schema of its own (`CREATE SCHEMA cwa AUTHORIZATION cwa`, the
+/// `search_path` option) creates its tables there on its first run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_with_only_the_readmes_grants_plans_and_applies() {
+    let Some((ctx, pg)) = setup().await else {
+        return;
+    };
+    assert_exit(&cwa_pg(&ctx, &pg.url(""), &["state", "list"]).await, 0);
+    pg.psql(
+        "CREATE ROLE runner LOGIN; \
+         GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO runner; \
+         GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO runner;",
+    );
+    let url = as_role(&pg.url("workspace=granted"), "runner");
+    let plan = cwa_pg(&ctx, &url, &["plan"]).await;
+    assert_exit(&plan, 0);
+    assert_exit(&cwa_pg(&ctx, &url, &["apply", "--auto-approve"]).await, 0);
+    assert_exit(
+        &cwa_pg(&ctx, &url, &["plan", "--detailed-exitcode"]).await,
+        0,
+    );
+    assert_eq!(
+        pg.psql("SELECT count(*) > 10 FROM cwa_resources WHERE workspace = 'granted'"),
+        "t"
+    );
+    assert_eq!(number_orders(&ctx), 2);
+    pg.psql("CREATE ROLE cwa LOGIN; CREATE SCHEMA cwa AUTHORIZATION cwa;");
+    let own = as_role(&pg.url("workspace=own&options=-csearch_path%3Dcwa"), "cwa");
+    assert_exit(&cwa_pg(&ctx, &own, &["state", "list"]).await, 0);
+    assert_eq!(
+        pg.psql(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'cwa' AND tablename LIKE 'cwa\\_%'"
+        ),
+        "7",
+        "its own tables, in its own schema"
+    );
+}
+
+/// README, "Pull requests from forks": after an apply to PostgreSQL the workflow writes a
+/// secret-free snapshot (`cwa state migrate --to state`); a fork's pull request, with neither
+/// the database URL nor any provider credential, plans against it (`--refresh=false`) and
+/// sees no change; the next apply's snapshot replaces it (same lineage).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forks_pull_request_plans_against_the_snapshot_without_the_database() {
+    let Some((ctx, pg)) = setup().await else {
+        return;
+    };
+    let url = pg.url("workspace=forked");
+    let fork_plan = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_cwa"))
+            .current_dir(ctx.work.path())
+            .args(["plan", "--refresh=false", "--detailed-exitcode"])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("cwa runs");
+        (
+            out.status.code(),
+            format!("{}{}", stdout(&out), stderr(&out)),
+        )
+    };
+    let secrets: Vec<String> = ctx
+        .sb
+        .sandbox
+        .env()
+        .into_iter()
+        .filter(|(k, _)| !k.ends_with("_URL") && !k.ends_with("_SID"))
+        .map(|(_, v)| v)
+        .collect();
+    for round in 0..2 {
+        if round == 1 {
+            ctx.set_lines_toml(
+                &ctx.lines_toml()
+                    .replace("Grace Chapel", "Grace Chapel Renamed"),
+            );
+        }
+        assert_exit(&cwa_pg(&ctx, &url, &["apply", "--auto-approve"]).await, 0);
+        assert_exit(
+            &cwa_pg(&ctx, &url, &["state", "migrate", "--to", "state"]).await,
+            0,
+        );
+        let (code, said) = fork_plan();
+        assert_eq!(code, Some(0), "round {round}: {said}");
+        for file in walk(&ctx.path("state")) {
+            let text = String::from_utf8_lossy(&std::fs::read(&file).unwrap()).into_owned();
+            for secret in &secrets {
+                assert!(
+                    !text.contains(secret.as_str()),
+                    "{} holds a credential",
+                    file.display()
+                );
+            }
+        }
+    }
+    let snapshot = StateStore::new(ctx.path("state")).load().unwrap();
+    let remote = StateStore::open(std::path::Path::new(&url), None)
+        .unwrap()
+        .load()
+        .unwrap();
+    assert_eq!(snapshot.lineage, remote.lineage);
+    assert_eq!(snapshot.resources, remote.resources);
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// `cwa import` into a PostgreSQL workspace: refused while another holds the lease, naming
+/// it; then it writes the rows (no state/ directory) and a plan against them has no change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_into_postgres_waits_for_the_lease_then_plans_clean() {
+    let Some(pg) = PgCluster::start() else {
+        return;
+    };
+    let ctx = Ctx::with_world("synthetic:6", "version = 1\n").await;
+    let url = pg.url("workspace=imported");
+    let store = StateStore::open(std::path::Path::new(&url), None).unwrap();
+    let lock = StateLock::acquire(&store, "held by the test", Duration::ZERO).unwrap();
+    let refused = cwa_pg(&ctx, &url, &["import"]).await;
+    assert_exit(&refused, 1);
+    assert!(
+        stderr(&refused).contains("cwa::state::leased"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(ctx.lines_toml(), "version = 1\n", "nothing written");
+    drop(lock);
+    let out = cwa_pg(&ctx, &url, &["import"]).await;
+    assert_exit(&out, 0);
+    assert!(ctx.writes().is_empty(), "import wrote: {:?}", ctx.writes());
+    assert!(!ctx.path("state").exists(), "no state/ directory");
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM cwa_resources WHERE workspace = 'imported'"),
+        (6 * 3 + 3).to_string()
+    );
+    assert_exit(
+        &cwa_pg(&ctx, &url, &["plan", "--detailed-exitcode"]).await,
+        0,
+    );
+}
+
+/// A database whose schema a newer cwa migrated is refused before anything is read or
+/// written, as a newer state file is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_migrated_by_a_newer_cwa_is_refused() {
+    let Some((ctx, pg)) = setup().await else {
+        return;
+    };
+    let url = pg.url("workspace=newer");
+    assert_exit(&cwa_pg(&ctx, &url, &["state", "list"]).await, 0);
+    pg.psql("INSERT INTO cwa_schema (version) VALUES (999)");
+    let refused = cwa_pg(&ctx, &url, &["apply", "--auto-approve"]).await;
+    assert_exit(&refused, 1);
+    assert!(
+        stderr(&refused).contains("cwa::state::newer_schema"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(number_orders(&ctx), 0, "nothing bought");
+    assert_eq!(pg.psql("SELECT count(*) FROM cwa_states"), "0");
 }

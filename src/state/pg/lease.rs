@@ -3,6 +3,16 @@
 //! leaks through a pool nor vanishes when the server restarts), and it is per workspace (no
 //! global lock for everyone). Times are the server's clock, so machines whose clocks differ
 //! agree on expiry.
+//!
+//! Liveness: the lease row is locked `FOR UPDATE` by every write (the fence), so a holder
+//! stopped inside a transaction (SIGSTOP, a debugger, a VM paused) would keep it locked, and
+//! every take-over would wait on it for as long as the holder stays stopped.
+//! [`bound_waits`] sets each session's `idle_in_transaction_session_timeout` to half a lease:
+//! the server then ends a session idle inside a transaction that long, which aborts its
+//! transaction and releases its locks before its lease can expire, so the take-over proceeds
+//! and the stopped holder, once resumed, finds its connection gone and its lease taken
+//! (`Fenced`). `lock_timeout` (also half a lease) bounds every wait on a lock, so a waiter
+//! answers "held by …" rather than hanging whatever the holder does.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -52,11 +62,52 @@ struct Row {
     live: bool,
 }
 
-const SELECT_ROW: &str = "SELECT generation, holder, pid, operation, \
+/// The lease row as read without taking its lock (by a taker that found it locked).
+const SELECT_ROW_UNLOCKED: &str = "SELECT generation, holder, pid, operation, \
      to_char(acquired_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), \
      to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), \
      coalesce(expires_at > now(), false) \
-     FROM cwa_leases WHERE workspace = $1 FOR UPDATE";
+     FROM cwa_leases WHERE workspace = $1";
+
+/// The lease row, locked for the rest of the transaction.
+fn select_row() -> String {
+    format!("{SELECT_ROW_UNLOCKED} FOR UPDATE")
+}
+
+/// Bounds how long this session can hold or wait for a lock, below the lease's TTL (see the
+/// module's doc): `idle_in_transaction_session_timeout` and `lock_timeout` at half of it.
+/// No `statement_timeout`: a statement that is merely slow (a large first save) holds the
+/// lease row while it runs, which is what the fence is for; a stopped client is the case
+/// that never ends, and it is idle, not running.
+pub async fn bound_waits(client: &tokio_postgres::Client) -> Result<(), tokio_postgres::Error> {
+    let half = (lease_ttl() / 2)
+        .max(Duration::from_millis(100))
+        .as_millis();
+    client
+        .batch_execute(&format!(
+            "SET idle_in_transaction_session_timeout = {half}; SET lock_timeout = {half}"
+        ))
+        .await
+}
+
+/// Whether a statement gave up waiting for a lock (`lock_timeout`, SQLSTATE 55P03).
+fn is_lock_timeout(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE)
+}
+
+/// The workspace's current lease generation, read without locking (0 before any lease).
+pub async fn current_generation(inner: &Arc<Inner>) -> Result<i64, StateError> {
+    let guard = inner.client().await?;
+    let client = guard.as_ref().expect("connected");
+    Ok(client
+        .query_opt(
+            "SELECT generation FROM cwa_leases WHERE workspace = $1",
+            &[&inner.target.workspace],
+        )
+        .await
+        .map_err(inner.error("read the lease on"))?
+        .map_or(0, |r| r.get(0)))
+}
 
 fn row(r: &tokio_postgres::Row) -> Row {
     let holder = r.get::<_, Option<String>>(1).map(|holder| LockInfo {
@@ -110,10 +161,17 @@ async fn try_acquire(
         .await
         .map_err(&fail)?;
     let tx = client.transaction().await.map_err(&fail)?;
-    let before = row(&tx
-        .query_one(SELECT_ROW, &[&inner.target.workspace])
+    let before = match tx
+        .query_one(&select_row(), &[&inner.target.workspace])
         .await
-        .map_err(&fail)?);
+    {
+        Ok(r) => row(&r),
+        Err(e) if is_lock_timeout(&e) => {
+            drop(tx);
+            return Ok(Err(locked_by(client, inner).await?));
+        }
+        Err(e) => return Err(fail(e)),
+    };
     if let (Some(info), true) = (&before.holder, before.live) {
         return Ok(Err((info.clone(), before.expires)));
     }
@@ -149,6 +207,26 @@ async fn try_acquire(
         took_over: before.holder,
         expired_at: before.expires,
     }))
+}
+
+/// Who holds the lease row's lock past `lock_timeout`, as the row says without its lock: the
+/// holder it names, or (a lease being taken right now) another cwa.
+async fn locked_by(
+    client: &tokio_postgres::Client,
+    inner: &Arc<Inner>,
+) -> Result<(LockInfo, String), StateError> {
+    let found = row(&client
+        .query_one(SELECT_ROW_UNLOCKED, &[&inner.target.workspace])
+        .await
+        .map_err(inner.error("read the lease on"))?);
+    let info = found.holder.unwrap_or_else(|| LockInfo {
+        holder: "another cwa taking the lease".into(),
+        pid: 0,
+        operation: "take the lease".into(),
+        time: String::new(),
+        started: None,
+    });
+    Ok((info, found.expires))
 }
 
 /// Renews the lease every third of its TTL while it is held. A renewal that finds the
@@ -188,16 +266,7 @@ pub async fn confirm(inner: &Arc<Inner>, generation: i64) -> Result<(), StateErr
     if renew(inner, generation, lease_ttl()).await? {
         return Ok(());
     }
-    let guard = inner.client().await?;
-    let client = guard.as_ref().expect("connected");
-    let current: i64 = client
-        .query_opt(
-            "SELECT generation FROM cwa_leases WHERE workspace = $1",
-            &[&inner.target.workspace],
-        )
-        .await
-        .map_err(inner.error("read the lease on"))?
-        .map_or(0, |r| r.get(0));
+    let current = current_generation(inner).await?;
     Err(StateError::Fenced {
         target: inner.target.shown(),
         generation,
@@ -243,7 +312,7 @@ pub async fn unlock(inner: &Arc<Inner>, force: bool) -> Result<LockInfo, StateEr
     let fail = inner.error("unlock");
     let tx = client.transaction().await.map_err(&fail)?;
     let found = tx
-        .query_opt(SELECT_ROW, &[&inner.target.workspace])
+        .query_opt(&select_row(), &[&inner.target.workspace])
         .await
         .map_err(&fail)?
         .map(|r| row(&r));

@@ -192,7 +192,10 @@ impl PgBackend {
             return Ok(());
         };
         let inner = self.inner.clone();
-        let result = block_on(async move { lease::confirm(&inner, generation).await });
+        let result = block_on(async move {
+            let result = lease::confirm(&inner, generation).await;
+            inner.settle(generation, result).await
+        });
         if matches!(result, Err(StateError::Fenced { .. })) {
             lost.store(true, Ordering::SeqCst);
         }
@@ -222,7 +225,10 @@ impl PgBackend {
         let inner = self.inner.clone();
         match held {
             Some((generation, lost)) => {
-                let result = block_on(op(inner, generation));
+                let result = block_on(async move {
+                    let result = op(inner.clone(), generation).await;
+                    inner.settle(generation, result).await
+                });
                 if matches!(result, Err(StateError::Fenced { .. })) {
                     lost.store(true, Ordering::SeqCst);
                 }
@@ -257,10 +263,36 @@ impl Inner {
         if guard.as_ref().is_none_or(Client::is_closed) {
             *guard = None;
             let mut client = connect(&self.target).await?;
+            lease::bound_waits(&client)
+                .await
+                .map_err(self.error("configure the session with"))?;
             schema::migrate(&mut client, &self.target).await?;
             *guard = Some(client);
         }
         Ok(guard)
+    }
+
+    /// A write that failed on a lost connection (the server ended this session: a restart,
+    /// or this process stopped inside a transaction for longer than the server allows, see
+    /// [`lease::bound_waits`]) is `Fenced` when the lease moved on meanwhile: the new holder
+    /// reconciles, and this process must say that rather than "the server went away". Any
+    /// other failure is returned as it was.
+    async fn settle(
+        self: Arc<Self>,
+        generation: i64,
+        result: Result<(), StateError>,
+    ) -> Result<(), StateError> {
+        let Err(StateError::Postgres { .. }) = &result else {
+            return result;
+        };
+        match lease::current_generation(&self).await {
+            Ok(current) if current != generation => Err(StateError::Fenced {
+                target: self.target.shown(),
+                generation,
+                current,
+            }),
+            _ => result,
+        }
     }
 
     fn error(&self, action: &'static str) -> impl Fn(tokio_postgres::Error) -> StateError + '_ {

@@ -113,45 +113,57 @@ pub async fn load(inner: &Arc<Inner>) -> Result<State, StateError> {
     Ok(state)
 }
 
+/// A resource row as written: its address, the resource, its spec as JSON and its digest.
+type Prepared<'a> = (&'a String, &'a StateResource, String, String);
+
 /// Writes state in one fenced transaction: the head row, then only the resource rows that
 /// changed (compared by digest) and the deletion of those gone. With `expected`, the stored
 /// lineage and serial must still be those (nobody wrote in between), or nothing is written.
+///
+/// Everything that is not a write happens before the transaction: the rows' JSON and digests
+/// are computed, and the stored digests read (the only large answer; inside the transaction
+/// a holder stopped while receiving it would leave the server blocked sending, not idle, and
+/// the lease row locked past any idle timeout). Reading them first is safe: only the holder
+/// of the current generation writes rows, and the fence below checks that it is this one.
 pub async fn save(
     inner: &Arc<Inner>,
     generation: i64,
     state: &State,
     expected: Option<(String, u64)>,
 ) -> Result<(), StateError> {
+    let rows: Vec<Prepared<'_>> = state
+        .resources
+        .iter()
+        .filter_map(|(addr, r)| {
+            let spec = serde_json::to_string(&r.spec).ok()?;
+            let digest = digest(r, &spec);
+            Some((addr, r, spec, digest))
+        })
+        .collect();
     let mut guard = inner.client().await?;
     let client = guard.as_mut().expect("connected");
     let fail = inner.error("save state to");
     let ws = &inner.target.workspace;
-    let tx = begin_fenced(client, inner, generation).await?;
-    let stored: Option<(String, i64)> = tx
-        .query_opt(
-            "SELECT lineage, serial FROM cwa_states WHERE workspace = $1 FOR UPDATE",
+    let digests: HashMap<String, String> = client
+        .query(
+            "SELECT address, digest FROM cwa_resources WHERE workspace = $1",
             &[ws],
         )
         .await
         .map_err(&fail)?
-        .map(|r| (r.get(0), r.get(1)));
-    if let Some((lineage, serial)) = &expected {
-        let unchanged = match &stored {
-            Some((l, s)) => l == lineage && *s as u64 == *serial,
-            None => *serial == 0,
-        };
-        if !unchanged {
-            let what = match &stored {
-                Some((l, _)) if l != lineage => format!("lineage {lineage} -> {l} (another state)"),
-                Some((_, s)) => format!("serial {serial} -> {s}"),
-                None => "the state was removed".into(),
-            };
-            return Err(StateError::ChangedSinceRead {
-                path: inner.target.shown(),
-                what,
-            });
-        }
-    }
+        .into_iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let gone: Vec<&String> = digests
+        .keys()
+        .filter(|a| !state.resources.contains_key(*a))
+        .collect();
+    let changed: Vec<&Prepared<'_>> = rows
+        .iter()
+        .filter(|(addr, _, _, digest)| digests.get(*addr) != Some(digest))
+        .collect();
+    let tx = begin_fenced(client, inner, generation).await?;
+    check_expected(&tx, inner, expected).await?;
     let protected = serde_json::to_string(&state.protected).unwrap_or_else(|_| "{}".into());
     tx.execute(
         "INSERT INTO cwa_states (workspace, format_version, lineage, serial, fingerprint_key_id, protected, updated_at, updated_by) \
@@ -171,29 +183,6 @@ pub async fn save(
     )
     .await
     .map_err(&fail)?;
-    let digests: HashMap<String, String> = tx
-        .query(
-            "SELECT address, digest FROM cwa_resources WHERE workspace = $1",
-            &[ws],
-        )
-        .await
-        .map_err(&fail)?
-        .into_iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
-    let gone: Vec<&String> = digests
-        .keys()
-        .filter(|a| !state.resources.contains_key(*a))
-        .collect();
-    let changed: Vec<(&String, &StateResource, String, String)> = state
-        .resources
-        .iter()
-        .filter_map(|(addr, r)| {
-            let spec = serde_json::to_string(&r.spec).ok()?;
-            let digest = digest(r, &spec);
-            (digests.get(addr) != Some(&digest)).then_some((addr, r, spec, digest))
-        })
-        .collect();
     for chunk in gone.chunks(BATCH) {
         tx.execute(
             "DELETE FROM cwa_resources WHERE workspace = $1 AND address = ANY($2)",
@@ -205,14 +194,46 @@ pub async fn save(
     for chunk in changed.chunks(BATCH) {
         upsert(&tx, ws, chunk).await.map_err(&fail)?;
     }
+    super::super::test_hooks::stop_point("pg-save");
     tx.commit().await.map_err(&fail)
+}
+
+/// With `expected` (lineage, serial), refuses a save when the stored state is no longer that
+/// one (someone wrote in between); read under the transaction's row lock.
+async fn check_expected(
+    tx: &Transaction<'_>,
+    inner: &Inner,
+    expected: Option<(String, u64)>,
+) -> Result<(), StateError> {
+    let Some((lineage, serial)) = expected else {
+        return Ok(());
+    };
+    let stored: Option<(String, i64)> = tx
+        .query_opt(
+            "SELECT lineage, serial FROM cwa_states WHERE workspace = $1 FOR UPDATE",
+            &[&inner.target.workspace],
+        )
+        .await
+        .map_err(inner.error("save state to"))?
+        .map(|r| (r.get(0), r.get(1)));
+    let what = match &stored {
+        Some((l, s)) if l == &lineage && *s as u64 == serial => return Ok(()),
+        None if serial == 0 => return Ok(()),
+        Some((l, _)) if l != &lineage => format!("lineage {lineage} -> {l} (another state)"),
+        Some((_, s)) => format!("serial {serial} -> {s}"),
+        None => "the state was removed".into(),
+    };
+    Err(StateError::ChangedSinceRead {
+        path: inner.target.shown(),
+        what,
+    })
 }
 
 /// One statement for a batch of resource rows.
 async fn upsert(
     tx: &Transaction<'_>,
     ws: &str,
-    rows: &[(&String, &StateResource, String, String)],
+    rows: &[&Prepared<'_>],
 ) -> Result<(), tokio_postgres::Error> {
     let address: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
     let kind: Vec<&str> = rows

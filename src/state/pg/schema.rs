@@ -94,7 +94,19 @@ pub async fn migrate(client: &mut Client, target: &PgTarget) -> Result<(), State
         action: "migrate the schema of",
         detail: super::describe(&e),
     };
+    // A schema already current needs no DDL, and so no CREATE privilege: a role granted only
+    // reads and writes on the tables (README, "What to grant") works once an owner created them.
+    match installed_version(client).await.map_err(fail)? {
+        v if v == SCHEMA_VERSION => return Ok(()),
+        v if v > SCHEMA_VERSION => return Err(newer(target, v)),
+        _ => {}
+    }
     let tx = client.transaction().await.map_err(fail)?;
+    // A migration waits for another's however long it takes (the session's lock_timeout is
+    // for the lease row); one stopped midway is ended by its idle-in-transaction timeout.
+    tx.batch_execute("SET LOCAL lock_timeout = 0")
+        .await
+        .map_err(fail)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await
         .map_err(fail)?;
@@ -109,11 +121,7 @@ pub async fn migrate(client: &mut Client, target: &PgTarget) -> Result<(), State
         .map_err(fail)?
         .get(0);
     if current > SCHEMA_VERSION {
-        return Err(StateError::NewerSchema {
-            target: target.shown(),
-            found: current,
-            supported: SCHEMA_VERSION,
-        });
+        return Err(newer(target, current));
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         let version = i as i32 + 1;
@@ -124,4 +132,27 @@ pub async fn migrate(client: &mut Client, target: &PgTarget) -> Result<(), State
         tracing::info!(version, "migrated the PostgreSQL state schema");
     }
     tx.commit().await.map_err(fail)
+}
+
+/// The version recorded in `cwa_schema` (on the search path), 0 where there is none yet.
+async fn installed_version(client: &Client) -> Result<i32, tokio_postgres::Error> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass('cwa_schema') IS NOT NULL", &[])
+        .await?
+        .get(0);
+    if !exists {
+        return Ok(0);
+    }
+    Ok(client
+        .query_one("SELECT coalesce(max(version), 0) FROM cwa_schema", &[])
+        .await?
+        .get(0))
+}
+
+fn newer(target: &PgTarget, found: i32) -> StateError {
+    StateError::NewerSchema {
+        target: target.shown(),
+        found,
+        supported: SCHEMA_VERSION,
+    }
 }
