@@ -87,38 +87,43 @@ impl StateLock {
 
     fn try_acquire(store: &StateStore, operation: &str) -> Result<Self, StateError> {
         let path = store.lock_path();
-        let io = |action: &'static str, source: std::io::Error| StateError::Io {
-            action,
-            path: path.display().to_string(),
-            source,
-        };
-        fs::create_dir_all(store.dir()).map_err(|e| io("create the directory of", e))?;
-        let info = LockInfo {
+        fs::create_dir_all(store.dir()).map_err(|e| io("create the directory of", &path, e))?;
+        let mine = LockInfo {
             holder: holder_name(),
             pid: std::process::id(),
             time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             operation: operation.to_string(),
             started: ProcessStart::of(std::process::id()),
         };
-        match create_complete(&path, &info) {
+        match create_complete(&path, &mine) {
             Ok(()) => Ok(Self::File { path }),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 let held = match read_info(store) {
                     Err(StateError::NotLocked) => return Self::try_acquire(store, operation),
                     other => other?,
                 };
-                if left_by_dead_process_here(&held) {
-                    if take_over(store, &held)? {
+                if !left_by_dead_process_here(&held) {
+                    return Err(held_error(held));
+                }
+                super::test_hooks::stop_point("lock-stale-seen");
+                match take_over(store, &held, &mine)? {
+                    TakeOver::Taken => {
                         crate::errln!(
                             "warning: taking over the lock left by {} (pid {}, since {}): that process is no longer running on this machine",
                             held.holder, held.pid, held.time
                         );
+                        Ok(Self::File { path })
                     }
-                    return Self::try_acquire(store, operation);
+                    TakeOver::Changed => Self::try_acquire(store, operation),
+                    TakeOver::Busy => Err(StateError::Locked {
+                        holder: format!("another cwa taking over the lock of {}", held.holder),
+                        pid: held.pid,
+                        time: held.time,
+                    }),
+                    TakeOver::Unguarded => Err(held_error(held)),
                 }
-                Err(held_error(held))
             }
-            Err(e) => Err(io("create", e)),
+            Err(e) => Err(io("create", &path, e)),
         }
     }
 
@@ -127,6 +132,14 @@ impl StateLock {
         if let Some(pg) = store.remote() {
             return pg.unlock(force);
         }
+        let Guard::Held(_guard) = Guard::take(store)? else {
+            let info = read_info(store)?;
+            return Err(StateError::Locked {
+                holder: format!("another cwa taking over the lock of {}", info.holder),
+                pid: info.pid,
+                time: info.time,
+            });
+        };
         let info = read_info(store)?;
         if !force && holder_alive(&info) && info.pid != std::process::id() {
             return Err(StateError::Locked {
@@ -135,11 +148,7 @@ impl StateLock {
                 time: info.time,
             });
         }
-        fs::remove_file(store.lock_path()).map_err(|source| StateError::Io {
-            action: "remove",
-            path: store.lock_path().display().to_string(),
-            source,
-        })?;
+        fs::remove_file(store.lock_path()).map_err(|e| io("remove", &store.lock_path(), e))?;
         Ok(info)
     }
 }
@@ -148,24 +157,45 @@ impl Drop for StateLock {
     fn drop(&mut self) {
         match self {
             Self::File { path } => {
-                let _ = fs::remove_file(path);
+                // Only this process's own lock: one that was taken over (as stale) in the
+                // meantime belongs to its new holder.
+                let ours = fs::read(&*path)
+                    .ok()
+                    .and_then(|bytes| serde_json::from_slice::<LockInfo>(&bytes).ok())
+                    .is_some_and(|info| is_this_process(&info));
+                if ours {
+                    let _ = fs::remove_file(path);
+                }
             }
             Self::Lease(pg) => pg.release(),
         }
     }
 }
 
-/// Creates the lock file with its whole content at once, so that no other process ever reads
-/// it empty or half-written: the content goes to a temp file first, which is then hard-linked
-/// into place (failing with `AlreadyExists` when a lock is there). Where hard links are not
-/// supported, falls back to create-then-write.
-fn create_complete(path: &Path, info: &LockInfo) -> std::io::Result<()> {
+fn io(action: &'static str, path: &Path, source: std::io::Error) -> StateError {
+    StateError::Io {
+        action,
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Writes `info` to a temp file beside the lock, synced, so that the lock can appear with its
+/// whole content at once (no other process ever reads it empty or half-written).
+fn write_temp(path: &Path, info: &LockInfo) -> std::io::Result<PathBuf> {
     let json = serde_json::to_vec_pretty(info).unwrap_or_default();
     let tmp = path.with_file_name(format!(".lock.json.{}.tmp", std::process::id()));
     let mut file = fs::File::create(&tmp)?;
     file.write_all(&json)?;
     file.sync_all()?;
-    drop(file);
+    Ok(tmp)
+}
+
+/// Creates the lock file, failing with `AlreadyExists` when a lock is there: the temp file is
+/// hard-linked into place. Where hard links are not supported, falls back to
+/// create-then-write.
+fn create_complete(path: &Path, info: &LockInfo) -> std::io::Result<()> {
+    let tmp = write_temp(path, info)?;
     let linked = fs::hard_link(&tmp, path);
     let _ = fs::remove_file(&tmp);
     match linked {
@@ -174,40 +204,91 @@ fn create_complete(path: &Path, info: &LockInfo) -> std::io::Result<()> {
                 .write(true)
                 .create_new(true)
                 .open(path)?;
-            file.write_all(&json)?;
+            file.write_all(&serde_json::to_vec_pretty(info).unwrap_or_default())?;
             file.sync_all()
         }
         other => other,
     }
 }
 
-/// Removes a stale lock unless another process got there first. The lock is renamed aside
-/// (atomic: of several processes taking over, one moves it) and its content compared with
-/// what was judged stale; a live lock moved aside by mistake (the stale one was replaced in
-/// between) is put back. Returns whether this process removed the stale lock.
-fn take_over(store: &StateStore, stale: &LockInfo) -> Result<bool, StateError> {
+/// How an attempt to take over a stale lock ended.
+enum TakeOver {
+    /// The stale lock was replaced by this process's own: it holds the lock.
+    Taken,
+    /// The lock is no longer the one judged stale (another process took it over, or it was
+    /// released): judge again.
+    Changed,
+    /// Another process is taking it over at this instant.
+    Busy,
+    /// The file system offers no exclusive lock to guard a take-over: refuse it.
+    Unguarded,
+}
+
+/// Replaces a stale lock with this process's own, so that of several processes taking over
+/// one stale lock exactly one ends up holding it. Takers (and `state unlock`) serialize on an
+/// exclusive `flock` of the state directory, which the kernel releases when its process
+/// dies, so a taker killed halfway blocks no one. Under it the lock is read again and
+/// replaced only if it is still the one judged stale, by renaming a complete lock file over
+/// it: the lock file never disappears, so no process creating a lock gets in between, and
+/// a dead holder's lock cannot change by itself.
+fn take_over(
+    store: &StateStore,
+    stale: &LockInfo,
+    mine: &LockInfo,
+) -> Result<TakeOver, StateError> {
+    let _guard = match Guard::take(store)? {
+        Guard::Held(file) => file,
+        Guard::Busy => return Ok(TakeOver::Busy),
+        Guard::Unsupported => return Ok(TakeOver::Unguarded),
+    };
+    match read_info(store) {
+        Ok(now) if now == *stale => {}
+        Ok(_) | Err(StateError::NotLocked) => return Ok(TakeOver::Changed),
+        Err(e) => return Err(e),
+    }
+    super::test_hooks::stop_point("lock-taking-over");
     let path = store.lock_path();
-    let aside = path.with_file_name(format!(".lock.json.{}.stale", std::process::id()));
-    match fs::rename(&path, &aside) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(source) => {
-            return Err(StateError::Io {
-                action: "move aside the stale",
-                path: path.display().to_string(),
-                source,
-            })
-        }
+    let tmp = write_temp(&path, mine).map_err(|e| io("write the new", &path, e))?;
+    if let Err(e) = fs::rename(&tmp, &path) {
+        let _ = fs::remove_file(&tmp);
+        return Err(io("replace the stale", &path, e));
     }
-    let moved: Option<LockInfo> = fs::read(&aside)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
-    let removed = moved.as_ref() == Some(stale);
-    if !removed {
-        let _ = fs::hard_link(&aside, &path);
+    Ok(TakeOver::Taken)
+}
+
+/// The exclusive `flock` on the state directory that serializes take-overs of its lock.
+enum Guard {
+    Held(fs::File),
+    Busy,
+    Unsupported,
+}
+
+impl Guard {
+    fn take(store: &StateStore) -> Result<Self, StateError> {
+        let dir = fs::File::open(store.dir()).map_err(|e| io("open", store.dir(), e))?;
+        Ok(match flock_exclusive(&dir) {
+            Ok(()) => Self::Held(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Self::Busy,
+            Err(_) => Self::Unsupported,
+        })
     }
-    let _ = fs::remove_file(&aside);
-    Ok(removed)
+}
+
+#[cfg(unix)]
+fn flock_exclusive(file: &fs::File) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock only reads the descriptor, which `file` keeps open for the call.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(unix))]
+fn flock_exclusive(_file: &fs::File) -> std::io::Result<()> {
+    Err(std::io::ErrorKind::Unsupported.into())
 }
 
 fn read_info(store: &StateStore) -> Result<LockInfo, StateError> {
@@ -215,13 +296,7 @@ fn read_info(store: &StateStore) -> Result<LockInfo, StateError> {
     let text = match fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StateError::NotLocked),
-        Err(source) => {
-            return Err(StateError::Io {
-                action: "read",
-                path: path.display().to_string(),
-                source,
-            })
-        }
+        Err(source) => return Err(io("read", &path, source)),
     };
     serde_json::from_str(&text).map_err(|e| StateError::Corrupt {
         path: path.display().to_string(),
@@ -245,6 +320,11 @@ fn held_error(info: LockInfo) -> StateError {
             time: info.time,
         }
     }
+}
+
+/// Whether this process wrote the lock.
+fn is_this_process(info: &LockInfo) -> bool {
+    info.pid == std::process::id() && info.started == ProcessStart::of(info.pid)
 }
 
 /// A lock whose holder ran on this machine and whose process is gone cannot be in use.

@@ -24,12 +24,15 @@ pub fn stop_point(moment: &str) {
     }
 }
 
-/// Whether `var` names `moment` and this is the N-th time it is reached.
+/// Whether `var` names `moment` and this is the N-th time it is reached. The variable may
+/// name several moments, comma-separated (`lock-stale-seen:1,lock-taking-over:1`).
 fn reached(var: &str, moment: &str) -> bool {
     static SEEN: Mutex<Option<HashMap<String, usize>>> = Mutex::new(None);
     let Some(n) = std::env::var(var).ok().and_then(|spec| {
-        let (at, n) = spec.split_once(':')?;
-        (at == moment).then(|| n.parse::<usize>().ok())?
+        spec.split(',').find_map(|one| {
+            let (at, n) = one.trim().split_once(':')?;
+            (at == moment).then(|| n.parse::<usize>().ok())?
+        })
     }) else {
         return false;
     };
