@@ -26,7 +26,7 @@ pub enum ApplyError {
         help("export {variable} and run apply again")
     )]
     MissingSecret { address: String, variable: String },
-    #[error("{address}: the value of {variable} is the value of {credential}, a provider credential cwa uses; refused to send it as a SIP secret")]
+    #[error("{address}: the value of {variable} is the value of {credential}, a credential cwa uses; refused to send it as a SIP secret")]
     #[diagnostic(
         code(cwa::apply::credential_as_secret),
         help("give {variable} a SIP password of its own; if it was ever sent anywhere, rotate {credential}")

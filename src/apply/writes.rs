@@ -299,8 +299,9 @@ impl Executor {
         None
     }
 
-    /// A SIP secret whose value is one of the provider credentials cwa runs with (whatever
-    /// the variable is called) is never sent: it would hand that credential to a provider.
+    /// A SIP secret whose value is one of the secrets cwa runs with (whatever the variable is
+    /// called; `config::secrets::secrets_cwa_holds`) is never sent: it would hand that secret
+    /// to a provider.
     pub(super) fn refuse_credential_value(
         &self,
         address: &str,
@@ -310,7 +311,7 @@ impl Executor {
         let Some(value) = secret.value() else {
             return Ok(());
         };
-        let same = crate::providers::ENV_VARS.iter().find(|credential| {
+        let same = crate::config::secrets::secrets_cwa_holds().find(|credential| {
             self.secrets
                 .get(credential)
                 .is_some_and(|v| v == value.expose())

@@ -15,26 +15,26 @@ use crate::ExitStatus;
 
 /// Runs `cwa import`.
 pub async fn import(global: &GlobalArgs, args: &ImportArgs) -> miette::Result<ExitStatus> {
-    let session = Session::open(global).await?;
-    let result = run(&session, args).await;
-    session.close().await?;
-    result
-}
-
-async fn run(session: &Session, args: &ImportArgs) -> miette::Result<ExitStatus> {
     let base = match std::fs::read_to_string(&args.out) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(miette!("cannot read {}: {e}", args.out.display())),
     };
     import::check_base(&args.out, &base)?;
+    let session = Session::open_for_import(global).await?;
+    let result = run(&session, args, &base).await;
+    session.close().await?;
+    result
+}
+
+async fn run(session: &Session, args: &ImportArgs, base: &str) -> miette::Result<ExitStatus> {
     let store = session.store();
     let _lock = StateLock::acquire(&store, "import", Duration::ZERO)?;
     let state = store.load()?;
     let (live, readable) = session.read_account(&state).await?;
     let imported = import::import(&ImportInput {
         path: &args.out,
-        base: &base,
+        base,
         state: &state,
         live: &live,
         secrets: &session.secrets,

@@ -28,6 +28,19 @@ pub const PROVIDER_CREDENTIALS: &[&str] = &[
     "PGPASSWORD",
 ];
 
+/// The variables whose values cwa holds as its own secrets: every provider credential it
+/// reads or refuses by name, the state backend's password and the fingerprint key. A SIP
+/// secret whose value equals one of these (whatever its variable is called) is never sent
+/// (`cwa::apply::credential_as_secret`): it would hand that secret to a provider.
+pub fn secrets_cwa_holds() -> impl Iterator<Item = &'static str> {
+    let mut names: Vec<&'static str> = PROVIDER_CREDENTIALS.to_vec();
+    names.extend(crate::providers::ENV_VARS);
+    names.extend(crate::state::fingerprint::KEY_SOURCES);
+    names.sort_unstable();
+    names.dedup();
+    names.into_iter()
+}
+
 /// Ordinary variables of a shell, the system or a CI runner, refused by exact name.
 pub const ORDINARY_NAMES: &[&str] = &[
     "PATH", "HOME", "USER", "USERNAME", "LOGNAME", "SHELL", "PWD", "OLDPWD", "HOSTNAME", "TERM",
@@ -146,6 +159,18 @@ mod tests {
             check_env_name("CWA_FINGERPRINT_KEY"),
             Err(EnvNameRefusal::CwaSetting)
         );
+    }
+
+    #[test]
+    fn the_values_never_sent_include_the_state_password_and_the_fingerprint_key() {
+        let held: Vec<&str> = secrets_cwa_holds().collect();
+        for name in crate::providers::ENV_VARS
+            .iter()
+            .chain(PROVIDER_CREDENTIALS)
+            .chain(&["PGPASSWORD", "CWA_FINGERPRINT_KEY"])
+        {
+            assert!(held.contains(name), "{name}");
+        }
     }
 
     #[test]

@@ -37,8 +37,19 @@ pub struct Session {
 
 impl Session {
     /// Reads the environment; with `--sandbox`, starts the embedded sandbox (seeded with the
-    /// runbook world on first use) and points everything at it.
+    /// runbook world on first use) and points everything at it. lines.toml must parse first:
+    /// starting the sandbox creates its directory, and nothing is created on disk for a
+    /// declaration that does not parse.
     pub async fn open(global: &GlobalArgs) -> miette::Result<Session> {
+        if global.sandbox {
+            config::load(&global.config)?;
+        }
+        Self::open_for_import(global).await
+    }
+
+    /// [`Session::open`] for `import`, whose declaration may not exist yet: it checks the file
+    /// it will write before opening the session.
+    pub async fn open_for_import(global: &GlobalArgs) -> miette::Result<Session> {
         let session = Self::connect_env(global).await?;
         crate::state::fingerprint::install(|name| session.secrets.get(name));
         Ok(session)

@@ -30,5 +30,6 @@ mod redteam_pipes;
 mod review;
 mod secrets;
 mod telnyx_fidelity;
+mod trust_files;
 mod validate_graph;
 mod workflows;

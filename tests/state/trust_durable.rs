@@ -583,27 +583,32 @@ async fn env_names_of_provider_credentials_and_ordinary_variables_are_refused() 
     }
 }
 
-/// A SIP secret whose value is a provider credential cwa runs with, under whatever name, is
-/// refused at apply before any write.
+/// A SIP secret whose value is a credential cwa runs with (a provider's, the state backend's
+/// password, the fingerprint key), under whatever name, is refused at apply before any write.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_secret_whose_value_is_a_provider_credential_is_never_sent() {
-    for credential in [
-        cwa::sandbox::LIVEKIT_API_SECRET,
-        cwa::sandbox::TELNYX_API_KEY,
-        cwa::sandbox::TWILIO_AUTH_TOKEN,
+    // The sandbox's own credentials are set by the context; the state backend's password and
+    // the fingerprint key are set here, to a value the SIP secret then shares.
+    for (variable, credential) in [
+        ("LIVEKIT_API_SECRET", cwa::sandbox::LIVEKIT_API_SECRET),
+        ("TELNYX_API_KEY", cwa::sandbox::TELNYX_API_KEY),
+        ("TWILIO_AUTH_TOKEN", cwa::sandbox::TWILIO_AUTH_TOKEN),
+        ("PGPASSWORD", "the-state-databases-password-1"),
+        ("CWA_FINGERPRINT_KEY", "the-fingerprint-key-of-this-repo-1"),
     ] {
         let ctx = Ctx::runbook().await;
         let out = ctx
             .cwa_env(
                 &["apply", "--auto-approve"],
-                &[("TELNYX_FQDN_PASSWORD", credential)],
+                &[(variable, credential), ("TELNYX_FQDN_PASSWORD", credential)],
             )
             .await;
         assert_exit(&out, 1);
         let text = format!("{}{}", stdout(&out), stderr(&out));
         assert!(
-            text.contains("is the value of") && text.contains("a provider credential cwa uses"),
-            "{text}"
+            text.contains("is the value of")
+                && text.contains(&format!("{variable}, a credential cwa uses")),
+            "{variable}: {text}"
         );
         assert!(!text.contains(credential), "the value is never shown");
         let writes: Vec<_> = ctx
