@@ -96,6 +96,88 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print cwa's version and the formats it reads and writes.
     Version,
+    /// Declare a new church in lines.toml (validated, every other byte kept) and show its plan.
+    #[command(subcommand)]
+    Add(AddCommand),
+    /// Take a church out of lines.toml, its numbers declared kept, and show the plan.
+    #[command(subcommand)]
+    Remove(RemoveCommand),
+}
+
+/// `cwa add …` (issue 23: provisioning on purchase).
+#[derive(Debug, Subcommand)]
+pub enum AddCommand {
+    /// A `[church.KEY]` block after the last church: its number bought at apply.
+    Church(AddChurchArgs),
+}
+
+/// Which provider a new church's number comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NumberProviderArg {
+    Telnyx,
+    Livekit,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("which_number").required(true).args(["area_code", "number"])))]
+pub struct AddChurchArgs {
+    /// The church's key in lines.toml (`[church.KEY]`): lower-case letters, digits, `_`, `-`.
+    pub key: String,
+    /// The church's UUID (church_voice_agents.church_id), carried in the dispatch metadata.
+    #[arg(long, value_name = "UUID")]
+    pub id: String,
+    /// The church's name; it names its trunk and dispatch rule.
+    #[arg(long, value_name = "NAME")]
+    pub name: String,
+    /// Buy a number in this area code at apply (`number = "auto"`).
+    #[arg(long, value_name = "NNN")]
+    pub area_code: Option<String>,
+    /// Exactly this number (E.164, +1…).
+    #[arg(long, value_name = "+1…")]
+    pub number: Option<String>,
+    /// Reserve a number of --area-code at Telnyx now (about 30 minutes) and write exactly it.
+    #[arg(long, requires = "area_code")]
+    pub reserve: bool,
+    /// The agent its dispatch rule names ([defaults] agent otherwise).
+    #[arg(long, value_name = "AGENT")]
+    pub agent: Option<String>,
+    /// Put the number on this existing inbound trunk instead of its own.
+    #[arg(long, value_name = "ADDR")]
+    pub trunk: Option<String>,
+    /// Where the number is bought: telnyx, or livekit (not built yet: issue 20).
+    #[arg(long, value_enum, default_value_t = NumberProviderArg::Telnyx)]
+    pub provider: NumberProviderArg,
+    /// The E911 address (not built yet: issue 21).
+    #[arg(long, value_name = "ADDRESS")]
+    pub emergency_address: Option<String>,
+    /// Read the live services for the plan (default); `--refresh=false` plans against state.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub refresh: bool,
+    /// Print the church's plan as versioned JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `cwa remove …`.
+#[derive(Debug, Subcommand)]
+pub enum RemoveCommand {
+    /// Remove `[church.KEY]`; its numbers stay ours, declared under [kept].
+    Church(RemoveChurchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RemoveChurchArgs {
+    /// The church's key in lines.toml.
+    pub key: String,
+    /// Do not declare its numbers kept: `cwa apply --release-numbers` then releases them.
+    #[arg(long)]
+    pub release_number: bool,
+    /// Read the live services for the plan (default); `--refresh=false` plans against state.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub refresh: bool,
+    /// Print the church's plan as versioned JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -18,6 +18,7 @@ pub mod output;
 pub mod plan;
 pub mod protection;
 pub mod providers;
+pub mod provision;
 pub mod registry;
 pub mod render;
 pub mod ring;

@@ -34,6 +34,11 @@ async fn run(session: &Session, args: &ApplyArgs) -> miette::Result<ExitStatus> 
     let mut planning = args.planning.clone();
     planning.refresh = true;
     let mut planned = session.plan_checked(&planning).await?;
+    if args.auto_approve && args.plan_file.is_none() {
+        let refused =
+            crate::plan::targets::auto_approved_refusals(&planned.plan.changes, &planning.targets);
+        planned.plan.errors.extend(refused);
+    }
     // A plan file is evidence, never authority: what runs is always the plan computed now.
     let plan = planned.plan.clone();
     if let Some(path) = &args.plan_file {

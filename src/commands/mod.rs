@@ -1,5 +1,6 @@
 //! One module per verb: thin orchestration over the library, no business logic.
 
+mod add;
 mod apply;
 mod check;
 mod drift;
@@ -8,6 +9,7 @@ mod fmt;
 mod graph;
 mod import;
 mod plan;
+mod remove;
 mod sandbox;
 mod show;
 mod state;
@@ -79,5 +81,7 @@ pub async fn dispatch(cli: Cli) -> miette::Result<ExitStatus> {
         Command::Fmt(args) => fmt::fmt(&global, &args),
         Command::Completions(args) => Ok(version::completions(&args)),
         Command::Version => Ok(version::version()),
+        Command::Add(cmd) => add::add(&global, &cmd).await,
+        Command::Remove(cmd) => remove::remove(&global, &cmd).await,
     }
 }

@@ -9,7 +9,7 @@ use crate::ExitStatus;
 /// which plan files and states it can take.
 pub fn version() -> ExitStatus {
     crate::outln!(
-        "cwa {}\nplan format {} (cwa plan --json, cwa show --json, plan files)\napply report format {} (cwa apply --json)\ndrift report format {} (cwa drift --json)\ncheck report format {} (cwa check --json)\nstate format {}",
+        "cwa {}\nplan format {} (cwa plan --json, cwa show --json, cwa add church --json, cwa remove church --json, plan files)\napply report format {} (cwa apply --json)\ndrift report format {} (cwa drift --json)\ncheck report format {} (cwa check --json)\nstate format {}",
         env!("CARGO_PKG_VERSION"),
         crate::plan::FORMAT_VERSION,
         crate::render::APPLY_FORMAT_VERSION,

@@ -8,6 +8,7 @@
 
 pub mod checks;
 pub mod convention;
+pub mod edit;
 pub mod error;
 pub mod expand;
 pub mod fmt;

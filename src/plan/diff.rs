@@ -726,6 +726,10 @@ impl<'a> Planner<'a> {
         let left_out;
         (changes, left_out) = targets::restrict(changes, &input.options.targets, input.desired);
         checks.extend(targets::warning(&input.options.targets, left_out));
+        errors.extend(targets::dependency_refusals(
+            &changes,
+            &input.options.targets,
+        ));
         errors.extend(safety::mass_change(
             &changes,
             input.state,

@@ -133,7 +133,8 @@ fn unknown(given: &str, problem: &str, candidates: &BTreeSet<String>) -> Unknown
 
 /// Keeps only the targets and everything they depend on (transitively); undeclared targets
 /// (removals) are kept when named. Returns the kept changes and how many that do something
-/// were left out.
+/// were left out. A dependency outside the targets that has a provider write of its own
+/// pending is not applied on the side: [`dependency_refusals`] names it as a plan error.
 pub fn restrict(
     changes: Vec<Change>,
     targets: &[Address],
@@ -184,4 +185,65 @@ pub fn warning(targets: &[Address], left_out: usize) -> Option<Finding> {
         ),
         span: None,
     })
+}
+
+/// A plain adopt records a live object in state and writes nothing to the provider.
+fn writes_provider(c: &Change) -> bool {
+    c.action.changes_anything() && !(c.action == super::Action::Adopt && c.fields.is_empty())
+}
+
+/// The plan errors of a targeted plan: every dependency outside the targets whose own change
+/// writes to a provider (issue 23: `apply --target church.KEY` applies that church's chain and
+/// nothing on the side). `kept` is the restricted plan.
+pub fn dependency_refusals(kept: &[Change], targets: &[Address]) -> Vec<Finding> {
+    if targets.is_empty() {
+        return Vec::new();
+    }
+    kept.iter()
+        .filter(|c| !targets.contains(&c.address) && writes_provider(c))
+        .map(|c| Finding {
+            severity: Severity::Error,
+            code: "target-dependency".into(),
+            message: format!(
+                "{} has a change of its own pending ({}); --target applies only the targets, never a dependency's change on the side",
+                c.address,
+                c.action.as_str()
+            ),
+            address: Some(c.address.to_string()),
+            help: Some(format!(
+                "apply that first (cwa apply --target {}) or without --target, then rerun",
+                c.address
+            )),
+            span: None,
+        })
+        .collect()
+}
+
+/// The plan errors of an auto-approved apply whose targets are `church.KEY` chains (the
+/// provisioning workflow's, issue 23): anything but creating those chains. An approver who
+/// reviews the plan (no `--auto-approve`, or a saved plan file) may do more.
+pub fn auto_approved_refusals(plan: &[Change], raw_targets: &[String]) -> Vec<Finding> {
+    let churches: Vec<&str> = raw_targets
+        .iter()
+        .filter_map(|t| t.strip_prefix(CHURCH))
+        .collect();
+    if churches.is_empty() {
+        return Vec::new();
+    }
+    plan.iter()
+        .filter(|c| writes_provider(c))
+        .filter(|c| c.action != super::Action::Create || !c.church.as_deref().is_some_and(|k| churches.contains(&k)))
+        .map(|c| Finding {
+            severity: Severity::Error,
+            code: "auto-approved-target".into(),
+            message: format!(
+                "{}: an auto-approved --target church.KEY apply only creates that church's chain, and this is a {}",
+                c.address,
+                c.action.as_str()
+            ),
+            address: Some(c.address.to_string()),
+            help: Some("review it: run without --auto-approve, or save the plan (cwa plan --out plan.json) and apply that file".into()),
+            span: None,
+        })
+        .collect()
 }

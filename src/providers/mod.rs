@@ -202,6 +202,37 @@ pub trait Provider: Send + Sync {
     ) -> Result<Option<AreaOffers>, ProviderError> {
         Ok(None)
     }
+
+    /// Holds a number of the area code for this account (the first reservable exact offer,
+    /// friendly endings first), so it can be shown before it is bought (`cwa add --reserve`);
+    /// `None` for a provider cwa reserves nothing at.
+    async fn reserve(
+        &self,
+        _country: &str,
+        _area_code: &str,
+        _endings: &[String],
+        _reference: &str,
+    ) -> Result<Option<Reservation>, ProviderError> {
+        Ok(None)
+    }
+
+    /// This account's reservations of `number`, newest first (so plan can say why a reserved
+    /// number can no longer be bought); `None` for a provider cwa reserves nothing at.
+    async fn reservations_of(
+        &self,
+        _number: &crate::model::E164,
+    ) -> Result<Option<Vec<Reservation>>, ProviderError> {
+        Ok(None)
+    }
+}
+
+/// A number held for this account until it is ordered (Telnyx `number_reservations`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    pub id: String,
+    pub number: crate::model::E164,
+    /// When the hold lapses, as the provider reports it (`expired_at`, RFC 3339).
+    pub expires_at: String,
 }
 
 /// The offers of one area code search: how many are exact (in the area code, not

@@ -11,6 +11,7 @@ mod human;
 pub mod import;
 mod markdown;
 pub mod progress;
+pub mod provision;
 pub mod registry;
 
 use crate::plan::{Change, Plan, SENSITIVE};

@@ -10,6 +10,9 @@
 //! | GET, POST | `/v2/{fqdn_connections,fqdns,credential_connections,outbound_voice_profiles,texml_applications}` | create answers 201 |
 //! | GET, PATCH, DELETE | `/v2/{collection}/{id}` | nested `inbound`/`outbound` deep-merged |
 //! | GET, PATCH | `/v2/fqdn_connections/{id}/fqdn_authentication` | an FQDN connection's credentials (SDK) |
+//! | POST, GET | `/v2/number_reservations` | a 30-minute hold of searched numbers; `filter[phone_numbers.phone_number]`, `filter[status]` |
+//! | GET | `/v2/number_reservations/{id}` | |
+//! | POST | `/v2/number_reservations/{id}/actions/extend` | another 30 minutes, unless expired |
 //!
 //! Which behaviour comes from which source: routes, request and answer shapes from spec3.yml
 //! of github:team-telnyx/openapi (held to it in strict mode, see [`super::contract`]); the
@@ -43,12 +46,14 @@ mod invite;
 mod listing;
 mod numbers;
 mod objects;
+mod reservations;
 mod schema;
 mod seeds;
 mod wire;
 
 pub use invite::{format_ani, format_dnis, InboundFailure, InboundInvite};
 use listing::*;
+pub use reservations::RESERVATION_MINUTES;
 use schema::*;
 use wire::*;
 pub use wire::{contract_violation, server_error, timestamp, too_many_requests, unauthorized};
@@ -79,6 +84,9 @@ pub struct TelnyxState {
     pub offered: BTreeSet<String>,
     /// Numbers that left the inventory for good.
     pub taken: BTreeSet<String>,
+    /// Number reservations (holds for this account) by id, as the API renders them.
+    #[serde(default)]
+    pub number_reservations: BTreeMap<String, Value>,
     /// When each pending order completes by itself.
     pub order_due: BTreeMap<String, DateTime<Utc>>,
     /// How long a number order stays pending unless it is read again first.
@@ -229,6 +237,12 @@ impl TelnyxState {
             ("GET", ["phone_numbers", id]) => self.get_number(id),
             ("PATCH", ["phone_numbers", id]) => self.patch_number(id, req),
             ("DELETE", ["phone_numbers", id]) => self.release_number(id, req.now),
+            ("POST", ["number_reservations"]) => self.create_reservation(req),
+            ("GET", ["number_reservations"]) => self.list_reservations(req),
+            ("GET", ["number_reservations", id]) => self.get_reservation(id),
+            ("POST", ["number_reservations", id, "actions", "extend"]) => {
+                self.extend_reservation(id, req.now)
+            }
             ("GET" | "PATCH", ["fqdn_connections", id, "fqdn_authentication"]) => {
                 self.fqdn_authentication(id, req)
             }

@@ -28,7 +28,12 @@ impl Session {
     /// Loads lines.toml and state, refreshes live (unless `--refresh=false`, which plans
     /// against state alone) and plans.
     pub async fn plan(&self, args: &PlanningArgs) -> miette::Result<Planned> {
-        let loaded = self.load_config()?;
+        self.plan_of(self.load_config()?, args).await
+    }
+
+    /// [`Session::plan`] of a declaration already loaded (`cwa add` plans the file it is
+    /// about to write, so a refused plan writes nothing).
+    pub async fn plan_of(&self, loaded: Loaded, args: &PlanningArgs) -> miette::Result<Planned> {
         let state = self.load_state()?;
         let targets = plan::targets::resolve(&args.targets, &loaded.desired, &state)?;
         let (live, providers) = if args.refresh {
@@ -57,7 +62,16 @@ impl Session {
     /// `cwa apply` compute. A plan against state alone (`--refresh=false`, a fork's CI with
     /// no secrets) has no live to check them against and is left as it is.
     pub async fn plan_checked(&self, args: &PlanningArgs) -> miette::Result<Planned> {
-        let mut planned = self.plan(args).await?;
+        self.plan_checked_of(self.load_config()?, args).await
+    }
+
+    /// [`Session::plan_checked`] of a declaration already loaded.
+    pub async fn plan_checked_of(
+        &self,
+        loaded: Loaded,
+        args: &PlanningArgs,
+    ) -> miette::Result<Planned> {
+        let mut planned = self.plan_of(loaded, args).await?;
         if let Some(providers) = &planned.providers {
             let found = super::preconditions::check(
                 &planned.plan,

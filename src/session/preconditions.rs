@@ -210,21 +210,25 @@ pub async fn unsellable_numbers(
         .buffered(LOOKUP_PARALLELISM)
         .collect()
         .await;
-    answers
+    let mut found = Vec::new();
+    for (addr, number, _) in answers
         .into_iter()
         .filter(|(_, _, sold)| matches!(sold, Ok(Some(false))))
-        .map(|(addr, number, _)| {
-            error(
-                "number-not-for-sale",
-                addr,
-                Some(desired),
-                format!(
-                    "{addr}: {number} is owned by no account cwa reads and Telnyx does not sell it, so it cannot be ordered"
-                ),
-                "check the number in lines.toml (a typo?), port it in first, or use `number = \"auto\"` with an `area_code`".into(),
-            )
-        })
-        .collect()
+    {
+        // A number cwa add --reserve held: say that the hold lapsed (issue 23).
+        let lapsed = crate::provision::lapsed_reservation(telnyx.as_ref(), number).await;
+        let why = lapsed.map(|l| format!(": {l}")).unwrap_or_default();
+        found.push(error(
+            "number-not-for-sale",
+            addr,
+            Some(desired),
+            format!(
+                "{addr}: {number} is owned by no account cwa reads and Telnyx does not sell it, so it cannot be ordered{why}"
+            ),
+            "check the number in lines.toml (a typo?), port it in first, or use `number = \"auto\"` with an `area_code` (cwa add --reserve again holds a new one)".into(),
+        ));
+    }
+    found
 }
 
 /// The Telnyx numbers the plan orders (creates), with their declared number.

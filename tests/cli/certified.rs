@@ -130,7 +130,9 @@ async fn an_applied_line_that_cannot_be_checked_fails() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_certification_after_apply_fails_when_a_touched_line_is_not_routed() {
-    let ctx = Ctx::with_world("empty", &auto_churches(1)).await;
+    // The account objects are live (synthetic:0): a target never creates its dependencies on
+    // the side (issue 23), so the number's connection must exist already.
+    let ctx = Ctx::with_world("synthetic:0", &auto_churches(1)).await;
     let out = ctx
         .cwa(&["apply", "--auto-approve", "--target", "telnyx_number.auto0"])
         .await;

@@ -28,6 +28,28 @@ fn cases() -> Vec<(&'static str, Vec<&'static str>, &'static str)> {
             vec!["apply", "--auto-approve", "--json"],
             cwa::render::APPLY_FORMAT_VERSION,
         ),
+        // Issue 23: the church's plan (after the apply above, so its removal has a plan).
+        (
+            "add church",
+            vec![
+                "add",
+                "church",
+                "grace",
+                "--id",
+                "00000000-0000-4000-8000-0000000000a1",
+                "--name",
+                "Grace Chapel",
+                "--area-code",
+                "734",
+                "--json",
+            ],
+            cwa::plan::FORMAT_VERSION,
+        ),
+        (
+            "remove church",
+            vec!["remove", "church", "melvindale", "--json"],
+            cwa::plan::FORMAT_VERSION,
+        ),
     ]
 }
 

@@ -8,6 +8,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod add;
 mod apply;
 mod audit_review;
 mod audit_trust;

@@ -28,6 +28,10 @@ TELNYX_OPERATIONS = [
     ("GET", "/number_orders/{number_order_id}"), ("PATCH", "/number_orders/{number_order_id}"),
     ("GET", "/phone_numbers"), ("GET", "/phone_numbers/{id}"),
     ("PATCH", "/phone_numbers/{id}"), ("DELETE", "/phone_numbers/{id}"),
+    # Issue 23: `cwa add --reserve` holds the number a pastor is shown until apply buys it.
+    ("POST", "/number_reservations"), ("GET", "/number_reservations"),
+    ("GET", "/number_reservations/{number_reservation_id}"),
+    ("POST", "/number_reservations/{number_reservation_id}/actions/extend"),
 ] + [
     (m, p)
     for c in ["fqdn_connections", "fqdns", "credential_connections",

@@ -13,4 +13,5 @@ mod livekit;
 mod server;
 mod strict;
 mod telnyx;
+mod telnyx_reservations;
 mod twilio;

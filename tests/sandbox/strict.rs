@@ -165,6 +165,8 @@ fn the_contracts_cover_every_route_cwa_calls() {
         ("PATCH", "/v2/phone_numbers/1"),
         ("DELETE", "/v2/phone_numbers/1"),
         ("PATCH", "/v2/fqdn_connections/1/fqdn_authentication"),
+        ("POST", "/v2/number_reservations"),
+        ("GET", "/v2/number_reservations"),
     ];
     for (m, p) in calls {
         assert!(telnyx.covers(m, p), "{m} {p}");
@@ -210,7 +212,7 @@ fn the_contracts_cover_every_route_cwa_calls() {
     }
     assert_eq!(
         telnyx.len(),
-        36,
+        40,
         "update tests/contracts/README.md with the new count"
     );
     assert_eq!(

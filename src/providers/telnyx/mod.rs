@@ -16,6 +16,7 @@
 //! - orders carry `customer_reference`, so a lost answer is found again instead of buying
 //!   twice; releasing a number is `DELETE /phone_numbers/{id}`.
 
+mod reservations;
 mod wire;
 
 use std::time::Duration;
@@ -1419,6 +1420,25 @@ impl Provider for TelnyxProvider {
         Ok(Some(super::AreaOffers { exact, best_effort }))
     }
 
+    async fn reserve(
+        &self,
+        country: &str,
+        area_code: &str,
+        endings: &[String],
+        reference: &str,
+    ) -> Result<Option<super::Reservation>, ProviderError> {
+        self.reserve_number(country, area_code, endings, reference)
+            .await
+            .map(Some)
+    }
+
+    async fn reservations_of(
+        &self,
+        number: &E164,
+    ) -> Result<Option<Vec<super::Reservation>>, ProviderError> {
+        self.reservations_holding(number).await.map(Some)
+    }
+
     async fn find_created(&self, req: &WriteRequest) -> Result<Option<LiveObject>, ProviderError> {
         match &req.spec {
             Spec::TelnyxNumber(s) => self.find_number(req, s).await,
@@ -1456,14 +1476,17 @@ mod tests {
             AvailableNumber {
                 phone_number: "+14145550000".into(),
                 best_effort: true,
+                reservable: true,
             },
             AvailableNumber {
                 phone_number: "+14147214000".into(),
                 best_effort: false,
+                reservable: true,
             },
             AvailableNumber {
                 phone_number: "+14147210000".into(),
                 best_effort: false,
+                reservable: true,
             },
         ];
         assert_eq!(pick_ending(&found, "414", "0000"), Some(e("+14147210000")));
@@ -1474,6 +1497,7 @@ mod tests {
         let outside = [AvailableNumber {
             phone_number: "+12625550000".into(),
             best_effort: true,
+            reservable: true,
         }];
         assert_eq!(pick_first(&outside, "414"), None);
         assert_eq!(best_effort_only(&outside, "414"), vec!["+12625550000"]);
@@ -1594,6 +1618,7 @@ mod tests {
                 .map(|n| AvailableNumber {
                     phone_number: n.into(),
                     best_effort: false,
+                    reservable: true,
                 })
                 .to_vec()
         };

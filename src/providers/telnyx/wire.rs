@@ -207,6 +207,9 @@ pub struct AvailableNumber {
     pub phone_number: String,
     #[serde(default)]
     pub best_effort: bool,
+    /// Whether the number can be reserved before purchase (AvailablePhoneNumber `reservable`).
+    #[serde(default)]
+    pub reservable: bool,
 }
 
 /// `{"errors":[{"code","title","detail"}]}` → (code, detail or title).

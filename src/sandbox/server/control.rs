@@ -44,6 +44,7 @@ pub(super) fn control(shared: &Shared, incoming: &Incoming) -> ApiResponse {
             }
             Err(response) => response,
         },
+        ("POST", ["telnyx", "lapse" | "sell_elsewhere"]) => telnyx_hold(shared, incoming),
         _ => ApiResponse::json(
             404,
             &json!({"error": format!("no control route {} {}", incoming.method, incoming.path)}),
@@ -68,5 +69,25 @@ pub(super) fn call_endpoints(body: &[u8]) -> Result<(String, String), ApiRespons
             400,
             &json!({"error": "expected {\"from\": \"+1…\", \"to\": \"+1…\"}"}),
         )),
+    }
+}
+
+/// `POST /sandbox/telnyx/lapse {"id"}`: a reservation's 30 minutes pass now.
+/// `POST /sandbox/telnyx/sell_elsewhere {"phone_number"}`: another customer buys the number
+/// (refused with 409 while this account holds it).
+fn telnyx_hold(shared: &Shared, incoming: &Incoming) -> ApiResponse {
+    let value: Value = serde_json::from_slice(&incoming.body).unwrap_or(Value::Null);
+    let field = |k: &str| value.get(k).and_then(Value::as_str).unwrap_or_default();
+    let now = chrono::Utc::now();
+    let mut world = lock(&shared.world);
+    if incoming.path.ends_with("/lapse") {
+        return match world.telnyx.lapse_reservation(field("id"), now) {
+            true => ApiResponse::json(200, &json!({"lapsed": field("id")})),
+            false => ApiResponse::json(404, &json!({"error": "no such reservation"})),
+        };
+    }
+    match world.telnyx.sell_elsewhere(field("phone_number"), now) {
+        Ok(()) => ApiResponse::json(200, &json!({"sold": true})),
+        Err(reason) => ApiResponse::json(409, &json!({"sold": false, "reason": reason})),
     }
 }

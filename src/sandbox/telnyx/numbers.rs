@@ -19,6 +19,10 @@ impl TelnyxState {
         };
         let ndc = query("filter[national_destination_code]");
         if let Some(code) = ndc.filter(|c| self.realism.best_effort_area_codes.contains(*c)) {
+            // Best-effort offers are not reservable (they answer `reservable: false`).
+            if query("filter[reservable]") == Some("true") {
+                return search_result(Vec::new());
+            }
             return self.best_effort_offers(code, limit);
         }
         let area_codes: Vec<&str> = match (ndc, country) {
@@ -33,6 +37,7 @@ impl TelnyxState {
             .map(|f| f.split(',').map(str::trim).collect())
             .unwrap_or_default();
         let wanted_type = query("filter[phone_number_type]");
+        let exclude_held = query("filter[exclude_held_numbers]") == Some("true");
         let owned: BTreeSet<&str> = self
             .phone_numbers
             .values()
@@ -65,7 +70,8 @@ impl TelnyxState {
                         .iter()
                         .all(|f| number_features(&number).contains(f))
                     && !self.taken.contains(&number)
-                    && !owned.contains(number.as_str());
+                    && !owned.contains(number.as_str())
+                    && !(exclude_held && self.held_until(&number, req.now).is_some());
                 if fits {
                     found.push(number);
                 }
@@ -119,6 +125,7 @@ impl TelnyxState {
             .map(|n| {
                 let mut offer = available_number(n);
                 offer["best_effort"] = json!(true);
+                offer["reservable"] = json!(false);
                 offer
             })
             .collect();
