@@ -62,9 +62,9 @@ async fn add_into_the_repository_lines_toml_changes_only_the_new_block() {
         "the diff is the new block and nothing else:\n{after}"
     );
     assert!(
-        after.find("Known-broken live").unwrap() < after.find("[church.grace]").unwrap()
+        after.find("number = \"+17473897673\"").unwrap() < after.find("[church.grace]").unwrap()
             && after.find("[church.grace]").unwrap() < after.find("# Telnyx").unwrap(),
-        "after the last church and its note, before the next section"
+        "after the last church, before the next section"
     );
     // In the layout `cwa fmt` leaves unchanged: formatting adds nothing to the block.
     let fmt = |t: &str| cwa::config::fmt::format(t).unwrap();
