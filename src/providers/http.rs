@@ -624,11 +624,7 @@ impl HttpClient {
                 .map_err(|e| Failure::Transport(describe_transport(&e)))?;
             let status = resp.status();
             let headers = resp.headers().clone();
-            let body = resp
-                .bytes()
-                .await
-                .map_err(|e| Failure::Transport(describe_transport(&e)))?
-                .to_vec();
+            let body = read_capped(resp, self.provider, call).await?;
             Ok((status, headers, body))
         }
         .await;
@@ -690,6 +686,36 @@ enum Failure {
         headers: HeaderMap,
         body: Vec<u8>,
     },
+}
+
+/// The most one answer may hold. The largest honest answer is one page of a list (a few MB);
+/// a body that never ends would otherwise be read into memory until the machine gives out.
+const MAX_BODY: usize = 64 << 20;
+
+/// The body of `resp`, read until [`MAX_BODY`]; a larger one is an undecodable answer (never
+/// retried: the next attempt would be as large).
+async fn read_capped(
+    mut resp: reqwest::Response,
+    provider: ProviderName,
+    call: &Call,
+) -> Result<Vec<u8>, Failure> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| Failure::Transport(describe_transport(&e)))?
+    {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(Failure::Local(ProviderError::Decode {
+                provider,
+                operation: call.operation.clone(),
+                object: call.object.clone(),
+                detail: format!("the answer is larger than {} MiB", MAX_BODY >> 20),
+            }));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// Whether a failed HTTP attempt may be sent again ([`Retry::allows`]), and after how long.

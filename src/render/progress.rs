@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use crate::apply::{Applied, ApplyError, ApplyReport, Hook, StateNotSaved};
 use crate::config::Loaded;
 use crate::plan::{Action, Change};
+use crate::render::escape;
 use crate::session::{not_applied, Certified};
 
 /// How progress is shown.
@@ -90,9 +91,10 @@ impl Hook for Progress {
 
     fn failed(&self, change: &Change, error: &ApplyError) {
         crate::outln!(
-            "FAILED {} {}: {error}",
+            "FAILED {} {}: {}",
             change.action.as_str(),
-            change.address
+            change.address,
+            escape::terminal(&error.to_string())
         );
     }
 
@@ -168,9 +170,10 @@ pub fn summary(report: &ApplyReport, loaded: &Loaded) -> String {
             .map(|l| format!(" (declared at {l})"))
             .unwrap_or_default();
         let _ = writeln!(out, "  FAILED {} {}{at}", f.action.as_str(), f.address);
-        let _ = writeln!(out, "    why: {}", f.error.as_deref().unwrap_or("unknown"));
+        let why = f.error.as_deref().unwrap_or("unknown");
+        let _ = writeln!(out, "    why: {}", escape::terminal(why));
         if let Some(fix) = &f.fix {
-            let _ = writeln!(out, "    fix: {fix}");
+            let _ = writeln!(out, "    fix: {}", escape::terminal(fix));
         }
     }
     for s in &report.skipped {
@@ -179,7 +182,7 @@ pub fn summary(report: &ApplyReport, loaded: &Loaded) -> String {
             "  skipped: {} {}: {}",
             s.action.as_str(),
             s.address,
-            s.reason
+            escape::terminal(&s.reason)
         );
     }
     for a in &report.not_started {
@@ -187,7 +190,7 @@ pub fn summary(report: &ApplyReport, loaded: &Loaded) -> String {
     }
     for s in &report.state_not_saved {
         let _ = writeln!(out, "  STATE NOT SAVED {}", s.when);
-        let _ = writeln!(out, "    why: {}", s.error);
+        let _ = writeln!(out, "    why: {}", escape::terminal(&s.error));
         let _ = writeln!(out, "    fix: {}", s.fix);
     }
     for a in &report.rolled_back {

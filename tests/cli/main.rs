@@ -28,6 +28,8 @@ mod provider_limits;
 mod redteam;
 mod redteam_input;
 mod redteam_pipes;
+mod redteam_plans;
+mod redteam_wire;
 mod review;
 mod secrets;
 mod telnyx_fidelity;

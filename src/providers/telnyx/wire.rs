@@ -47,7 +47,8 @@ pub struct One<T> {
 
 #[derive(Debug, Deserialize)]
 pub struct Page<T> {
-    #[serde(default = "Vec::new")]
+    /// Required: a 200 whose body has no `data` (an error body, a proxy's page) is not an
+    /// empty list. Read as one, every owned number looked gone and was ordered again.
     pub data: Vec<T>,
     #[serde(default)]
     pub meta: Option<PageMeta>,
