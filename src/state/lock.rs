@@ -295,6 +295,16 @@ fn read_info(store: &StateStore) -> Result<LockInfo, StateError> {
     let path = store.lock_path();
     let text = match fs::read_to_string(&path) {
         Ok(t) => t,
+        // A link to nothing is there for `create` and gone for `read`: never "not locked",
+        // or acquiring would retry for ever (a stack overflow, exit 134).
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound && fs::symlink_metadata(&path).is_ok() =>
+        {
+            return Err(StateError::Corrupt {
+                path: path.display().to_string(),
+                detail: "the lock file is a symbolic link to nothing; remove the link".into(),
+            })
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StateError::NotLocked),
         Err(source) => return Err(io("read", &path, source)),
     };
