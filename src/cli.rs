@@ -399,6 +399,8 @@ pub enum ExportCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// `[policy] auto_add` (pr or apply): what the provisioning workflow does after an add.
+    AutoAdd,
 }
 
 #[derive(Debug, Subcommand)]

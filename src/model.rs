@@ -988,6 +988,27 @@ pub struct Policy {
     /// to, so its callers hear something declared (the fallback greeting) instead of whatever
     /// its removed line left; `None` leaves kept numbers where they are.
     pub park: Option<Address>,
+    /// `[policy] auto_add`: what the provisioning workflow does after `cwa add church`.
+    pub auto_add: AutoAdd,
+}
+
+/// `[policy] auto_add` (issue 23): the provisioning workflow opens a pull request with the new
+/// church's plan (`pr`, the default), or applies that church alone (`apply`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AutoAdd {
+    #[default]
+    Pr,
+    Apply,
+}
+
+impl AutoAdd {
+    /// The value as lines.toml writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pr => "pr",
+            Self::Apply => "apply",
+        }
+    }
 }
 
 /// One entry of `[ignore]` or `[kept]` in lines.toml: a live id, address or number, and the
@@ -1025,6 +1046,7 @@ impl Default for Policy {
             ignore: Vec::new(),
             kept: Vec::new(),
             park: None,
+            auto_add: AutoAdd::Pr,
         }
     }
 }

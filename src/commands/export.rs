@@ -20,7 +20,10 @@ pub fn export(global: &GlobalArgs, command: &ExportCommand) -> miette::Result<Ex
         church_column,
         number_column,
         dry_run,
-    } = command;
+    } = command
+    else {
+        return auto_add(global);
+    };
     let loaded = config::load(&global.config)?;
     for warning in &loaded.warnings {
         crate::errln!("{warning:?}");
@@ -71,5 +74,13 @@ fn to_table(
         "{}",
         render::registry::table_changes(&changes, spec, &location::redact(&target.url), dry_run)
     );
+    Ok(ExitStatus::Success)
+}
+
+/// `cwa export auto-add`: `[policy] auto_add` of a valid lines.toml (`pr` or `apply`), for the
+/// provisioning workflow to choose its path by.
+fn auto_add(global: &GlobalArgs) -> miette::Result<ExitStatus> {
+    let loaded = config::load(&global.config)?;
+    crate::outln!("{}", loaded.desired.policy.auto_add.as_str());
     Ok(ExitStatus::Success)
 }

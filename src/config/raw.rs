@@ -29,6 +29,8 @@ pub struct Block<R> {
 pub struct RawPolicy {
     pub twilio: Opt<String>,
     pub max_delete_share: Opt<f64>,
+    /// `"pr"` or `"apply"`: what the provisioning workflow does (issue 23).
+    pub auto_add: Opt<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -571,3 +571,24 @@ fn a_fifty_megabyte_name_is_a_diagnostic_before_any_edit() {
     assert!(err.to_string().contains("longer than 255"), "{err}");
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_auto_add_policy_is_pr_by_default_apply_when_declared_and_checked() {
+    let ctx = Ctx::runbook().await;
+    let out = ctx.cwa(&["export", "auto-add"]).await;
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), "pr\n");
+    ctx.edit_lines_toml(
+        "max_delete_share = 0.25",
+        "max_delete_share = 0.25\nauto_add = \"apply\"",
+    );
+    assert_eq!(stdout(&ctx.cwa(&["export", "auto-add"]).await), "apply\n");
+    ctx.edit_lines_toml("auto_add = \"apply\"", "auto_add = \"yes\"");
+    let out = ctx.cwa(&["export", "auto-add"]).await;
+    assert_exit(&out, 1);
+    assert!(
+        stderr(&out).contains("cwa::config::policy") && stderr(&out).contains("auto_add = \"yes\""),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -54,6 +54,19 @@ const COMMANDS: &[&[&str]] = &[
     &["check"],
     &["import"],
     &["export", "registry"],
+    &["export", "auto-add"],
+    &[
+        "add",
+        "church",
+        "grace",
+        "--id",
+        "00000000-0000-4000-8000-0000000000a1",
+        "--name",
+        "Grace",
+        "--area-code",
+        "734",
+    ],
+    &["remove", "church", "melvindale"],
 ];
 
 #[test]

@@ -315,3 +315,60 @@ fn the_workflow_that_builds_pull_requests_has_no_secrets() {
         );
     }
 }
+
+/// provision.yml (issue 23): started by workflow_dispatch with the church's inputs, which
+/// reach the shell only through `env:`; one writer at a time with apply.yml; the add, the
+/// policy read, the targeted auto-approved apply, the registry export and the failure issue.
+#[test]
+fn the_provisioning_workflow_takes_its_inputs_through_env_only() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(".github/workflows/provision.yml");
+    let w = parse(&path);
+    let inputs = w["on"]["workflow_dispatch"]["inputs"]
+        .as_mapping()
+        .expect("workflow_dispatch inputs");
+    for name in ["key", "id", "name", "area_code", "number"] {
+        assert!(
+            inputs.contains_key(Value::from(name)),
+            "input {name} missing"
+        );
+    }
+    assert_eq!(w["concurrency"]["group"], Value::from("cwa-apply"));
+    for script in scripts(&w) {
+        assert!(
+            !script.contains("${{"),
+            "an expression inside run: (inputs must come through env:):\n{script}"
+        );
+    }
+    // Every `${{ inputs.… }}` is an env value.
+    let raw = std::fs::read_to_string(&path).unwrap();
+    let in_env: usize = steps(&w)
+        .iter()
+        .map(|(_, _, env)| text(env).matches("inputs.").count())
+        .max()
+        .unwrap_or(0);
+    assert_eq!(raw.matches("${{ inputs.").count(), in_env, "{raw}");
+    let commands: Vec<String> = scripts(&w)
+        .iter()
+        .flat_map(|s| cwa_invocations(s))
+        .map(|a| a.join(" "))
+        .collect();
+    for expected in [
+        "add church $KEY --id $CHURCH_ID --name $CHURCH_NAME --number $NUMBER",
+        "add church $KEY --id $CHURCH_ID --name $CHURCH_NAME --area-code $AREA_CODE",
+        "export auto-add",
+        "apply --target church.$KEY --auto-approve",
+        "check",
+        "export registry",
+    ] {
+        assert!(
+            commands.iter().any(|c| c.starts_with(expected)),
+            "{expected}: {commands:?}"
+        );
+    }
+    let all = text(&w);
+    assert!(
+        all.contains("gh pr create") && all.contains("gh issue create"),
+        "{all}"
+    );
+    assert!(all.contains("if: failure()"), "an issue on failure");
+}

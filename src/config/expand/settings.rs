@@ -47,6 +47,21 @@ impl Expander<'_> {
                 ),
             }
         }
+        if let Some(a) = &raw.auto_add {
+            match a.get_ref().as_str() {
+                "pr" => self.policy.auto_add = crate::model::AutoAdd::Pr,
+                "apply" => self.policy.auto_add = crate::model::AutoAdd::Apply,
+                _ => self.push(
+                    Problem::error(
+                        ProblemKind::Policy,
+                        span_of(a),
+                        "unknown policy",
+                        format!("auto_add `{}` is not known", a.get_ref()),
+                    )
+                    .with_help("use \"pr\" (the provisioning workflow opens a pull request, the default) or \"apply\" (it applies the new church alone)"),
+                ),
+            }
+        }
         if let Some(share) = &raw.max_delete_share {
             let v = *share.get_ref();
             if (0.0..=1.0).contains(&v) {
