@@ -212,7 +212,11 @@ fn check_key(key: &str) -> Result<(), ProvisionError> {
 /// file is reviewed in pull requests, where such a character hides what a line says), and not
 /// larger than any name cwa accepts.
 fn check_text(flag: &str, value: &str) -> Result<(), ProvisionError> {
-    let what = if value.trim().is_empty() {
+    // A name of more bytes than 255 four-byte characters is too long whatever it holds: say
+    // so before reading it character by character (a 50 MB name).
+    let what = if value.len() > 4 * config::limits::MAX_NAME_CHARS {
+        "is longer than 255 characters"
+    } else if value.trim().is_empty() {
         "is empty"
     } else if value.chars().any(crate::render::escape::is_hidden_control) {
         "holds a control, line-break or bidi character"

@@ -569,7 +569,13 @@ fn a_fifty_megabyte_name_is_a_diagnostic_before_any_edit() {
     let err = cwa::provision::add(std::path::Path::new("lines.toml"), &text, &new, None)
         .expect_err("refused");
     assert!(err.to_string().contains("longer than 255"), "{err}");
-    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // Refused on its size, before it is read character by character or parsed: well under a
+    // second even in a debug build on a loaded machine.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
