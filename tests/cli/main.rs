@@ -26,6 +26,7 @@ mod plan;
 mod plan_twilio_domains;
 mod provider_limits;
 mod redteam;
+mod redteam_add;
 mod redteam_input;
 mod redteam_pipes;
 mod redteam_plans;

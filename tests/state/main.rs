@@ -10,6 +10,7 @@ mod common;
 mod audit_state;
 mod concurrency;
 mod redteam_lock;
+mod redteam_pg;
 mod redteam_signals;
 mod state_postgres;
 mod trust_durable;

@@ -32,9 +32,15 @@ pub fn lease_ttl() -> Duration {
         .ok()
         .and_then(|v| v.trim().parse::<f64>().ok())
         .filter(|s| s.is_finite() && *s > 0.0)
-        .map(Duration::from_secs_f64)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .filter(|ttl| *ttl <= MAX_TTL)
         .unwrap_or(DEFAULT_TTL)
 }
+
+/// The longest lease `CWA_LEASE_TTL` may ask for: half of it must fit the server's timeout
+/// settings (milliseconds in an `int`, about 24.8 days), and `from_secs_f64` panics past
+/// `u64` seconds. A larger value is ignored like one that is not a number.
+const MAX_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// A lease this process holds.
 #[derive(Debug)]
