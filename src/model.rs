@@ -764,6 +764,27 @@ pub enum Spec {
     TwilioTrunkNumber(TwilioTrunkNumberSpec),
 }
 
+/// Which fields of a spec are references, written once for [`Spec::refs`] and
+/// [`Spec::refs_mut`] (`$iter` is `iter` or `iter_mut`, `$($borrow)*` is `&` or `&mut`).
+macro_rules! spec_refs {
+    ($spec:expr, $iter:ident, $($borrow:tt)*) => {
+        match $spec {
+            Spec::TelnyxNumber(s) => s.connection.$iter().collect(),
+            Spec::TelnyxFqdnConnection(s) => s.outbound_voice_profile.$iter().collect(),
+            Spec::TelnyxFqdn(s) => vec![$($borrow)* s.connection],
+            Spec::TelnyxCredentialConnection(s) => s.outbound_voice_profile.$iter().collect(),
+            Spec::LivekitDispatchRule(s) => s.trunks.$iter().collect(),
+            Spec::TwilioTrunkNumber(s) => vec![$($borrow)* s.trunk, $($borrow)* s.number],
+            Spec::TelnyxOutboundVoiceProfile(_)
+            | Spec::TelnyxTexmlApplication(_)
+            | Spec::LivekitInboundTrunk(_)
+            | Spec::LivekitOutboundTrunk(_)
+            | Spec::TwilioNumber(_)
+            | Spec::TwilioTrunk(_) => Vec::new(),
+        }
+    };
+}
+
 impl Spec {
     /// The undeclared settings cwa keeps, as read (LiveKit trunks and rules only).
     pub fn preserved(&self) -> Option<&BTreeMap<String, String>> {
@@ -794,38 +815,12 @@ impl Spec {
 
     /// Every resource reference inside the spec, for dependency edges and id translation.
     pub fn refs(&self) -> Vec<&Ref> {
-        match self {
-            Self::TelnyxNumber(s) => s.connection.iter().collect(),
-            Self::TelnyxFqdnConnection(s) => s.outbound_voice_profile.iter().collect(),
-            Self::TelnyxFqdn(s) => vec![&s.connection],
-            Self::TelnyxCredentialConnection(s) => s.outbound_voice_profile.iter().collect(),
-            Self::LivekitDispatchRule(s) => s.trunks.iter().collect(),
-            Self::TwilioTrunkNumber(s) => vec![&s.trunk, &s.number],
-            Self::TelnyxOutboundVoiceProfile(_)
-            | Self::TelnyxTexmlApplication(_)
-            | Self::LivekitInboundTrunk(_)
-            | Self::LivekitOutboundTrunk(_)
-            | Self::TwilioNumber(_)
-            | Self::TwilioTrunk(_) => Vec::new(),
-        }
+        spec_refs!(self, iter, &)
     }
 
     /// Mutable access to every reference, so the planner and executor can translate them.
     pub fn refs_mut(&mut self) -> Vec<&mut Ref> {
-        match self {
-            Self::TelnyxNumber(s) => s.connection.iter_mut().collect(),
-            Self::TelnyxFqdnConnection(s) => s.outbound_voice_profile.iter_mut().collect(),
-            Self::TelnyxFqdn(s) => vec![&mut s.connection],
-            Self::TelnyxCredentialConnection(s) => s.outbound_voice_profile.iter_mut().collect(),
-            Self::LivekitDispatchRule(s) => s.trunks.iter_mut().collect(),
-            Self::TwilioTrunkNumber(s) => vec![&mut s.trunk, &mut s.number],
-            Self::TelnyxOutboundVoiceProfile(_)
-            | Self::TelnyxTexmlApplication(_)
-            | Self::LivekitInboundTrunk(_)
-            | Self::LivekitOutboundTrunk(_)
-            | Self::TwilioNumber(_)
-            | Self::TwilioTrunk(_) => Vec::new(),
-        }
+        spec_refs!(self, iter_mut, &mut)
     }
 
     /// The numbers a trunk holds, for dependency edges and `(number of …)` resolution.

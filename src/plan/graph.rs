@@ -53,22 +53,6 @@ fn permute<T>(mut items: Vec<T>, mut position: Vec<usize>) -> Vec<T> {
     items
 }
 
-/// Groups a plan's changes into waves: every change of a wave has all its dependencies in
-/// earlier waves, so a wave may run in parallel.
-pub fn waves(count: usize, edges: &[(usize, usize)]) -> Vec<Vec<usize>> {
-    let mut level = vec![0usize; count];
-    let mut by_target: Vec<(usize, usize)> = edges.to_vec();
-    by_target.sort_unstable_by_key(|&(_, to)| to);
-    for (from, to) in by_target {
-        level[to] = level[to].max(level[from] + 1);
-    }
-    let mut waves: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for (i, l) in level.into_iter().enumerate() {
-        waves.entry(l).or_default().push(i);
-    }
-    waves.into_values().collect()
-}
-
 fn is_removal(action: Action) -> bool {
     matches!(action, Action::Delete | Action::Forget | Action::Retain)
 }

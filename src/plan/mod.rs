@@ -21,7 +21,7 @@ use crate::model::{Address, Kind, Spec};
 
 pub use diff::{compute, PlanInput, PlanOptions};
 pub use fields::{diff as diff_fields, FieldChange, SENSITIVE};
-pub use graph::{order, waves as graph_waves, ChangeGraph, CycleError};
+pub use graph::{order, ChangeGraph, CycleError};
 pub use reason::{Found, Reason};
 
 /// The version of the JSON plan schema (`cwa plan --json`, plan files). Bumped on any
@@ -55,18 +55,6 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 9] = [
-        Self::Create,
-        Self::Adopt,
-        Self::Update,
-        Self::Replace,
-        Self::Delete,
-        Self::Forget,
-        Self::Retain,
-        Self::Verify,
-        Self::NoOp,
-    ];
-
     /// Whether applying this action calls a provider or changes state.
     pub fn changes_anything(self) -> bool {
         !matches!(self, Self::NoOp | Self::Verify | Self::Retain)
