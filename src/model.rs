@@ -649,6 +649,25 @@ pub struct InboundTrunkSpec {
     pub preserved: Preserved,
 }
 
+impl InboundTrunkSpec {
+    /// A trunk holding `numbers` and nothing else: no metadata, no caller or address filter,
+    /// no authentication (what a Telnyx FQDN connection needs), Krisp on. A church line's
+    /// trunk by convention, before its keys are laid over it.
+    pub fn holding(name: impl Into<String>, numbers: Vec<NumberRef>) -> Self {
+        Self {
+            name: name.into(),
+            metadata: String::new(),
+            numbers,
+            allowed_addresses: Vec::new(),
+            allowed_numbers: Vec::new(),
+            auth_username: String::new(),
+            auth_password: None,
+            krisp_enabled: true,
+            preserved: Preserved::default(),
+        }
+    }
+}
+
 /// `livekit_outbound_trunk`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutboundTrunkSpec {

@@ -559,17 +559,8 @@ mod tests {
     }
 
     fn inbound(name: &str, numbers: &[&str]) -> Spec {
-        Spec::LivekitInboundTrunk(InboundTrunkSpec {
-            name: name.into(),
-            metadata: String::new(),
-            numbers: numbers.iter().map(|n| NumberRef::Number(e164(n))).collect(),
-            allowed_addresses: vec![],
-            allowed_numbers: vec![],
-            auth_username: String::new(),
-            auth_password: None,
-            krisp_enabled: true,
-            preserved: Default::default(),
-        })
+        let numbers = numbers.iter().map(|n| NumberRef::Number(e164(n))).collect();
+        Spec::LivekitInboundTrunk(InboundTrunkSpec::holding(name, numbers))
     }
 
     fn outbound(numbers: &[&str]) -> Spec {

@@ -67,18 +67,7 @@ mod tests {
     use super::*;
     use std::path::Path;
 
-    const LINES: &str = r#"
-version = 1
-[defaults]
-agent = "a"
-[livekit]
-project_id = "p_abc"
-[telnyx.fqdn_connection.lk]
-name = "LK"
-[telnyx.fqdn.lk]
-connection = "lk"
-fqdn = "abc.sip.livekit.cloud"
-default_primary = true
+    const CHURCHES: &str = r#"
 [church.b]
 id = "00000000-0000-4000-8000-000000000002"
 name = "Beta"
@@ -96,7 +85,8 @@ area_code = "734"
 
     #[test]
     fn numbers_are_sorted_and_auto_numbers_wait_for_state() {
-        let loaded = crate::config::parse(Path::new("t.toml"), LINES).unwrap();
+        let lines = format!("{}{CHURCHES}", crate::config::expand::TEST_HEAD);
+        let loaded = crate::config::parse(Path::new("t.toml"), &lines).unwrap();
         let (reg, unpinned) = registry(&loaded.desired, &State::new());
         let numbers: Vec<&str> = reg.keys().map(E164::as_str).collect();
         assert_eq!(numbers, ["+14144007103", "+17473897673"]);

@@ -130,12 +130,13 @@ impl Declared<'_> {
                     && &a.agent_name != default_agent
                 {
                     found.push(
-                        Problem::warning(
+                        Problem::error(
                             ProblemKind::AgentName,
                             self.at(r, &format!("agents.{i}")),
                             "not the default agent",
                             format!("{} dispatches to `{}`, not to the project's agent `{default_agent}`", r.addr, a.agent_name),
                         )
+                        .as_warning()
                         .with_help("an agent name nobody deploys means the agent never joins; check the spelling"),
                     );
                 }

@@ -65,12 +65,13 @@ impl Declared<'_> {
     ) -> Vec<Problem> {
         let header = find(&s.headers, TELNYX_USERNAME_HEADER);
         match header {
-            None => vec![Problem::warning(
+            None => vec![Problem::error(
                 ProblemKind::OutboundTrunk,
                 self.at(r, "headers"),
                 "no X-Telnyx-Username",
                 format!("{} sends no {TELNYX_USERNAME_HEADER} header", r.addr),
             )
+            .as_warning()
             .with_help(format!("add headers = {{ \"{TELNYX_USERNAME_HEADER}\" = \"{user}\" }}: without it Telnyx authenticates by IP allowlist only, which breaks when LiveKit's egress IPs shift"))],
             Some((_, v)) if v != user => vec![Problem::error(
                 ProblemKind::OutboundTrunk,

@@ -117,15 +117,8 @@ impl LineDefaults {
     pub fn build(&self, line: Line<'_>, keys: &LineKeys) -> LineSpecs {
         let agent = keys.agent.as_deref().unwrap_or(&self.agent);
         let trunk = InboundTrunkSpec {
-            name: line.trunk_name.clone(),
-            metadata: String::new(),
-            numbers: vec![line.number],
-            allowed_addresses: Vec::new(),
-            allowed_numbers: Vec::new(),
-            auth_username: String::new(),
-            auth_password: None,
             krisp_enabled: keys.krisp.unwrap_or(self.krisp),
-            preserved: Default::default(),
+            ..InboundTrunkSpec::holding(line.trunk_name.clone(), vec![line.number])
         };
         let rule = DispatchRuleSpec {
             name: rule_name(&line.trunk_name),

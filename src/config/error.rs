@@ -111,16 +111,11 @@ impl Problem {
         }
     }
 
-    /// A warning: printed, but the file is still valid.
-    pub fn warning(
-        kind: ProblemKind,
-        span: SourceSpan,
-        label: impl Into<String>,
-        message: impl Into<String>,
-    ) -> Self {
+    /// The same problem as a warning: printed, but the file is still valid.
+    pub fn as_warning(self) -> Self {
         Self {
             severity: Severity::Warning,
-            ..Self::error(kind, span, label, message)
+            ..self
         }
     }
 

@@ -199,15 +199,8 @@ mod tests {
 
     fn trunk(allowed: &[&str]) -> InboundTrunkSpec {
         InboundTrunkSpec {
-            name: "t".into(),
-            metadata: String::new(),
-            numbers: Vec::new(),
-            allowed_addresses: Vec::new(),
             allowed_numbers: allowed.iter().map(|s| s.to_string()).collect(),
-            auth_username: String::new(),
-            auth_password: None,
-            krisp_enabled: true,
-            preserved: Default::default(),
+            ..InboundTrunkSpec::holding("t", Vec::new())
         }
     }
 

@@ -203,34 +203,43 @@ pub struct RawTwilioTrunk {
     pub depends_on: Option<List>,
 }
 
-/// The per-line settings a church (or one of its lines) may give.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawLine {
-    pub number: Opt<String>,
-    pub area_code: Opt<String>,
-    pub country: Opt<String>,
-    pub agent: Opt<String>,
-    pub room_prefix: Opt<String>,
-    pub trunk: Opt<String>,
-    pub krisp: Opt<bool>,
-    pub depends_on: Option<List>,
+/// Declares a struct holding the per-line keys, written once for a church and for each of its
+/// lines: `{ before } { after }` are its other fields, kept in that order around the line keys
+/// (the order of "expected one of" lists).
+macro_rules! with_line_keys {
+    ($(#[$m:meta])* pub struct $name:ident { $($before:tt)* } { $($after:tt)* }) => {
+        $(#[$m])*
+        pub struct $name {
+            $($before)*
+            pub number: Opt<String>,
+            pub area_code: Opt<String>,
+            pub country: Opt<String>,
+            pub agent: Opt<String>,
+            pub room_prefix: Opt<String>,
+            pub trunk: Opt<String>,
+            pub krisp: Opt<bool>,
+            pub depends_on: Option<List>,
+            $($after)*
+        }
+    };
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawChurch {
-    pub id: Opt<String>,
-    pub name: Opt<String>,
-    pub number: Opt<String>,
-    pub area_code: Opt<String>,
-    pub country: Opt<String>,
-    pub agent: Opt<String>,
-    pub room_prefix: Opt<String>,
-    pub trunk: Opt<String>,
-    pub krisp: Opt<bool>,
-    pub depends_on: Option<List>,
-    pub lines: Option<BTreeMap<Spanned<String>, Spanned<RawLine>>>,
+with_line_keys! {
+    /// The per-line settings a church (or one of its lines) may give.
+    #[derive(Debug, Default, Clone, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct RawLine {} {}
+}
+
+with_line_keys! {
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct RawChurch {
+        pub id: Opt<String>,
+        pub name: Opt<String>,
+    } {
+        pub lines: Option<BTreeMap<Spanned<String>, Spanned<RawLine>>>,
+    }
 }
 
 impl RawChurch {
@@ -248,6 +257,35 @@ impl RawChurch {
         }
     }
 }
+
+/// A block that may name what it waits for (`depends_on = [...]`).
+pub trait DependsOn {
+    fn depends_on(&self) -> &Option<List>;
+}
+
+macro_rules! depends_on {
+    ($($raw:ty),*) => {
+        $(impl DependsOn for $raw {
+            fn depends_on(&self) -> &Option<List> {
+                &self.depends_on
+            }
+        })*
+    };
+}
+
+depends_on!(
+    RawFqdnConnection,
+    RawFqdn,
+    RawCredentialConnection,
+    RawOutboundVoiceProfile,
+    RawTexmlApplication,
+    RawTelnyxNumber,
+    RawInboundTrunk,
+    RawOutboundTrunk,
+    RawDispatchRule,
+    RawTwilioNumber,
+    RawTwilioTrunk
+);
 
 /// Every block of lines.toml, grouped by section.
 #[derive(Debug, Default)]

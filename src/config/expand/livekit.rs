@@ -34,26 +34,23 @@ impl Expander<'_> {
         )
     }
 
-    pub(super) fn inbound_trunk(&mut self, b: &Block<RawInboundTrunk>) {
-        let addr = Address::new(Kind::LivekitInboundTrunk, &b.name);
+    pub(super) fn inbound_trunk(
+        &mut self,
+        addr: &Address,
+        b: &Block<RawInboundTrunk>,
+        base: Option<Spec>,
+    ) -> Option<Spec> {
         let r = &b.raw;
-        let base = self.take_base(&addr);
-        let church = base.as_ref().and_then(|x| x.church.clone());
-        let base = base.and_then(|x| match x.spec {
+        let base = base.and_then(|s| match s {
             Spec::LivekitInboundTrunk(s) => Some(s),
             _ => None,
         });
-        let name = self.required(
-            &r.name,
-            base.as_ref().map(|s| s.name.clone()),
-            &addr,
-            b.span,
-            "name",
-        );
-        self.mark(&addr, "auth_username", &r.auth_username);
-        self.mark(&addr, "auth_password_env", &r.auth_password_env);
+        let base_name = base.as_ref().map(|s| s.name.clone());
+        let name = self.required(&r.name, base_name, addr, b.span, "name");
+        self.mark(addr, "auth_username", &r.auth_username);
+        self.mark(addr, "auth_password_env", &r.auth_password_env);
         let numbers = match &r.numbers {
-            Some(list) => self.trunk_numbers(list, &addr),
+            Some(list) => self.trunk_numbers(list, addr),
             None => base.as_ref().map(|s| s.numbers.clone()).unwrap_or_default(),
         };
         let allowed_numbers = self
@@ -61,15 +58,14 @@ impl Expander<'_> {
             .or_else(|| base.as_ref().map(|s| s.allowed_numbers.clone()))
             .unwrap_or_default();
         let password = self.secret_env(&r.auth_password_env);
-        let deps = self.depends_on(&r.depends_on, &addr);
         for a in r.allowed_addresses.iter().flat_map(|l| l.get_ref()) {
             self.spans.insert(
-                &addr,
+                addr,
                 format!("allowed_addresses[{}]", a.get_ref()),
                 span_of(a),
             );
         }
-        let Some(name) = name else { return };
+        let name = name?;
         let spec = InboundTrunkSpec {
             name,
             metadata: text(&r.metadata)
@@ -87,34 +83,32 @@ impl Expander<'_> {
                 .unwrap_or(self.defaults.line.krisp),
             preserved: Default::default(),
         };
-        self.insert(addr, Spec::LivekitInboundTrunk(spec), church, b.span, deps);
+        Some(Spec::LivekitInboundTrunk(spec))
     }
 
-    pub(super) fn outbound_trunk(&mut self, b: &Block<RawOutboundTrunk>) {
-        let addr = Address::new(Kind::LivekitOutboundTrunk, &b.name);
+    pub(super) fn outbound_trunk(
+        &mut self,
+        addr: &Address,
+        b: &Block<RawOutboundTrunk>,
+        _base: Option<Spec>,
+    ) -> Option<Spec> {
         let r = &b.raw;
-        let name = self.required(&r.name, None, &addr, b.span, "name");
-        let address = self.required(&r.address, None, &addr, b.span, "address");
+        let name = self.required(&r.name, None, addr, b.span, "name");
+        let address = self.required(&r.address, None, addr, b.span, "address");
         for (key, field) in [
             ("address", &r.address),
             ("auth_username", &r.auth_username),
             ("destination_country", &r.destination_country),
             ("transport", &r.transport),
         ] {
-            self.mark(&addr, key, field);
+            self.mark(addr, key, field);
         }
-        self.mark(&addr, "headers", &r.headers);
-        let transport = self.word(
-            &r.transport,
-            "transport",
-            "tcp",
-            &["auto", "udp", "tcp", "tls"],
-            "transport = \"tcp\" (the default) for Telnyx",
-        );
+        self.mark(addr, "headers", &r.headers);
+        let transport = self.word(&r.transport, &values::TRANSPORT);
         let numbers = match &r.numbers {
-            Some(list) => self.trunk_numbers(list, &addr),
+            Some(list) => self.trunk_numbers(list, addr),
             None => {
-                self.missing(&addr, b.span, "numbers");
+                self.missing(addr, b.span, "numbers");
                 Vec::new()
             }
         };
@@ -129,54 +123,42 @@ impl Expander<'_> {
             })
             .unwrap_or_default();
         let password = self.secret_env(&r.auth_password_env);
-        let deps = self.depends_on(&r.depends_on, &addr);
-        let (Some(name), Some(address)) = (name, address) else {
-            return;
-        };
-        self.insert(
-            addr,
-            Spec::LivekitOutboundTrunk(OutboundTrunkSpec {
-                name,
-                metadata: text(&r.metadata).unwrap_or_default(),
-                address,
-                transport,
-                numbers,
-                auth_username: text(&r.auth_username).unwrap_or_default(),
-                auth_password: password,
-                headers,
-                destination_country: text(&r.destination_country)
-                    .map(|c| c.to_ascii_uppercase())
-                    .unwrap_or_default(),
-                preserved: Default::default(),
-            }),
-            None,
-            b.span,
-            deps,
-        );
+        let (name, address) = (name?, address?);
+        Some(Spec::LivekitOutboundTrunk(OutboundTrunkSpec {
+            name,
+            metadata: text(&r.metadata).unwrap_or_default(),
+            address,
+            transport,
+            numbers,
+            auth_username: text(&r.auth_username).unwrap_or_default(),
+            auth_password: password,
+            headers,
+            destination_country: text(&r.destination_country)
+                .map(|c| c.to_ascii_uppercase())
+                .unwrap_or_default(),
+            preserved: Default::default(),
+        }))
     }
 
-    pub(super) fn dispatch_rule(&mut self, b: &Block<RawDispatchRule>) {
-        let addr = Address::new(Kind::LivekitDispatchRule, &b.name);
+    pub(super) fn dispatch_rule(
+        &mut self,
+        addr: &Address,
+        b: &Block<RawDispatchRule>,
+        base: Option<Spec>,
+    ) -> Option<Spec> {
         let r = &b.raw;
-        let base = self.take_base(&addr);
-        let church = base.as_ref().and_then(|x| x.church.clone());
-        let base = base.and_then(|x| match x.spec {
+        let base = base.and_then(|s| match s {
             Spec::LivekitDispatchRule(s) => Some(s),
             _ => None,
         });
-        let name = self.required(
-            &r.name,
-            base.as_ref().map(|s| s.name.clone()),
-            &addr,
-            b.span,
-            "name",
-        );
+        let base_name = base.as_ref().map(|s| s.name.clone());
+        let name = self.required(&r.name, base_name, addr, b.span, "name");
         let trunks = match &r.trunks {
             Some(list) => {
-                self.spans.insert(&addr, "trunks", span_of(list));
+                self.spans.insert(addr, "trunks", span_of(list));
                 let mut out = Vec::new();
                 for (i, t) in list.get_ref().iter().enumerate() {
-                    self.spans.insert(&addr, format!("trunks.{i}"), span_of(t));
+                    self.spans.insert(addr, format!("trunks.{i}"), span_of(t));
                     out.extend(
                         self.resolve(t, &[Kind::LivekitInboundTrunk], "trunks")
                             .map(Ref::Addr),
@@ -189,16 +171,16 @@ impl Expander<'_> {
         let rule = self.rule_kind(r, base.as_ref().map(|s| &s.rule));
         let agents = match &r.agents {
             Some(list) => {
-                self.spans.insert(&addr, "agents", span_of(list));
+                self.spans.insert(addr, "agents", span_of(list));
                 let mut out = Vec::new();
                 for (i, a) in list.get_ref().iter().enumerate() {
-                    self.spans.insert(&addr, format!("agents.{i}"), span_of(a));
+                    self.spans.insert(addr, format!("agents.{i}"), span_of(a));
                     match &a.get_ref().name {
                         Some(n) => out.push(AgentDispatch {
                             agent_name: n.get_ref().clone(),
                             metadata: text(&a.get_ref().metadata).unwrap_or_default(),
                         }),
-                        None => self.missing(&addr, span_of(a), "name"),
+                        None => self.missing(addr, span_of(a), "name"),
                     }
                 }
                 out
@@ -208,7 +190,7 @@ impl Expander<'_> {
                 None if self.defaults.line.agent.is_empty() => Vec::new(),
                 None => {
                     if let Some(s) = self.defaults.agent_span {
-                        self.spans.insert(&addr, "agents.0", s);
+                        self.spans.insert(addr, "agents.0", s);
                     }
                     vec![AgentDispatch {
                         agent_name: self.defaults.line.agent.clone(),
@@ -217,10 +199,7 @@ impl Expander<'_> {
                 }
             },
         };
-        let deps = self.depends_on(&r.depends_on, &addr);
-        let (Some(name), Some(rule)) = (name, rule) else {
-            return;
-        };
+        let (name, rule) = (name?, rule?);
         let spec = DispatchRuleSpec {
             name,
             metadata: text(&r.metadata)
@@ -235,7 +214,7 @@ impl Expander<'_> {
             krisp_enabled: false,
             preserved: Default::default(),
         };
-        self.insert(addr, Spec::LivekitDispatchRule(spec), church, b.span, deps);
+        Some(Spec::LivekitDispatchRule(spec))
     }
 
     pub(super) fn rule_kind(

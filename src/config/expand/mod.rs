@@ -10,9 +10,9 @@ use toml::Spanned;
 use super::convention::{self, LineDefaults, LineKeys};
 use super::error::{Problem, ProblemKind};
 use super::raw::{
-    Block, List, Opt, RawChurch, RawCredentialConnection, RawDispatchRule, RawFile, RawFqdn,
-    RawFqdnConnection, RawInboundTrunk, RawLine, RawOutboundTrunk, RawOutboundVoiceProfile,
-    RawTelnyxNumber, RawTexmlApplication, RawTwilioNumber, RawTwilioTrunk,
+    Block, DependsOn, List, Opt, RawChurch, RawCredentialConnection, RawDispatchRule, RawFile,
+    RawFqdn, RawFqdnConnection, RawInboundTrunk, RawLine, RawOutboundTrunk,
+    RawOutboundVoiceProfile, RawTelnyxNumber, RawTexmlApplication, RawTwilioNumber, RawTwilioTrunk,
 };
 use crate::model::{
     Address, AgentDispatch, Church, CredentialConnectionSpec, Desired, DesiredResource,
@@ -172,6 +172,23 @@ fn strings(list: &Option<List>) -> Option<Vec<String>> {
         .map(|l| l.get_ref().iter().map(|s| s.get_ref().clone()).collect())
 }
 
+/// The smallest valid head of a lines.toml (a LiveKit project and the FQDN connection church
+/// numbers route through), for unit tests that add blocks below it.
+#[cfg(test)]
+pub(crate) const TEST_HEAD: &str = r#"
+version = 1
+[defaults]
+agent = "churchwiseai-voice"
+[livekit]
+project_id = "p_5u9xu5ysoly"
+[telnyx.fqdn_connection.livekit]
+name = "LiveKit"
+[telnyx.fqdn.livekit]
+connection = "livekit"
+fqdn = "5u9xu5ysoly.sip.livekit.cloud"
+default_primary = true
+"#;
+
 /// The `[section.kind]` a kind is declared under, for help texts.
 pub fn section_of(kind: Kind) -> String {
     let s = kind.as_str();
@@ -207,45 +224,68 @@ impl Expander<'_> {
         );
     }
 
-    /// The convention's resource at `addr`, taken out so an explicit block can lay over it.
-    fn take_base(&mut self, addr: &Address) -> Option<DesiredResource> {
-        self.resources.remove(addr)
-    }
-
     fn explicit_blocks(&mut self) {
         let raw = self.raw;
-        for b in &raw.outbound_voice_profiles {
-            self.outbound_voice_profile(b);
-        }
-        for b in &raw.fqdn_connections {
-            self.fqdn_connection(b);
-        }
-        for b in &raw.credential_connections {
-            self.credential_connection(b);
-        }
-        for b in &raw.texml_applications {
-            self.texml_application(b);
-        }
-        for b in &raw.fqdns {
-            self.fqdn(b);
-        }
-        for b in &raw.telnyx_numbers {
-            self.telnyx_number(b);
-        }
-        for b in &raw.twilio_trunks {
-            self.twilio_trunk(b);
-        }
-        for b in &raw.twilio_numbers {
-            self.twilio_number(b);
-        }
-        for b in &raw.inbound_trunks {
-            self.inbound_trunk(b);
-        }
-        for b in &raw.outbound_trunks {
-            self.outbound_trunk(b);
-        }
-        for b in &raw.dispatch_rules {
-            self.dispatch_rule(b);
+        self.explicit(
+            Kind::TelnyxOutboundVoiceProfile,
+            &raw.outbound_voice_profiles,
+            Self::outbound_voice_profile,
+        );
+        self.explicit(
+            Kind::TelnyxFqdnConnection,
+            &raw.fqdn_connections,
+            Self::fqdn_connection,
+        );
+        self.explicit(
+            Kind::TelnyxCredentialConnection,
+            &raw.credential_connections,
+            Self::credential_connection,
+        );
+        self.explicit(
+            Kind::TelnyxTexmlApplication,
+            &raw.texml_applications,
+            Self::texml_application,
+        );
+        self.explicit(Kind::TelnyxFqdn, &raw.fqdns, Self::fqdn);
+        self.explicit(Kind::TelnyxNumber, &raw.telnyx_numbers, Self::telnyx_number);
+        self.explicit(Kind::TwilioTrunk, &raw.twilio_trunks, Self::twilio_trunk);
+        self.explicit(Kind::TwilioNumber, &raw.twilio_numbers, Self::twilio_number);
+        self.explicit(
+            Kind::LivekitInboundTrunk,
+            &raw.inbound_trunks,
+            Self::inbound_trunk,
+        );
+        self.explicit(
+            Kind::LivekitOutboundTrunk,
+            &raw.outbound_trunks,
+            Self::outbound_trunk,
+        );
+        self.explicit(
+            Kind::LivekitDispatchRule,
+            &raw.dispatch_rules,
+            Self::dispatch_rule,
+        );
+    }
+
+    /// Lays each block over what the convention produced at its address: `build` makes the
+    /// spec from the block and the convention's spec there (if any), or `None` when a
+    /// required value is missing (its problem recorded); the block's `depends_on` and span
+    /// and the convention's church come with it.
+    fn explicit<R: DependsOn>(
+        &mut self,
+        kind: Kind,
+        blocks: &[Block<R>],
+        build: fn(&mut Self, &Address, &Block<R>, Option<Spec>) -> Option<Spec>,
+    ) {
+        for b in blocks {
+            let addr = Address::new(kind, &b.name);
+            let base = self.resources.remove(&addr);
+            let church = base.as_ref().and_then(|r| r.church.clone());
+            let spec = build(self, &addr, b, base.map(|r| r.spec));
+            let deps = self.depends_on(b.raw.depends_on(), &addr);
+            if let Some(spec) = spec {
+                self.insert(addr, spec, church, b.span, deps);
+            }
         }
     }
 }
@@ -257,29 +297,15 @@ mod tests {
     use super::*;
     use crate::config::{parse, ConfigError};
 
-    const HEAD: &str = r#"
-version = 1
-[defaults]
-agent = "churchwiseai-voice"
-[livekit]
-project_id = "p_5u9xu5ysoly"
-[telnyx.fqdn_connection.livekit]
-name = "LiveKit"
-[telnyx.fqdn.livekit]
-connection = "livekit"
-fqdn = "5u9xu5ysoly.sip.livekit.cloud"
-default_primary = true
-"#;
-
     fn desired(body: &str) -> Desired {
-        match parse(Path::new("t.toml"), &format!("{HEAD}{body}")) {
+        match parse(Path::new("t.toml"), &format!("{TEST_HEAD}{body}")) {
             Ok(l) => l.desired,
             Err(e) => panic!("{:?}", miette::Report::new(e)),
         }
     }
 
     fn problems(body: &str) -> Vec<ProblemKind> {
-        match parse(Path::new("t.toml"), &format!("{HEAD}{body}")) {
+        match parse(Path::new("t.toml"), &format!("{TEST_HEAD}{body}")) {
             Ok(_) => Vec::new(),
             Err(ConfigError::Invalid { problems, .. }) => problems.iter().map(|p| p.kind).collect(),
             Err(e) => panic!("{e}"),
@@ -312,17 +338,10 @@ default_primary = true
         );
         assert_eq!(
             spec(&d, "livekit_inbound_trunk.grace").spec,
-            Spec::LivekitInboundTrunk(InboundTrunkSpec {
-                name: "Grace".into(),
-                metadata: String::new(),
-                numbers: vec![NumberRef::Number(number)],
-                allowed_addresses: vec![],
-                allowed_numbers: vec![],
-                auth_username: String::new(),
-                auth_password: None,
-                krisp_enabled: true,
-                preserved: Default::default(),
-            })
+            Spec::LivekitInboundTrunk(InboundTrunkSpec::holding(
+                "Grace",
+                vec![NumberRef::Number(number)]
+            ))
         );
         assert_eq!(
             spec(&d, "livekit_dispatch_rule.grace").spec,
@@ -486,7 +505,7 @@ default_primary = true
 
     #[test]
     fn protected_ids_keep_their_span() {
-        let text = format!("{HEAD}[protected]\n\"ST_Xa3Bp9aixRFP\" = \"locked\"\n");
+        let text = format!("{TEST_HEAD}[protected]\n\"ST_Xa3Bp9aixRFP\" = \"locked\"\n");
         let loaded = parse(Path::new("t.toml"), &text).unwrap();
         let p = &loaded.desired.protected[0];
         let span = p.span.unwrap();

@@ -4,10 +4,14 @@
 use super::*;
 
 impl Expander<'_> {
-    pub(super) fn twilio_trunk(&mut self, b: &Block<RawTwilioTrunk>) {
-        let addr = Address::new(Kind::TwilioTrunk, &b.name);
+    pub(super) fn twilio_trunk(
+        &mut self,
+        addr: &Address,
+        b: &Block<RawTwilioTrunk>,
+        _base: Option<Spec>,
+    ) -> Option<Spec> {
         let r = &b.raw;
-        let name = self.required(&r.name, None, &addr, b.span, "name");
+        let name = self.required(&r.name, None, addr, b.span, "name");
         // Optional, as in twilio-oai trunking v1 `CreateTrunkRequest`: an origination-only
         // trunk has no termination domain.
         let domain = text(&r.domain_name);
@@ -27,27 +31,18 @@ impl Expander<'_> {
         let mut urls = Vec::new();
         if let Some(list) = &r.origination_urls {
             for (i, u) in list.get_ref().iter().enumerate() {
-                if let Some(url) = self.origination_url(&addr, i, u) {
+                if let Some(url) = self.origination_url(addr, i, u) {
                     urls.push(url);
                 }
             }
         }
         urls.sort();
-        let deps = self.depends_on(&r.depends_on, &addr);
-        let Some(name) = name else {
-            return;
-        };
-        self.insert(
-            addr,
-            Spec::TwilioTrunk(TwilioTrunkSpec {
-                friendly_name: name,
-                domain_name: domain.unwrap_or_default(),
-                origination_urls: urls,
-            }),
-            None,
-            b.span,
-            deps,
-        );
+        let name = name?;
+        Some(Spec::TwilioTrunk(TwilioTrunkSpec {
+            friendly_name: name,
+            domain_name: domain.unwrap_or_default(),
+            origination_urls: urls,
+        }))
     }
 
     pub(super) fn origination_url(
@@ -93,34 +88,29 @@ impl Expander<'_> {
         })
     }
 
-    pub(super) fn twilio_number(&mut self, b: &Block<RawTwilioNumber>) {
-        let addr = Address::new(Kind::TwilioNumber, &b.name);
+    pub(super) fn twilio_number(
+        &mut self,
+        addr: &Address,
+        b: &Block<RawTwilioNumber>,
+        _base: Option<Spec>,
+    ) -> Option<Spec> {
         let r = &b.raw;
         let number = match &r.number {
             Some(n) => {
-                self.spans.insert(&addr, "number", span_of(n));
+                self.spans.insert(addr, "number", span_of(n));
                 self.e164(n)
             }
             None => {
-                self.missing(&addr, b.span, "number");
+                self.missing(addr, b.span, "number");
                 None
             }
         };
-        let name = self.required(&r.name, None, &addr, b.span, "name");
-        let deps = self.depends_on(&r.depends_on, &addr);
-        let (Some(number), Some(name)) = (number, name) else {
-            return;
-        };
-        self.insert(
-            addr,
-            Spec::TwilioNumber(TwilioNumberSpec {
-                number,
-                friendly_name: name,
-            }),
-            None,
-            b.span,
-            deps,
-        );
+        let name = self.required(&r.name, None, addr, b.span, "name");
+        let (number, name) = (number?, name?);
+        Some(Spec::TwilioNumber(TwilioNumberSpec {
+            number,
+            friendly_name: name,
+        }))
     }
 
     pub(super) fn twilio_trunk_numbers(&mut self) {

@@ -148,17 +148,15 @@ impl Expander<'_> {
         })
     }
 
-    /// A key that takes one word of a closed set, compared in lower case: its value, or
-    /// `default` when it is absent. Any other word is a problem at the value naming the set,
-    /// with `help`.
-    pub(super) fn word(
-        &mut self,
-        field: &Opt<String>,
-        key: &str,
-        default: &str,
-        allowed: &[&str],
-        help: &str,
-    ) -> String {
+    /// A key that takes one word of `set`, compared in lower case: its value, or the set's
+    /// default when it is absent. Any other word is a problem at the value naming the set.
+    pub(super) fn word(&mut self, field: &Opt<String>, set: &Words) -> String {
+        let Words {
+            key,
+            default,
+            allowed,
+            help,
+        } = *set;
         let Some(f) = field else {
             return default.to_string();
         };
@@ -182,6 +180,39 @@ impl Expander<'_> {
         value
     }
 }
+
+/// A key that takes one word of a closed set, with its default and the help shown for any
+/// other word.
+pub(super) struct Words {
+    pub key: &'static str,
+    pub default: &'static str,
+    pub allowed: &'static [&'static str],
+    pub help: &'static str,
+}
+
+/// `[livekit.outbound_trunk] transport`.
+pub(super) const TRANSPORT: Words = Words {
+    key: "transport",
+    default: "tcp",
+    allowed: &["auto", "udp", "tcp", "tls"],
+    help: "transport = \"tcp\" (the default) for Telnyx",
+};
+
+/// `[telnyx.texml_application] voice_method`.
+pub(super) const VOICE_METHOD: Words = Words {
+    key: "voice_method",
+    default: "post",
+    allowed: &["get", "post"],
+    help: "voice_method = \"post\" (the default) or \"get\"",
+};
+
+/// `[telnyx.fqdn] dns_record_type`.
+pub(super) const DNS_RECORD_TYPE: Words = Words {
+    key: "dns_record_type",
+    default: "a",
+    allowed: &["a", "srv"],
+    help: "dns_record_type = \"a\" (the default) or \"srv\"",
+};
 
 /// The diagnostic for a `*_env` value that may not be read: a value where a name belongs is
 /// masked in the snippet (it may be a secret); a refused name is shown.
