@@ -1,13 +1,19 @@
 //! Inbound trunks: every routed number on exactly one trunk, and no authentication that the
 //! carrier never sends.
+//!
+//! "One trunk" is LiveKit's rule as `ValidateTrunksIter` decides it: two trunks on one number
+//! conflict only when their caller keys (`allowed_numbers`, normalized; none = the empty key)
+//! overlap, so trunks split by `allowed_numbers` are valid ([`trunks_conflict`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::declared::Declared;
 use super::live::{Index, Results};
 use super::{CheckResult, Rule};
 use crate::config::{Problem, ProblemKind};
-use crate::model::{DesiredResource, Kind, LiveObject, NumberRef, SourceSpan, Spec, E164};
+use crate::model::{
+    DesiredResource, InboundTrunkSpec, Kind, LiveObject, NumberRef, SourceSpan, Spec, E164,
+};
 
 /// Not exactly one inbound trunk holds the number: "404 No trunk found", or a conflict.
 pub const ONE_TRUNK: Rule = Rule {
@@ -61,8 +67,44 @@ pub fn asks_auth(username: &str, has_password: bool) -> bool {
     !username.is_empty() || has_password
 }
 
+/// LiveKit's `NormalizeNumber`: a string of digits, `+`, `-`, spaces and parentheses loses
+/// the separators and gains a leading `+`; anything else is kept as it is.
+pub fn normalize_number(n: &str) -> String {
+    let rest = n.strip_prefix('+').unwrap_or(n);
+    let number_like = !rest.is_empty()
+        && rest
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '-' | ' ' | '(' | ')'));
+    if !number_like {
+        return n.to_string();
+    }
+    let kept: String = rest
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '(' | ')'))
+        .collect();
+    format!("+{kept}")
+}
+
+/// The caller keys LiveKit files a trunk under: its normalized `allowed_numbers`, or the
+/// empty key when it takes any caller.
+fn caller_keys(t: &InboundTrunkSpec) -> BTreeSet<String> {
+    if t.allowed_numbers.is_empty() {
+        return BTreeSet::from([String::new()]);
+    }
+    t.allowed_numbers
+        .iter()
+        .map(|n| normalize_number(n))
+        .collect()
+}
+
+/// Whether LiveKit would refuse two inbound trunks that share a number: only when one
+/// caller could reach both (`ValidateTrunksIter`).
+pub fn trunks_conflict(a: &InboundTrunkSpec, b: &InboundTrunkSpec) -> bool {
+    !caller_keys(a).is_disjoint(&caller_keys(b))
+}
+
 /// The first two trunks on one number that LiveKit would refuse together
-/// ([`crate::config::provider_limits::trunks_conflict`]).
+/// ([`trunks_conflict`]).
 type Holder<'a> = (&'a DesiredResource, SourceSpan);
 
 fn conflicting_pair<'a, 'b>(trunks: &'b [Holder<'a>]) -> Option<(&'b Holder<'a>, &'b Holder<'a>)> {
@@ -73,7 +115,7 @@ fn conflicting_pair<'a, 'b>(trunks: &'b [Holder<'a>]) -> Option<(&'b Holder<'a>,
     trunks.iter().enumerate().find_map(|(i, a)| {
         trunks[i + 1..].iter().find_map(|b| {
             let (sa, sb) = (spec(a.0)?, spec(b.0)?);
-            crate::config::provider_limits::trunks_conflict(&sa, &sb).then_some((a, b))
+            trunks_conflict(&sa, &sb).then_some((a, b))
         })
     })
 }
@@ -154,5 +196,38 @@ impl Declared<'_> {
             );
         }
         self.extend(found);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_normalize_like_livekit() {
+        assert_eq!(normalize_number("1 (414) 400-7103"), "+14144007103");
+        assert_eq!(normalize_number("+14144007103"), "+14144007103");
+        assert_eq!(normalize_number("anonymous"), "anonymous");
+    }
+
+    fn trunk(allowed: &[&str]) -> InboundTrunkSpec {
+        InboundTrunkSpec {
+            allowed_numbers: allowed.iter().map(|s| s.to_string()).collect(),
+            ..InboundTrunkSpec::holding("t", Vec::new())
+        }
+    }
+
+    #[test]
+    fn trunks_split_by_allowed_numbers_do_not_conflict() {
+        assert!(trunks_conflict(&trunk(&[]), &trunk(&[])));
+        assert!(!trunks_conflict(&trunk(&["+15550001"]), &trunk(&[])));
+        assert!(!trunks_conflict(
+            &trunk(&["+15550001"]),
+            &trunk(&["+15550002"])
+        ));
+        assert!(trunks_conflict(
+            &trunk(&["+1 555 0001"]),
+            &trunk(&["+15550001", "+15550003"])
+        ));
     }
 }

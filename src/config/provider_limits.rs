@@ -7,19 +7,16 @@
 //!   entry with `/` that is not an IP prefix matches no source IP (and no SIP host, which has
 //!   no `/`). Both are errors at the entry. Anything else is an IP, or a host compared with
 //!   the INVITE's From host.
-//! - Inbound trunk number conflicts, as `ValidateTrunksIter` decides them: two trunks on one
-//!   number conflict only when their caller keys (`allowed_numbers`, normalized; none = the
-//!   empty key) overlap, so trunks split by `allowed_numbers` are valid.
+//! - (Two inbound trunks on one number are a runbook rule: [`crate::checks::trunk`].)
 //! - Twilio origination URLs: `Weight` 1–65535 and `Priority` 0–65535 (twilio-oai
 //!   `twilio_trunking_v1.json`, `CreateOriginationUrlRequest`). `u16` already bounds both
 //!   from above and refuses negatives, so only `weight = 0` is left to refuse here.
 
-use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use super::error::{Problem, ProblemKind};
 use super::expand::Expanded;
-use crate::model::{InboundTrunkSpec, Spec};
+use crate::model::Spec;
 
 /// Runs every rule of this module, appending errors.
 pub fn run(x: &Expanded, problems: &mut Vec<Problem>) {
@@ -122,42 +119,6 @@ fn origination_weights(x: &Expanded, problems: &mut Vec<Problem>) {
     }
 }
 
-/// LiveKit's `NormalizeNumber`: a string of digits, `+`, `-`, spaces and parentheses loses
-/// the separators and gains a leading `+`; anything else is kept as it is.
-pub fn normalize_number(n: &str) -> String {
-    let rest = n.strip_prefix('+').unwrap_or(n);
-    let number_like = !rest.is_empty()
-        && rest
-            .chars()
-            .all(|c| c.is_ascii_digit() || matches!(c, '-' | ' ' | '(' | ')'));
-    if !number_like {
-        return n.to_string();
-    }
-    let kept: String = rest
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '-' | '(' | ')'))
-        .collect();
-    format!("+{kept}")
-}
-
-/// The caller keys LiveKit files a trunk under: its normalized `allowed_numbers`, or the
-/// empty key when it takes any caller.
-fn caller_keys(t: &InboundTrunkSpec) -> BTreeSet<String> {
-    if t.allowed_numbers.is_empty() {
-        return BTreeSet::from([String::new()]);
-    }
-    t.allowed_numbers
-        .iter()
-        .map(|n| normalize_number(n))
-        .collect()
-}
-
-/// Whether LiveKit would refuse two inbound trunks that share a number: only when one
-/// caller could reach both (`ValidateTrunksIter`).
-pub fn trunks_conflict(a: &InboundTrunkSpec, b: &InboundTrunkSpec) -> bool {
-    !caller_keys(a).is_disjoint(&caller_keys(b))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,33 +149,5 @@ mod tests {
         ] {
             assert!(mask_problem(bad).is_some(), "{bad}");
         }
-    }
-
-    #[test]
-    fn numbers_normalize_like_livekit() {
-        assert_eq!(normalize_number("1 (414) 400-7103"), "+14144007103");
-        assert_eq!(normalize_number("+14144007103"), "+14144007103");
-        assert_eq!(normalize_number("anonymous"), "anonymous");
-    }
-
-    fn trunk(allowed: &[&str]) -> InboundTrunkSpec {
-        InboundTrunkSpec {
-            allowed_numbers: allowed.iter().map(|s| s.to_string()).collect(),
-            ..InboundTrunkSpec::holding("t", Vec::new())
-        }
-    }
-
-    #[test]
-    fn trunks_split_by_allowed_numbers_do_not_conflict() {
-        assert!(trunks_conflict(&trunk(&[]), &trunk(&[])));
-        assert!(!trunks_conflict(&trunk(&["+15550001"]), &trunk(&[])));
-        assert!(!trunks_conflict(
-            &trunk(&["+15550001"]),
-            &trunk(&["+15550002"])
-        ));
-        assert!(trunks_conflict(
-            &trunk(&["+1 555 0001"]),
-            &trunk(&["+15550001", "+15550003"])
-        ));
     }
 }
