@@ -35,7 +35,8 @@ pub fn fmt(global: &GlobalArgs, args: &FmtArgs) -> miette::Result<ExitStatus> {
         return Ok(ExitStatus::Success);
     }
     if args.check {
-        crate::out!("{}", diff(&text, &formatted, &path.display().to_string()));
+        let name = path.display().to_string();
+        crate::out!("{}", crate::render::fmt_diff(&text, &formatted, &name));
         crate::errln!(
             "{} is not formatted; run `cwa fmt` to rewrite it.",
             path.display()
@@ -45,13 +46,4 @@ pub fn fmt(global: &GlobalArgs, args: &FmtArgs) -> miette::Result<ExitStatus> {
     super::session::write_file(path, &formatted)?;
     crate::outln!("{}", path.display());
     Ok(ExitStatus::Success)
-}
-
-/// A unified diff of the change `cwa fmt` would make.
-fn diff(before: &str, after: &str, name: &str) -> String {
-    similar::TextDiff::from_lines(before, after)
-        .unified_diff()
-        .context_radius(2)
-        .header(name, &format!("{name} (formatted)"))
-        .to_string()
 }

@@ -2,6 +2,7 @@
 
 use crate::cli::{GlobalArgs, StateCommand};
 use crate::model::Address;
+use crate::render;
 use crate::state::{AuditEntry, Journal, StateError, StateLock, StateStore};
 use crate::ExitStatus;
 
@@ -21,79 +22,32 @@ pub fn state(global: &GlobalArgs, command: &StateCommand) -> miette::Result<Exit
 }
 
 fn list(store: &StateStore) -> miette::Result<ExitStatus> {
-    let state = store.load()?;
-    for (addr, r) in &state.resources {
-        let lock = if r.protected || state.is_protected(&r.id) {
-            "  [protected]"
-        } else {
-            ""
-        };
-        // Addresses, ids and labels come from state/ and the live account: data, never
-        // terminal control.
-        let term = crate::render::escape::terminal;
-        crate::outln!(
-            "{}  {}  {}{lock}",
-            term(&addr.to_string()),
-            term(&r.id),
-            term(&r.spec.label())
-        );
-    }
-    crate::outln!(
-        "{} resources, serial {}, lineage {}",
-        state.resources.len(),
-        state.serial,
-        state.lineage
-    );
+    crate::out!("{}", render::state::list(&store.load()?));
     Ok(ExitStatus::Success)
 }
 
 fn show(store: &StateStore, address: &str) -> miette::Result<ExitStatus> {
-    let addr: Address = address.parse().map_err(|e| {
-        miette::miette!(
-            help = "an address looks like livekit_inbound_trunk.medhanialem",
-            "{e}"
-        )
-    })?;
+    let addr = parse_address(address, "livekit_inbound_trunk.medhanialem")?;
     let state = store.load()?;
     let r = state
         .get(&addr)
         .ok_or_else(|| StateError::Unknown(addr.to_string()))?;
-    let json = serde_json::to_string_pretty(r).map_err(|e| miette::miette!("{e}"))?;
-    crate::outln!(
-        "{}\n{}",
-        crate::render::escape::terminal(&addr.to_string()),
-        json_visible(&json)
-    );
+    let text = render::state::show(&addr, r).map_err(|e| miette::miette!("{e}"))?;
+    crate::out!("{text}");
     Ok(ExitStatus::Success)
 }
 
-/// JSON whose strings carry no hidden control character: serde_json escapes C0 controls but
-/// leaves DEL, C1 controls, line separators and bidi overrides (U+202E) raw, which a terminal
-/// or a reviewer's viewer acts on. Each becomes `\uXXXX` (all are in the BMP), so the text is
-/// still the same JSON value; the structural newlines of the pretty form are kept. Which
-/// characters are hidden is `render::escape::is_hidden_control`'s rule.
-fn json_visible(json: &str) -> String {
-    use std::fmt::Write;
-    let mut out = String::with_capacity(json.len());
-    for c in json.chars() {
-        if c != '\n' && crate::render::escape::is_hidden_control(c) {
-            let _ = write!(out, "\\u{:04X}", c as u32);
-        } else {
-            out.push(c);
-        }
-    }
-    out
+/// An address given on the command line, with an example of one when it does not parse.
+fn parse_address(address: &str, example: &str) -> miette::Result<Address> {
+    address
+        .parse()
+        .map_err(|e| miette::miette!(help = format!("an address looks like {example}"), "{e}"))
 }
 
 /// `cwa state rm ADDR`: forgets one owned address under the state lock, audited; live is
 /// not touched. Protected objects are refused ([`crate::state::State::forget_address`]).
 fn rm(global: &GlobalArgs, store: &StateStore, address: &str) -> miette::Result<ExitStatus> {
-    let addr: Address = address.parse().map_err(|e| {
-        miette::miette!(
-            help = "an address looks like livekit_dispatch_rule.medhanialem",
-            "{e}"
-        )
-    })?;
+    let addr = parse_address(address, "livekit_dispatch_rule.medhanialem")?;
     let declared: Vec<String> = if global.config.exists() {
         crate::config::load(&global.config)?
             .desired
@@ -120,40 +74,20 @@ fn rm(global: &GlobalArgs, store: &StateStore, address: &str) -> miette::Result<
         action: "state rm".into(),
         outcome: "ok".into(),
     })?;
-    let term = crate::render::escape::terminal;
-    crate::outln!(
-        "Stopped managing {} ({}); it is still live and now shows as unmanaged.",
-        term(&addr.to_string()),
-        term(&removed.id)
-    );
+    crate::out!("{}", render::state::forgotten(&addr, &removed.id));
     Ok(ExitStatus::Success)
 }
 
 fn unlock(store: &StateStore, force: bool) -> miette::Result<ExitStatus> {
     let info = StateLock::force_unlock(store, force)?;
-    crate::outln!(
-        "Removed the lock on {} held by {} (pid {}, {} since {}).",
-        store.describe(),
-        info.holder,
-        info.pid,
-        info.operation,
-        info.time
-    );
+    crate::out!("{}", render::state::unlocked(&store.describe(), &info));
     Ok(ExitStatus::Success)
 }
 
 /// `cwa state migrate --to`: copies state to another backend ([`crate::state::migrate`]).
 fn migrate(from: &StateStore, to: &StateStore) -> miette::Result<ExitStatus> {
     let done = crate::state::migrate(from, to)?;
-    crate::outln!(
-        "Copied {} resources and {} audit entries from {} to {} (lineage {}, serial {}); read back and identical. {} is unchanged.",
-        done.resources,
-        done.audit_entries,
-        from.describe(),
-        to.describe(),
-        done.lineage,
-        done.serial,
-        from.describe()
-    );
+    let (from, to) = (from.describe(), to.describe());
+    crate::out!("{}", render::state::migrated(&done, &from, &to));
     Ok(ExitStatus::Success)
 }

@@ -22,6 +22,22 @@ pub fn is_hidden_control(c: char) -> bool {
             | '\u{FEFF}')
 }
 
+/// JSON whose strings carry no hidden control character: serde_json escapes C0 controls but
+/// leaves DEL, C1 controls, line separators and bidi overrides (U+202E) raw, which a terminal
+/// or a reviewer's viewer acts on. Each becomes `\uXXXX` (all are in the BMP), so the text is
+/// still the same JSON value; the structural newlines of the pretty form are kept.
+pub fn json_visible(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if c != '\n' && is_hidden_control(c) {
+            let _ = write!(out, "\\u{:04X}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// `c` as visible text: `\n`, `\t`, `\r`, or `\u{1b}`.
 fn visible(c: char, out: &mut String) {
     match c {

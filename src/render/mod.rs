@@ -13,6 +13,7 @@ mod markdown;
 pub mod progress;
 pub mod provision;
 pub mod registry;
+pub mod state;
 
 use crate::plan::{Change, Plan, SENSITIVE};
 
@@ -49,6 +50,15 @@ pub fn json(plan: &Plan) -> String {
         serde_json::to_string_pretty(plan).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
     out.push('\n');
     out
+}
+
+/// `cwa fmt --check`: a unified diff of the change `cwa fmt` would make to the file `name`.
+pub fn fmt_diff(before: &str, after: &str, name: &str) -> String {
+    similar::TextDiff::from_lines(before, after)
+        .unified_diff()
+        .context_radius(2)
+        .header(name, &format!("{name} (formatted)"))
+        .to_string()
 }
 
 /// A compact line of counts, e.g. `2 to create, 1 to update, 0 to delete`: every write
