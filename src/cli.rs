@@ -281,7 +281,7 @@ pub struct ApplyArgs {
     #[arg(long)]
     pub auto_approve: bool,
 
-    /// How many provider calls may run at once.
+    /// How many calls to one provider may run at once (each provider has its own limit).
     #[arg(long, default_value_t = 8, value_name = "N")]
     pub parallelism: usize,
 
