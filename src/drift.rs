@@ -148,7 +148,7 @@ pub fn ignoring(mut report: DriftReport, policy: &Policy) -> DriftReport {
         .retain(|m| keep(&[&m.address.to_string(), m.id.as_deref().unwrap_or_default()]));
     report
         .unmanaged
-        .retain(|u| keep(&[&u.id, &u.label, &format!("{}.{}", u.kind, u.id)]));
+        .retain(|u| keep(&u.keys().each_ref().map(String::as_str)));
     for k in &mut report.kept {
         let keys = [
             k.address.to_string(),
@@ -397,6 +397,7 @@ mod tests {
                 kind: Kind::TelnyxFqdnConnection,
                 id: "29".into(),
                 label: "LiveKit Inbound v2".into(),
+                ignored: None,
             }],
         ));
         assert!(report.drift);

@@ -556,6 +556,7 @@ impl<'a> Planner<'a> {
     }
 
     fn find_unmanaged(&mut self) {
+        let policy = &self.desired().policy;
         let claimed: HashSet<&str> = self
             .changes
             .iter()
@@ -567,11 +568,7 @@ impl<'a> Planner<'a> {
             .objects
             .values()
             .filter(|o| !claimed.contains(o.id.as_str()))
-            .map(|o| Unmanaged {
-                kind: o.kind(),
-                id: o.id.clone(),
-                label: o.spec.label(),
-            })
+            .map(|o| Unmanaged::new(o.kind(), o.id.clone(), o.spec.label(), policy))
             .collect();
         self.unmanaged = unmanaged;
     }

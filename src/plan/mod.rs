@@ -217,6 +217,35 @@ pub struct Unmanaged {
     pub kind: Kind,
     pub id: String,
     pub label: String,
+    /// The reason of the `[ignore]` entry that names it, when one does: listed as ignored by
+    /// every view, left out of drift.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ignored: Option<String>,
+}
+
+impl Unmanaged {
+    /// The object, marked with the `[ignore]` entry of `policy` that names it, if any.
+    pub fn new(kind: Kind, id: String, label: String, policy: &crate::model::Policy) -> Self {
+        let mut u = Self {
+            kind,
+            id,
+            label,
+            ignored: None,
+        };
+        let keys = u.keys();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        u.ignored = policy.ignored(&keys).map(|e| e.reason.clone());
+        u
+    }
+
+    /// What an `[ignore]` entry may name it by: its id, its label, or `kind.id`.
+    pub fn keys(&self) -> [String; 3] {
+        [
+            self.id.clone(),
+            self.label.clone(),
+            format!("{}.{}", self.kind, self.id),
+        ]
+    }
 }
 
 pub use crate::checks::{Finding, Severity};

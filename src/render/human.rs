@@ -320,7 +320,12 @@ fn render_unmanaged(out: &mut String, plan: &Plan, opts: &HumanOptions) {
         )
     );
     for u in &plan.unmanaged {
-        let _ = writeln!(out, "  {} {}  {}", u.kind, t(&u.id), t(&u.label));
+        let ignored = u
+            .ignored
+            .as_deref()
+            .map(|why| format!("  (ignored: {})", t(why)));
+        let ignored = ignored.unwrap_or_default();
+        let _ = writeln!(out, "  {} {}  {}{ignored}", u.kind, t(&u.id), t(&u.label));
     }
     out.push('\n');
 }

@@ -364,12 +364,17 @@ fn unmanaged(plan: &Plan) -> String {
         plan.unmanaged.len()
     );
     for u in &plan.unmanaged {
+        let ignored = u
+            .ignored
+            .as_deref()
+            .map(|why| format!(" (ignored: {})", esc(why)));
         let _ = writeln!(
             s,
-            "- {} {} {}",
+            "- {} {} {}{}",
             code(&u.kind.to_string()),
             code(&u.id),
-            esc(&u.label)
+            esc(&u.label),
+            ignored.unwrap_or_default()
         );
     }
     s.push_str("\n</details>\n\n");

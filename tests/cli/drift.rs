@@ -268,3 +268,54 @@ async fn an_ignore_entry_without_a_reason_is_refused() {
     assert_exit(&out, 1);
     assert!(stderr(&out).contains("[ignore]"), "{}", stderr(&out));
 }
+
+/// Issue 14 (views): `cwa plan` lists an unmanaged object that `[ignore]` names as ignored,
+/// with the entry's reason, in every view (human, Markdown, JSON `unmanaged[].ignored`); an
+/// unmanaged object no entry names carries no mark. Decided: the mark rides on the plan value
+/// (`plan::Unmanaged::ignored`), set by the planner with the keys drift leaves out by.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_marks_an_ignored_unmanaged_object_as_ignored() {
+    let ctx = Ctx::runbook().await;
+    let reason = "LiveKit Inbound v2: seed 001's 'working connection'";
+    let human = stdout(&ctx.cwa(&["plan"]).await);
+    let line = human
+        .lines()
+        .find(|l| l.contains(INBOUND_V2))
+        .unwrap_or_else(|| panic!("{INBOUND_V2} is listed as unmanaged: {human}"));
+    assert!(line.contains(&format!("(ignored: {reason}")), "{line}");
+    let md = stdout(&ctx.cwa(&["plan", "--markdown"]).await);
+    let line = md.lines().find(|l| l.contains(INBOUND_V2)).expect("listed");
+    assert!(line.contains("(ignored: LiveKit Inbound v2"), "{line}");
+    let json: Value = serde_json::from_str(&stdout(&ctx.cwa(&["plan", "--json"]).await)).unwrap();
+    let unmanaged = json["unmanaged"].as_array().expect("unmanaged");
+    let entry = unmanaged
+        .iter()
+        .find(|u| u["id"] == INBOUND_V2)
+        .expect("listed");
+    assert!(
+        entry["ignored"]
+            .as_str()
+            .is_some_and(|r| r.starts_with(reason)),
+        "{entry}"
+    );
+
+    let text = ctx.lines_toml();
+    let entry = text
+        .lines()
+        .find(|l| l.starts_with(&format!("\"{INBOUND_V2}\"")))
+        .expect("the [ignore] entry");
+    ctx.set_lines_toml(&text.replace(entry, ""));
+    let human = stdout(&ctx.cwa(&["plan"]).await);
+    let line = human
+        .lines()
+        .find(|l| l.contains(INBOUND_V2))
+        .expect("listed");
+    assert!(!line.contains("ignored"), "{line}");
+    let json: Value = serde_json::from_str(&stdout(&ctx.cwa(&["plan", "--json"]).await)).unwrap();
+    let unmanaged = json["unmanaged"].as_array().expect("unmanaged");
+    let entry = unmanaged
+        .iter()
+        .find(|u| u["id"] == INBOUND_V2)
+        .expect("listed");
+    assert!(entry.get("ignored").is_none(), "{entry}");
+}
