@@ -12,6 +12,6 @@ pub fn validate(global: &GlobalArgs) -> miette::Result<ExitStatus> {
     for warning in &loaded.warnings {
         crate::errln!("{warning:?}");
     }
-    crate::outln!("valid: {}", loaded.summary());
+    crate::outln!("valid: {}", crate::render::validated(&loaded));
     Ok(ExitStatus::Success)
 }

@@ -26,7 +26,7 @@ use miette::NamedSource;
 
 pub use error::{ConfigError, Problem, ProblemKind};
 
-use crate::model::{Desired, Kind};
+use crate::model::Desired;
 
 /// A parsed, expanded and checked lines.toml, and what is needed to point at it later.
 #[derive(Debug)]
@@ -57,33 +57,6 @@ impl Loaded {
             self.path.display(),
             before.matches('\n').count() + 1
         ))
-    }
-
-    /// "2 churches, 21 resources (telnyx_number 4, …), 2 protected ids, twilio read-only".
-    pub fn summary(&self) -> String {
-        let d = &self.desired;
-        let counts: Vec<String> = Kind::ALL
-            .iter()
-            .filter_map(|k| {
-                let n = d.resources.keys().filter(|a| a.kind == *k).count();
-                (n > 0).then(|| format!("{k} {n}"))
-            })
-            .collect();
-        let plural =
-            |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
-        format!(
-            "{}: {}, {} ({}), {}, twilio {}",
-            self.path.display(),
-            plural(d.churches.len(), "church", "churches"),
-            plural(d.resources.len(), "resource", "resources"),
-            counts.join(", "),
-            plural(d.protected.len(), "protected id", "protected ids"),
-            if d.policy.twilio_writes {
-                "read-write"
-            } else {
-                "read-only"
-            },
-        )
     }
 }
 

@@ -52,6 +52,34 @@ pub fn json(plan: &Plan) -> String {
     out
 }
 
+/// `cwa validate`'s summary of a valid file: "lines.toml: 2 churches, 21 resources
+/// (telnyx_number 4, …), 2 protected ids, twilio read-only".
+pub fn validated(loaded: &crate::config::Loaded) -> String {
+    let d = &loaded.desired;
+    let counts: Vec<String> = crate::model::Kind::ALL
+        .iter()
+        .filter_map(|k| {
+            let n = d.resources.keys().filter(|a| a.kind == *k).count();
+            (n > 0).then(|| format!("{k} {n}"))
+        })
+        .collect();
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let twilio = if d.policy.twilio_writes {
+        "read-write"
+    } else {
+        "read-only"
+    };
+    format!(
+        "{}: {}, {} ({}), {}, twilio {twilio}",
+        loaded.path.display(),
+        plural(d.churches.len(), "church", "churches"),
+        plural(d.resources.len(), "resource", "resources"),
+        counts.join(", "),
+        plural(d.protected.len(), "protected id", "protected ids"),
+    )
+}
+
 /// `cwa fmt --check`: a unified diff of the change `cwa fmt` would make to the file `name`.
 pub fn fmt_diff(before: &str, after: &str, name: &str) -> String {
     similar::TextDiff::from_lines(before, after)

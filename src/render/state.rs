@@ -21,13 +21,8 @@ pub fn list(state: &State) -> String {
         let (addr, id, label) = (terminal(&addr.to_string()), terminal(&r.id), r.spec.label());
         let _ = writeln!(out, "{addr}  {id}  {}{lock}", terminal(&label));
     }
-    let _ = writeln!(
-        out,
-        "{} resources, serial {}, lineage {}",
-        state.resources.len(),
-        state.serial,
-        state.lineage
-    );
+    let (count, serial, lineage) = (state.resources.len(), state.serial, &state.lineage);
+    let _ = writeln!(out, "{count} resources, serial {serial}, lineage {lineage}");
     out
 }
 
