@@ -273,19 +273,11 @@ macro_rules! depends_on {
     };
 }
 
-depends_on!(
-    RawFqdnConnection,
-    RawFqdn,
-    RawCredentialConnection,
-    RawOutboundVoiceProfile,
-    RawTexmlApplication,
-    RawTelnyxNumber,
-    RawInboundTrunk,
-    RawOutboundTrunk,
-    RawDispatchRule,
-    RawTwilioNumber,
-    RawTwilioTrunk
-);
+depends_on! {
+    RawFqdnConnection, RawFqdn, RawCredentialConnection, RawOutboundVoiceProfile,
+    RawTexmlApplication, RawTelnyxNumber, RawInboundTrunk, RawOutboundTrunk, RawDispatchRule,
+    RawTwilioNumber, RawTwilioTrunk
+}
 
 /// Every block of lines.toml, grouped by section.
 #[derive(Debug, Default)]

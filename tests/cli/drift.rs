@@ -212,12 +212,7 @@ async fn the_repository_lines_toml_drifts_clean_once_applied() {
         "{human}"
     );
 
-    let text = ctx.lines_toml();
-    let entry = text
-        .lines()
-        .find(|l| l.starts_with(&format!("\"{INBOUND_V2}\"")))
-        .expect("the [ignore] entry");
-    ctx.set_lines_toml(&text.replace(entry, ""));
+    remove_the_ignore_entry(&ctx);
     let report = drift(&ctx, 2).await;
     assert_eq!(report.unmanaged.len(), 1, "{report:#?}");
     assert_eq!(report.unmanaged[0].id, INBOUND_V2);
@@ -299,12 +294,7 @@ async fn plan_marks_an_ignored_unmanaged_object_as_ignored() {
         "{entry}"
     );
 
-    let text = ctx.lines_toml();
-    let entry = text
-        .lines()
-        .find(|l| l.starts_with(&format!("\"{INBOUND_V2}\"")))
-        .expect("the [ignore] entry");
-    ctx.set_lines_toml(&text.replace(entry, ""));
+    remove_the_ignore_entry(&ctx);
     let human = stdout(&ctx.cwa(&["plan"]).await);
     let line = human
         .lines()
@@ -318,4 +308,14 @@ async fn plan_marks_an_ignored_unmanaged_object_as_ignored() {
         .find(|u| u["id"] == INBOUND_V2)
         .expect("listed");
     assert!(entry.get("ignored").is_none(), "{entry}");
+}
+
+/// Takes the repository's `[ignore]` entry for LiveKit Inbound v2 out of lines.toml.
+fn remove_the_ignore_entry(ctx: &Ctx) {
+    let text = ctx.lines_toml();
+    let entry = text
+        .lines()
+        .find(|l| l.starts_with(&format!("\"{INBOUND_V2}\"")))
+        .expect("the [ignore] entry");
+    ctx.set_lines_toml(&text.replace(entry, ""));
 }
