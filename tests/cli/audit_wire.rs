@@ -49,8 +49,21 @@ const TELNYX_ONLY: &str = "version = 1\n\n[telnyx.texml_application.fallback]\nn
 /// Runs `cwa plan` against the stand-in; a run still going after `deadline` is killed
 /// (its exit code is then `None`).
 fn plan_within(url: &str, deadline: Duration) -> (std::process::Output, Duration) {
+    let env = [
+        ("TELNYX_API_KEY", "KEY_audit_wire"),
+        ("TELNYX_BASE_URL", url),
+    ];
+    plan_of(TELNYX_ONLY, &env, deadline)
+}
+
+/// Runs `cwa plan` on `lines` with only `env` (beside PATH) set; killed after `deadline`.
+fn plan_of(
+    lines: &str,
+    env: &[(&str, &str)],
+    deadline: Duration,
+) -> (std::process::Output, Duration) {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("lines.toml"), TELNYX_ONLY).unwrap();
+    std::fs::write(dir.path().join("lines.toml"), lines).unwrap();
     let started = Instant::now();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cwa"))
         .current_dir(dir.path())
@@ -58,8 +71,7 @@ fn plan_within(url: &str, deadline: Duration) -> (std::process::Output, Duration
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("NO_COLOR", "1")
-        .env("TELNYX_API_KEY", "KEY_audit_wire")
-        .env("TELNYX_BASE_URL", url)
+        .envs(env.iter().copied())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -225,34 +237,16 @@ fn a_twilio_next_page_that_loops_back_ends_the_command() {
                 )
             }
         });
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("lines.toml"), TWILIO_ONLY).unwrap();
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cwa"))
-            .current_dir(dir.path())
-            .args(["plan"])
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("NO_COLOR", "1")
-            .env("TWILIO_ACCOUNT_SID", "AC00000000000000000000000000000000")
-            .env("TWILIO_AUTH_TOKEN", "TOKEN_audit_wire")
-            .env("TWILIO_API_BASE_URL", &url)
-            .env("TWILIO_TRUNKING_BASE_URL", &url)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("cwa runs");
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(30) && child.try_wait().unwrap().is_none() {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let still_paging = child.try_wait().unwrap().is_none();
-        if still_paging {
-            let _ = child.kill();
-        }
-        let out = child.wait_with_output().unwrap();
+        let env = [
+            ("TWILIO_ACCOUNT_SID", "AC00000000000000000000000000000000"),
+            ("TWILIO_AUTH_TOKEN", "TOKEN_audit_wire"),
+            ("TWILIO_API_BASE_URL", url.as_str()),
+            ("TWILIO_TRUNKING_BASE_URL", url.as_str()),
+        ];
+        let (out, took) = plan_of(TWILIO_ONLY, &env, Duration::from_secs(30));
         assert!(
-            !still_paging,
-            "{next}: cwa plan was still paging after 30 s"
+            out.status.code().is_some(),
+            "{next}: cwa plan was still paging after {took:?}"
         );
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(1), "{next}: {err}");
