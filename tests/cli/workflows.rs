@@ -372,3 +372,49 @@ fn the_provisioning_workflow_takes_its_inputs_through_env_only() {
     );
     assert!(all.contains("if: failure()"), "an issue on failure");
 }
+
+/// Issue 19, forks: a pull request (a fork's above all) never gets the database. plan.yml
+/// names no `CWA_STATE_URL`, so every pull request plans against the committed `state/`;
+/// apply.yml, holding the URL (`state`, the directory, when the secret is not set: cwa
+/// refuses an empty `CWA_STATE_URL`),
+/// writes that `state/` as the database's secret-free snapshot after every apply, before the
+/// step that commits it, even after a failed apply.
+#[test]
+fn pull_requests_plan_against_the_snapshot_apply_writes_and_never_get_the_database() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(".github/workflows");
+    let plan = std::fs::read_to_string(root.join("plan.yml")).unwrap();
+    assert!(
+        !plan.contains("CWA_STATE_URL") && !plan.contains("--state"),
+        "plan.yml must never reach the database"
+    );
+    let w = parse(&root.join("apply.yml"));
+    assert_eq!(
+        w["env"]["CWA_STATE_URL"],
+        Value::from("${{ secrets.CWA_STATE_URL || 'state' }}"),
+        "apply.yml holds the database URL"
+    );
+    let apply_steps: Vec<(String, Value, Value)> = steps(&w)
+        .into_iter()
+        .filter(|(job, _, _)| job == "apply")
+        .collect();
+    let position = |what: &str| {
+        apply_steps
+            .iter()
+            .position(|(_, s, _)| {
+                s.get("run")
+                    .and_then(Value::as_str)
+                    .is_some_and(|r| r.contains(what))
+            })
+            .unwrap_or_else(|| panic!("no apply step runs {what:?}"))
+    };
+    let snapshot = position("cwa state migrate --to state");
+    let commit = position("git add state/");
+    assert!(snapshot < commit, "the snapshot is written before it is committed");
+    let applied = position("cwa apply plan.json");
+    assert!(applied < snapshot, "the snapshot follows the apply");
+    let condition = apply_steps[snapshot].1["if"].as_str().unwrap_or_default();
+    assert!(
+        condition.contains("always()") && condition.contains("env.CWA_STATE_URL != 'state'"),
+        "written after a failed apply too, and only with state in PostgreSQL: {condition:?}"
+    );
+}
