@@ -409,7 +409,10 @@ fn pull_requests_plan_against_the_snapshot_apply_writes_and_never_get_the_databa
     };
     let snapshot = position("cwa state migrate --to state");
     let commit = position("git add state/");
-    assert!(snapshot < commit, "the snapshot is written before it is committed");
+    assert!(
+        snapshot < commit,
+        "the snapshot is written before it is committed"
+    );
     let applied = position("cwa apply plan.json");
     assert!(applied < snapshot, "the snapshot follows the apply");
     let condition = apply_steps[snapshot].1["if"].as_str().unwrap_or_default();

@@ -770,44 +770,191 @@ fn as_role(url: &str, role: &str) -> String {
     format!("{scheme}://{role}@{host}")
 }
 
-/// README, "What to grant": once an owner created the tables, a role with only `SELECT,
-/// INSERT, UPDATE, DELETE` on them and `USAGE` on their sequences plans, applies and unlocks;
-/// and a role given a schema of its own (`CREATE SCHEMA cwa AUTHORIZATION cwa`, the
-/// `search_path` option) creates its tables there on its first run.
+/// The SQL of README's "What to grant", read from the README itself (so the test runs exactly
+/// what it tells an operator to run): its ```sql blocks in order (the schema and owner, the
+/// runner's grants, the export's grants) and the optional `GRANT INSERT` for the agent's table.
+fn readme_grants() -> (Vec<String>, String) {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let start = readme
+        .find("**What to grant.**")
+        .expect("README has What to grant");
+    let end = start
+        + readme[start..]
+            .find("Locking is a **lease**")
+            .expect("the paragraph after it");
+    let section = &readme[start..end];
+    let blocks = section
+        .split("```sql\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap_or_default().to_string())
+        .collect();
+    let insert = section
+        .split("(`GRANT INSERT")
+        .nth(1)
+        .and_then(|rest| rest.split("`)").next())
+        .map(|g| format!("GRANT INSERT{}", g.replace('\n', " ")))
+        .expect("README names the optional GRANT INSERT");
+    (blocks, insert)
+}
+
+/// README, "What to grant", for real: the owner role creates the tables in its own schema on
+/// the first run; then a role with exactly the README's grants (no `CREATE` anywhere) plans,
+/// applies, plans clean, migrates out and in, unlocks, and exports the registry into the
+/// agent's table (refused, writing nothing, for a church with no row until the optional
+/// `INSERT` is granted). What those grants do not allow stays impossible: creating a table,
+/// changing or deleting audit entries, writing another column of the agent's table.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_role_with_only_the_readmes_grants_plans_and_applies() {
+async fn a_role_with_exactly_the_readmes_grants_plans_applies_and_exports() {
     let Some((ctx, pg)) = setup().await else {
         return;
     };
-    assert_exit(&cwa_pg(&ctx, &pg.url(""), &["state", "list"]).await, 0);
-    pg.psql(
-        "CREATE ROLE runner LOGIN; \
-         GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO runner; \
-         GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO runner;",
-    );
-    let url = as_role(&pg.url("workspace=granted"), "runner");
-    let plan = cwa_pg(&ctx, &url, &["plan"]).await;
-    assert_exit(&plan, 0);
-    assert_exit(&cwa_pg(&ctx, &url, &["apply", "--auto-approve"]).await, 0);
-    assert_exit(
-        &cwa_pg(&ctx, &url, &["plan", "--detailed-exitcode"]).await,
-        0,
-    );
-    assert_eq!(
-        pg.psql("SELECT count(*) > 10 FROM cwa_resources WHERE workspace = 'granted'"),
-        "t"
-    );
-    assert_eq!(number_orders(&ctx), 2);
-    pg.psql("CREATE ROLE cwa LOGIN; CREATE SCHEMA cwa AUTHORIZATION cwa;");
-    let own = as_role(&pg.url("workspace=own&options=-csearch_path%3Dcwa"), "cwa");
-    assert_exit(&cwa_pg(&ctx, &own, &["state", "list"]).await, 0);
+    let (blocks, insert) = readme_grants();
+    assert_eq!(blocks.len(), 3, "{blocks:?}");
+    pg.psql(&blocks[0]);
+    let owner = as_role(&pg.url("options=-csearch_path%3Dcwa"), "cwa_owner");
+    assert_exit(&cwa_pg(&ctx, &owner, &["state", "list"]).await, 0);
     assert_eq!(
         pg.psql(
             "SELECT count(*) FROM pg_tables WHERE schemaname = 'cwa' AND tablename LIKE 'cwa\\_%'"
         ),
         "7",
-        "its own tables, in its own schema"
+        "the first run created cwa's tables in the owner's schema"
     );
+    pg.psql(&blocks[1]);
+    let url = as_role(
+        &pg.url("options=-csearch_path%3Dcwa&workspace=prod"),
+        "cwa_runner",
+    );
+    let denied = |out: &std::process::Output| {
+        let err = stderr(out);
+        assert!(!err.contains("permission denied"), "{err}");
+    };
+    for args in [
+        &["plan"][..],
+        &["apply", "--auto-approve"],
+        &["plan", "--detailed-exitcode"],
+        &["drift"],
+    ] {
+        let out = cwa_pg(&ctx, &url, args).await;
+        denied(&out);
+        assert_exit(&out, 0);
+    }
+    assert_eq!(number_orders(&ctx), 2);
+    assert_eq!(
+        pg.psql("SELECT count(*) > 10 FROM cwa.cwa_resources WHERE workspace = 'prod'"),
+        "t"
+    );
+    // The lease taken and forced open by the role.
+    let store = StateStore::open(std::path::Path::new(&url), None).unwrap();
+    let lock = StateLock::acquire(&store, "held by the test", Duration::ZERO).unwrap();
+    let forced = cwa_pg(&ctx, &url, &["state", "unlock", "--force"]).await;
+    denied(&forced);
+    assert_exit(&forced, 0);
+    drop(lock);
+    // Out to a directory and into a new workspace, audit log and all.
+    let out_dir = ctx.path("copy").display().to_string();
+    let out = cwa_pg(&ctx, &url, &["state", "migrate", "--to", &out_dir]).await;
+    denied(&out);
+    assert_exit(&out, 0);
+    let copy_url = url.replace("workspace=prod", "workspace=copy");
+    let back = ctx
+        .cwa(&["--state", &out_dir, "state", "migrate", "--to", &copy_url])
+        .await;
+    denied(&back);
+    assert_exit(&back, 0);
+    assert_exit(
+        &cwa_pg(&ctx, &copy_url, &["plan", "--detailed-exitcode"]).await,
+        0,
+    );
+    // The registry: every church but Hope has a row.
+    let registry = cwa_pg(&ctx, &url, &["export", "registry"]).await;
+    assert_exit(&registry, 0);
+    let numbers: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&stdout(&registry)).unwrap();
+    let hope = "00000000-0000-4000-8000-0000000000a2";
+    let rows: Vec<String> = numbers
+        .values()
+        .filter_map(|c| c.as_str())
+        .filter(|c| *c != hope)
+        .map(|c| format!("('{c}', 'kept')"))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert!(rows.len() >= 2, "{numbers:?}");
+    pg.psql(&format!(
+        "CREATE TABLE public.church_voice_agents (church_id uuid PRIMARY KEY, name text NOT NULL DEFAULT '', twilio_phone_number text); \
+         INSERT INTO public.church_voice_agents (church_id, name) VALUES {};",
+        rows.join(", ")
+    ));
+    pg.psql(&blocks[2]);
+    let agents = |pg: &PgCluster| {
+        pg.psql("SELECT church_id, name, coalesce(twilio_phone_number, '-') FROM public.church_voice_agents ORDER BY church_id")
+    };
+    let to = as_role(&pg.url("options=-csearch_path%3Dcwa"), "cwa_runner");
+    let before = agents(&pg);
+    let dry = export_registry(&ctx, &url, &to, true).await;
+    assert_exit(&dry, 0);
+    assert!(
+        stdout(&dry).contains(&format!("+ {hope}: ")),
+        "{}",
+        stdout(&dry)
+    );
+    let refused = export_registry(&ctx, &url, &to, false).await;
+    assert_exit(&refused, 1);
+    assert!(
+        stderr(&refused).contains("permission denied"),
+        "a church with no row needs INSERT: {}",
+        stderr(&refused)
+    );
+    assert_eq!(agents(&pg), before, "a refused export writes nothing");
+    assert_eq!(pg.psql("SELECT count(*) FROM cwa.cwa_registry_writes"), "0");
+    pg.psql(&insert);
+    let out = export_registry(&ctx, &url, &to, false).await;
+    denied(&out);
+    assert_exit(&out, 0);
+    let after = agents(&pg);
+    assert!(
+        !after.contains("|-"),
+        "every church has its number: {after}"
+    );
+    assert_eq!(
+        after.matches("|kept|").count(),
+        rows.len(),
+        "the name column untouched: {after}"
+    );
+    assert_exit(&export_registry(&ctx, &url, &to, false).await, 0);
+    // What the grants do not allow.
+    for sql in [
+        "CREATE TABLE cwa.cwa_extra (a int)",
+        "CREATE TABLE public.cwa_extra (a int)",
+        "UPDATE cwa.cwa_audit SET outcome = 'rewritten'",
+        "DELETE FROM cwa.cwa_audit",
+        "UPDATE public.church_voice_agents SET name = 'x'",
+        "DELETE FROM public.church_voice_agents",
+        "DELETE FROM cwa.cwa_states",
+    ] {
+        let err = pg
+            .try_psql(&format!("SET ROLE cwa_runner; {sql}"))
+            .expect_err(sql);
+        assert!(err.contains("permission denied"), "{sql}: {err}");
+    }
+}
+
+/// `cwa export registry --to TO --table public.church_voice_agents`, state read from `url`.
+async fn export_registry(ctx: &Ctx, url: &str, to: &str, dry_run: bool) -> std::process::Output {
+    let mut args = vec![
+        "export",
+        "registry",
+        "--to",
+        to,
+        "--table",
+        "public.church_voice_agents",
+    ];
+    if dry_run {
+        args.push("--dry-run");
+    }
+    cwa_pg(ctx, url, &args).await
 }
 
 /// README, "Pull requests from forks": after an apply to PostgreSQL the workflow writes a
