@@ -586,6 +586,31 @@ async fn migrate_local_to_postgres_and_back_keeps_lineage_and_plans() {
         ])
         .await;
     assert_exit(&plan_back, 0);
+    // With a change pending, the three states give the same plan (not only three empty ones).
+    ctx.edit_lines_toml("Grace Chapel", "Grace Chapel Renamed");
+    let back_dir = back.display().to_string();
+    let changed = [
+        ctx.cwa(&["plan", "--json"]).await,
+        cwa_pg(&ctx, &url, &["plan", "--json"]).await,
+        ctx.cwa(&["--state", &back_dir, "plan", "--json"]).await,
+    ];
+    let plans: Vec<_> = changed
+        .iter()
+        .map(|out| {
+            assert_exit(out, 0);
+            plan_summary(&stdout(out))
+        })
+        .collect();
+    assert!(
+        plans[0].iter().any(|(_, action)| action == "update"),
+        "the rename is an update: {:?}",
+        plans[0]
+    );
+    assert_eq!(plans[1], plans[0], "postgres plans as local does");
+    assert_eq!(
+        plans[2], plans[0],
+        "the state moved back plans as local does"
+    );
     // Another state is never overwritten.
     let other = ctx.path("other");
     assert_exit(
