@@ -400,6 +400,81 @@ async fn auto_number_is_ordered_with_a_friendly_ending_bound_then_released() {
     assert_eq!(orders, 1);
 }
 
+/// An order already placed under the reference (by a run killed after the order, whose journal
+/// is gone: a CI retry on another runner, a second checkout) is completed, never posted again:
+/// the create looks the reference up before it orders.
+#[tokio::test]
+async fn an_order_already_placed_under_the_reference_is_completed_not_placed_again() {
+    let w = start("runbook").await;
+    let for_sale = cwa::sandbox::inventory::numbers_in("414");
+    let killed_runs = number(&for_sale[2]);
+    // The killed run: it ordered the number (here with no connection yet) and died before
+    // anything recorded the order.
+    let unbound = TelnyxNumberSpec {
+        number: NumberSpec::Fixed {
+            number: killed_runs.clone(),
+        },
+        connection: None,
+        tags: vec![],
+    };
+    w.telnyx
+        .create(&write(
+            "telnyx_number.new_church",
+            Spec::TelnyxNumber(unbound),
+            "cwa-killed-run-1",
+        ))
+        .await
+        .unwrap();
+
+    let req = write(
+        "telnyx_number.new_church",
+        Spec::TelnyxNumber(auto_number(FQDN_CONNECTION)),
+        "cwa-killed-run-1",
+    );
+    let made = w.telnyx.create(&req).await.unwrap();
+    let Spec::TelnyxNumber(got) = &made.spec else {
+        panic!()
+    };
+    assert_eq!(
+        got.number.fixed(),
+        Some(&killed_runs),
+        "the number the earlier order bought, not a second one"
+    );
+    assert_eq!(got.connection, Some(Ref::Id(FQDN_CONNECTION.into())));
+    let posts: Vec<_> = log_of(&w)
+        .into_iter()
+        .filter(|e| e.method == "POST" && e.path == "/v2/number_orders")
+        .collect();
+    assert_eq!(posts.len(), 1, "only the killed run's order: {posts:?}");
+
+    // The same for a fixed number: its order is found, not repeated.
+    let wanted = number(&for_sale[3]);
+    let first = w
+        .telnyx
+        .create(&write(
+            "telnyx_number.fixed",
+            fixed_number(&wanted),
+            "cwa-killed-run-2",
+        ))
+        .await
+        .unwrap();
+    let again = w
+        .telnyx
+        .create(&write(
+            "telnyx_number.fixed",
+            fixed_number(&wanted),
+            "cwa-killed-run-2",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(again.id, first.id);
+    let posts = log_of(&w)
+        .into_iter()
+        .filter(|e| e.method == "POST" && e.path == "/v2/number_orders")
+        .count();
+    assert_eq!(posts, 2, "one order per reference");
+}
+
 fn fixed_number(n: &E164) -> Spec {
     Spec::TelnyxNumber(TelnyxNumberSpec {
         number: NumberSpec::Fixed { number: n.clone() },

@@ -601,6 +601,20 @@ impl TelnyxProvider {
             .as_ref()
             .map(|r| live_id(P, r, object))
             .transpose()?;
+        // An order under this reference may already exist: placed by a run killed before it
+        // journaled (a CI retry on another runner has no journal) or by a second checkout of
+        // the same state. It is completed, never placed again, when it can only be this line's
+        // purchase (`order_is_this_lines`). A look-up right before the post narrows the race of
+        // two concurrent runs to this gap; nothing closer exists without a lock Telnyx holds.
+        if let Some(order) = self.find_order(&req.reference).await? {
+            if self
+                .order_is_this_lines(&order, spec, &req.reference, object)
+                .await?
+            {
+                tracing::info!(object, order = %order.id, "an order under this reference exists; completing it");
+                return self.complete_order(order, spec, object).await;
+            }
+        }
         let number = self.choose_number(&spec.number, object).await?;
         let order = post_once(
             self.http.backoff(),
@@ -609,6 +623,39 @@ impl TelnyxProvider {
         )
         .await?;
         self.complete_order(order, spec, object).await
+    }
+
+    /// Whether an order found under this line's reference is this line's purchase: it bought
+    /// the declared number (a fixed line), or a number of the declared area code (an `auto`
+    /// line) that the account still holds under the same reference. A reference derives from
+    /// the lineage and the address only, so an address that had another number before (a
+    /// fixed number changed, a number released and the line bought again) finds that older
+    /// order too: it is not this purchase, and completing it would bind the wrong number.
+    async fn order_is_this_lines(
+        &self,
+        order: &NumberOrder,
+        spec: &TelnyxNumberSpec,
+        reference: &str,
+        object: &str,
+    ) -> Result<bool, ProviderError> {
+        let Some(bought) = order
+            .phone_numbers
+            .iter()
+            .find_map(|l| E164::normalize(&l.phone_number).ok())
+        else {
+            return Ok(false);
+        };
+        let fits = match &spec.number {
+            NumberSpec::Fixed { number } => *number == bought,
+            NumberSpec::Auto { area_code, .. } => bought.area_code() == Some(area_code.as_str()),
+        };
+        if !fits {
+            return Ok(false);
+        }
+        Ok(self
+            .number_record(&bought, object)
+            .await?
+            .is_some_and(|n| n.customer_reference.as_deref() == Some(reference)))
     }
 
     /// Waits for an order, finds the number it bought and binds it.
