@@ -66,6 +66,10 @@ pub fn install_miette_hook(global: &GlobalArgs) {
 /// Runs the chosen command.
 pub async fn dispatch(cli: Cli) -> miette::Result<ExitStatus> {
     let Cli { global, command } = cli;
+    // The lock and the lease decide what to warn about; the state view says it.
+    crate::state::on_notice(|notice| {
+        crate::errln!("{}", crate::render::state::lock_notice(notice))
+    });
     match command {
         Command::Validate => validate::validate(&global),
         Command::Graph(args) => graph::graph(&global, &args),

@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use super::escape::{json_visible, terminal};
 use crate::model::Address;
-use crate::state::{LockInfo, Migrated, State, StateResource};
+use crate::state::{LockInfo, LockNotice, Migrated, State, StateResource};
 
 /// `cwa state list`: one line per owned address (`[protected]` when hard-locked), then the
 /// count, serial and lineage.
@@ -60,4 +60,69 @@ pub fn migrated(done: &Migrated, from: &str, to: &str) -> String {
         "Copied {} resources and {} audit entries from {from} to {to} (lineage {}, serial {}); read back and identical. {from} is unchanged.\n",
         done.resources, done.audit_entries, done.lineage, done.serial
     )
+}
+
+/// A lock or lease notice (`state::LockNotice`), as the warning line cwa prints on stderr.
+pub fn lock_notice(notice: &LockNotice) -> String {
+    match notice {
+        LockNotice::LockTakenOver { stale } => format!(
+            "warning: taking over the lock left by {} (pid {}, since {}): that process is no longer running on this machine",
+            stale.holder, stale.pid, stale.time
+        ),
+        LockNotice::LeaseTakenOver {
+            target,
+            previous,
+            expired_at,
+            from,
+            to,
+        } => format!(
+            "warning: taking over the lease on {target} held by {} (pid {}, {} since {}), which expired at {expired_at}; generation {from} -> {to}. What it sent is reconciled from the journal before planning",
+            previous.holder, previous.pid, previous.operation, previous.time
+        ),
+        LockNotice::LeaseLost { target, generation } => format!(
+            "warning: the lease on {target} was taken over by another cwa (this process held generation {generation}); nothing more this run does is written"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info() -> LockInfo {
+        LockInfo {
+            holder: "ci@build-7".into(),
+            pid: 4242,
+            time: "2026-12-02T10:00:00Z".into(),
+            operation: "apply".into(),
+            started: None,
+        }
+    }
+
+    /// The words of each lock notice, as cwa has always printed them (tests and people grep
+    /// for them): the lock now decides, this view says.
+    #[test]
+    fn lock_notices_read_as_they_always_did() {
+        assert_eq!(
+            lock_notice(&LockNotice::LockTakenOver { stale: info() }),
+            "warning: taking over the lock left by ci@build-7 (pid 4242, since 2026-12-02T10:00:00Z): that process is no longer running on this machine"
+        );
+        assert_eq!(
+            lock_notice(&LockNotice::LeaseTakenOver {
+                target: "postgres://cwa@db/cwa workspace main".into(),
+                previous: info(),
+                expired_at: "2026-12-02 10:01:00+00".into(),
+                from: 6,
+                to: 7,
+            }),
+            "warning: taking over the lease on postgres://cwa@db/cwa workspace main held by ci@build-7 (pid 4242, apply since 2026-12-02T10:00:00Z), which expired at 2026-12-02 10:01:00+00; generation 6 -> 7. What it sent is reconciled from the journal before planning"
+        );
+        assert_eq!(
+            lock_notice(&LockNotice::LeaseLost {
+                target: "postgres://cwa@db/cwa workspace main".into(),
+                generation: 6,
+            }),
+            "warning: the lease on postgres://cwa@db/cwa workspace main was taken over by another cwa (this process held generation 6); nothing more this run does is written"
+        );
+    }
 }

@@ -55,6 +55,47 @@ fn proc_stat(pid: u32) -> Option<(char, u64)> {
     Some((state, ticks))
 }
 
+/// What taking or holding the lock (or the PostgreSQL lease) found that the person running
+/// cwa must be told. This module decides it; a view (`render::state::lock_notice`) says it;
+/// `commands` connects the two once per run ([`on_notice`]). A notice can arrive at any
+/// moment (a lease is lost while an apply runs, from its renewal task), so it is an event
+/// handed to the sink, not a value returned to one caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockNotice {
+    /// The lock file of a process no longer running on this machine was taken over.
+    LockTakenOver { stale: LockInfo },
+    /// An expired lease was taken over: its holder is fenced out from generation `to` on,
+    /// and what it sent is reconciled from the journal before planning.
+    LeaseTakenOver {
+        /// The URL (without password) and workspace.
+        target: String,
+        previous: LockInfo,
+        expired_at: String,
+        from: i64,
+        to: i64,
+    },
+    /// Another cwa took over the lease this process held at `generation`: nothing more this
+    /// run does is written.
+    LeaseLost { target: String, generation: i64 },
+}
+
+/// Where notices go. Unset (the library used without a command), they are logged.
+static NOTICE_SINK: std::sync::OnceLock<fn(&LockNotice)> = std::sync::OnceLock::new();
+
+/// Sends every later [`LockNotice`] of this process to `sink` (the first call wins: one
+/// process, one view).
+pub fn on_notice(sink: fn(&LockNotice)) {
+    let _ = NOTICE_SINK.set(sink);
+}
+
+/// Hands a notice to the sink [`on_notice`] installed, or to the log when there is none.
+pub(super) fn notify(notice: LockNotice) {
+    match NOTICE_SINK.get() {
+        Some(sink) => sink(&notice),
+        None => tracing::warn!("{notice:?}"),
+    }
+}
+
 /// A held lock (lock.json), or a held lease (PostgreSQL); released when dropped.
 #[derive(Debug)]
 pub enum StateLock {
@@ -108,10 +149,7 @@ impl StateLock {
                 super::test_hooks::stop_point("lock-stale-seen");
                 match take_over(store, &held, &mine)? {
                     TakeOver::Taken => {
-                        crate::errln!(
-                            "warning: taking over the lock left by {} (pid {}, since {}): that process is no longer running on this machine",
-                            held.holder, held.pid, held.time
-                        );
+                        notify(LockNotice::LockTakenOver { stale: held });
                         Ok(Self::File { path })
                     }
                     TakeOver::Changed => Self::try_acquire(store, operation),

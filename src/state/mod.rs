@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::{Address, Kind, Live, LiveObject, ProviderName, Spec};
 
 pub use journal::{AuditEntry, Journal, JournalEntry, JournalPhase};
-pub use lock::{holder_name as operator, LockInfo, StateLock};
+pub use lock::{holder_name as operator, on_notice, LockInfo, LockNotice, StateLock};
 pub use migrate::{migrate, Migrated};
 pub use pg::lease_ttl;
 pub use pg::registry;

@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::super::lock::LockNotice;
 use super::super::{LeaseHolder, LockInfo, StateError};
 use super::Inner;
 
@@ -252,10 +253,10 @@ fn spawn_renewal(
                 Ok(true) => {}
                 Ok(false) => {
                     lost.store(true, Ordering::SeqCst);
-                    crate::errln!(
-                        "warning: the lease on {} was taken over by another cwa (this process held generation {generation}); nothing more this run does is written",
-                        inner.target.shown()
-                    );
+                    super::super::lock::notify(LockNotice::LeaseLost {
+                        target: inner.target.shown(),
+                        generation,
+                    });
                     return;
                 }
                 Err(e) => tracing::warn!("cannot renew the lease: {e}"),

@@ -144,18 +144,14 @@ impl PgBackend {
         let inner = self.inner.clone();
         let operation = operation.to_string();
         let taken = block_on(async move { lease::acquire(&inner, &operation, wait).await })?;
-        if let Some(old) = &taken.took_over {
-            crate::errln!(
-                "warning: taking over the lease on {} held by {} (pid {}, {} since {}), which expired at {}; generation {} -> {}. What it sent is reconciled from the journal before planning",
-                self.shown(),
-                old.holder,
-                old.pid,
-                old.operation,
-                old.time,
-                taken.expired_at,
-                taken.generation - 1,
-                taken.generation
-            );
+        if let Some(previous) = taken.took_over {
+            super::lock::notify(super::lock::LockNotice::LeaseTakenOver {
+                target: self.shown(),
+                previous,
+                expired_at: taken.expired_at,
+                from: taken.generation - 1,
+                to: taken.generation,
+            });
         }
         *self.inner.lease.lock().unwrap_or_else(|e| e.into_inner()) = Some(taken.held);
         Ok(())
