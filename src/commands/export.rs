@@ -25,9 +25,7 @@ pub fn export(global: &GlobalArgs, command: &ExportCommand) -> miette::Result<Ex
         return auto_add(global);
     };
     let loaded = config::load(&global.config)?;
-    for warning in &loaded.warnings {
-        crate::errln!("{warning:?}");
-    }
+    crate::output::stderr(&crate::render::lint_warnings(&loaded.warnings));
     let state = StateStore::open(&global.state_dir, global.workspace.as_deref())?.load()?;
     let (registry, unpinned) = registry::registry(&loaded.desired, &state);
     for addr in unpinned {

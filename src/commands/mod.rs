@@ -70,6 +70,10 @@ pub async fn dispatch(cli: Cli) -> miette::Result<ExitStatus> {
     crate::state::on_notice(|notice| {
         crate::errln!("{}", crate::render::state::lock_notice(notice))
     });
+    // The session decides when lines.toml was first read; the lint view says its warnings.
+    session::on_lint_warnings(|warnings| {
+        crate::output::stderr(&crate::render::lint_warnings(warnings))
+    });
     match command {
         Command::Validate => validate::validate(&global),
         Command::Graph(args) => graph::graph(&global, &args),

@@ -9,9 +9,7 @@ use crate::ExitStatus;
 /// pointing at its line) so main prints it and exits 1.
 pub fn validate(global: &GlobalArgs) -> miette::Result<ExitStatus> {
     let loaded = config::load(&global.config)?;
-    for warning in &loaded.warnings {
-        crate::errln!("{warning:?}");
-    }
+    crate::output::stderr(&crate::render::lint_warnings(&loaded.warnings));
     crate::outln!("valid: {}", crate::render::validated(&loaded));
     Ok(ExitStatus::Success)
 }

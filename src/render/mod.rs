@@ -52,6 +52,12 @@ pub fn json(plan: &Plan) -> String {
     out
 }
 
+/// lines.toml's lint warnings, each a diagnostic as miette draws it, one after the other
+/// (what `validate`, `export` and every session print on stderr before their own output).
+pub fn lint_warnings(warnings: &[miette::Report]) -> String {
+    warnings.iter().map(|w| format!("{w:?}\n")).collect()
+}
+
 /// `cwa validate`'s summary of a valid file: "lines.toml: 2 churches, 21 resources
 /// (telnyx_number 4, …), 2 protected ids, twilio read-only".
 pub fn validated(loaded: &crate::config::Loaded) -> String {

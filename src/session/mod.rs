@@ -3,8 +3,9 @@
 //! A [`Session`] is one command's connection to the world: the environment (or the embedded
 //! sandbox standing in for it), lines.toml, state and the provider clients. [`pipeline`]
 //! turns them into a plan; plan, apply, drift and check call it, and so do the benchmarks,
-//! so what is measured and what is run are the same code. Nothing here prints except the
-//! lint warnings of lines.toml, once.
+//! so what is measured and what is run are the same code. Nothing here prints: lines.toml's
+//! lint warnings are handed, once per session, to the view `commands` installs
+//! ([`on_lint_warnings`]).
 
 mod applying;
 mod pipeline;
@@ -110,13 +111,15 @@ impl Session {
         Ok(())
     }
 
-    /// Loads lines.toml; its lint warnings are printed the first time only, however many
-    /// steps of the command read the file (apply reads it to reconcile, then to plan).
+    /// Loads lines.toml; its lint warnings go to the lint view ([`on_lint_warnings`]) the
+    /// first time only, however many steps of the command read the file (apply reads it to
+    /// reconcile, then to plan), at the moment they are found.
     pub fn load_config(&self) -> miette::Result<Loaded> {
         let loaded = config::load(&self.global.config)?;
         if !self.warned.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            for warning in &loaded.warnings {
-                crate::errln!("{warning:?}");
+            match LINT_VIEW.get() {
+                Some(view) => view(&loaded.warnings),
+                None => loaded.warnings.iter().for_each(|w| tracing::warn!("{w:?}")),
             }
         }
         Ok(loaded)
@@ -181,6 +184,17 @@ impl Session {
         let clients = providers::connect(&self.env, &opts, &readable)?;
         Ok((refresh(&clients).await?, readable))
     }
+}
+
+/// Where a session's lint warnings go. Unset (the library used without a command), they
+/// are logged.
+static LINT_VIEW: std::sync::OnceLock<fn(&[miette::Report])> = std::sync::OnceLock::new();
+
+/// Sends the lint warnings of every later session of this process to `view`, once per
+/// session (the first call wins: one process, one view). The session decides when lines.toml
+/// was first read; the view says what it warns about.
+pub fn on_lint_warnings(view: fn(&[miette::Report])) {
+    let _ = LINT_VIEW.set(view);
 }
 
 /// `CWA_HTTP_TIMEOUT_MS`: the timeout of one HTTP attempt, for runs that must give up on a
