@@ -59,7 +59,7 @@ pub(super) fn live(
             return;
         }
     }
-    if let Some(trunk) = super::trunk::live(index, number, telnyx.is_some(), out) {
+    for trunk in super::trunk::live(index, number, telnyx.is_some(), out) {
         super::dispatch::live(desired, index, number, trunk, out);
     }
 }

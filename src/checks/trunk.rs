@@ -28,38 +28,79 @@ pub const AUTH_MISMATCH: Rule = Rule {
     hop: "trunk",
 };
 
-/// The inbound trunk that holds a routed number: exactly one, asking for no authentication a
-/// Telnyx FQDN connection never sends. Returns the trunk the call lands on, if any.
+/// The inbound trunks that hold a routed number: one per caller (LiveKit's rule, the one
+/// validate applies: [`trunks_conflict`]), each asking for no authentication a Telnyx FQDN
+/// connection never sends. Returns the trunks a call may land on (several when they are
+/// split by `allowed_numbers`; none when the number is on no trunk or on conflicting ones).
 pub(super) fn live<'a>(
     index: &Index<'a>,
     number: &E164,
     from_telnyx: bool,
     out: &mut Results,
-) -> Option<&'a LiveObject> {
+) -> Vec<&'a LiveObject> {
     let subject = number.as_str();
     let trunks = index
         .trunks_by_number
         .get(number)
         .map_or(&[][..], Vec::as_slice);
+    let (one_per_caller, message) = one_trunk_per_caller(trunks);
     out.push(CheckResult::new(
         &ONE_TRUNK,
         subject,
-        trunks.len() == 1,
-        format!(
-            "{} inbound trunks hold the number (want exactly 1; none gives 404 No trunk found)",
-            trunks.len()
-        ),
+        one_per_caller,
+        message,
     ));
-    let trunk = *trunks.first()?;
-    if let Spec::LivekitInboundTrunk(t) = &trunk.spec {
-        out.push(CheckResult::new(
-            &AUTH_MISMATCH,
-            &format!("{subject} on {}", trunk.id),
-            !asks_auth(&t.auth_username, t.auth_password.is_some()) || !from_telnyx,
-            "the trunk asks for authentication the Telnyx FQDN connection never sends: 407, every call rejected".into(),
-        ));
+    let Some(first) = trunks.first() else {
+        return Vec::new();
+    };
+    // Conflicting trunks: as before, the call's path is followed through the first.
+    let landing = if one_per_caller {
+        trunks.to_vec()
+    } else {
+        vec![*first]
+    };
+    for trunk in &landing {
+        if let Spec::LivekitInboundTrunk(t) = &trunk.spec {
+            out.push(CheckResult::new(
+                &AUTH_MISMATCH,
+                &format!("{subject} on {}", trunk.id),
+                !asks_auth(&t.auth_username, t.auth_password.is_some()) || !from_telnyx,
+                "the trunk asks for authentication the Telnyx FQDN connection never sends: 407, every call rejected".into(),
+            ));
+        }
     }
-    Some(trunk)
+    landing
+}
+
+/// Whether the live trunks holding one number give every caller exactly one of them, and
+/// what the check says: none is "404 No trunk found"; two that one caller could both reach
+/// conflict; trunks split by `allowed_numbers` are one trunk per caller, as in validate.
+fn one_trunk_per_caller(trunks: &[&LiveObject]) -> (bool, String) {
+    let specs: Vec<&InboundTrunkSpec> = trunks
+        .iter()
+        .filter_map(|t| match &t.spec {
+            Spec::LivekitInboundTrunk(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    let conflict = specs
+        .iter()
+        .enumerate()
+        .any(|(i, a)| specs[i + 1..].iter().any(|b| trunks_conflict(a, b)));
+    let count = format!(
+        "{} inbound trunks hold the number (want exactly 1; none gives 404 No trunk found)",
+        trunks.len()
+    );
+    match trunks.len() {
+        0 | 1 => (trunks.len() == 1, count),
+        n if !conflict => (
+            true,
+            format!(
+                "{n} inbound trunks hold the number, split by allowed_numbers: each caller reaches exactly one"
+            ),
+        ),
+        _ => (false, count),
+    }
 }
 
 /// Whether an inbound trunk challenges callers for credentials.
@@ -215,6 +256,38 @@ mod tests {
             allowed_numbers: allowed.iter().map(|s| s.to_string()).collect(),
             ..InboundTrunkSpec::holding("t", Vec::new())
         }
+    }
+
+    fn live_trunk(id: &str, allowed: &[&str]) -> LiveObject {
+        LiveObject {
+            id: id.into(),
+            spec: Spec::LivekitInboundTrunk(trunk(allowed)),
+            extra: Default::default(),
+        }
+    }
+
+    /// The live rule is validate's: one trunk per caller, not one trunk per number.
+    #[test]
+    fn one_trunk_per_caller_is_the_live_rule_too() {
+        let (open, vip, other) = (
+            live_trunk("ST_open", &[]),
+            live_trunk("ST_vip", &["+15550001"]),
+            live_trunk("ST_other", &["+1 555 0001"]),
+        );
+        assert!(!one_trunk_per_caller(&[]).0, "no trunk: 404");
+        assert!(one_trunk_per_caller(&[&open]).0);
+        assert!(
+            one_trunk_per_caller(&[&open, &vip]).0,
+            "split by allowed_numbers"
+        );
+        assert!(
+            !one_trunk_per_caller(&[&open, &open]).0,
+            "any caller reaches both"
+        );
+        assert!(
+            !one_trunk_per_caller(&[&open, &vip, &other]).0,
+            "+15550001 reaches two"
+        );
     }
 
     #[test]

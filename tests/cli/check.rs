@@ -467,3 +467,64 @@ async fn every_check_result_names_its_rule_code() {
         .unwrap();
     assert_eq!(trunk_auth["code"], json!("cwa::trunk::auth-mismatch"));
 }
+
+/// Issue 14, one rule in one place: LiveKit refuses two inbound trunks on one number only
+/// when one caller could reach both (`ValidateTrunksIter`), so a number split by
+/// `allowed_numbers` across two trunks is one trunk per caller. validate accepts it, apply
+/// creates it, and check certifies it the same way (no `one-inbound-trunk` failure), both
+/// trunks checked on to their dispatch rules.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trunk_split_by_allowed_numbers_is_one_trunk_in_validate_and_check() {
+    let ctx = Ctx::runbook().await;
+    ctx.edit_lines_toml(
+        "[livekit.dispatch_rule.twilio_main]\n",
+        "[livekit.inbound_trunk.twilio_test_vip]\n\
+         name = \"Twilio Test VIP\"\n\
+         numbers = [\"+13658253552\"]\n\
+         allowed_numbers = [\"+12064201234\"]\n\
+         krisp = false\n\n\
+         [livekit.dispatch_rule.twilio_test_vip]\n\
+         name = \"Test VIP Dispatch\"\n\
+         trunks = [\"livekit_inbound_trunk.twilio_test_vip\"]\n\
+         type = \"individual\"\n\
+         room_prefix = \"vip-call-\"\n\
+         agents = [{ name = \"churchwiseai-voice\" }]\n\n\
+         [livekit.dispatch_rule.twilio_main]\n",
+    );
+    assert_exit(&ctx.cwa(&["validate"]).await, 0);
+    assert_exit(&ctx.cwa(&["apply", "--auto-approve"]).await, 0);
+    let failed = failures(&ctx, 0).await;
+    assert!(failed.is_empty(), "{failed:?}");
+    let out = ctx.cwa(&["check", "--json"]).await;
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let about = |check: &str| -> Vec<Value> {
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["check"] == json!(check))
+            .filter(|c| {
+                c["subject"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with("+13658253552")
+            })
+            .cloned()
+            .collect()
+    };
+    let one = about("one-inbound-trunk");
+    assert_eq!(one.len(), 1, "{one:?}");
+    assert_eq!(one[0]["passed"], json!(true), "{one:?}");
+    assert_eq!(
+        about("dispatch-agent").len(),
+        2,
+        "each trunk on to its rule"
+    );
+
+    // The second trunk taking any caller conflicts with the first: validate refuses it.
+    ctx.edit_lines_toml(
+        "allowed_numbers = [\"+12064201234\"]\n",
+        "allowed_numbers = []\n",
+    );
+    validate_fails(&ctx, "is on two inbound trunks").await;
+}
