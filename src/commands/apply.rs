@@ -5,12 +5,11 @@ use std::time::Duration;
 
 use miette::{miette, IntoDiagnostic};
 
-use super::plan as plan_cmd;
 use crate::apply::{self, ApplyOptions, ApplyReport};
 use crate::cli::{ApplyArgs, GlobalArgs, OutputFormat};
 use crate::plan::Plan;
 use crate::render;
-use crate::session::{self, Planned, Session};
+use crate::session::{self, Planned, Session, ToApply};
 use crate::state::StateLock;
 use crate::ExitStatus;
 
@@ -30,31 +29,25 @@ async fn run(session: &Session, args: &ApplyArgs) -> miette::Result<ExitStatus> 
     // Nothing is created on disk (state/, its lock) for a lines.toml that does not validate.
     crate::config::load(&session.global.config)?;
     let _lock = StateLock::acquire(&store, "apply", Duration::from_secs(args.lock_timeout))?;
-    recover_interrupted_run(session).await?;
-    let mut planning = args.planning.clone();
-    planning.refresh = true;
-    let mut planned = session.plan_checked(&planning).await?;
-    if args.auto_approve && args.plan_file.is_none() {
-        let refused =
-            crate::plan::targets::auto_approved_refusals(&planned.plan.changes, &planning.targets);
-        planned.plan.errors.extend(refused);
+    if session.journal_unsettled()? {
+        crate::out!("{}", render::progress::RECONCILING);
+        crate::out!(
+            "{}",
+            render::progress::reconciled(&session.settle_journal().await?)
+        );
     }
-    // A plan file is evidence, never authority: what runs is always the plan computed now.
+    let ToApply {
+        mut planned,
+        warnings,
+        unprotect,
+    } = session.plan_to_apply(args).await?;
+    for warning in warnings {
+        crate::errln!("warning: {warning}");
+    }
     let plan = planned.plan.clone();
-    if let Some(path) = &args.plan_file {
-        for warning in crate::plan::saved::check_file(path, &plan)? {
-            crate::errln!("warning: {warning}");
-        }
-    }
-    let unprotect = crate::protection::unprotect_requests(&plan, &args.unprotect).map_err(|e| {
-        miette!(
-            help = "the plan lists what may be unprotected in its Unprotect section",
-            "{e}"
-        )
-    })?;
     crate::out!(
         "{}",
-        plan_cmd::render_plan(&plan, &planned.loaded, OutputFormat::Human, &session.global)
+        render::plan::view(&plan, &planned.loaded, OutputFormat::Human, &session.global)
     );
     if plan.is_error() {
         return Err(session::plan_errors(&plan, &planned.loaded).into());
@@ -84,18 +77,6 @@ async fn run(session: &Session, args: &ApplyArgs) -> miette::Result<ExitStatus> 
     } else {
         ExitStatus::Failure
     })
-}
-
-/// Before planning, settle what a killed run left in the journal.
-async fn recover_interrupted_run(session: &Session) -> miette::Result<()> {
-    if !session.journal_unsettled()? {
-        return Ok(());
-    }
-    crate::outln!("An earlier apply did not finish; reconciling its journal against live first.");
-    for note in session.settle_journal().await? {
-        crate::outln!("  {note}");
-    }
-    Ok(())
 }
 
 /// Asks for `yes` on a terminal; refuses without one.
@@ -132,7 +113,7 @@ async fn execute(
         .with_hook(std::sync::Arc::new(render::progress::Progress::for_stderr()));
     for id in unprotect {
         executor.unprotect(id).await?;
-        crate::outln!("Unprotected {id}: it is no longer hard-locked from the next plan on.");
+        crate::out!("{}", render::progress::unprotected(id));
     }
     watch_interrupts(executor.stop_flag());
     crate::outln!();

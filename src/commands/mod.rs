@@ -41,13 +41,8 @@ pub fn init_logging(global: &GlobalArgs) {
         .try_init();
 }
 
-/// Colors are on unless --no-color or NO_COLOR is set, or stderr is not a terminal.
-pub fn color_enabled(global: &GlobalArgs) -> bool {
-    use std::io::IsTerminal;
-    !global.no_color
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-        && std::io::stdout().is_terminal()
-}
+/// Whether this run colors its output (the views' rule, [`crate::render::plan::color_enabled`]).
+pub use crate::render::plan::color_enabled;
 
 /// Diagnostics render with colors and unicode only where the user wants them.
 pub fn install_miette_hook(global: &GlobalArgs) {

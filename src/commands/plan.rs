@@ -1,8 +1,6 @@
 //! `cwa plan`.
 
-use crate::cli::{GlobalArgs, OutputFormat, PlanArgs};
-use crate::config::Loaded;
-use crate::plan::Plan;
+use crate::cli::{GlobalArgs, PlanArgs};
 use crate::render;
 use crate::session::{self, Session};
 use crate::ExitStatus;
@@ -20,7 +18,7 @@ async fn run(session: &Session, args: &PlanArgs) -> miette::Result<ExitStatus> {
     let plan = &planned.plan;
     crate::out!(
         "{}",
-        render_plan(plan, &planned.loaded, args.format.format(), &session.global)
+        render::plan::view(plan, &planned.loaded, args.format.format(), &session.global)
     );
     if plan.is_error() {
         return Err(session::plan_errors(plan, &planned.loaded).into());
@@ -30,8 +28,8 @@ async fn run(session: &Session, args: &PlanArgs) -> miette::Result<ExitStatus> {
         crate::errln!(
             "Saved the plan to {}. Review it with: {}\nApply exactly it with: {}",
             out.display(),
-            same_world_command(&session.global, &format!("show {}", out.display())),
-            same_world_command(&session.global, &format!("apply {}", out.display()))
+            session::same_world_command(&session.global, &format!("show {}", out.display())),
+            session::same_world_command(&session.global, &format!("apply {}", out.display()))
         );
     }
     Ok(if args.detailed_exitcode && plan.has_changes() {
@@ -41,56 +39,5 @@ async fn run(session: &Session, args: &PlanArgs) -> miette::Result<ExitStatus> {
     })
 }
 
-/// The plan in the format asked for.
-pub fn render_plan(
-    plan: &Plan,
-    loaded: &Loaded,
-    format: OutputFormat,
-    global: &GlobalArgs,
-) -> String {
-    match format {
-        OutputFormat::Human => render::human(plan, &human_options(loaded, global)),
-        OutputFormat::Json => render::json(plan),
-        OutputFormat::Markdown => {
-            render::markdown_from(plan, render::source_of(plan, global.sandbox))
-        }
-        OutputFormat::Dot => render::dot(plan),
-    }
-}
-
-pub fn human_options(loaded: &Loaded, global: &GlobalArgs) -> render::HumanOptions {
-    render::HumanOptions {
-        color: super::color_enabled(global),
-        church_names: loaded
-            .desired
-            .churches
-            .iter()
-            .map(|c| (c.key.clone(), c.name.clone()))
-            .collect(),
-        show_unchanged: false,
-        sandbox: global.sandbox,
-    }
-}
-
-/// `cwa` + the global options that choose the world (`--sandbox`, `-C`, `--config`,
-/// `--state`) + `rest`: a hint the user can paste and land on the same world and files.
-pub fn same_world_command(global: &GlobalArgs, rest: &str) -> String {
-    let mut words = vec!["cwa".to_string()];
-    if let Some(dir) = &global.chdir {
-        words.push(format!("-C {}", dir.display()));
-    }
-    if global.sandbox {
-        words.push("--sandbox".into());
-    }
-    if global.config != std::path::Path::new("lines.toml") {
-        words.push(format!("--config {}", global.config.display()));
-    }
-    if global.state_dir != std::path::Path::new("state") {
-        words.push(format!(
-            "--state {}",
-            crate::state::location::redact(&global.state_dir.to_string_lossy())
-        ));
-    }
-    words.push(rest.to_string());
-    words.join(" ")
-}
+/// The plan in the format asked for (`add` and `remove` print their plan through it too).
+pub use crate::render::plan::view as render_plan;

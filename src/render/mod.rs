@@ -10,6 +10,7 @@ pub mod graph;
 mod human;
 pub mod import;
 mod markdown;
+pub mod plan;
 pub mod progress;
 pub mod provision;
 pub mod registry;

@@ -213,6 +213,20 @@ pub fn summary(report: &ApplyReport, loaded: &Loaded) -> String {
     out
 }
 
+/// Said before a killed run's journal is settled against live, ahead of the plan.
+pub const RECONCILING: &str =
+    "An earlier apply did not finish; reconciling its journal against live first.\n";
+
+/// What settling the journal found (`notes` as [`crate::apply::reconcile`] says them).
+pub fn reconciled(notes: &[String]) -> String {
+    notes.iter().map(|note| format!("  {note}\n")).collect()
+}
+
+/// `--unprotect ID`, done before the run.
+pub fn unprotected(id: &str) -> String {
+    format!("Unprotected {id}: it is no longer hard-locked from the next plan on.\n")
+}
+
 /// The certification after an apply, as the operator reads it.
 pub fn certification(certified: &Certified) -> String {
     let mut out = String::new();

@@ -3,9 +3,12 @@
 //! it (the checks of the lines it touched, on the world as it is now and with the numbers
 //! state now pins, an `auto` line's bought number included).
 
+use miette::miette;
+
 use super::{refresh, Planned, Session};
 use crate::apply::{ApplyOptions, ApplyReport, Executor};
 use crate::checks::{Certification, Pending, Request, Scope};
+use crate::cli::ApplyArgs;
 use crate::plan::Plan;
 use crate::state::Journal;
 
@@ -36,7 +39,50 @@ pub fn not_applied(c: &Certification) -> impl Iterator<Item = &Pending> {
     c.pending.iter().filter(|p| !p.activating)
 }
 
+/// The plan `cwa apply` carries out, and what the command says about it.
+pub struct ToApply {
+    pub planned: Planned,
+    /// What a plan file's comparison with the plan computed now found worth saying: live
+    /// objects that moved since it was saved and that the plan does not write.
+    pub warnings: Vec<String>,
+    /// The protected ids `--unprotect` releases, each one the plan lists as unprotectable.
+    pub unprotect: Vec<String>,
+}
+
 impl Session {
+    /// The plan `cwa apply` carries out: always the one computed now, live read. A plan file
+    /// is evidence, never authority: it is compared with this one (refused when stale,
+    /// [`crate::plan::saved`]). `--auto-approve` without a reviewed plan file refuses what
+    /// needs one; `--unprotect` may name only what the plan lists as unprotectable.
+    pub async fn plan_to_apply(&self, args: &ApplyArgs) -> miette::Result<ToApply> {
+        let mut planning = args.planning.clone();
+        planning.refresh = true;
+        let mut planned = self.plan_checked(&planning).await?;
+        if args.auto_approve && args.plan_file.is_none() {
+            let refused = crate::plan::targets::auto_approved_refusals(
+                &planned.plan.changes,
+                &planning.targets,
+            );
+            planned.plan.errors.extend(refused);
+        }
+        let warnings = match &args.plan_file {
+            Some(path) => crate::plan::saved::check_file(path, &planned.plan)?,
+            None => Vec::new(),
+        };
+        let unprotect = crate::protection::unprotect_requests(&planned.plan, &args.unprotect)
+            .map_err(|e| {
+                miette!(
+                    help = "the plan lists what may be unprotected in its Unprotect section",
+                    "{e}"
+                )
+            })?;
+        Ok(ToApply {
+            planned,
+            warnings,
+            unprotect,
+        })
+    }
+
     /// Whether a killed run left entries in the journal.
     pub fn journal_unsettled(&self) -> miette::Result<bool> {
         Ok(!Journal::new(&self.store()).entries()?.is_empty())

@@ -12,7 +12,7 @@ mod pipeline;
 pub mod preconditions;
 mod refused;
 
-pub use applying::{not_applied, Certified};
+pub use applying::{not_applied, Certified, ToApply};
 pub use pipeline::{plan_against, refresh, Planned};
 pub use refused::{plan_errors, PlanErrors};
 
@@ -236,4 +236,27 @@ pub fn write_file(path: &std::path::Path, text: &str) -> miette::Result<()> {
     crate::state::write_atomic(path, text.as_bytes())
         .into_diagnostic()
         .wrap_err_with(|| format!("cannot write {}", path.display()))
+}
+
+/// `cwa` + the global options that choose the world (`--sandbox`, `-C`, `--config`,
+/// `--state`) + `rest`: a hint the user can paste and land on the same world and files.
+pub fn same_world_command(global: &GlobalArgs, rest: &str) -> String {
+    let mut words = vec!["cwa".to_string()];
+    if let Some(dir) = &global.chdir {
+        words.push(format!("-C {}", dir.display()));
+    }
+    if global.sandbox {
+        words.push("--sandbox".into());
+    }
+    if global.config != std::path::Path::new("lines.toml") {
+        words.push(format!("--config {}", global.config.display()));
+    }
+    if global.state_dir != std::path::Path::new("state") {
+        words.push(format!(
+            "--state {}",
+            crate::state::location::redact(&global.state_dir.to_string_lossy())
+        ));
+    }
+    words.push(rest.to_string());
+    words.join(" ")
 }
