@@ -9,32 +9,32 @@
 //! on a platform whose environment is case-insensitive. The same list is documented in
 //! docs/lines-toml.md ("Environment variable names").
 
-/// Provider credentials and endpoints: those cwa's clients read (`providers::ENV_VARS`, also
-/// refused) and their siblings at the same providers; and `PGPASSWORD`, the state backend's
-/// password, which cwa itself reads (`state::pg`).
-pub const PROVIDER_CREDENTIALS: &[&str] = &[
-    "TELNYX_API_KEY",
+/// The credentials refused besides those cwa's clients read (`providers::ENV_VARS`, the one
+/// list of those): their siblings at the same providers, which cwa does not read but which
+/// are as secret, and `PGPASSWORD`, the state backend's password, which cwa itself reads
+/// (`state::pg`).
+pub const OTHER_CREDENTIALS: &[&str] = &[
     "TELNYX_PUBLIC_KEY",
-    "TELNYX_BASE_URL",
-    "LIVEKIT_URL",
-    "LIVEKIT_API_KEY",
-    "LIVEKIT_API_SECRET",
-    "TWILIO_ACCOUNT_SID",
-    "TWILIO_AUTH_TOKEN",
     "TWILIO_API_KEY",
     "TWILIO_API_SECRET",
-    "TWILIO_API_BASE_URL",
-    "TWILIO_TRUNKING_BASE_URL",
     "PGPASSWORD",
 ];
+
+/// Every provider credential and endpoint a `*_env` key may not name: what cwa's clients
+/// read, then [`OTHER_CREDENTIALS`].
+pub fn provider_credentials() -> impl Iterator<Item = &'static str> {
+    crate::providers::ENV_VARS
+        .iter()
+        .chain(OTHER_CREDENTIALS)
+        .copied()
+}
 
 /// The variables whose values cwa holds as its own secrets: every provider credential it
 /// reads or refuses by name, the state backend's password and the fingerprint key. A SIP
 /// secret whose value equals one of these (whatever its variable is called) is never sent
 /// (`cwa::apply::credential_as_secret`): it would hand that secret to a provider.
 pub fn secrets_cwa_holds() -> impl Iterator<Item = &'static str> {
-    let mut names: Vec<&'static str> = PROVIDER_CREDENTIALS.to_vec();
-    names.extend(crate::providers::ENV_VARS);
+    let mut names: Vec<&'static str> = provider_credentials().collect();
     names.extend(crate::state::fingerprint::KEY_SOURCES);
     names.sort_unstable();
     names.dedup();
@@ -92,9 +92,7 @@ pub fn check_env_name(name: &str) -> Result<(), EnvNameRefusal> {
     if !upper_snake {
         return Err(EnvNameRefusal::NotUpperSnake);
     }
-    let provider =
-        PROVIDER_CREDENTIALS.contains(&name) || crate::providers::ENV_VARS.contains(&name);
-    if provider {
+    if provider_credentials().any(|c| c == name) {
         return Err(EnvNameRefusal::ProviderCredential);
     }
     if name.starts_with("CWA_") {
@@ -131,10 +129,18 @@ mod tests {
                 "{name}"
             );
         }
-        assert_eq!(
-            check_env_name("TWILIO_API_SECRET"),
-            Err(EnvNameRefusal::ProviderCredential)
-        );
+        for name in [
+            "TWILIO_API_SECRET",
+            "TELNYX_PUBLIC_KEY",
+            "PGPASSWORD",
+            "TELNYX_API_KEY",
+        ] {
+            assert_eq!(
+                check_env_name(name),
+                Err(EnvNameRefusal::ProviderCredential),
+                "{name}"
+            );
+        }
     }
 
     #[test]
@@ -164,12 +170,8 @@ mod tests {
     #[test]
     fn the_values_never_sent_include_the_state_password_and_the_fingerprint_key() {
         let held: Vec<&str> = secrets_cwa_holds().collect();
-        for name in crate::providers::ENV_VARS
-            .iter()
-            .chain(PROVIDER_CREDENTIALS)
-            .chain(&["PGPASSWORD", "CWA_FINGERPRINT_KEY"])
-        {
-            assert!(held.contains(name), "{name}");
+        for name in provider_credentials().chain(["PGPASSWORD", "CWA_FINGERPRINT_KEY"]) {
+            assert!(held.contains(&name), "{name}");
         }
     }
 
