@@ -17,8 +17,8 @@ use crate::config::{self, edit, raw, Loaded};
 use crate::model::{Kind, Spec, E164};
 use crate::state::State;
 
-/// The longest church key `cwa add` writes.
-pub const MAX_KEY_LEN: usize = 64;
+/// The longest church key (the rule is [`config::limits::key_problem`]).
+pub use crate::config::limits::MAX_KEY_LEN;
 
 /// Which provider a new church's number comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +50,9 @@ pub struct NewChurch {
     pub trunk: Option<String>,
     pub provider: NumberProvider,
     pub emergency_address: Option<String>,
+    /// `--reserve`: the number is reserved at Telnyx now and written into the block. A retry of
+    /// the same request finds the block it wrote (with its reservation) and is a no-op.
+    pub reserve: bool,
 }
 
 /// The outcome of an add: nothing to do, or the new text of lines.toml.
@@ -187,21 +190,17 @@ pub fn check_request(new: &NewChurch) -> Result<(), ProvisionError> {
     Ok(())
 }
 
-/// A church key `cwa add` writes is a bare TOML key: `[church.<key>]` needs no quoting, and the
-/// addresses made from it (`telnyx_number.<key>`) read as they are typed.
+/// A church key `cwa add` writes follows the rule `cwa validate` holds every church key to
+/// ([`config::limits::key_problem`]): checked here too, so a bad key is refused before the
+/// file is read, named as the flag it came from.
 fn check_key(key: &str) -> Result<(), ProvisionError> {
-    let ok = !key.is_empty()
-        && key.len() <= MAX_KEY_LEN
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-    if ok {
+    let Some(why) = config::limits::key_problem(key) else {
         return Ok(());
-    }
+    };
     Err(refused(
         "cwa::add::key",
         format!(
-            "the church key {} is not 1 to {MAX_KEY_LEN} lower-case ASCII letters, digits, `_` or `-`",
+            "the church key {} {why}: a key is 1 to {MAX_KEY_LEN} lower-case ASCII letters, digits, `_` or `-`",
             shown(key)
         ),
         "the key names the church's addresses (telnyx_number.<key>); pick a short slug of its name, e.g. grace_chapel",
@@ -242,6 +241,10 @@ fn shown(value: &str) -> String {
     format!("`{}{more}`", crate::render::escape::terminal(&short))
 }
 
+/// How the comment above a reserved church's block starts, before its area code: what a
+/// retried `cwa add --reserve` recognises as its own earlier reservation.
+const RESERVED_IN: &str = "Reserved at Telnyx by cwa add --reserve in area code";
+
 /// The block of the new church as `cwa fmt` lays it out, with the reservation's comment.
 pub fn block(new: &NewChurch, reservation: Option<&Reservation>) -> String {
     let mut lines = vec![
@@ -262,14 +265,17 @@ pub fn block(new: &NewChurch, reservation: Option<&Reservation>) -> String {
     if let Some(t) = &new.trunk {
         lines.push(edit::string_line("trunk", t));
     }
-    let comments: Vec<String> = reservation
-        .map(|r| {
-            vec![format!(
-                "Reserved at Telnyx by cwa add --reserve: reservation {}, held until {}; apply buys exactly this number.",
-                r.id, r.expires_at
-            )]
-        })
-        .unwrap_or_default();
+    let comments: Vec<String> = match (reservation, &new.number) {
+        (Some(r), NumberChoice::AreaCode(ac)) => vec![format!(
+            "{} {ac}: reservation {}, held until {}; apply buys exactly this number.",
+            RESERVED_IN, r.id, r.expires_at
+        )],
+        (Some(r), NumberChoice::Fixed(_)) => vec![format!(
+            "Reserved at Telnyx by cwa add --reserve: reservation {}, held until {}; apply buys exactly this number.",
+            r.id, r.expires_at
+        )],
+        (None, _) => Vec::new(),
+    };
     edit::church_block(&new.key, &lines, &comments)
 }
 
@@ -297,7 +303,9 @@ pub fn add(
         (None, NumberChoice::AreaCode(_)) => None,
     };
     if let Some(existing) = file.churches.iter().find(|c| c.name == new.key) {
-        if same_church(&existing.raw, new, number.as_ref()) {
+        if same_church(&existing.raw, new, number.as_ref())
+            || reserved_earlier(text, &existing.raw, new)
+        {
             return Ok(Added::Unchanged);
         }
         let header = existing.span.offset..existing.span.offset + existing.span.len;
@@ -319,6 +327,30 @@ pub fn add(
         text: candidate,
         loaded: Box::new(loaded),
     })
+}
+
+/// Whether the declared church is the one an earlier `cwa add --reserve` of this same request
+/// wrote (the payment webhook retries a request it saw no answer to): its block holds a fixed
+/// number, the comment of a reservation made for this area code, and otherwise exactly the
+/// values asked for. Reserving again would hold a second number and then collide on the key.
+fn reserved_earlier(text: &str, raw: &raw::RawChurch, new: &NewChurch) -> bool {
+    let NumberChoice::AreaCode(ac) = &new.number else {
+        return false;
+    };
+    if !new.reserve {
+        return false;
+    }
+    let Some(held) = raw
+        .number
+        .as_ref()
+        .and_then(|n| E164::parse(n.get_ref()).ok())
+    else {
+        return false;
+    };
+    let marker = format!("# {RESERVED_IN} {ac}: reservation ");
+    let commented = block_in(text, &new.key)
+        .is_some_and(|(_, block)| block.lines().any(|l| l.starts_with(&marker)));
+    commented && same_church(raw, new, Some(&held))
 }
 
 /// Whether the declared church is exactly the one asked for: the same values and nothing else.

@@ -36,6 +36,7 @@ fn new_church(args: &AddChurchArgs) -> NewChurch {
             NumberProviderArg::Livekit => NumberProvider::Livekit,
         },
         emergency_address: args.emergency_address.clone(),
+        reserve: args.reserve,
     }
 }
 
@@ -47,13 +48,6 @@ async fn run(
     let path = &session.global.config;
     let text = std::fs::read_to_string(path)
         .map_err(|e| miette::miette!("cannot read {}: {e}", path.display()))?;
-    let mut added = provision::add(path, &text, new, None)?;
-    if args.reserve {
-        if let Added::Written { loaded, .. } = &added {
-            let reservation = provision::reserve(session, loaded, new).await?;
-            added = provision::add(path, &text, new, Some(&reservation))?;
-        }
-    }
     let planning = PlanningArgs {
         refresh: args.refresh,
         targets: vec![format!("church.{}", new.key)],
@@ -61,27 +55,57 @@ async fn run(
         release_numbers: false,
     };
     let shown_path = path.display().to_string();
-    let (planned, written) = match added {
-        Added::Unchanged => {
-            crate::output::stderr(&render::provision::unchanged(&new.key, &shown_path));
-            (session.plan_checked(&planning).await?, None)
-        }
-        Added::Written { text, loaded } => (
-            session.plan_checked_of(*loaded, &planning).await?,
-            Some(text),
-        ),
-    };
     let format = if args.json {
         OutputFormat::Json
     } else {
         OutputFormat::Human
     };
-    if planned.plan.is_error() {
+    let refused = |planned: &session::Planned| -> miette::Report {
         crate::out!(
             "{}",
             plan_cmd::render_plan(&planned.plan, &planned.loaded, format, &session.global)
         );
-        return Err(session::plan_errors(&planned.plan, &planned.loaded).into());
+        session::plan_errors(&planned.plan, &planned.loaded).into()
+    };
+    let (planned, written) = match provision::add(path, &text, new, None)? {
+        Added::Unchanged => {
+            crate::output::stderr(&render::provision::unchanged(&new.key, &shown_path));
+            (session.plan_checked(&planning).await?, None)
+        }
+        Added::Written { text: auto, loaded } => {
+            // The block is planned as it would be without a reservation (its number "auto" in
+            // the area code) before anything is held at Telnyx: a refused plan reserves nothing.
+            let planned = session.plan_checked_of(*loaded, &planning).await?;
+            if planned.plan.is_error() {
+                return Err(refused(&planned));
+            }
+            if args.reserve {
+                let reservation = provision::reserve(session, &planned.loaded, new).await?;
+                let Added::Written { text, loaded } =
+                    provision::add(path, &text, new, Some(&reservation))?
+                else {
+                    return Err(miette::miette!(
+                        "church.{} appeared in the text being edited; nothing was written",
+                        new.key
+                    ));
+                };
+                let planned = session.plan_checked_of(*loaded, &planning).await?;
+                if planned.plan.is_error() {
+                    // Planned clean as "auto" but refused with the reserved number: say what
+                    // is held, so nobody wonders why the number is on hold for 30 minutes.
+                    return Err(refused(&planned).wrap_err(format!(
+                        "{} stays reserved ({}, until {}) but nothing was written",
+                        reservation.number, reservation.id, reservation.expires_at
+                    )));
+                }
+                (planned, Some(text))
+            } else {
+                (planned, Some(auto))
+            }
+        }
+    };
+    if planned.plan.is_error() {
+        return Err(refused(&planned));
     }
     if let Some(text) = written {
         session::write_file(path, &text)?;

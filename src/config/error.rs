@@ -23,6 +23,7 @@ pub enum ProblemKind {
     FictionNumber,
     DuplicateNumber,
     DuplicateChurch,
+    ChurchKey,
     Reference,
     Transport,
     SipHost,
@@ -57,6 +58,7 @@ impl ProblemKind {
             Self::FictionNumber => "cwa::config::fiction_number",
             Self::DuplicateNumber => "cwa::config::duplicate_number",
             Self::DuplicateChurch => "cwa::config::duplicate_church",
+            Self::ChurchKey => "cwa::config::church_key",
             Self::Reference => "cwa::config::reference",
             Self::Transport => "cwa::config::transport",
             Self::SipHost => "cwa::config::sip_host",
@@ -153,8 +155,22 @@ impl Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        f.write_str(&shown(&self.message))
     }
+}
+
+/// A message, label or help as a diagnostic shows it: a key, name or value quoted from
+/// lines.toml may hold a control or bidi character (U+202E reorders the line a reader sees),
+/// so each is made visible (`\u{202e}`) as the terminal view does; the line breaks a help text
+/// is laid out with are kept.
+fn shown(text: &str) -> String {
+    if !text.chars().any(crate::render::escape::is_hidden_control) {
+        return text.to_string();
+    }
+    text.split('\n')
+        .map(crate::render::escape::terminal)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 impl std::error::Error for Problem {}
@@ -171,7 +187,7 @@ impl Diagnostic for Problem {
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
         self.help
             .as_ref()
-            .map(|h| Box::new(h.as_str()) as Box<dyn fmt::Display>)
+            .map(|h| Box::new(shown(h)) as Box<dyn fmt::Display>)
     }
 
     fn source_code(&self) -> Option<&dyn SourceCode> {
@@ -180,7 +196,7 @@ impl Diagnostic for Problem {
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let labels = self.labels.iter().enumerate().map(|(i, (span, text))| {
-            let text = (!text.is_empty()).then(|| text.clone());
+            let text = (!text.is_empty()).then(|| shown(text));
             if i == 0 {
                 LabeledSpan::new_primary_with_span(text, *span)
             } else {

@@ -10,6 +10,8 @@
 //! | NANP area codes (`area_code`, the NPA of a `+1` number) | NXX with N in 2–9; not N11 (211…911), not 555, not 0xx/1xx (000, 100) | NANPA numbering plan |
 //! | `area_code` of an `auto` number (a local number bought by area code) | also not N9X (299…999) nor 37X/96X (reserved for expansion, never assigned), not N00 (non-geographic), not toll-free 8YY (800, 833 … 888) | NANPA numbering plan; a fixed number may still be toll-free (the protected trunk's is) |
 //!
+//! | church key and line key (`[church.<key>]`, `[church.<key>.lines.<line>]`) | 1–64 lower-case ASCII letters, digits, `_` or `-` | cwa's own rule: the key is the name part of the line's addresses (`telnyx_number.<key>`, `--target church.<key>`) and of provider object names; a bare TOML key reads as it is typed and reviewed |
+//!
 //! A name over [`OVERSIZE`] bytes (a 50 MB church name) stops validation before expansion,
 //! which would copy it into every resource of the church.
 
@@ -21,12 +23,60 @@ use crate::model::SourceSpan;
 pub const MAX_NAME_CHARS: usize = 255;
 /// A value this large is refused before lines.toml is expanded.
 pub const OVERSIZE: usize = 64 * 1024;
+/// The longest church or line key (bytes, which the allowed characters make characters).
+pub const MAX_KEY_LEN: usize = 64;
+
+/// Why `key` cannot be a church or line key, or `None` when it can: the key is the name part
+/// of addresses (`telnyx_number.<key>`) and of provider object names, so it is 1 to
+/// [`MAX_KEY_LEN`] lower-case ASCII letters, digits, `_` or `-`: nothing that needs quoting in
+/// TOML, an address or a shell, and nothing a reviewer could misread (no capitals that differ
+/// only in case, no look-alike or invisible character).
+pub fn key_problem(key: &str) -> Option<&'static str> {
+    if key.is_empty() {
+        Some("is empty")
+    } else if key.len() > MAX_KEY_LEN {
+        Some("is longer than 64 characters")
+    } else if !key
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    {
+        Some("holds a character other than a lower-case ASCII letter, a digit, `_` or `-`")
+    } else {
+        None
+    }
+}
+
+/// The key of a church or of one of its lines, checked by [`key_problem`]; `false` when it is
+/// over [`OVERSIZE`] (expansion would copy it into every address of the church).
+fn key(key: &str, at: SourceSpan, what: &str, problems: &mut Vec<Problem>) -> bool {
+    let Some(why) = key_problem(key) else {
+        return true;
+    };
+    let shown: String = key.chars().take(80).collect();
+    let more = if shown.len() < key.len() { "…" } else { "" };
+    problems.push(
+        Problem::error(
+            ProblemKind::ChurchKey,
+            at,
+            "not a church key",
+            format!("the {what} `{shown}{more}` {why}"),
+        )
+        .with_help(format!(
+            "a key is 1 to {MAX_KEY_LEN} lower-case ASCII letters, digits, `_` or `-` (it names the line's addresses, e.g. telnyx_number.grace_chapel): rename it, e.g. [church.grace_chapel]"
+        )),
+    );
+    key.len() <= OVERSIZE
+}
 
 /// Runs every limit check on the parsed file. Returns `false` when a value is so large that
 /// expanding the file would be unsafe (the error is already pushed).
 pub fn run(raw: &RawFile, problems: &mut Vec<Problem>) -> bool {
     let mut safe = true;
     for c in &raw.churches {
+        safe &= key(&c.name, c.span, "church key", problems);
+        for line in c.raw.lines.iter().flat_map(|l| l.keys()) {
+            safe &= key(line.get_ref(), span(line), "line key", problems);
+        }
         safe &= name(&c.raw.name, "church name", problems);
         area_code(&c.raw.area_code, problems);
         npa_of(&c.raw.number, problems);
@@ -212,6 +262,34 @@ fn npa_of(value: &Opt<String>, problems: &mut Vec<Problem>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn church_keys_are_short_lower_case_slugs() {
+        for good in [
+            "grace",
+            "grace_chapel",
+            "st-marks",
+            "a",
+            "church2",
+            &"x".repeat(64),
+        ] {
+            assert_eq!(key_problem(good), None, "{good}");
+        }
+        for bad in [
+            "",
+            "Grace",
+            "a b",
+            "a.b",
+            "a\"b",
+            "a]b",
+            "a\u{202e}b",
+            "gr\u{e2}ce",
+            "a\nb",
+            &"x".repeat(65),
+        ] {
+            assert!(key_problem(bad).is_some(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn nanp_rules() {

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 
 use super::{Change, Finding, Severity};
 use crate::model::{Address, Desired};
+use crate::render::escape::terminal;
 use crate::state::State;
 
 /// The prefix that targets a church's whole chain.
@@ -14,7 +15,7 @@ const CHURCH: &str = "church.";
 
 /// Targets that name nothing.
 #[derive(Debug, thiserror::Error)]
-#[error("{} --target name(s) nothing lines.toml declares or state owns: {}", .unknown.len(), .unknown.iter().map(|u| u.given.as_str()).collect::<Vec<_>>().join(", "))]
+#[error("{} --target name(s) nothing lines.toml declares or state owns: {}", .unknown.len(), .unknown.iter().map(|u| terminal(&u.given)).collect::<Vec<_>>().join(", "))]
 pub struct TargetError {
     pub unknown: Vec<UnknownTarget>,
 }
@@ -36,9 +37,14 @@ impl miette::Diagnostic for TargetError {
         let lines: Vec<String> = self
             .unknown
             .iter()
-            .map(|u| match &u.suggestion {
-                Some(s) => format!("--target {}: {}; did you mean `{s}`?", u.given, u.problem),
-                None => format!("--target {}: {}", u.given, u.problem),
+            // What was typed is shown escaped: a target holding U+202E or ESC must not
+            // reorder or rewrite the line a reader sees.
+            .map(|u| {
+                let (given, problem) = (terminal(&u.given), terminal(&u.problem));
+                match &u.suggestion {
+                    Some(s) => format!("--target {given}: {problem}; did you mean `{}`?", terminal(s)),
+                    None => format!("--target {given}: {problem}"),
+                }
             })
             .chain(std::iter::once(
                 "a target is an address (livekit_inbound_trunk.medhanialem) or church.KEY for a church's whole chain".to_string(),

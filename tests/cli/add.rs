@@ -528,6 +528,156 @@ async fn a_reserved_number_is_the_one_bought_and_no_one_else_can_buy_it_meanwhil
     assert_exit(&ctx.cwa(&["plan", "--detailed-exitcode"]).await, 0);
 }
 
+/// The payment webhook retries a request it saw no answer to: the same `--reserve` again finds
+/// the block it wrote, with its reservation, and is a no-op (exit 0, nothing reserved, the
+/// file unchanged). A retry that differs in anything (the name, the area code, no
+/// `--reserve`) is the usual duplicate, refused at the church's line, reserving nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_reserve_is_a_no_op_and_a_different_one_is_refused_reserving_nothing() {
+    let ctx = applied_runbook().await;
+    let reservations = |ctx: &Ctx| {
+        ctx.requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with("/number_reservations"))
+            .count()
+    };
+    let (_, number) = add_reserved(&ctx).await;
+    let once = ctx.lines_toml();
+    assert_eq!(reservations(&ctx), 1);
+    let again = ctx
+        .cwa(&add_grace(&["--area-code", "734", "--reserve"]))
+        .await;
+    assert_exit(&again, 0);
+    assert!(
+        stderr(&again).contains("nothing was written"),
+        "{}",
+        stderr(&again)
+    );
+    assert!(stdout(&again).contains("telnyx_number.grace"), "its plan");
+    assert_eq!(ctx.lines_toml(), once);
+    assert_eq!(reservations(&ctx), 1, "a retry reserves nothing more");
+    let line = once[..once.find("[church.grace]").unwrap()]
+        .matches('\n')
+        .count()
+        + 1;
+    for args in [
+        vec![
+            "add",
+            "church",
+            "grace",
+            "--id",
+            GRACE_ID,
+            "--name",
+            "Grace",
+            "--area-code",
+            "734",
+            "--reserve",
+        ],
+        add_grace(&["--area-code", "313", "--reserve"]),
+        add_grace(&["--area-code", "734"]),
+    ] {
+        let out = ctx.cwa(&args).await;
+        assert_exit(&out, 1);
+        let err = stderr(&out);
+        assert!(
+            err.contains("cwa::add::duplicate") && err.contains(&format!("lines.toml:{line}")),
+            "{args:?}: {err}"
+        );
+        assert_eq!(ctx.lines_toml(), once, "{args:?} wrote");
+        assert_eq!(reservations(&ctx), 1, "{args:?} reserved");
+    }
+    // The retried request then applies as the first one would have.
+    assert_exit(
+        &ctx.cwa(&["apply", "--target", "church.grace", "--auto-approve"])
+            .await,
+        0,
+    );
+    assert_eq!(pinned_number(&ctx, "telnyx_number.grace"), number);
+}
+
+/// Church keys (and line keys) are 1 to 64 lower-case ASCII letters, digits, `_` or `-`: `cwa
+/// validate` refuses any other at the key itself, and a control or bidi character quoted in a
+/// diagnostic (a key, a name, a value) is shown escaped, never raw.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validate_refuses_a_church_key_that_is_not_a_slug_at_the_key_and_escapes_bidi() {
+    let ctx = Ctx::runbook().await;
+    let base = ctx.lines_toml();
+    let block = |header: &str| {
+        format!(
+            "{base}\n[{header}]\nid = \"00000000-0000-4000-8000-0000000000c1\"\nname = \"Grace\"\nnumber = \"auto\"\narea_code = \"734\"\n"
+        )
+    };
+    let long = "x".repeat(65);
+    let cases = [
+        ("church.Grace".to_string(), "church.".len()),
+        ("church.\"a b\"".to_string(), "church.".len()),
+        ("church.\"a.b\"".to_string(), "church.".len()),
+        // U+202E written raw, and as a TOML escape (the file has no hidden byte, the key does).
+        ("church.\"a\u{202e}b\"".to_string(), "church.".len()),
+        ("church.\"a\\u202Eb\"".to_string(), "church.".len()),
+        (format!("church.{long}"), "church.".len()),
+        ("church.\"\"".to_string(), "church.".len()),
+    ];
+    for (header, col) in cases {
+        let text = block(&header);
+        ctx.set_lines_toml(&text);
+        let out = ctx.cwa(&["validate"]).await;
+        assert_exit(&out, 1);
+        let err = stderr(&out);
+        let line = text[..text.find(&format!("[{header}]")).unwrap()]
+            .matches('\n')
+            .count()
+            + 1;
+        assert!(
+            err.contains("cwa::config::church_key")
+                && err.contains(&format!("lines.toml:{line}:{}", col + 2)),
+            "{header:?}: {err}"
+        );
+        assert!(
+            !err.contains('\u{202e}') && !stdout(&out).contains('\u{202e}'),
+            "bidi shown raw: {err}"
+        );
+        if header.contains("202") {
+            assert!(err.contains("\\u{202e}"), "escaped, visibly: {err}");
+        }
+    }
+    // A line key is held to the same rule.
+    let text = format!(
+        "{base}\n[church.grace]\nid = \"00000000-0000-4000-8000-0000000000c1\"\nname = \"Grace\"\n\n[church.grace.lines.Main]\nnumber = \"auto\"\narea_code = \"734\"\n"
+    );
+    ctx.set_lines_toml(&text);
+    let out = ctx.cwa(&["validate"]).await;
+    assert_exit(&out, 1);
+    assert!(
+        stderr(&out).contains("cwa::config::church_key") && stderr(&out).contains("line key"),
+        "{}",
+        stderr(&out)
+    );
+    // A name or value with U+202E quoted by another diagnostic: escaped too.
+    for (from, to) in [
+        ("name = \"ChurchWiseAI\"", "name = \"\u{202e}a\""),
+        ("area_code = \"734\"", "area_code = \"9\u{202e}11\""),
+    ] {
+        let text = block("church.grace").replacen(from, to, 1);
+        assert_ne!(text, block("church.grace"), "{from}");
+        ctx.set_lines_toml(&text);
+        let out = ctx.cwa(&["validate"]).await;
+        assert_exit(&out, 1);
+        let err = stderr(&out);
+        assert!(err.contains("\\u{202e}"), "{to}: {err}");
+        assert!(!err.contains('\u{202e}'), "{to}: bidi shown raw: {err}");
+    }
+    // And a --target that names nothing.
+    ctx.set_lines_toml(&base);
+    let out = ctx.cwa(&["plan", "--target", "church.a\u{202e}b"]).await;
+    assert_exit(&out, 1);
+    assert!(
+        stderr(&out).contains("\\u{202e}") && !stderr(&out).contains('\u{202e}'),
+        "{}",
+        stderr(&out)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_reservation_whose_number_was_sold_is_refused_with_its_reason() {
     let ctx = applied_runbook().await;
@@ -563,6 +713,7 @@ fn a_fifty_megabyte_name_is_a_diagnostic_before_any_edit() {
         trunk: None,
         provider: cwa::provision::NumberProvider::Telnyx,
         emergency_address: None,
+        reserve: false,
     };
     let started = std::time::Instant::now();
     let text = repo_lines_toml();

@@ -13,18 +13,18 @@ fn reservations(ctx: &Ctx) -> usize {
         .count()
 }
 
-/// `add church --reserve` whose plan is refused (its number put on the protected trunk with
-/// `--trunk`): lines.toml is left alone, but the number was already reserved at Telnyx, a
-/// provider write for input that is refused (and a reservation nobody will use, held for 30
-/// minutes). The plan's refusals must be known before the reservation is made.
+/// `add church --reserve` whose plan is refused: lines.toml is left alone, and nothing is
+/// reserved at Telnyx (a reservation is a provider write, held 30 minutes for nobody). Found by
+/// this session's red team (commands/add.rs reserved before it planned); fixed by planning the
+/// block with its number "auto" first. The class: every reason a plan of the new church is
+/// refused (a protected write through `--trunk`; a dependency with a pending change of its
+/// own), each with `--reserve`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "redteam: commands/add.rs reserves (provision::reserve) before it plans the new block, so a plan refused for a protected write still reserved a number at Telnyx; fix: plan the auto block first, reserve only if it has no error (helper add's file)"]
 async fn a_refused_add_reserves_nothing_at_the_provider() {
     let ctx = Ctx::runbook().await;
     assert_exit(&ctx.cwa(&["apply", "--auto-approve"]).await, 0);
-    let before = ctx.lines_toml();
-    let out = ctx
-        .cwa(&[
+    let add = |extra: &'static [&'static str]| {
+        let mut args = vec![
             "add",
             "church",
             "x",
@@ -35,11 +35,31 @@ async fn a_refused_add_reserves_nothing_at_the_provider() {
             "--area-code",
             "734",
             "--reserve",
-            "--trunk",
-            "livekit_inbound_trunk.twilio_main",
-        ])
+        ];
+        args.extend_from_slice(extra);
+        args
+    };
+    // The protected trunk.
+    let before = ctx.lines_toml();
+    let out = ctx
+        .cwa(&add(&["--trunk", "livekit_inbound_trunk.twilio_main"]))
         .await;
     assert_exit(&out, 1);
+    assert_eq!(ctx.lines_toml(), before, "lines.toml written");
+    assert_eq!(reservations(&ctx), 0, "reserved for a refused add");
+    // A dependency of the new chain with a change of its own pending.
+    ctx.edit_lines_toml(
+        "whitelisted_destinations = [\"CA\", \"US\"]",
+        "whitelisted_destinations = [\"CA\", \"US\", \"MX\"]",
+    );
+    let before = ctx.lines_toml();
+    let out = ctx.cwa(&add(&[])).await;
+    assert_exit(&out, 1);
+    assert!(
+        (stderr(&out) + &crate::common::stdout(&out)).contains("target-dependency"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(ctx.lines_toml(), before, "lines.toml written");
     assert_eq!(reservations(&ctx), 0, "reserved for a refused add");
 }

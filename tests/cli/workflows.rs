@@ -421,3 +421,81 @@ fn pull_requests_plan_against_the_snapshot_apply_writes_and_never_get_the_databa
         "written after a failed apply too, and only with state in PostgreSQL: {condition:?}"
     );
 }
+
+/// provision.yml (issue 23): a secret (and the `gh` token) is set on exactly the steps that use
+/// it, in the step's own `env:`, never on the workflow or the job: the build step runs every
+/// dependency's build script, and git, `cwa export` and the policy read need no credential.
+/// The steps that talk to the providers (`cwa add`, which plans against live, `cwa apply`,
+/// `cwa check`) get the provider credentials; the steps that run `gh` get `GH_TOKEN`.
+#[test]
+fn the_provisioning_workflow_sets_each_secret_only_on_the_steps_that_use_it() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(".github/workflows/provision.yml");
+    let w = parse(&path);
+    let credential = |v: &Value| {
+        let t = text(v);
+        t.contains("secrets.") || t.contains("github.token")
+    };
+    assert!(
+        !credential(w.get("env").unwrap_or(&Value::Null)),
+        "a credential at the workflow level: {}",
+        text(&w["env"])
+    );
+    let jobs = w["jobs"].as_mapping().expect("jobs");
+    for (name, job) in jobs {
+        assert!(
+            !credential(job.get("env").unwrap_or(&Value::Null)),
+            "a credential at the level of job {name:?}"
+        );
+    }
+    let mut talking = 0;
+    for (_, step, _) in steps(&w) {
+        let own_env = step.get("env").cloned().unwrap_or(Value::Null);
+        let run = step.get("run").and_then(Value::as_str).unwrap_or("");
+        let live = cwa_invocations(run)
+            .iter()
+            .any(|a| ["add", "apply", "check"].contains(&a.first().map_or("", String::as_str)));
+        let gh = run.lines().any(|l| l.trim_start().starts_with("gh "));
+        let label = step
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("(a step)");
+        let env = text(&own_env);
+        if live {
+            talking += 1;
+            for name in [
+                "TELNYX_API_KEY",
+                "LIVEKIT_URL",
+                "LIVEKIT_API_KEY",
+                "LIVEKIT_API_SECRET",
+                "TELNYX_FQDN_PASSWORD",
+                "TELNYX_OUTBOUND_SIP_PASSWORD",
+            ] {
+                let want = format!("${{{{ secrets.{name} }}}}");
+                assert!(
+                    own_env.get(name).and_then(Value::as_str) == Some(want.as_str()),
+                    "{label}: runs a cwa command that reads live without {name} in its env:\n{env}"
+                );
+            }
+        } else {
+            assert!(
+                !env.contains("secrets."),
+                "{label}: has provider secrets it never uses:\n{env}"
+            );
+        }
+        assert_eq!(
+            env.contains("github.token"),
+            gh,
+            "{label}: GH_TOKEN set {} the step runs gh:\n{env}",
+            if gh { "only where" } else { "where not" }
+        );
+        for (k, v) in step.as_mapping().into_iter().flatten() {
+            if k.as_str() != Some("env") {
+                assert!(!credential(v), "{label}: a credential in its {k:?}");
+            }
+        }
+    }
+    assert!(
+        talking >= 3,
+        "add, apply and check each talk to the providers"
+    );
+}
