@@ -460,6 +460,27 @@ fn the_provisioning_workflow_sets_each_secret_only_on_the_steps_that_use_it() {
             .and_then(Value::as_str)
             .unwrap_or("(a step)");
         let env = text(&own_env);
+        // The state URL (a secret when state is in PostgreSQL) only where cwa reads state.
+        let reads_state = cwa_invocations(run).iter().any(|a| {
+            let words: Vec<&str> = a.iter().map(String::as_str).collect();
+            matches!(
+                words.as_slice(),
+                ["add" | "apply" | "check", ..] | ["export", "registry", ..] | ["state", ..]
+            )
+        });
+        let state_url = own_env.get("CWA_STATE_URL").and_then(Value::as_str);
+        if reads_state {
+            assert_eq!(
+                state_url,
+                Some("${{ secrets.CWA_STATE_URL || 'state' }}"),
+                "{label}: reads state without CWA_STATE_URL"
+            );
+        } else {
+            assert_eq!(
+                state_url, None,
+                "{label}: the state URL where no state is read"
+            );
+        }
         if live {
             talking += 1;
             for name in [
@@ -477,8 +498,16 @@ fn the_provisioning_workflow_sets_each_secret_only_on_the_steps_that_use_it() {
                 );
             }
         } else {
-            assert!(
-                !env.contains("secrets."),
+            let providers = own_env
+                .as_mapping()
+                .into_iter()
+                .flatten()
+                .filter(|(k, v)| {
+                    !matches!(k.as_str(), Some("CWA_STATE_URL" | "GH_TOKEN")) && credential(v)
+                })
+                .count();
+            assert_eq!(
+                providers, 0,
                 "{label}: has provider secrets it never uses:\n{env}"
             );
         }
