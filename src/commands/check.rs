@@ -3,10 +3,10 @@
 //! fails. Orchestration only: the checks live in [`crate::checks`], the views in
 //! [`crate::render::check`].
 
-use super::session::{self, Session};
 use crate::checks;
 use crate::cli::{CheckArgs, GlobalArgs};
 use crate::render::check::{check_human, check_json};
+use crate::session::{self, Session};
 use crate::ExitStatus;
 
 /// Runs `cwa check`.

@@ -43,7 +43,7 @@ pub fn fmt(global: &GlobalArgs, args: &FmtArgs) -> miette::Result<ExitStatus> {
         );
         return Ok(ExitStatus::Failure);
     }
-    super::session::write_file(path, &formatted)?;
+    crate::session::write_file(path, &formatted)?;
     crate::outln!("{}", path.display());
     Ok(ExitStatus::Success)
 }

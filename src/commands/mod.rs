@@ -16,7 +16,6 @@ mod state;
 mod validate;
 mod version;
 
-// `check` (being slimmed by its own engineer) still reaches the session as `super::session`.
 use crate::session;
 
 use crate::cli::{Cli, Command, GlobalArgs};

@@ -25,12 +25,7 @@ async fn run(session: &Session, args: &PlanArgs) -> miette::Result<ExitStatus> {
     }
     if let Some(out) = &args.out {
         session::write_file(out, &render::json(plan))?;
-        crate::errln!(
-            "Saved the plan to {}. Review it with: {}\nApply exactly it with: {}",
-            out.display(),
-            session::same_world_command(&session.global, &format!("show {}", out.display())),
-            session::same_world_command(&session.global, &format!("apply {}", out.display()))
-        );
+        crate::errln!("{}", render::plan::saved(out, &session.global));
     }
     Ok(if args.detailed_exitcode && plan.has_changes() {
         ExitStatus::Changes

@@ -18,6 +18,18 @@ pub fn view(plan: &Plan, loaded: &Loaded, format: OutputFormat, global: &GlobalA
     }
 }
 
+/// What `cwa plan --out FILE` says once the file is written: the commands that review and
+/// apply exactly it, on the same world ([`crate::session::same_world_command`]).
+pub fn saved(file: &std::path::Path, global: &GlobalArgs) -> String {
+    let world = |rest: &str| crate::session::same_world_command(global, rest);
+    format!(
+        "Saved the plan to {}. Review it with: {}\nApply exactly it with: {}",
+        file.display(),
+        world(&format!("show {}", file.display())),
+        world(&format!("apply {}", file.display()))
+    )
+}
+
 /// The terminal view's options for a run: colors as [`color_enabled`] says, each church's
 /// name for its key, unchanged resources hidden, and whether the world is the sandbox.
 pub fn human_options(loaded: &Loaded, global: &GlobalArgs) -> super::HumanOptions {
@@ -40,4 +52,45 @@ pub fn color_enabled(global: &GlobalArgs) -> bool {
     !global.no_color
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
         && std::io::stdout().is_terminal()
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn global(args: &[&str]) -> GlobalArgs {
+        let mut line = vec!["cwa"];
+        line.extend(args);
+        line.push("plan");
+        crate::cli::Cli::try_parse_from(line).unwrap().global
+    }
+
+    /// The saved-plan hint names the options that choose the world, and never a password.
+    #[test]
+    fn the_saved_plan_hint_lands_on_the_same_world() {
+        let file = std::path::Path::new("plan.json");
+        assert_eq!(
+            saved(file, &global(&[])),
+            "Saved the plan to plan.json. Review it with: cwa show plan.json\nApply exactly it with: cwa apply plan.json"
+        );
+        let text = saved(
+            file,
+            &global(&[
+                "-C",
+                "ops",
+                "--sandbox",
+                "--config",
+                "other.toml",
+                "--state",
+                "postgres://cwa:hunter2@db/cwa",
+            ]),
+        );
+        assert!(
+            text.contains("Apply exactly it with: cwa -C ops --sandbox --config other.toml --state postgres://cwa"),
+            "{text}"
+        );
+        assert!(!text.contains("hunter2"), "{text}");
+    }
 }
