@@ -347,6 +347,15 @@ fn reserved_earlier(text: &str, raw: &raw::RawChurch, new: &NewChurch) -> bool {
     else {
         return false;
     };
+    // A NANP number reserved in this area code has it as its NPA: a block whose number was
+    // edited since is not the earlier reservation.
+    if held
+        .as_str()
+        .strip_prefix("+1")
+        .is_some_and(|rest| !rest.starts_with(ac.as_str()))
+    {
+        return false;
+    }
     let marker = format!("# {RESERVED_IN} {ac}: reservation ");
     let commented = block_in(text, &new.key)
         .is_some_and(|(_, block)| block.lines().any(|l| l.starts_with(&marker)));

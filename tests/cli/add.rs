@@ -593,6 +593,24 @@ async fn a_retried_reserve_is_a_no_op_and_a_different_one_is_refused_reserving_n
         0,
     );
     assert_eq!(pinned_number(&ctx, "telnyx_number.grace"), number);
+    // The block's number edited by hand to one outside the area code: no longer the earlier
+    // reservation, so the retry is the usual duplicate.
+    ctx.edit_lines_toml(
+        &format!("number = \"{number}\""),
+        "number = \"+13134567890\"",
+    );
+    let edited = ctx.lines_toml();
+    let out = ctx
+        .cwa(&add_grace(&["--area-code", "734", "--reserve"]))
+        .await;
+    assert_exit(&out, 1);
+    assert!(
+        stderr(&out).contains("cwa::add::duplicate"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(ctx.lines_toml(), edited);
+    assert_eq!(reservations(&ctx), 1);
 }
 
 /// Church keys (and line keys) are 1 to 64 lower-case ASCII letters, digits, `_` or `-`: `cwa
