@@ -22,6 +22,9 @@
 //! | `CreateSIPParticipant`, `TransferSIPParticipant` | `unimplemented` (501): cwa places no calls |
 //! | anything else | `bad_route` (404) |
 //!
+//! `POST /twirp/livekit.PhoneNumberService/{Method}` (LiveKit's own numbers: search,
+//! purchase, list, get, update, release) is [`numbers`], under the same auth and grant.
+//!
 //! Auth: `Authorization: Bearer <HS256 JWT>` signed with the sandbox secret, `iss` = the
 //! sandbox key, `exp` required, 60 s leeway; failures are 401 plain text. Management calls
 //! need the `sip.admin` grant, else Twirp `unauthenticated` `permissions denied`.
@@ -30,6 +33,7 @@ mod auth;
 mod ids;
 pub mod matching;
 mod newer;
+pub mod numbers;
 mod rules;
 mod seed;
 mod synthetic;
@@ -99,6 +103,14 @@ pub struct LivekitState {
     /// [`super::Sandbox::world`].
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub newer_fields: BTreeMap<String, Map<String, Value>>,
+    /// LiveKit's own numbers this project holds or held (`PhoneNumberService`), by `PN_…` id;
+    /// released ones stay, as `RELEASED`.
+    #[serde(default, skip_serializing_if = "table_is_empty")]
+    pub phone_numbers: Table<proto::PhoneNumber>,
+    /// Inventory numbers another LiveKit customer bought: search no longer offers them and a
+    /// purchase is refused (tests set it to race a fixed number away).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub numbers_taken_elsewhere: std::collections::BTreeSet<String>,
 }
 
 fn table_is_empty<T>(t: &Table<T>) -> bool {
@@ -107,6 +119,8 @@ fn table_is_empty<T>(t: &Table<T>) -> bool {
 
 /// One Twirp call as the HTTP layer received it.
 pub struct TwirpRequest<'a> {
+    /// The Twirp service: `livekit.SIP` or `livekit.PhoneNumberService`.
+    pub service: &'a str,
     /// The last path segment: `CreateSIPInboundTrunk`, …
     pub method: &'a str,
     /// `POST`, `GET`, …
@@ -211,7 +225,7 @@ impl LivekitState {
         req: &TwirpRequest<'_>,
         grants: Option<SipGrants>,
     ) -> Result<(Vec<u8>, Encoding, Effect), TwirpError> {
-        let path = format!("/twirp/livekit.SIP/{}", req.method);
+        let path = format!("/twirp/{}/{}", req.service, req.method);
         if req.http_method != "POST" {
             let msg = format!(
                 "unsupported method {:?} (only POST is allowed)",
@@ -219,7 +233,12 @@ impl LivekitState {
             );
             return Err(TwirpError::bad_route(msg, req.http_method, &path));
         }
-        if !KNOWN_METHODS.contains(&req.method) {
+        let known = match req.service {
+            SIP_SERVICE => KNOWN_METHODS,
+            PHONE_NUMBER_SERVICE => numbers::METHODS,
+            _ => &[],
+        };
+        if !known.contains(&req.method) {
             let msg = format!("no handler for path {path:?}");
             return Err(TwirpError::bad_route(msg, req.http_method, &path));
         }
@@ -235,6 +254,10 @@ impl LivekitState {
             body: req.body,
             grants,
         };
+        if req.service == PHONE_NUMBER_SERVICE {
+            let (body, effect) = self.dispatch_numbers(req.method, &call)?;
+            return Ok((body, encoding, effect));
+        }
         let carried = newer::carried(req.method, &call);
         let (mut body, effect) = self.dispatch(req.method, &call)?;
         newer::settle(&mut self.newer_fields, req.method, carried, &effect);
@@ -261,6 +284,25 @@ impl LivekitState {
             "ListSIPDispatchRule" => c.run(method, |r| self.list_rules(r)),
             "UpdateSIPDispatchRule" => c.run(method, |r| self.update_rule(r)),
             "DeleteSIPDispatchRule" => c.run(method, |r| self.delete_rule(r)),
+            other => Err(TwirpError::new(
+                "unimplemented",
+                format!("the sandbox does not emulate {other}"),
+            )),
+        }
+    }
+
+    fn dispatch_numbers(
+        &mut self,
+        method: &str,
+        c: &Call<'_>,
+    ) -> Result<(Vec<u8>, Effect), TwirpError> {
+        match method {
+            "SearchPhoneNumbers" => c.run(method, |r| self.search_numbers(r)),
+            "PurchasePhoneNumber" => c.run(method, |r| self.purchase_numbers(r)),
+            "ListPhoneNumbers" => c.run(method, |r| self.list_numbers(r)),
+            "GetPhoneNumber" => c.run(method, |r| self.get_number(r)),
+            "UpdatePhoneNumber" => c.run(method, |r| self.update_number(r)),
+            "ReleasePhoneNumbers" => c.run(method, |r| self.release_numbers(r)),
             other => Err(TwirpError::new(
                 "unimplemented",
                 format!("the sandbox does not emulate {other}"),
@@ -761,9 +803,15 @@ impl LivekitState {
             .0
             .remove(&id)
             .ok_or_else(|| TwirpError::not_found(RULE_NOT_FOUND))?;
+        self.forget_rule(&id);
         Ok((rule, Effect::wrote(id)))
     }
 }
+
+/// The Twirp service of SIP trunks, dispatch rules and participants.
+pub const SIP_SERVICE: &str = "livekit.SIP";
+/// The Twirp service of LiveKit's own numbers ([`numbers`]).
+pub const PHONE_NUMBER_SERVICE: &str = "livekit.PhoneNumberService";
 
 /// Every method name of `livekit.SIP`; others are `bad_route`.
 const KNOWN_METHODS: &[&str] = &[

@@ -9,6 +9,7 @@
 //! |---|---|---|
 //! | `/v2/...` | [`telnyx::TelnyxState::handle`] (Telnyx API v2) | `Bearer` API key, else 401 / 10009 |
 //! | `/twirp/livekit.SIP/{Method}` (any HTTP method) | [`livekit::LivekitState::handle`] | HS256 JWT |
+//! | `/twirp/livekit.PhoneNumberService/{Method}` | [`livekit::LivekitState::handle`] ([`livekit::numbers`]) | HS256 JWT, `sip.admin` |
 //! | `/2010-04-01/...`, `/v1/...` | [`twilio::TwilioState::handle`] (Core v2010, Trunking v1) | Basic, else 401 / 20003 |
 //! | `GET /sandbox/world` | the whole world as JSON | none |
 //! | `POST /sandbox/calls` `{"from","to"}` | [`calls::simulate`]: the call path, hop by hop | none |

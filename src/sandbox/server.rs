@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 
 use super::faults::{truncate_body, Decision, FaultConfig, Faults};
 use super::http::{parse_query, ApiRequest, ApiResponse};
-use super::livekit::{TwirpRequest, TwirpResponse};
+use super::livekit::{TwirpRequest, TwirpResponse, PHONE_NUMBER_SERVICE, SIP_SERVICE};
 use super::store::{JournalEntry, Store};
 use super::world::{World, WorldSpec};
 use super::{
@@ -47,7 +47,7 @@ use listener::*;
 use replay::*;
 
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
-const TWIRP_SIP_PREFIX: &str = "/twirp/livekit.SIP/";
+const TWIRP_PREFIX: &str = "/twirp/";
 
 /// Which emulator a path belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -513,10 +513,16 @@ fn dispatch(world: &mut World, provider: Provider, req: &ApiRequest, auth: Auth)
 }
 
 fn livekit_call(world: &mut World, req: &ApiRequest) -> ApiResponse {
-    let Some(method) = req.path.strip_prefix(TWIRP_SIP_PREFIX) else {
+    let Some((service, method)) = req
+        .path
+        .strip_prefix(TWIRP_PREFIX)
+        .and_then(|rest| rest.split_once('/'))
+        .filter(|(service, _)| [SIP_SERVICE, PHONE_NUMBER_SERVICE].contains(service))
+    else {
         return twirp_bad_route(req);
     };
     let call = TwirpRequest {
+        service,
         method,
         http_method: req.method,
         content_type: req.content_type,

@@ -8,7 +8,9 @@ PROTOBUFS_DIR is `protobufs/` of a checkout of livekit/protocol at COMMIT. The S
 Pagination), `livekit_room.proto` (RoomConfiguration), `livekit_agent_dispatch.proto`
 (RoomAgentDispatch), `livekit_egress.proto` and `livekit_agent.proto`.
 
-For every method in METHODS it writes an operation `POST /twirp/livekit.SIP/{Method}` whose
+For every method in METHODS it writes an operation `POST /twirp/livekit.SIP/{Method}`, and for
+every one in PHONE_METHODS (`livekit_phone_number.proto`) `POST
+/twirp/livekit.PhoneNumberService/{Method}`, whose
 request and 200 response are JSON Schemas of the protojson form Twirp reads and writes:
 either the proto name or the lowerCamel JSON name of a field, null for any field (protojson
 reads it as the default), 32-bit integers as numbers or decimal strings, 64-bit integers as
@@ -45,8 +47,19 @@ METHODS = [
     ("CreateSIPParticipant", "CreateSIPParticipantRequest", "SIPParticipantInfo"),
     ("TransferSIPParticipant", "TransferSIPParticipantRequest", "TransferSIPParticipantResponse"),
 ]
+# `livekit.PhoneNumberService` (livekit_phone_number.proto): LiveKit's own numbers (issue 20).
+PHONE_METHODS = [
+    ("SearchPhoneNumbers", "SearchPhoneNumbersRequest", "SearchPhoneNumbersResponse"),
+    ("PurchasePhoneNumber", "PurchasePhoneNumberRequest", "PurchasePhoneNumberResponse"),
+    ("ListPhoneNumbers", "ListPhoneNumbersRequest", "ListPhoneNumbersResponse"),
+    ("GetPhoneNumber", "GetPhoneNumberRequest", "GetPhoneNumberResponse"),
+    ("UpdatePhoneNumber", "UpdatePhoneNumberRequest", "UpdatePhoneNumberResponse"),
+    ("ReleasePhoneNumbers", "ReleasePhoneNumbersRequest", "ReleasePhoneNumbersResponse"),
+]
+SERVICES = [("SIP", METHODS), ("PhoneNumberService", PHONE_METHODS)]
 FILES = ["livekit_sip.proto", "livekit_models.proto", "livekit_room.proto",
-         "livekit_agent_dispatch.proto", "livekit_egress.proto", "livekit_agent.proto"]
+         "livekit_agent_dispatch.proto", "livekit_egress.proto", "livekit_agent.proto",
+         "livekit_phone_number.proto"]
 INT32 = {"int32", "sint32", "sfixed32", "uint32", "fixed32"}
 INT64 = {"int64", "sint64", "sfixed64", "uint64", "fixed64"}
 SCALARS = INT32 | INT64 | {"string", "bytes", "bool", "float", "double"}
@@ -282,13 +295,14 @@ def main(root, commit):
         parser.enums.update(p.enums)
     ex = Extract(parser)
     operations = []
-    for method, request, response in METHODS:
+    for service, method, request, response in (
+            (service, *m) for service, methods in SERVICES for m in methods):
         ex.define(request, "request")
         ex.define(response, "response")
         operations.append({
             "id": method,
             "method": "POST",
-            "path": f"/twirp/livekit.SIP/{method}",
+            "path": f"/twirp/livekit.{service}/{method}",
             "body": "json",
             "protobuf": {"request": f"livekit.{request}", "response": f"livekit.{response}"},
             "request": {"$ref": f"#/$defs/request.livekit.{request}"},

@@ -10,6 +10,7 @@ mod common;
 mod calls;
 mod faults;
 mod livekit;
+mod livekit_numbers;
 mod server;
 mod strict;
 mod telnyx;

@@ -496,9 +496,15 @@ async fn no_livekit_method_accepts_an_undeclared_key() {
     let sb = TestSandbox::start("runbook").await;
     let livekit = contract::for_provider("livekit").unwrap();
     for op in livekit.operations() {
-        let method = op.rsplit('/').next().unwrap();
-        let (status, body) =
-            send(sb.twirp_json(method, &json!({"cwa_undeclared_key": true}))).await;
+        // Both services: `POST /twirp/livekit.SIP/…` and `…/livekit.PhoneNumberService/…`.
+        let path = op.split_once(' ').unwrap().1;
+        let request = sb
+            .http
+            .post(sb.url(path))
+            .bearer_auth(crate::common::sandbox::livekit_admin_token())
+            .header("content-type", "application/json")
+            .body(json!({"cwa_undeclared_key": true}).to_string());
+        let (status, body) = send(request).await;
         assert_eq!(
             (status, body["code"].as_str()),
             (400, Some("malformed")),
@@ -539,7 +545,7 @@ fn the_livekit_contract_covers_every_method_cwa_calls_and_names_its_commit() {
     }
     assert_eq!(
         livekit.len(),
-        17,
+        23,
         "update tests/contracts/README.md with the new count"
     );
     let sources = livekit.sources();
@@ -550,4 +556,23 @@ fn the_livekit_contract_covers_every_method_cwa_calls_and_names_its_commit() {
     assert!(sources
         .iter()
         .any(|s| s.file == "protobufs/livekit_sip.proto"));
+    for method in [
+        "SearchPhoneNumbers",
+        "PurchasePhoneNumber",
+        "ListPhoneNumbers",
+        "GetPhoneNumber",
+        "UpdatePhoneNumber",
+        "ReleasePhoneNumbers",
+    ] {
+        assert!(
+            livekit.covers(
+                "POST",
+                &format!("/twirp/livekit.PhoneNumberService/{method}")
+            ),
+            "{method}"
+        );
+    }
+    assert!(sources
+        .iter()
+        .any(|s| s.file == "protobufs/livekit_phone_number.proto"));
 }
