@@ -42,7 +42,7 @@ async fn run(session: &Session, args: &ApplyArgs) -> miette::Result<ExitStatus> 
         unprotect,
     } = session.plan_to_apply(args).await?;
     for warning in warnings {
-        crate::errln!("warning: {warning}");
+        crate::errln!("{}", render::plan::saved_plan_warning(&warning));
     }
     let plan = planned.plan.clone();
     crate::out!(
@@ -126,7 +126,7 @@ async fn execute(
 fn watch_interrupts(stop: std::sync::Arc<std::sync::atomic::AtomicBool>) {
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            crate::errln!("\nInterrupted: finishing calls in flight, then stopping. Ctrl-C again to abort at once.");
+            crate::errln!("{}", render::progress::INTERRUPTED);
             stop.store(true, std::sync::atomic::Ordering::SeqCst);
             if tokio::signal::ctrl_c().await.is_ok() {
                 std::process::exit(130);

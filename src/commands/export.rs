@@ -29,9 +29,7 @@ pub fn export(global: &GlobalArgs, command: &ExportCommand) -> miette::Result<Ex
     let state = StateStore::open(&global.state_dir, global.workspace.as_deref())?.load()?;
     let (registry, unpinned) = registry::registry(&loaded.desired, &state);
     for addr in unpinned {
-        crate::errln!(
-            "note: {addr} is an \"auto\" number not bought yet; it is not in the registry"
-        );
+        crate::errln!("{}", render::registry::unpinned(&addr));
     }
     if let Some(url) = to {
         let spec = crate::state::registry::RegistryTable {

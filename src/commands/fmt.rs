@@ -30,17 +30,14 @@ pub fn fmt(global: &GlobalArgs, args: &FmtArgs) -> miette::Result<ExitStatus> {
     })?;
     if formatted == text {
         if args.check {
-            crate::outln!("{} is formatted.", path.display());
+            crate::outln!("{}", crate::render::fmt_formatted(path));
         }
         return Ok(ExitStatus::Success);
     }
     if args.check {
         let name = path.display().to_string();
         crate::out!("{}", crate::render::fmt_diff(&text, &formatted, &name));
-        crate::errln!(
-            "{} is not formatted; run `cwa fmt` to rewrite it.",
-            path.display()
-        );
+        crate::errln!("{}", crate::render::fmt_not_formatted(path));
         return Ok(ExitStatus::Failure);
     }
     crate::session::write_file(path, &formatted)?;

@@ -3,6 +3,7 @@
 use miette::{Context, IntoDiagnostic};
 
 use crate::cli::{GlobalArgs, SandboxCommand, SandboxServeArgs};
+use crate::render;
 use crate::sandbox::{self, Sandbox, SandboxOptions};
 use crate::ExitStatus;
 
@@ -30,26 +31,9 @@ async fn serve(global: &GlobalArgs, args: SandboxServeArgs) -> miette::Result<Ex
         .await
         .into_diagnostic()
         .wrap_err("cannot start the sandbox")?;
-    print_exports(&sandbox);
-    if kept {
-        crate::errln!(
-            "sandbox: {} already holds a world; serving it as it is (--world {} seeds only an empty directory; `cwa sandbox reset --world {}` starts over)",
-            dir.display(),
-            args.world,
-            args.world
-        );
-    } else {
-        crate::errln!(
-            "sandbox: seeded a fresh `{}` world in {}",
-            args.world,
-            dir.display()
-        );
-    }
-    crate::errln!(
-        "sandbox: serving {} from {} (Ctrl-C to stop)",
-        sandbox.base_url(),
-        dir.display()
-    );
+    crate::out!("{}", render::sandbox::exports(&sandbox.env()));
+    crate::errln!("{}", render::sandbox::world(&dir, &args.world, kept));
+    crate::errln!("{}", render::sandbox::serving(&sandbox.base_url(), &dir));
     tokio::signal::ctrl_c()
         .await
         .into_diagnostic()
@@ -59,14 +43,8 @@ async fn serve(global: &GlobalArgs, args: SandboxServeArgs) -> miette::Result<Ex
         .await
         .into_diagnostic()
         .wrap_err("the sandbox did not stop cleanly")?;
-    crate::errln!("sandbox: stopped; the world is saved in {}", dir.display());
+    crate::errln!("{}", render::sandbox::stopped(&dir));
     Ok(ExitStatus::Success)
-}
-
-fn print_exports(sandbox: &Sandbox) {
-    for (name, value) in sandbox.env() {
-        crate::outln!("export {name}={value}");
-    }
 }
 
 /// Deletes the embedded sandbox's world and seeds `world` in its place.
@@ -75,9 +53,6 @@ fn reset(global: &GlobalArgs, world: &str) -> miette::Result<ExitStatus> {
     sandbox::reset(&dir, world)
         .into_diagnostic()
         .wrap_err_with(|| format!("cannot reset the sandbox in {}", dir.display()))?;
-    crate::errln!(
-        "sandbox: {} now holds a fresh `{world}` world",
-        dir.display()
-    );
+    crate::errln!("{}", render::sandbox::reset(&dir, world));
     Ok(ExitStatus::Success)
 }

@@ -8,15 +8,7 @@ use crate::ExitStatus;
 /// The version, and the versions of the formats this cwa reads and writes, so a CI log says
 /// which plan files and states it can take.
 pub fn version() -> ExitStatus {
-    crate::outln!(
-        "cwa {}\nplan format {} (cwa plan --json, cwa show --json, cwa add church --json, cwa remove church --json, plan files)\napply report format {} (cwa apply --json)\ndrift report format {} (cwa drift --json)\ncheck report format {} (cwa check --json)\nstate format {}",
-        env!("CARGO_PKG_VERSION"),
-        crate::plan::FORMAT_VERSION,
-        crate::render::APPLY_FORMAT_VERSION,
-        crate::drift::FORMAT_VERSION,
-        crate::render::check::CHECK_FORMAT_VERSION,
-        crate::state::FORMAT_VERSION
-    );
+    crate::outln!("{}", crate::render::version());
     ExitStatus::Success
 }
 

@@ -14,6 +14,7 @@ pub mod plan;
 pub mod progress;
 pub mod provision;
 pub mod registry;
+pub mod sandbox;
 pub mod state;
 
 use crate::plan::{Change, Plan, SENSITIVE};
@@ -84,6 +85,33 @@ pub fn validated(loaded: &crate::config::Loaded) -> String {
         plural(d.resources.len(), "resource", "resources"),
         counts.join(", "),
         plural(d.protected.len(), "protected id", "protected ids"),
+    )
+}
+
+/// `cwa version`: this cwa's version and the version of each format it reads and writes,
+/// with the commands that write it.
+pub fn version() -> String {
+    format!(
+        "cwa {}\nplan format {} (cwa plan --json, cwa show --json, cwa add church --json, cwa remove church --json, plan files)\napply report format {} (cwa apply --json)\ndrift report format {} (cwa drift --json)\ncheck report format {} (cwa check --json)\nstate format {}",
+        env!("CARGO_PKG_VERSION"),
+        crate::plan::FORMAT_VERSION,
+        APPLY_FORMAT_VERSION,
+        crate::drift::FORMAT_VERSION,
+        check::CHECK_FORMAT_VERSION,
+        crate::state::FORMAT_VERSION
+    )
+}
+
+/// `cwa fmt` on a file already in canonical layout.
+pub fn fmt_formatted(path: &std::path::Path) -> String {
+    format!("{} is formatted.", path.display())
+}
+
+/// `cwa fmt --check` on a file that is not in canonical layout (after its diff).
+pub fn fmt_not_formatted(path: &std::path::Path) -> String {
+    format!(
+        "{} is not formatted; run `cwa fmt` to rewrite it.",
+        path.display()
     )
 }
 

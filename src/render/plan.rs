@@ -30,6 +30,12 @@ pub fn saved(file: &std::path::Path, global: &GlobalArgs) -> String {
     )
 }
 
+/// A plan file's warning (a live object that moved since it was saved, which the plan does
+/// not write), as `cwa apply PLANFILE` says it on stderr.
+pub fn saved_plan_warning(warning: &str) -> String {
+    format!("warning: {warning}")
+}
+
 /// The terminal view's options for a run: colors as [`color_enabled`] says, each church's
 /// name for its key, unchanged resources hidden, and whether the world is the sandbox.
 pub fn human_options(loaded: &Loaded, global: &GlobalArgs) -> super::HumanOptions {

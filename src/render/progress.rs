@@ -213,6 +213,10 @@ pub fn summary(report: &ApplyReport, loaded: &Loaded) -> String {
     out
 }
 
+/// Said on the first Ctrl-C of an apply: in-flight calls finish, nothing new starts.
+pub const INTERRUPTED: &str =
+    "\nInterrupted: finishing calls in flight, then stopping. Ctrl-C again to abort at once.";
+
 /// Said before a killed run's journal is settled against live, ahead of the plan.
 pub const RECONCILING: &str =
     "An earlier apply did not finish; reconciling its journal against live first.\n";

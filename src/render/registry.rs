@@ -77,3 +77,9 @@ pub fn table_changes(
     );
     out
 }
+
+/// An `"auto"` line whose number is not bought yet: it has no number to route, so it is left
+/// out of the registry, and said so on stderr.
+pub fn unpinned(addr: &str) -> String {
+    format!("note: {addr} is an \"auto\" number not bought yet; it is not in the registry")
+}
