@@ -11,6 +11,7 @@ mod common;
 mod apply_property;
 mod fault_matrix;
 mod livekit;
+mod livekit_numbers;
 mod pacing;
 mod resilience;
 mod telnyx;

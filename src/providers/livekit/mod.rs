@@ -33,7 +33,11 @@
 //!
 //! The wire mapping (Twirp errors, the protobuf and JSON shapes, normalization into specs)
 //! lives in [`wire`].
+//!
+//! LiveKit's own numbers (`livekit.PhoneNumberService`: search, purchase, list, attach,
+//! release) are [`numbers`], on the same Twirp path and token.
 
+pub mod numbers;
 mod wire;
 
 use std::fmt;
