@@ -388,9 +388,8 @@ fn pull_requests_plan_against_the_snapshot_apply_writes_and_never_get_the_databa
         "plan.yml must never reach the database"
     );
     let w = parse(&root.join("apply.yml"));
-    assert_eq!(
-        w["env"]["CWA_STATE_URL"],
-        Value::from("${{ secrets.CWA_STATE_URL || 'state' }}"),
+    assert!(
+        text(&w).contains("${{ secrets.CWA_STATE_URL || 'state' }}"),
         "apply.yml holds the database URL"
     );
     let apply_steps: Vec<(String, Value, Value)> = steps(&w)
@@ -415,10 +414,16 @@ fn pull_requests_plan_against_the_snapshot_apply_writes_and_never_get_the_databa
     );
     let applied = position("cwa apply plan.json");
     assert!(applied < snapshot, "the snapshot follows the apply");
-    let condition = apply_steps[snapshot].1["if"].as_str().unwrap_or_default();
+    let step = &apply_steps[snapshot].1;
+    let condition = step["if"].as_str().unwrap_or_default();
     assert!(
-        condition.contains("always()") && condition.contains("env.CWA_STATE_URL != 'state'"),
-        "written after a failed apply too, and only with state in PostgreSQL: {condition:?}"
+        condition.contains("always()"),
+        "written after a failed apply too: {condition:?}"
+    );
+    let script = step["run"].as_str().unwrap_or_default();
+    assert!(
+        script.contains(r#"if [ "$CWA_STATE_URL" != state ]; then"#),
+        "written only with state in PostgreSQL: {script:?}"
     );
 }
 
@@ -429,7 +434,38 @@ fn pull_requests_plan_against_the_snapshot_apply_writes_and_never_get_the_databa
 /// `cwa check`) get the provider credentials; the steps that run `gh` get `GH_TOKEN`.
 #[test]
 fn the_provisioning_workflow_sets_each_secret_only_on_the_steps_that_use_it() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(".github/workflows/provision.yml");
+    assert_each_secret_only_on_the_steps_that_use_it(
+        "provision.yml",
+        &["add", "apply", "check"],
+        &[],
+    );
+}
+
+/// apply.yml (issue 12, class 11's sibling): the same rule as provision.yml. Its build steps
+/// compile and run every dependency's build script, `cwa show` and git need no credential, so
+/// only the steps that run `cwa plan`, `cwa apply` and `cwa check` hold the provider secrets
+/// (Twilio's too: apply.yml reads Twilio), and the state URL only where cwa reads state.
+#[test]
+fn the_apply_workflow_sets_each_secret_only_on_the_steps_that_use_it() {
+    assert_each_secret_only_on_the_steps_that_use_it(
+        "apply.yml",
+        &["plan", "apply", "check"],
+        &["TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"],
+    );
+}
+
+/// Asserts that a workflow sets no credential on the workflow or a job, the provider
+/// credentials (the six every workflow needs, plus `also`) on exactly the steps that run one
+/// of the `live` cwa commands, the state URL on exactly the steps whose cwa command reads
+/// state, and `GH_TOKEN` on exactly the steps that run `gh`.
+fn assert_each_secret_only_on_the_steps_that_use_it(
+    file: &str,
+    live_verbs: &[&str],
+    also: &[&str],
+) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(".github/workflows")
+        .join(file);
     let w = parse(&path);
     let credential = |v: &Value| {
         let t = text(v);
@@ -453,7 +489,7 @@ fn the_provisioning_workflow_sets_each_secret_only_on_the_steps_that_use_it() {
         let run = step.get("run").and_then(Value::as_str).unwrap_or("");
         let live = cwa_invocations(run)
             .iter()
-            .any(|a| ["add", "apply", "check"].contains(&a.first().map_or("", String::as_str)));
+            .any(|a| live_verbs.contains(&a.first().map_or("", String::as_str)));
         let gh = run.lines().any(|l| l.trim_start().starts_with("gh "));
         let label = step
             .get("name")
@@ -465,7 +501,9 @@ fn the_provisioning_workflow_sets_each_secret_only_on_the_steps_that_use_it() {
             let words: Vec<&str> = a.iter().map(String::as_str).collect();
             matches!(
                 words.as_slice(),
-                ["add" | "apply" | "check", ..] | ["export", "registry", ..] | ["state", ..]
+                ["add" | "apply" | "check" | "plan", ..]
+                    | ["export", "registry", ..]
+                    | ["state", ..]
             )
         });
         let state_url = own_env.get("CWA_STATE_URL").and_then(Value::as_str);
@@ -490,7 +528,10 @@ fn the_provisioning_workflow_sets_each_secret_only_on_the_steps_that_use_it() {
                 "LIVEKIT_API_SECRET",
                 "TELNYX_FQDN_PASSWORD",
                 "TELNYX_OUTBOUND_SIP_PASSWORD",
-            ] {
+            ]
+            .iter()
+            .chain(also)
+            {
                 let want = format!("${{{{ secrets.{name} }}}}");
                 assert!(
                     own_env.get(name).and_then(Value::as_str) == Some(want.as_str()),
@@ -524,7 +565,7 @@ fn the_provisioning_workflow_sets_each_secret_only_on_the_steps_that_use_it() {
         }
     }
     assert!(
-        talking >= 3,
-        "add, apply and check each talk to the providers"
+        talking >= live_verbs.len(),
+        "{file}: {live_verbs:?} each talk to the providers"
     );
 }
