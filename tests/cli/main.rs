@@ -30,6 +30,7 @@ mod redteam_add;
 mod redteam_input;
 mod redteam_pipes;
 mod redteam_plans;
+mod redteam_s6;
 mod redteam_wire;
 mod review;
 mod secrets;
