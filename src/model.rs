@@ -62,10 +62,11 @@ pub enum Kind {
     TwilioNumber,
     TwilioTrunk,
     TwilioTrunkNumber,
+    TelnyxEmergencyAddress,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 13] = [
         Self::TelnyxNumber,
         Self::TelnyxFqdnConnection,
         Self::TelnyxFqdn,
@@ -78,6 +79,7 @@ impl Kind {
         Self::TwilioNumber,
         Self::TwilioTrunk,
         Self::TwilioTrunkNumber,
+        Self::TelnyxEmergencyAddress,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -94,6 +96,7 @@ impl Kind {
             Self::TwilioNumber => "twilio_number",
             Self::TwilioTrunk => "twilio_trunk",
             Self::TwilioTrunkNumber => "twilio_trunk_number",
+            Self::TelnyxEmergencyAddress => "telnyx_emergency_address",
         }
     }
 
@@ -104,7 +107,8 @@ impl Kind {
             | Self::TelnyxFqdn
             | Self::TelnyxCredentialConnection
             | Self::TelnyxOutboundVoiceProfile
-            | Self::TelnyxTexmlApplication => ProviderName::Telnyx,
+            | Self::TelnyxTexmlApplication
+            | Self::TelnyxEmergencyAddress => ProviderName::Telnyx,
             Self::LivekitInboundTrunk | Self::LivekitOutboundTrunk | Self::LivekitDispatchRule => {
                 ProviderName::Livekit
             }
@@ -543,6 +547,68 @@ pub struct TelnyxNumberSpec {
     pub number: NumberSpec,
     pub connection: Option<Ref>,
     pub tags: Vec<String>,
+    /// The number's own settings beyond routing (issue 21), flattened so a plan names them
+    /// `emergency_address` and so on; unset ones are not serialized, so states and plans
+    /// written before them read and show exactly as they did.
+    #[serde(flatten, default)]
+    pub settings: NumberSettings,
+}
+
+/// Settings of a Telnyx number that lines.toml may declare per church line (issue 21). `None`
+/// means "not declared": cwa leaves that setting as it is live, and the plan compares it only
+/// when declared ([`Spec::compared_with`]). A live number reads every setting it has.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NumberSettings {
+    /// The E911 address (`telnyx_emergency_address.<name>`) emergency calls from this number
+    /// report, with emergency service enabled on it. Live: the number's `emergency_address_id`
+    /// while `emergency_enabled` is true and its `emergency_status` is `active` or
+    /// `provisioning` (spec3.yml, PhoneNumberDetailed and EmergencySettings); a number whose
+    /// provisioning failed or that is being deprovisioned reads as having none, so a rerun
+    /// enables it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emergency_address: Option<Ref>,
+}
+
+impl NumberSettings {
+    /// These live settings as the declaration `declared` compares them: a setting it leaves
+    /// undeclared reads as undeclared here too, so it never shows as a change; a declared one
+    /// keeps its live value.
+    pub fn as_declared_by(&self, declared: &NumberSettings) -> NumberSettings {
+        NumberSettings {
+            emergency_address: declared
+                .emergency_address
+                .as_ref()
+                .and(self.emergency_address.clone()),
+        }
+    }
+}
+
+/// The `extra` key of a live Telnyx number's `emergency_status` (spec3.yml,
+/// PhoneNumberDetailed), which plan warnings and `cwa check` show while it is not `active`.
+pub const EMERGENCY_STATUS: &str = "emergency_status";
+
+/// `telnyx_emergency_address`: an E911 address at Telnyx (the `addresses` resource of
+/// spec3.yml: `POST /addresses`, `GET /addresses`, `GET` and `DELETE /addresses/{id}`; it has
+/// no update, so every field is part of its identity and a changed address is a new object:
+/// the new one is created, the numbers switched to it, then the old one deleted).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmergencyAddressSpec {
+    /// `business_name`: who is at the address (the church).
+    pub business_name: String,
+    /// `first_name` and `last_name`: spec3.yml's AddressCreate requires both (and
+    /// `business_name`), so lines.toml names the building's contact.
+    pub first_name: String,
+    pub last_name: String,
+    pub street_address: String,
+    /// Suite, floor, building: empty when there is none.
+    pub extended_address: String,
+    /// The city, for a US address.
+    pub locality: String,
+    /// The state, for a US address (`TX`).
+    pub administrative_area: String,
+    pub postal_code: String,
+    /// ISO 3166-1 alpha-2, upper-case.
+    pub country_code: String,
 }
 
 /// `telnyx_fqdn_connection`: the SIP trunk Telnyx uses to send calls to LiveKit.
@@ -781,6 +847,7 @@ pub enum Spec {
     TwilioNumber(TwilioNumberSpec),
     TwilioTrunk(TwilioTrunkSpec),
     TwilioTrunkNumber(TwilioTrunkNumberSpec),
+    TelnyxEmergencyAddress(EmergencyAddressSpec),
 }
 
 /// Which fields of a spec are references, written once for [`Spec::refs`] and
@@ -788,7 +855,11 @@ pub enum Spec {
 macro_rules! spec_refs {
     ($spec:expr, $iter:ident, $($borrow:tt)*) => {
         match $spec {
-            Spec::TelnyxNumber(s) => s.connection.$iter().collect(),
+            Spec::TelnyxNumber(s) => s
+                .connection
+                .$iter()
+                .chain(s.settings.emergency_address.$iter())
+                .collect(),
             Spec::TelnyxFqdnConnection(s) => s.outbound_voice_profile.$iter().collect(),
             Spec::TelnyxFqdn(s) => vec![$($borrow)* s.connection],
             Spec::TelnyxCredentialConnection(s) => s.outbound_voice_profile.$iter().collect(),
@@ -799,7 +870,8 @@ macro_rules! spec_refs {
             | Spec::LivekitInboundTrunk(_)
             | Spec::LivekitOutboundTrunk(_)
             | Spec::TwilioNumber(_)
-            | Spec::TwilioTrunk(_) => Vec::new(),
+            | Spec::TwilioTrunk(_)
+            | Spec::TelnyxEmergencyAddress(_) => Vec::new(),
         }
     };
 }
@@ -829,6 +901,7 @@ impl Spec {
             Self::TwilioNumber(_) => Kind::TwilioNumber,
             Self::TwilioTrunk(_) => Kind::TwilioTrunk,
             Self::TwilioTrunkNumber(_) => Kind::TwilioTrunkNumber,
+            Self::TelnyxEmergencyAddress(_) => Kind::TelnyxEmergencyAddress,
         }
     }
 
@@ -905,6 +978,9 @@ impl Spec {
             Self::TwilioNumber(s) => s.number.to_string(),
             Self::TwilioTrunk(s) => s.friendly_name.clone(),
             Self::TwilioTrunkNumber(s) => format!("{} on {}", s.number, s.trunk),
+            Self::TelnyxEmergencyAddress(s) => {
+                format!("{}, {}, {}", s.business_name, s.street_address, s.locality)
+            }
         }
     }
 }
@@ -1004,6 +1080,9 @@ pub struct Policy {
     pub park: Option<Address>,
     /// `[policy] auto_add`: what the provisioning workflow does after `cwa add church`.
     pub auto_add: AutoAdd,
+    /// `[policy] require_emergency_address`: a church line without an E911 address is an
+    /// error instead of a warning (issue 21).
+    pub require_emergency_address: bool,
 }
 
 /// `[policy] auto_add` (issue 23): the provisioning workflow opens a pull request with the new
@@ -1061,6 +1140,7 @@ impl Default for Policy {
             kept: Vec::new(),
             park: None,
             auto_add: AutoAdd::Pr,
+            require_emergency_address: false,
         }
     }
 }

@@ -599,6 +599,7 @@ mod tests {
             number: NumberSpec::Fixed { number: e164(n) },
             connection: Some(Ref::Id("2925081061861885519".into())),
             tags: vec![],
+            settings: Default::default(),
         })
     }
 

@@ -22,6 +22,7 @@ pub fn validate(x: &Expanded, problems: &mut Vec<Problem>) {
     d.credential_connections();
     d.outbound_profiles();
     d.outbound_trunks();
+    d.emergency_addresses();
 }
 
 /// The declaration being checked and where its problems go; each family adds its rules as

@@ -30,6 +30,7 @@ pub(super) fn run(
     let lines = routed_lines(desired, state, &index);
     for line in lines.routed.iter().filter(|l| scope.covers(&l.addresses())) {
         super::number::live(desired, live, &index, &line.number, &mut out);
+        super::emergency::live(desired, &index, line.owner, &line.number, &mut out);
     }
     for (addr, why) in lines.uncheckable.iter().filter(|(a, _)| scope.covers(&[a])) {
         out.push(CheckResult::new(

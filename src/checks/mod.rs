@@ -17,6 +17,7 @@
 //! | outbound voice profiles (bound, countries) | [`profile`] |
 //! | outbound trunks (shape, auth, DIDs) | [`outbound`] |
 //! | SIP headers (`X-Telnyx-Username`) | [`headers`] |
+//! | a number's E911 address and emergency status (issue 21) | [`emergency`] |
 
 use std::collections::BTreeSet;
 
@@ -55,6 +56,7 @@ pub mod connection;
 pub mod credential;
 mod declared;
 pub mod dispatch;
+pub mod emergency;
 pub mod headers;
 mod live;
 pub mod number;

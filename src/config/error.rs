@@ -41,6 +41,8 @@ pub enum ProblemKind {
     Cycle,
     Policy,
     ProviderLimit,
+    /// A church line without an E911 address (issue 21).
+    EmergencyAddress,
 }
 
 impl ProblemKind {
@@ -76,6 +78,7 @@ impl ProblemKind {
             Self::Cycle => "cwa::config::cycle",
             Self::Policy => "cwa::config::policy",
             Self::ProviderLimit => "cwa::config::provider_limit",
+            Self::EmergencyAddress => "cwa::config::emergency_address",
         }
     }
 }

@@ -31,6 +31,8 @@ pub struct RawPolicy {
     pub max_delete_share: Opt<f64>,
     /// `"pr"` or `"apply"`: what the provisioning workflow does (issue 23).
     pub auto_add: Opt<String>,
+    /// A church line without an `emergency_address` is an error, not a warning (issue 21).
+    pub require_emergency_address: Opt<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -119,6 +121,23 @@ pub struct RawTelnyxNumber {
     pub endings: Option<List>,
     pub connection: Opt<String>,
     pub tags: Option<List>,
+    pub emergency_address: Opt<String>,
+    pub depends_on: Option<List>,
+}
+
+/// `[telnyx.emergency_address.<name>]`: an E911 address (Telnyx's `addresses` resource).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEmergencyAddress {
+    pub business_name: Opt<String>,
+    pub first_name: Opt<String>,
+    pub last_name: Opt<String>,
+    pub street_address: Opt<String>,
+    pub extended_address: Opt<String>,
+    pub locality: Opt<String>,
+    pub administrative_area: Opt<String>,
+    pub postal_code: Opt<String>,
+    pub country_code: Opt<String>,
     pub depends_on: Option<List>,
 }
 
@@ -218,6 +237,8 @@ macro_rules! with_line_keys {
             pub room_prefix: Opt<String>,
             pub trunk: Opt<String>,
             pub krisp: Opt<bool>,
+            /// The `[telnyx.emergency_address.<name>]` 911 sends help to (issue 21).
+            pub emergency_address: Opt<String>,
             pub depends_on: Option<List>,
             $($after)*
         }
@@ -253,6 +274,7 @@ impl RawChurch {
             room_prefix: self.room_prefix.clone(),
             trunk: self.trunk.clone(),
             krisp: self.krisp.clone(),
+            emergency_address: self.emergency_address.clone(),
             depends_on: self.depends_on.clone(),
         }
     }
@@ -276,7 +298,7 @@ macro_rules! depends_on {
 depends_on! {
     RawFqdnConnection, RawFqdn, RawCredentialConnection, RawOutboundVoiceProfile,
     RawTexmlApplication, RawTelnyxNumber, RawInboundTrunk, RawOutboundTrunk, RawDispatchRule,
-    RawTwilioNumber, RawTwilioTrunk
+    RawTwilioNumber, RawTwilioTrunk, RawEmergencyAddress
 }
 
 /// Every block of lines.toml, grouped by section.
@@ -296,6 +318,7 @@ pub struct RawFile {
     pub outbound_voice_profiles: Vec<Block<RawOutboundVoiceProfile>>,
     pub texml_applications: Vec<Block<RawTexmlApplication>>,
     pub telnyx_numbers: Vec<Block<RawTelnyxNumber>>,
+    pub emergency_addresses: Vec<Block<RawEmergencyAddress>>,
     pub inbound_trunks: Vec<Block<RawInboundTrunk>>,
     pub outbound_trunks: Vec<Block<RawOutboundTrunk>>,
     pub dispatch_rules: Vec<Block<RawDispatchRule>>,
@@ -323,6 +346,7 @@ const TELNYX_KEYS: &[&str] = &[
     "outbound_voice_profile",
     "texml_application",
     "number",
+    "emergency_address",
 ];
 const LIVEKIT_BLOCK_KEYS: &[&str] = &["inbound_trunk", "outbound_trunk", "dispatch_rule"];
 const TWILIO_KEYS: &[&str] = &["number", "trunk"];
@@ -416,6 +440,7 @@ flat_schema!(
     RawOutboundVoiceProfile,
     RawTexmlApplication,
     RawTelnyxNumber,
+    RawEmergencyAddress,
     RawInboundTrunk,
     RawOutboundTrunk,
     RawAgent,
@@ -498,6 +523,9 @@ impl Walker<'_> {
         }
         if let Some(v) = table.remove("number") {
             file.telnyx_numbers = self.blocks(v);
+        }
+        if let Some(v) = table.remove("emergency_address") {
+            file.emergency_addresses = self.blocks(v);
         }
     }
 

@@ -201,6 +201,9 @@ impl<'a> Importer<'a> {
         if trunk.krisp_enabled != conv.trunk.krisp_enabled {
             block.set("krisp", trunk.krisp_enabled);
         }
+        if let Some(address) = self.emergency_address_of(number) {
+            block.set("emergency_address", address.to_string());
+        }
         let mut rule_overrides = Block::new(&["livekit", "dispatch_rule", &c.key]);
         match rule.agents.as_slice() {
             [only] if c.id_known && rule.agents == convention::agents(&only.agent_name, &c.id) => {

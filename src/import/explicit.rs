@@ -176,6 +176,23 @@ impl<'a> Importer<'a> {
                 }
             }
             Spec::TwilioTrunkNumber(_) => return None,
+            Spec::TelnyxEmergencyAddress(a) => {
+                for (key, value) in [
+                    ("business_name", &a.business_name),
+                    ("first_name", &a.first_name),
+                    ("last_name", &a.last_name),
+                    ("street_address", &a.street_address),
+                    ("extended_address", &a.extended_address),
+                    ("locality", &a.locality),
+                    ("administrative_area", &a.administrative_area),
+                    ("postal_code", &a.postal_code),
+                    ("country_code", &a.country_code),
+                ] {
+                    if !value.is_empty() || key != "extended_address" {
+                        b.set(key, value.clone());
+                    }
+                }
+            }
         }
         Some(b)
     }
@@ -286,6 +303,19 @@ impl<'a> Importer<'a> {
         if !n.tags.is_empty() {
             b.set("tags", strings(&n.tags));
         }
+        if let Some(address) = self.emergency_address_of(n) {
+            b.set("emergency_address", address.to_string());
+        }
+    }
+
+    /// The declared address of a live number's E911 address (issue 21), when it has one cwa
+    /// imports too.
+    pub(super) fn emergency_address_of(
+        &self,
+        n: &crate::model::TelnyxNumberSpec,
+    ) -> Option<Address> {
+        let id = n.settings.emergency_address.as_ref()?.id()?;
+        self.addr_of(Kind::TelnyxEmergencyAddress, id).cloned()
     }
 
     pub(super) fn outbound_trunk(
@@ -411,6 +441,7 @@ fn section_of(kind: Kind) -> Option<&'static [&'static str]> {
         Kind::LivekitDispatchRule => &["livekit", "dispatch_rule"],
         Kind::TwilioNumber => &["twilio", "number"],
         Kind::TwilioTrunk => &["twilio", "trunk"],
+        Kind::TelnyxEmergencyAddress => &["telnyx", "emergency_address"],
         Kind::TwilioTrunkNumber => return None,
     })
 }

@@ -144,6 +144,15 @@ impl Spec {
                 aligned.headers = headers_named_as(&want.headers, &live.headers);
                 Cow::Owned(Spec::LivekitOutboundTrunk(aligned))
             }
+            // A number's settings lines.toml does not declare are left as they are live
+            // (issue 21): compared as the declaration's, they never show as a change.
+            (Spec::TelnyxNumber(live), Spec::TelnyxNumber(want))
+                if live.settings.as_declared_by(&want.settings) != live.settings =>
+            {
+                let mut aligned = live.clone();
+                aligned.settings = live.settings.as_declared_by(&want.settings);
+                Cow::Owned(Spec::TelnyxNumber(aligned))
+            }
             _ => Cow::Borrowed(self),
         }
     }
@@ -218,6 +227,7 @@ mod tests {
                 },
                 connection: None,
                 tags: tags.iter().map(|t| t.to_string()).collect(),
+                settings: Default::default(),
             })
             .canonical()
         };

@@ -19,7 +19,8 @@ impl Kind {
             Kind::TelnyxOutboundVoiceProfile
             | Kind::TelnyxTexmlApplication
             | Kind::TwilioTrunk
-            | Kind::TwilioNumber => &[],
+            | Kind::TwilioNumber
+            | Kind::TelnyxEmergencyAddress => &[],
             Kind::TelnyxFqdnConnection | Kind::TelnyxCredentialConnection => {
                 &[Kind::TelnyxOutboundVoiceProfile]
             }
@@ -29,6 +30,7 @@ impl Kind {
                 Kind::TelnyxCredentialConnection,
                 Kind::TelnyxTexmlApplication,
                 Kind::TelnyxFqdn,
+                Kind::TelnyxEmergencyAddress,
             ],
             Kind::TwilioTrunkNumber => &[Kind::TwilioTrunk, Kind::TwilioNumber],
             Kind::LivekitInboundTrunk | Kind::LivekitOutboundTrunk => {
@@ -62,7 +64,8 @@ impl Spec {
             | Spec::LivekitOutboundTrunk(_)
             | Spec::LivekitDispatchRule(_)
             | Spec::TwilioTrunk(_)
-            | Spec::TwilioTrunkNumber(_) => None,
+            | Spec::TwilioTrunkNumber(_)
+            | Spec::TelnyxEmergencyAddress(_) => None,
         }
     }
 }
@@ -125,7 +128,7 @@ mod tests {
             }
         }
         let ranks: Vec<u8> = Kind::ALL.iter().map(|k| k.rank()).collect();
-        assert_eq!(ranks, [3, 1, 2, 1, 0, 0, 4, 4, 5, 0, 0, 1]);
+        assert_eq!(ranks, [3, 1, 2, 1, 0, 0, 4, 4, 5, 0, 0, 1, 0]);
     }
 
     #[test]

@@ -49,7 +49,7 @@ pub fn diff(before: &Spec, after: &Spec) -> Vec<FieldChange> {
 pub fn requires_replace(kind: Kind, path: &str) -> bool {
     match kind {
         Kind::TelnyxNumber | Kind::TwilioNumber => path == "number" || path.starts_with("number."),
-        Kind::TwilioTrunkNumber => true,
+        Kind::TwilioTrunkNumber | Kind::TelnyxEmergencyAddress => true,
         _ => false,
     }
 }

@@ -111,6 +111,9 @@ pub fn identity_differs(declared: &Spec, live: &Spec) -> bool {
             d.number.fixed().is_some() && d.number.fixed() != l.number.fixed()
         }
         (Spec::TwilioNumber(d), Spec::TwilioNumber(l)) => d.number != l.number,
+        // An address has no update (spec3.yml has no PATCH /addresses/{id}): a changed one is
+        // another address, created before the old one is deleted (plan_displaced).
+        (Spec::TelnyxEmergencyAddress(d), Spec::TelnyxEmergencyAddress(l)) => d != l,
         _ => false,
     }
 }
@@ -179,6 +182,11 @@ fn natural_keys(spec: &Spec) -> Vec<String> {
             .into_iter()
             .collect(),
         Spec::TwilioNumber(s) => vec![format!("number:{}", s.number)],
+        Spec::TelnyxEmergencyAddress(s) => vec![format!(
+            "address:{}|{}",
+            s.street_address.to_lowercase(),
+            s.postal_code
+        )],
         Spec::LivekitInboundTrunk(s) => numbers(&s.numbers),
         Spec::LivekitOutboundTrunk(s) => {
             let mut keys = numbers(&s.numbers);
@@ -254,6 +262,8 @@ fn same_natural_key(wanted: &Spec, live: &Spec) -> bool {
             resolved && wanted_ids == ids(&l.trunks)
         }
         (Spec::TwilioNumber(w), Spec::TwilioNumber(l)) => w.number == l.number,
+        // Every field of an address is its identity: only the same address is adopted.
+        (Spec::TelnyxEmergencyAddress(w), Spec::TelnyxEmergencyAddress(l)) => w == l,
         // Origination-only trunks have no domain: their name tells them apart.
         (Spec::TwilioTrunk(w), Spec::TwilioTrunk(l)) => {
             w.domain_name == l.domain_name

@@ -239,11 +239,26 @@ fn via_telnyx(
         Ok(invite) => invite,
         Err(failure) => return Err(telnyx_refusal(&failure, number_id, status, trace)),
     };
+    // Issue 21: the called number's emergency status (spec3.yml EmergencySettings), shown
+    // once its emergency service has been asked for; a number that never had it reads as
+    // before.
+    let emergency = number
+        .and_then(|n| n.get("emergency_status"))
+        .and_then(Value::as_str)
+        .filter(|s| *s != "disabled")
+        .map(|s| {
+            let address = number
+                .and_then(|n| n.get("emergency_address_id"))
+                .and_then(Value::as_str)
+                .unwrap_or("none");
+            format!("; emergency service {s} (address {address})")
+        })
+        .unwrap_or_default();
     trace.pass(
         Stage::Number,
         number_id,
         format!(
-            "Telnyx number {to} is {status}, on connection {}",
+            "Telnyx number {to} is {status}, on connection {}{emergency}",
             invite.connection_id
         ),
     );

@@ -13,6 +13,9 @@
 //! | POST, GET | `/v2/number_reservations` | a 30-minute hold of searched numbers; `filter[phone_numbers.phone_number]`, `filter[status]` |
 //! | GET | `/v2/number_reservations/{id}` | |
 //! | POST | `/v2/number_reservations/{id}/actions/extend` | another 30 minutes, unless expired |
+//! | GET, POST | `/v2/addresses` | E911 addresses (issue 21); no update |
+//! | GET, DELETE | `/v2/addresses/{id}` | a delete is refused while a number's emergency service uses it |
+//! | POST | `/v2/phone_numbers/{id}/actions/enable_emergency` | 202, `emergency_status` `provisioning` until it is `active` |
 //!
 //! Which behaviour comes from which source: routes, request and answer shapes from spec3.yml
 //! of github:team-telnyx/openapi (held to it in strict mode, see [`super::contract`]); the
@@ -42,6 +45,7 @@ use super::inventory;
 use super::world::{uuid_from, SyntheticLine};
 use super::{TELNYX_API_KEY, TELNYX_FQDN_PASSWORD, TELNYX_OUTBOUND_SIP_PASSWORD};
 
+mod emergency;
 mod invite;
 mod listing;
 mod numbers;
@@ -89,6 +93,16 @@ pub struct TelnyxState {
     pub number_reservations: BTreeMap<String, Value>,
     /// When each pending order completes by itself.
     pub order_due: BTreeMap<String, DateTime<Utc>>,
+    /// E911 addresses (issue 21) by id, as the API renders them.
+    #[serde(default)]
+    pub addresses: BTreeMap<String, Value>,
+    /// When each number's emergency request (provisioning or deprovisioning) is done.
+    #[serde(default)]
+    pub emergency_due: BTreeMap<String, DateTime<Utc>>,
+    /// How long an emergency request stays `provisioning`: 0, the default, means it is
+    /// `active` by the next request.
+    #[serde(default)]
+    pub emergency_provisioning_ms: u64,
     /// How long a number order stays pending unless it is read again first.
     #[serde(default = "default_order_completion_ms")]
     pub order_completion_ms: u64,
@@ -136,6 +150,11 @@ pub struct Realism {
     /// Connection GETs show passwords masked as `********` (an assumption: the spec types
     /// `password` as a string and does not say whether it is returned in clear).
     pub mask_passwords: bool,
+    /// Emergency requests stay `provisioning` for good (issue 21: a number's E911 service
+    /// Telnyx never finishes; spec3.yml EmergencySettings.emergency_status).
+    pub emergency_stuck: bool,
+    /// Emergency requests end `provisioning-failed` (the same enum).
+    pub emergency_fails: bool,
 }
 
 fn default_order_completion_ms() -> u64 {
@@ -225,6 +244,7 @@ impl TelnyxState {
     /// Answers a request whose credentials were already checked (or that is being replayed).
     pub fn handle_authenticated(&mut self, req: &ApiRequest) -> ApiResponse {
         self.complete_due_orders(req.now, None);
+        self.complete_due_emergency(req.now);
         let segments = req.segments();
         let route: Vec<&str> = segments.iter().skip(1).copied().collect();
         let response = match (req.method, route.as_slice()) {
@@ -237,6 +257,13 @@ impl TelnyxState {
             ("GET", ["phone_numbers", id]) => self.get_number(id),
             ("PATCH", ["phone_numbers", id]) => self.patch_number(id, req),
             ("DELETE", ["phone_numbers", id]) => self.release_number(id, req.now),
+            ("POST", ["phone_numbers", id, "actions", "enable_emergency"]) => {
+                self.enable_emergency(id, req)
+            }
+            ("GET", ["addresses"]) => self.list_addresses(req),
+            ("POST", ["addresses"]) => self.create_address(req),
+            ("GET", ["addresses", id]) => self.get_address(id),
+            ("DELETE", ["addresses", id]) => self.delete_address(id),
             ("POST", ["number_reservations"]) => self.create_reservation(req),
             ("GET", ["number_reservations"]) => self.list_reservations(req),
             ("GET", ["number_reservations", id]) => self.get_reservation(id),

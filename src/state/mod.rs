@@ -463,6 +463,7 @@ mod tests {
                 },
                 connection: Some(Ref::Id("2925081061861885519".into())),
                 tags: vec![],
+                settings: Default::default(),
             }),
             church: Some("medhanialem".into()),
             protected: false,

@@ -520,6 +520,7 @@ mod tests {
                 },
                 connection: None,
                 tags: vec![],
+                settings: Default::default(),
             });
             state.resources.insert(
                 format!("telnyx_number.c{i}"),

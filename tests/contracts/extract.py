@@ -32,6 +32,10 @@ TELNYX_OPERATIONS = [
     ("POST", "/number_reservations"), ("GET", "/number_reservations"),
     ("GET", "/number_reservations/{number_reservation_id}"),
     ("POST", "/number_reservations/{number_reservation_id}/actions/extend"),
+    # Issue 21: E911 addresses (no update exists) and a number's emergency service.
+    ("GET", "/addresses"), ("POST", "/addresses"),
+    ("GET", "/addresses/{id}"), ("DELETE", "/addresses/{id}"),
+    ("POST", "/phone_numbers/{id}/actions/enable_emergency"),
 ] + [
     (m, p)
     for c in ["fqdn_connections", "fqdns", "credential_connections",

@@ -129,6 +129,7 @@ fn auto_number() -> TelnyxNumberSpec {
         connection: Some(Ref::Id(FQDN_CONNECTION.into())),
         tags: vec![],
     }
+    settings: Default::default(),
 }
 
 #[tokio::test]

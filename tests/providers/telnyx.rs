@@ -334,6 +334,7 @@ fn auto_number(connection: &str) -> TelnyxNumberSpec {
         connection: Some(Ref::Id(connection.into())),
         tags: vec![],
     }
+    settings: Default::default(),
 }
 
 #[tokio::test]
@@ -480,6 +481,7 @@ fn fixed_number(n: &E164) -> Spec {
         number: NumberSpec::Fixed { number: n.clone() },
         connection: Some(Ref::Id(FQDN_CONNECTION.into())),
         tags: vec![],
+        settings: Default::default(),
     })
 }
 

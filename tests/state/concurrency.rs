@@ -169,6 +169,7 @@ fn big_state(resources: usize) -> State {
                     },
                     connection: Some(Ref::Id("2925081061861885519".into())),
                     tags: vec!["a-tag-to-make-the-file-longer".into(); 8],
+                    settings: Default::default(),
                 }),
                 church: Some(format!("church{i}")),
                 protected: false,

@@ -163,12 +163,14 @@ impl Expander<'_> {
         };
         let depends_on = self.depends_on(&line.raw.depends_on, &number_addr);
         let key = Some(church.key.clone());
+        let settings = self.number_settings(&line.raw.emergency_address, &number_addr);
         self.insert(
             number_addr.clone(),
             Spec::TelnyxNumber(TelnyxNumberSpec {
                 number,
                 connection,
                 tags: Vec::new(),
+                settings,
             }),
             key.clone(),
             line.span,
@@ -248,6 +250,10 @@ fn merge_line(church: &RawLine, line: &RawLine) -> RawLine {
             .or_else(|| church.room_prefix.clone()),
         trunk: line.trunk.clone().or_else(|| church.trunk.clone()),
         krisp: line.krisp.clone().or_else(|| church.krisp.clone()),
+        emergency_address: line
+            .emergency_address
+            .clone()
+            .or_else(|| church.emergency_address.clone()),
         depends_on: line
             .depends_on
             .clone()

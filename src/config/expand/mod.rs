@@ -10,13 +10,14 @@ use toml::Spanned;
 use super::convention::{self, LineDefaults, LineKeys};
 use super::error::{Problem, ProblemKind};
 use super::raw::{
-    Block, DependsOn, List, Opt, RawChurch, RawCredentialConnection, RawDispatchRule, RawFile,
+    Block, DependsOn, List, Opt, RawChurch, RawCredentialConnection, RawDispatchRule,
+    RawEmergencyAddress, RawFile,
     RawFqdn, RawFqdnConnection, RawInboundTrunk, RawLine, RawOutboundTrunk,
     RawOutboundVoiceProfile, RawTelnyxNumber, RawTexmlApplication, RawTwilioNumber, RawTwilioTrunk,
 };
 use crate::model::{
     Address, AgentDispatch, Church, CredentialConnectionSpec, Desired, DesiredResource,
-    DispatchKind, DispatchRuleSpec, FqdnConnectionSpec, FqdnSpec, InboundTrunkSpec, Kind,
+    DispatchKind, DispatchRuleSpec, EmergencyAddressSpec, NumberSettings, FqdnConnectionSpec, FqdnSpec, InboundTrunkSpec, Kind,
     NumberRef, NumberSpec, OriginationUrl, OutboundTrunkSpec, OutboundVoiceProfileSpec, Policy,
     ProtectedId, Ref, SecretRef, Settings, SourceSpan, Spec, TelnyxNumberSpec,
     TexmlApplicationSpec, TwilioNumberSpec, TwilioTrunkNumberSpec, TwilioTrunkSpec, E164,
@@ -247,6 +248,11 @@ impl Expander<'_> {
             Self::texml_application,
         );
         self.explicit(Kind::TelnyxFqdn, &raw.fqdns, Self::fqdn);
+        self.explicit(
+            Kind::TelnyxEmergencyAddress,
+            &raw.emergency_addresses,
+            Self::emergency_address,
+        );
         self.explicit(Kind::TelnyxNumber, &raw.telnyx_numbers, Self::telnyx_number);
         self.explicit(Kind::TwilioTrunk, &raw.twilio_trunks, Self::twilio_trunk);
         self.explicit(Kind::TwilioNumber, &raw.twilio_numbers, Self::twilio_number);
@@ -334,6 +340,7 @@ mod tests {
                 },
                 connection: Some(conn),
                 tags: vec![],
+                settings: NumberSettings::default(),
             })
         );
         assert_eq!(

@@ -33,6 +33,7 @@ impl Expander<'_> {
         );
         self.declare_blocks(Kind::TelnyxTexmlApplication, &raw.texml_applications);
         self.declare_blocks(Kind::TelnyxNumber, &raw.telnyx_numbers);
+        self.declare_blocks(Kind::TelnyxEmergencyAddress, &raw.emergency_addresses);
         self.declare_blocks(Kind::LivekitInboundTrunk, &raw.inbound_trunks);
         self.declare_blocks(Kind::LivekitOutboundTrunk, &raw.outbound_trunks);
         self.declare_blocks(Kind::LivekitDispatchRule, &raw.dispatch_rules);

@@ -62,6 +62,9 @@ impl Expander<'_> {
                 ),
             }
         }
+        if let Some(r) = &raw.require_emergency_address {
+            self.policy.require_emergency_address = *r.get_ref();
+        }
         if let Some(share) = &raw.max_delete_share {
             let v = *share.get_ref();
             if (0.0..=1.0).contains(&v) {

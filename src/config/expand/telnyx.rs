@@ -177,11 +177,103 @@ impl Expander<'_> {
         let tags = strings(&r.tags)
             .or_else(|| base_spec.as_ref().map(|s| s.tags.clone()))
             .unwrap_or_default();
+        let mut settings = base_spec.map(|s| s.settings).unwrap_or_default();
+        if r.emergency_address.is_some() {
+            settings.emergency_address = self
+                .number_settings(&r.emergency_address, addr)
+                .emergency_address;
+        }
         let number = number?;
         Some(Spec::TelnyxNumber(TelnyxNumberSpec {
             number,
             connection,
             tags,
+            settings,
+        }))
+    }
+
+    /// A number's own settings (issue 21) from a church line or a number block.
+    pub(super) fn number_settings(
+        &mut self,
+        emergency_address: &Opt<String>,
+        addr: &Address,
+    ) -> NumberSettings {
+        NumberSettings {
+            emergency_address: self.optional_ref(
+                emergency_address,
+                &[Kind::TelnyxEmergencyAddress],
+                "emergency_address",
+                addr,
+            ),
+        }
+    }
+
+    /// `[telnyx.emergency_address.<name>]`. spec3.yml's AddressCreate requires
+    /// `business_name`, `first_name`, `last_name`, `street_address`, `locality` and
+    /// `country_code`; the rest are optional (empty when absent, as Telnyx answers them).
+    /// `administrative_area` and `postal_code` are required here too: a US E911 address
+    /// without its state and ZIP code does not validate (`/addresses/actions/validate`
+    /// takes both).
+    pub(super) fn emergency_address(
+        &mut self,
+        addr: &Address,
+        b: &Block<RawEmergencyAddress>,
+        _base: Option<Spec>,
+    ) -> Option<Spec> {
+        let r = &b.raw;
+        let need = |x: &mut Self, field: &Opt<String>, key: &str| {
+            x.mark(addr, key, field);
+            let v = x.required(field, None, addr, b.span, key);
+            if let (Some(f), Some(v)) = (field, &v) {
+                if v.trim().is_empty() {
+                    x.push(
+                        Problem::error(
+                            ProblemKind::InvalidValue,
+                            span_of(f),
+                            "empty",
+                            format!("`{addr}` has an empty `{key}`"),
+                        )
+                        .with_help(format!("give `{key}` its value: 911 sends help to this address")),
+                    );
+                    return None;
+                }
+            }
+            v
+        };
+        let business_name = need(self, &r.business_name, "business_name");
+        let first_name = need(self, &r.first_name, "first_name");
+        let last_name = need(self, &r.last_name, "last_name");
+        let street_address = need(self, &r.street_address, "street_address");
+        let locality = need(self, &r.locality, "locality");
+        let administrative_area = need(self, &r.administrative_area, "administrative_area");
+        let postal_code = need(self, &r.postal_code, "postal_code");
+        let country_code = need(self, &r.country_code, "country_code");
+        self.mark(addr, "extended_address", &r.extended_address);
+        if let Some(c) = &r.country_code {
+            let code = c.get_ref();
+            if code.len() != 2 || !code.bytes().all(|b| b.is_ascii_alphabetic()) {
+                self.push(
+                    Problem::error(
+                        ProblemKind::InvalidValue,
+                        span_of(c),
+                        "not a country code",
+                        format!("`{addr}`: country_code `{code}` is not an ISO 3166-1 alpha-2 code"),
+                    )
+                    .with_help("use the two-letter code, e.g. \"US\""),
+                );
+                return None;
+            }
+        }
+        Some(Spec::TelnyxEmergencyAddress(EmergencyAddressSpec {
+            business_name: business_name?,
+            first_name: first_name?,
+            last_name: last_name?,
+            street_address: street_address?,
+            extended_address: text(&r.extended_address).unwrap_or_default(),
+            locality: locality?,
+            administrative_area: administrative_area?,
+            postal_code: postal_code?,
+            country_code: country_code?.to_ascii_uppercase(),
         }))
     }
 }

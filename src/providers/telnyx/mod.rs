@@ -37,7 +37,8 @@ use crate::model::{
     TexmlApplicationSpec, E164,
 };
 use wire::{
-    AvailableNumber, Connection, Fqdn, NumberOrder, One, Page, PhoneNumber, TexmlApp, VoiceProfile,
+    AvailableNumber, Connection, EmergencyAddress, Fqdn, NumberOrder, One, Page, PhoneNumber,
+    TexmlApp, VoiceProfile,
 };
 
 const P: ProviderName = ProviderName::Telnyx;
@@ -94,6 +95,8 @@ fn collection(kind: Kind) -> Option<&'static str> {
         Kind::TelnyxCredentialConnection => "credential_connections",
         Kind::TelnyxOutboundVoiceProfile => "outbound_voice_profiles",
         Kind::TelnyxTexmlApplication => "texml_applications",
+        // spec3.yml `/addresses` (List, Create) and `/addresses/{id}` (Retrieve, Delete).
+        Kind::TelnyxEmergencyAddress => "addresses",
         _ => return None,
     })
 }
@@ -304,13 +307,14 @@ impl TelnyxProvider {
     // ---- refresh ----
 
     async fn refresh_all(&self) -> Result<Vec<LiveObject>, ProviderError> {
-        let (numbers, fqdn_conns, fqdns, creds, profiles, apps) = futures::try_join!(
+        let (numbers, fqdn_conns, fqdns, creds, profiles, apps, addresses) = futures::try_join!(
             self.list_all::<PhoneNumber>("phone_numbers", &[]),
             self.list_all::<Connection>("fqdn_connections", &[]),
             self.list_all::<Fqdn>("fqdns", &[]),
             self.list_all::<Connection>("credential_connections", &[]),
             self.list_all::<VoiceProfile>("outbound_voice_profiles", &[]),
             self.list_all::<TexmlApp>("texml_applications", &[]),
+            self.list_all::<EmergencyAddress>("addresses", &[]),
         )?;
         let primaries: std::collections::HashMap<&str, &str> = fqdn_conns
             .iter()
@@ -331,6 +335,7 @@ impl TelnyxProvider {
         out.extend(creds.iter().map(wire::credential_connection_object));
         out.extend(profiles.iter().map(wire::voice_profile_object));
         out.extend(apps.iter().map(wire::texml_object));
+        out.extend(addresses.iter().map(wire::emergency_address_object));
         Ok(out)
     }
 
@@ -680,6 +685,7 @@ impl TelnyxProvider {
             })?;
         let record = self.wait_for_record(&bought, object).await?;
         let record = self.bind_when_active(record, spec, object).await?;
+        let record = self.ensure_emergency(record, spec, object).await?;
         self.number_object(&record, object)
     }
 
@@ -904,6 +910,9 @@ impl TelnyxProvider {
             Kind::TelnyxTexmlApplication => {
                 wire::texml_object(&serde_json::from_value(v).map_err(bad)?)
             }
+            Kind::TelnyxEmergencyAddress => {
+                wire::emergency_address_object(&serde_json::from_value(v).map_err(bad)?)
+            }
             _ => {
                 return Err(undecodable(
                     P,
@@ -913,6 +922,55 @@ impl TelnyxProvider {
                 ))
             }
         })
+    }
+
+    // ---- emergency (issue 21) ----
+
+    /// Turns emergency service on with the declared address when the number does not have it
+    /// yet: `POST /phone_numbers/{id}/actions/enable_emergency` with `emergency_enabled` and
+    /// `emergency_address_id`, both required (spec3.yml, PhoneNumberEnableEmergencyRequest).
+    /// Telnyx answers 200 (enabled) or 202 (requested, `emergency_status` `provisioning`);
+    /// either way the number is read again, so what is returned is what Telnyx now holds.
+    /// An undeclared address (`None`) leaves the number's emergency settings as they are.
+    async fn ensure_emergency(
+        &self,
+        record: PhoneNumber,
+        spec: &TelnyxNumberSpec,
+        object: &str,
+    ) -> Result<PhoneNumber, ProviderError> {
+        let Some(address) = spec.settings.emergency_address.as_ref() else {
+            return Ok(record);
+        };
+        let address = live_id(P, address, object)?;
+        if wire::emergency_address_of(&record).as_deref() == Some(address) {
+            return Ok(record);
+        }
+        let _: Value = self
+            .write(
+                Method::POST,
+                &format!("/phone_numbers/{}/actions/enable_emergency", record.id),
+                json!({ "emergency_enabled": true, "emergency_address_id": address }),
+                object,
+                &[record.phone_number.as_str()],
+            )
+            .await?;
+        Ok(self
+            .get_one("phone_numbers", &record.id)
+            .await?
+            .unwrap_or(record))
+    }
+
+    /// A lost create of an address is found again by its fields (an address has no name or
+    /// reference cwa could filter on; every field is its identity).
+    async fn find_address(
+        &self,
+        spec: &crate::model::EmergencyAddressSpec,
+    ) -> Result<Option<LiveObject>, ProviderError> {
+        let all: Vec<EmergencyAddress> = self.list_all("addresses", &[]).await?;
+        Ok(all
+            .iter()
+            .map(wire::emergency_address_object)
+            .find(|o| matches!(&o.spec, Spec::TelnyxEmergencyAddress(a) if a == spec)))
     }
 
     /// Telnyx's own deletion lock: a number with `deletion_lock_enabled` is never released
@@ -1283,6 +1341,25 @@ pub fn voice_profile_body(spec: &OutboundVoiceProfileSpec) -> Value {
 }
 
 /// TeXML create and update both require `friendly_name` and `voice_url`.
+/// An address's create body (spec3.yml, AddressCreate): the declared fields, with
+/// `extended_address` only when there is one.
+pub fn address_body(spec: &crate::model::EmergencyAddressSpec) -> Value {
+    let mut body = json!({
+        "business_name": spec.business_name,
+        "first_name": spec.first_name,
+        "last_name": spec.last_name,
+        "street_address": spec.street_address,
+        "locality": spec.locality,
+        "administrative_area": spec.administrative_area,
+        "postal_code": spec.postal_code,
+        "country_code": spec.country_code,
+    });
+    if !spec.extended_address.is_empty() {
+        body["extended_address"] = json!(spec.extended_address);
+    }
+    body
+}
+
 pub fn texml_body(spec: &TexmlApplicationSpec) -> Value {
     json!({
         "friendly_name": spec.friendly_name,
@@ -1356,6 +1433,10 @@ impl Provider for TelnyxProvider {
                 self.create_object(req, "/texml_applications", texml_body(s))
                     .await
             }
+            Spec::TelnyxEmergencyAddress(s) => {
+                self.create_object(req, "/addresses", address_body(s))
+                    .await
+            }
             other => Err(not_mine(P, other.kind(), "create", object)),
         }
     }
@@ -1391,6 +1472,7 @@ impl Provider for TelnyxProvider {
                         object,
                     )
                     .await?;
+                let n = self.ensure_emergency(n, s, object).await?;
                 self.number_object(&n, object)
             }
             Spec::TelnyxFqdnConnection(s) => {
@@ -1425,6 +1507,14 @@ impl Provider for TelnyxProvider {
                     .await?;
                 Ok(wire::texml_object(&a))
             }
+            // spec3.yml has no PATCH /addresses/{id}: an address is replaced, never edited,
+            // and the planner plans a changed one as a new address (plan::matching).
+            Spec::TelnyxEmergencyAddress(_) => Err(ProviderError::Unsupported {
+                provider: P,
+                operation: "update address".into(),
+                object: object.to_string(),
+                detail: "Telnyx addresses cannot be edited; cwa creates the changed address, switches its numbers to it, then deletes the old one".into(),
+            }),
             other => Err(not_mine(P, other.kind(), "update", object)),
         }
     }
@@ -1496,6 +1586,7 @@ impl Provider for TelnyxProvider {
                     None => Ok(None),
                 }
             }
+            Spec::TelnyxEmergencyAddress(s) => self.find_address(s).await,
             spec => self.find_by_name(spec.kind(), &spec.label()).await,
         }
     }

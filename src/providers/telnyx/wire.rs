@@ -17,7 +17,8 @@ use serde_json::Value;
 
 use crate::model::canonical;
 use crate::model::{
-    CredentialConnectionSpec, FqdnConnectionSpec, FqdnSpec, LiveObject, NumberSpec,
+    CredentialConnectionSpec, EmergencyAddressSpec, FqdnConnectionSpec, FqdnSpec, LiveObject,
+    NumberSettings, NumberSpec, EMERGENCY_STATUS,
     OutboundVoiceProfileSpec, Ref, SecretRef, Spec, TelnyxNumberSpec, TexmlApplicationSpec, E164,
 };
 use crate::providers::common::shown_secret;
@@ -83,6 +84,43 @@ pub struct PhoneNumber {
     /// Telnyx's own deletion lock: a number with it on cannot be released.
     #[serde(default)]
     pub deletion_lock_enabled: Option<bool>,
+    /// spec3.yml, PhoneNumberDetailed: `emergency_enabled` (boolean, read-only there: it is
+    /// set through `POST /phone_numbers/{id}/actions/enable_emergency`).
+    #[serde(default)]
+    pub emergency_enabled: Option<bool>,
+    /// PhoneNumberDetailed `emergency_address_id`: `string` or `null`.
+    #[serde(default, deserialize_with = "opt_id")]
+    pub emergency_address_id: Option<String>,
+    /// PhoneNumberDetailed `emergency_status`: `active`, `deprovisioning`, `disabled`,
+    /// `provisioning` or `provisioning-failed`.
+    #[serde(default)]
+    pub emergency_status: Option<String>,
+}
+
+/// An address (spec3.yml components/schemas/Address): the fields cwa declares. Every one is
+/// a string, absent or `null` when unset.
+#[derive(Debug, Clone, Deserialize)]
+pub struct EmergencyAddress {
+    #[serde(deserialize_with = "id_string")]
+    pub id: String,
+    #[serde(default)]
+    pub business_name: Option<String>,
+    #[serde(default)]
+    pub first_name: Option<String>,
+    #[serde(default)]
+    pub last_name: Option<String>,
+    #[serde(default)]
+    pub street_address: Option<String>,
+    #[serde(default)]
+    pub extended_address: Option<String>,
+    #[serde(default)]
+    pub locality: Option<String>,
+    #[serde(default)]
+    pub administrative_area: Option<String>,
+    #[serde(default)]
+    pub postal_code: Option<String>,
+    #[serde(default)]
+    pub country_code: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -281,6 +319,9 @@ pub fn number_object(n: &PhoneNumber) -> Result<LiveObject, String> {
             number: NumberSpec::Fixed { number },
             connection: n.connection_id.clone().map(Ref::Id),
             tags: canonical::set(n.tags.clone().unwrap_or_default()),
+            settings: NumberSettings {
+                emergency_address: emergency_address_of(n).map(Ref::Id),
+            },
         }),
         extra: extra(&[
             ("status", n.status.as_deref()),
@@ -291,8 +332,45 @@ pub fn number_object(n: &PhoneNumber) -> Result<LiveObject, String> {
                 DELETION_LOCK,
                 n.deletion_lock_enabled.filter(|l| *l).map(|_| "true"),
             ),
+            (EMERGENCY_STATUS, n.emergency_status.as_deref()),
         ]),
     })
+}
+
+
+/// The address emergency calls from this number carry, as cwa compares it: the number's
+/// `emergency_address_id` while emergency service is on and `active` or `provisioning` (a
+/// request Telnyx is still carrying out); none when it is off, its provisioning failed or it
+/// is being deprovisioned, so the plan asks for it again.
+pub fn emergency_address_of(n: &PhoneNumber) -> Option<String> {
+    let on = n.emergency_enabled == Some(true);
+    let status = n.emergency_status.as_deref().unwrap_or("active");
+    (on && matches!(status, "active" | "provisioning"))
+        .then(|| n.emergency_address_id.clone())
+        .flatten()
+}
+
+fn field(v: &Option<String>) -> String {
+    v.as_deref().unwrap_or_default().trim().to_string()
+}
+
+/// An address as Telnyx reports it; the country code upper-case, absent fields empty.
+pub fn emergency_address_object(a: &EmergencyAddress) -> LiveObject {
+    LiveObject {
+        id: a.id.clone(),
+        spec: Spec::TelnyxEmergencyAddress(EmergencyAddressSpec {
+            business_name: field(&a.business_name),
+            first_name: field(&a.first_name),
+            last_name: field(&a.last_name),
+            street_address: field(&a.street_address),
+            extended_address: field(&a.extended_address),
+            locality: field(&a.locality),
+            administrative_area: field(&a.administrative_area),
+            postal_code: field(&a.postal_code),
+            country_code: field(&a.country_code).to_ascii_uppercase(),
+        }),
+        extra: extra(&[("record_type", Some("address"))]),
+    }
 }
 
 /// The `extra` key of a number whose Telnyx deletion lock is on (`"true"`).
