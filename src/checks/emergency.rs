@@ -11,9 +11,9 @@
 
 use super::declared::Declared;
 use super::live::{Index, Results};
-use super::{CheckResult, Rule};
+use super::{CheckResult, Finding, Pending, Rule, Severity};
 use crate::config::{Problem, ProblemKind};
-use crate::model::{Address, Desired, Kind, Spec, E164};
+use crate::model::{Address, Desired, Kind, LiveObject, Spec, E164};
 
 pub use crate::model::EMERGENCY_STATUS;
 
@@ -75,6 +75,28 @@ impl Declared<'_> {
     }
 }
 
+/// The plan's note on a number whose emergency service lines.toml declares and Telnyx is
+/// still provisioning: the plan has nothing to change (the request is in), and says so.
+pub fn provisioning_note(address: &Address, declared: &Spec, live: &LiveObject) -> Option<Finding> {
+    let Spec::TelnyxNumber(d) = declared else {
+        return None;
+    };
+    d.settings.emergency_address.as_ref()?;
+    let status = live.extra.get(EMERGENCY_STATUS)?;
+    (status == "provisioning").then(|| Finding {
+        severity: Severity::Warning,
+        code: EMERGENCY_ACTIVE.check.into(),
+        message: format!(
+            "live now: emergency status provisioning: {} ({})",
+            status_meaning(status),
+            live.spec.label()
+        ),
+        address: Some(address.to_string()),
+        help: None,
+        span: None,
+    })
+}
+
 /// The emergency check of one routed line: when lines.toml declares its emergency address,
 /// the live number's emergency status is `active`.
 pub(super) fn live(
@@ -102,6 +124,17 @@ pub(super) fn live(
         .map(String::as_str)
         .unwrap_or("disabled");
     let enabled = spec.settings.emergency_address.is_some();
+    if enabled && status == "provisioning" {
+        // Like a number still activating: Telnyx is carrying the request out; nothing for
+        // cwa to do, and not a failure of the line.
+        out.activating.push(Pending {
+            line: owner.map_or_else(|| number.to_string(), ToString::to_string),
+            number: number.to_string(),
+            reason: status_meaning(status),
+            activating: true,
+        });
+        return;
+    }
     let message = if enabled || status != "disabled" {
         format!("emergency status {status}: {}", status_meaning(status))
     } else {

@@ -157,6 +157,7 @@ impl<'a> Planner<'a> {
         for (new, _, r) in &displaced {
             self.index.insert(new.clone(), r.id.clone());
         }
+        self.name_displaced_addresses(&displaced);
         for (address, from, r) in displaced {
             let is_number = matches!(address.kind, Kind::TelnyxNumber | Kind::TwilioNumber);
             let live = self
@@ -188,6 +189,36 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// A number planned before its E911 address was displaced (issue 21) still names the old
+    /// address by its live id: named by its `_replaced_` address instead, the number's change
+    /// shows what it switches from, and the old address's removal waits for it (the change
+    /// graph orders a removal after every change whose `before` refers to it), so Telnyx never
+    /// sees the old address deleted while a number still uses it.
+    fn name_displaced_addresses(
+        &mut self,
+        displaced: &[(Address, Address, crate::state::StateResource)],
+    ) {
+        if !displaced
+            .iter()
+            .any(|(a, _, _)| a.kind == Kind::TelnyxEmergencyAddress)
+        {
+            return;
+        }
+        for change in &mut self.changes {
+            let (Some(before), Some(after)) = (&change.before, &change.after) else {
+                continue;
+            };
+            if before.kind() != Kind::TelnyxNumber {
+                continue;
+            }
+            let named = matching::to_addresses(before, &self.index);
+            if &named != before {
+                change.fields = fields::diff(&named, after);
+                change.before = Some(named);
+            }
+        }
+    }
+
     fn plan_one(&mut self, resource: &DesiredResource, taken: &mut HashSet<String>) -> Change {
         let after = self.resolve_desired(resource);
         let (live, found) = self.find_live(resource, &after, taken);
@@ -215,6 +246,12 @@ impl<'a> Planner<'a> {
         if resource.read_only && !changed.is_empty() {
             self.checks.push(read_only_drift(resource, &changed));
         }
+        self.checks
+            .extend(crate::checks::emergency::provisioning_note(
+                &resource.addr,
+                &resource.spec,
+                live,
+            ));
         Change {
             address: resource.addr.clone(),
             kind: resource.addr.kind,

@@ -19,6 +19,7 @@ mod check;
 mod config_errors;
 mod drift;
 mod drift_preserved;
+mod emergency;
 mod export;
 mod import;
 mod json_versions;

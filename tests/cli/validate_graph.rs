@@ -22,9 +22,23 @@ fn cwa(args: &[&str]) -> (Option<i32>, String, String) {
 fn repository_lines_toml_is_valid() {
     let (code, stdout, stderr) = cwa(&["--config", "lines.toml", "validate"]);
     assert_eq!(code, Some(0), "{stderr}");
+    // The one warning the real declaration has on purpose: its churches' street addresses
+    // are not known, and a placeholder E911 address would send help to the wrong building
+    // (issue 21), so each church line is flagged until its real address is declared.
+    let codes: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("cwa::") || l.starts_with("Warning: cwa::"))
+        .collect();
     assert!(
-        stderr.is_empty(),
+        codes
+            .iter()
+            .all(|c| c.trim_start_matches("Warning: ") == "cwa::config::emergency_address"),
         "warnings on the real declaration:\n{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("has no emergency_address").count(),
+        2,
+        "one per church line:\n{stderr}"
     );
     cwa_snapshot!(stdout);
 }

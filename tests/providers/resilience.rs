@@ -128,8 +128,8 @@ fn auto_number() -> TelnyxNumberSpec {
         },
         connection: Some(Ref::Id(FQDN_CONNECTION.into())),
         tags: vec![],
+        settings: Default::default(),
     }
-    settings: Default::default(),
 }
 
 #[tokio::test]

@@ -333,8 +333,8 @@ fn auto_number(connection: &str) -> TelnyxNumberSpec {
         },
         connection: Some(Ref::Id(connection.into())),
         tags: vec![],
+        settings: Default::default(),
     }
-    settings: Default::default(),
 }
 
 #[tokio::test]

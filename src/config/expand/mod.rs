@@ -11,16 +11,17 @@ use super::convention::{self, LineDefaults, LineKeys};
 use super::error::{Problem, ProblemKind};
 use super::raw::{
     Block, DependsOn, List, Opt, RawChurch, RawCredentialConnection, RawDispatchRule,
-    RawEmergencyAddress, RawFile,
-    RawFqdn, RawFqdnConnection, RawInboundTrunk, RawLine, RawOutboundTrunk,
-    RawOutboundVoiceProfile, RawTelnyxNumber, RawTexmlApplication, RawTwilioNumber, RawTwilioTrunk,
+    RawEmergencyAddress, RawFile, RawFqdn, RawFqdnConnection, RawInboundTrunk, RawLine,
+    RawOutboundTrunk, RawOutboundVoiceProfile, RawTelnyxNumber, RawTexmlApplication,
+    RawTwilioNumber, RawTwilioTrunk,
 };
 use crate::model::{
     Address, AgentDispatch, Church, CredentialConnectionSpec, Desired, DesiredResource,
-    DispatchKind, DispatchRuleSpec, EmergencyAddressSpec, NumberSettings, FqdnConnectionSpec, FqdnSpec, InboundTrunkSpec, Kind,
-    NumberRef, NumberSpec, OriginationUrl, OutboundTrunkSpec, OutboundVoiceProfileSpec, Policy,
-    ProtectedId, Ref, SecretRef, Settings, SourceSpan, Spec, TelnyxNumberSpec,
-    TexmlApplicationSpec, TwilioNumberSpec, TwilioTrunkNumberSpec, TwilioTrunkSpec, E164,
+    DispatchKind, DispatchRuleSpec, EmergencyAddressSpec, FqdnConnectionSpec, FqdnSpec,
+    InboundTrunkSpec, Kind, NumberRef, NumberSettings, NumberSpec, OriginationUrl,
+    OutboundTrunkSpec, OutboundVoiceProfileSpec, Policy, ProtectedId, Ref, SecretRef, Settings,
+    SourceSpan, Spec, TelnyxNumberSpec, TexmlApplicationSpec, TwilioNumberSpec,
+    TwilioTrunkNumberSpec, TwilioTrunkSpec, E164,
 };
 
 mod churches;

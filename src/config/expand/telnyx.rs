@@ -233,7 +233,9 @@ impl Expander<'_> {
                             "empty",
                             format!("`{addr}` has an empty `{key}`"),
                         )
-                        .with_help(format!("give `{key}` its value: 911 sends help to this address")),
+                        .with_help(format!(
+                            "give `{key}` its value: 911 sends help to this address"
+                        )),
                     );
                     return None;
                 }
@@ -257,7 +259,9 @@ impl Expander<'_> {
                         ProblemKind::InvalidValue,
                         span_of(c),
                         "not a country code",
-                        format!("`{addr}`: country_code `{code}` is not an ISO 3166-1 alpha-2 code"),
+                        format!(
+                            "`{addr}`: country_code `{code}` is not an ISO 3166-1 alpha-2 code"
+                        ),
                     )
                     .with_help("use the two-letter code, e.g. \"US\""),
                 );

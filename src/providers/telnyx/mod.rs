@@ -954,10 +954,22 @@ impl TelnyxProvider {
                 &[record.phone_number.as_str()],
             )
             .await?;
-        Ok(self
+        let now: PhoneNumber = self
             .get_one("phone_numbers", &record.id)
             .await?
-            .unwrap_or(record))
+            .unwrap_or(record);
+        if now.emergency_status.as_deref() == Some("provisioning-failed") {
+            return Err(ProviderError::Unsupported {
+                provider: P,
+                operation: "enable emergency".into(),
+                object: object.to_string(),
+                detail: format!(
+                    "Telnyx could not provision emergency service for {} with address {address} (emergency_status provisioning-failed): check the address with Telnyx (POST /addresses/actions/validate), then run cwa apply again",
+                    now.phone_number
+                ),
+            });
+        }
+        Ok(now)
     }
 
     /// A lost create of an address is found again by its fields (an address has no name or
@@ -1434,8 +1446,7 @@ impl Provider for TelnyxProvider {
                     .await
             }
             Spec::TelnyxEmergencyAddress(s) => {
-                self.create_object(req, "/addresses", address_body(s))
-                    .await
+                self.create_object(req, "/addresses", address_body(s)).await
             }
             other => Err(not_mine(P, other.kind(), "create", object)),
         }

@@ -18,8 +18,8 @@ use serde_json::Value;
 use crate::model::canonical;
 use crate::model::{
     CredentialConnectionSpec, EmergencyAddressSpec, FqdnConnectionSpec, FqdnSpec, LiveObject,
-    NumberSettings, NumberSpec, EMERGENCY_STATUS,
-    OutboundVoiceProfileSpec, Ref, SecretRef, Spec, TelnyxNumberSpec, TexmlApplicationSpec, E164,
+    NumberSettings, NumberSpec, OutboundVoiceProfileSpec, Ref, SecretRef, Spec, TelnyxNumberSpec,
+    TexmlApplicationSpec, E164, EMERGENCY_STATUS,
 };
 use crate::providers::common::shown_secret;
 
@@ -336,7 +336,6 @@ pub fn number_object(n: &PhoneNumber) -> Result<LiveObject, String> {
         ]),
     })
 }
-
 
 /// The address emergency calls from this number carry, as cwa compares it: the number's
 /// `emergency_address_id` while emergency service is on and `active` or `provisioning` (a

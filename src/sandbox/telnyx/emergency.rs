@@ -55,10 +55,12 @@ impl TelnyxState {
             Ok(body) => body,
             Err(response) => return response,
         };
-        if let Some(key) = ADDRESS_REQUIRED
-            .iter()
-            .find(|k| !body.get(**k).and_then(Value::as_str).is_some_and(|v| !v.trim().is_empty()))
-        {
+        if let Some(key) = ADDRESS_REQUIRED.iter().find(|k| {
+            !body
+                .get(**k)
+                .and_then(Value::as_str)
+                .is_some_and(|v| !v.trim().is_empty())
+        }) {
             return missing(&format!("/{key}"));
         }
         let country = body
@@ -160,7 +162,11 @@ impl TelnyxState {
             );
         }
         let mut number = current.clone();
-        let status = if enabled { "provisioning" } else { "deprovisioning" };
+        let status = if enabled {
+            "provisioning"
+        } else {
+            "deprovisioning"
+        };
         number["emergency_enabled"] = json!(enabled);
         number["emergency_address_id"] = if enabled { json!(address) } else { Value::Null };
         number["emergency_status"] = json!(status);
