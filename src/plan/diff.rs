@@ -523,6 +523,12 @@ impl<'a> Planner<'a> {
             Some(_) if is_number && !self.input.options.release_numbers => {
                 (Action::Retain, Reason::KeptNumber)
             }
+            Some(_) if addr.kind == Kind::TelnyxEmergencyAddress => {
+                match self.address_users(&owned.id) {
+                    numbers if numbers.is_empty() => (Action::Delete, Reason::NotDeclared),
+                    numbers => (Action::Retain, Reason::AddressInUse { numbers }),
+                }
+            }
             Some(_) => (Action::Delete, Reason::NotDeclared),
         };
         let number = match &owned.spec {
@@ -559,6 +565,35 @@ impl<'a> Planner<'a> {
             monthly_cost_delta_cents: cost,
             displaced_from: None,
         }
+    }
+
+    /// The live numbers whose emergency service will still use address `id` after this plan:
+    /// those that name it and are neither released nor switched to another address by a
+    /// change planned already (numbers are planned before addresses: lower rank, and
+    /// `telnyx_number` sorts before `telnyx_emergency_address`).
+    fn address_users(&self, id: &str) -> Vec<String> {
+        let uses = |spec: &Spec| match spec {
+            Spec::TelnyxNumber(n) => n.settings.emergency_address.as_ref().is_some_and(|r| {
+                r.id() == Some(id) || r.addr().and_then(|a| self.index.id(a)) == Some(id)
+            }),
+            _ => false,
+        };
+        self.input
+            .live
+            .of_kind(Kind::TelnyxNumber)
+            .filter(|o| uses(&o.spec))
+            .filter(|o| {
+                match self.changes.iter().find(|c| c.id.as_deref() == Some(o.id.as_str())) {
+                    Some(c) if c.action == Action::Delete => false,
+                    Some(c) => c.after.as_ref().is_none_or(|a| {
+                        !matches!(a, Spec::TelnyxNumber(n) if n.settings.emergency_address.is_some())
+                            || uses(&matching::to_ids(a, &self.index))
+                    }),
+                    None => true,
+                }
+            })
+            .map(|o| o.spec.label())
+            .collect()
     }
 
     /// A kept number moved to the park target (an update of its connection only).

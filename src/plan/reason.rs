@@ -48,6 +48,9 @@ pub enum Reason {
     KeptNumber,
     /// Owned, no longer declared, a number with Telnyx's deletion lock on: kept.
     KeptLocked,
+    /// Owned, no longer declared, an E911 address a live number's emergency service still
+    /// uses (issue 21): kept, so that number never calls 911 without an address.
+    AddressInUse { numbers: Vec<String> },
     /// Owned, no longer declared, a Telnyx number: kept, and moved to the declared park target
     /// (`[defaults] park`) so its callers reach something declared.
     Parked { at: Address },
@@ -128,6 +131,11 @@ impl fmt::Display for Reason {
             ),
             Self::KeptLocked => f.write_str(
                 "not declared; kept because Telnyx's deletion lock is on (deletion_lock_enabled): cwa never releases a locked number",
+            ),
+            Self::AddressInUse { numbers } => write!(
+                f,
+                "not declared; kept because {} still use(s) it as the E911 address (give each another emergency_address, or release it, first)",
+                numbers.join(", ")
             ),
             Self::Parked { at } => write!(
                 f,

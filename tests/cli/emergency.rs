@@ -461,3 +461,39 @@ async fn a_bad_address_block_is_refused_before_any_write() {
     assert_exit(&out, 1);
     assert!(stderr(&out).contains("nowhere"), "{}", stderr(&out));
 }
+
+#[tokio::test]
+async fn an_address_a_kept_number_still_uses_is_kept_not_deleted() {
+    let ctx = with_address().await;
+    assert_exit(&ctx.cwa(&["apply", "--auto-approve"]).await, 0);
+    let address = addresses(&ctx)[0]["id"].as_str().unwrap().to_string();
+    // The church goes, and its address with it: the number is kept (never released by
+    // default), so its emergency service keeps its address too.
+    let out = ctx.cwa(&["remove", "church", "medhanialem"]).await;
+    assert_exit(&out, 0);
+    ctx.edit_lines_toml(ADDRESS, "");
+    let plan = plan_json(&ctx).await;
+    let kept = plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["address"] == "telnyx_emergency_address.medhanialem")
+        .expect("the address is in the plan");
+    assert_eq!(kept["action_reason"]["code"], "address-in-use", "{kept}");
+    assert!(
+        kept["reason"].as_str().unwrap().contains("+14144007103"),
+        "{kept}"
+    );
+    let before = ctx.writes().len();
+    assert_exit(&ctx.cwa(&["apply", "--auto-approve"]).await, 0);
+    let writes: Vec<String> = write_lines(&ctx).split_off(before);
+    assert!(
+        !writes.iter().any(|w| w.contains("/addresses")),
+        "{writes:?}"
+    );
+    assert_eq!(addresses(&ctx).len(), 1);
+    assert_eq!(
+        number(&ctx, MEDHANIALEM_NUMBER_ID)["emergency_address_id"],
+        json!(address)
+    );
+}

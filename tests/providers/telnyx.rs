@@ -417,6 +417,7 @@ async fn an_order_already_placed_under_the_reference_is_completed_not_placed_aga
         },
         connection: None,
         tags: vec![],
+        settings: Default::default(),
     };
     w.telnyx
         .create(&write(
