@@ -55,12 +55,12 @@ impl TelnyxState {
             Ok(body) => body,
             Err(response) => return response,
         };
-        if let Some(key) = ADDRESS_REQUIRED.iter().find(|k| {
-            !body
-                .get(**k)
+        let blank = |k: &&&str| {
+            body.get(**k)
                 .and_then(Value::as_str)
-                .is_some_and(|v| !v.trim().is_empty())
-        }) {
+                .is_none_or(|v| v.trim().is_empty())
+        };
+        if let Some(key) = ADDRESS_REQUIRED.iter().find(blank) {
             return missing(&format!("/{key}"));
         }
         let country = body
