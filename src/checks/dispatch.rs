@@ -44,12 +44,14 @@ pub(super) fn live(
     let Spec::LivekitDispatchRule(r) = &rule.spec else {
         return;
     };
-    let declared = declared_agents(desired, &r.name);
-    let agent = declared.first().unwrap_or(agent);
-    let names_agent = r
-        .agents
-        .iter()
-        .any(|a| agent.is_empty() || &a.agent_name == agent || declared.contains(&a.agent_name));
+    let declared = index
+        .declared_agents
+        .get(r.name.as_str())
+        .map_or(&[][..], Vec::as_slice);
+    let agent = declared.first().copied().unwrap_or(agent.as_str());
+    let names_agent = r.agents.iter().any(|a| {
+        agent.is_empty() || a.agent_name == agent || declared.contains(&a.agent_name.as_str())
+    });
     out.push(CheckResult::new(
         &AGENT,
         &format!("{subject} via {}", rule.id),
@@ -62,20 +64,6 @@ pub(super) fn live(
                 .collect::<Vec<_>>()
         ),
     ));
-}
-
-/// The agents lines.toml names on the dispatch rule called `name` (a rule may name another
-/// agent than `[defaults] agent`: validate warns, the line is still served).
-fn declared_agents(desired: &Desired, name: &str) -> Vec<String> {
-    desired
-        .resources
-        .values()
-        .filter_map(|r| match &r.spec {
-            Spec::LivekitDispatchRule(d) if d.name == name => Some(d),
-            _ => None,
-        })
-        .flat_map(|d| d.agents.iter().map(|a| a.agent_name.clone()))
-        .collect()
 }
 
 impl Declared<'_> {

@@ -100,6 +100,9 @@ pub(super) struct Index<'a> {
     /// Declared number resources by the number they own, of any provider
     /// ([`Desired::number_owners`], the planner's map too).
     pub(super) number_owners: BTreeMap<&'a E164, &'a Address>,
+    /// The agents lines.toml names on each declared dispatch rule, by the rule's name: built
+    /// once, so a check of every line stays linear in the number of lines.
+    pub(super) declared_agents: HashMap<&'a str, Vec<&'a str>>,
 }
 
 impl<'a> Index<'a> {
@@ -112,11 +115,18 @@ impl<'a> Index<'a> {
             fqdns_by_connection: HashMap::new(),
             declared_connection: HashMap::new(),
             number_owners: desired.number_owners(),
+            declared_agents: HashMap::new(),
         };
         for o in live.objects.values() {
             ix.add_live(o);
         }
         for r in desired.resources.values() {
+            if let Spec::LivekitDispatchRule(d) = &r.spec {
+                ix.declared_agents
+                    .entry(d.name.as_str())
+                    .or_default()
+                    .extend(d.agents.iter().map(|a| a.agent_name.as_str()));
+            }
             let Spec::TelnyxNumber(n) = &r.spec else {
                 continue;
             };

@@ -97,7 +97,10 @@ async fn a_number_is_bought_once_and_listed_with_its_rule() {
         .unwrap();
     assert!(bought.id.starts_with("PN_"), "{bought:?}");
     assert_eq!(bought.rule_ids, std::slice::from_ref(&rule));
-    assert_eq!(w.livekit.list_numbers().await.unwrap(), std::slice::from_ref(&bought));
+    assert_eq!(
+        w.livekit.list_numbers().await.unwrap(),
+        std::slice::from_ref(&bought)
+    );
     // A second apply asks again: the rule already holds it, nothing is sent.
     let again = w
         .livekit
