@@ -46,6 +46,8 @@ pub fn compute(input: &PlanInput<'_>) -> Plan {
     planner.guard_protected();
     let reserved = super::twilio_domains::warnings(&planner.changes, input.state, input.live);
     planner.checks.extend(reserved);
+    let foreign = super::lineage::warnings(&planner.changes, input.state, input.live);
+    planner.checks.extend(foreign);
     planner.finish()
 }
 

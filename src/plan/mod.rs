@@ -5,6 +5,7 @@
 mod diff;
 mod fields;
 mod graph;
+mod lineage;
 mod matching;
 mod numbers;
 pub mod reason;

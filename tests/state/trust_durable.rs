@@ -200,6 +200,254 @@ async fn a_kill_at_any_step_rerun_from_a_fresh_clone_buys_each_number_once() {
     assert!(steps_seen >= 6, "the run has at least 6 mutating steps");
 }
 
+/// Provider writes the sandbox carried out (answered 2xx, or committed with the answer lost).
+fn committed_writes(sb: &TestSandbox) -> usize {
+    sb.log()
+        .iter()
+        .filter(|w| w.write && w.provider != "sandbox")
+        .filter(|w| (200..300).contains(&w.status) || (w.status == 0 && w.resource_id.is_some()))
+        .count()
+}
+
+/// Latency on every provider request while an apply runs to be killed: the next request waits
+/// this long before anything is decided, ample time to freeze the sandbox after a write.
+const KILL_LATENCY_MS: u64 = 150;
+
+/// `cwa apply` in `dir`, killed (SIGKILL) right after the `n`-th provider write the sandbox
+/// carried out: as soon as the request log shows it, every later request is made to hang
+/// (committing nothing) and the process is killed, so exactly `n` writes happened, including
+/// writes in the middle of one create (an order placed, its number not yet read back; a trunk
+/// made, its origination URL not yet). The apply runs one call at a time per provider
+/// (`--parallelism 1`): two writes in flight at once commit together, and no kill falls between
+/// them. Returns the writes committed at the kill, or `None` when the apply finished before its
+/// `n`-th write.
+async fn apply_killed_after_write(sb: &TestSandbox, dir: &Path, n: usize) -> Option<usize> {
+    let base = committed_writes(sb);
+    sb.sandbox.set_faults(FaultConfig {
+        latency_ms: KILL_LATENCY_MS,
+        ..FaultConfig::default()
+    });
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cwa"));
+    cmd.current_dir(dir)
+        .args(["apply", "--auto-approve", "--parallelism", "1"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("NO_COLOR", "1")
+        .env("CWA_OPERATOR", "test@cwa")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    for (k, v) in sb.sandbox.env() {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("cwa starts");
+    let killed = loop {
+        if committed_writes(sb) - base >= n {
+            sb.sandbox.set_faults(FaultConfig {
+                latency_ms: KILL_LATENCY_MS,
+                rules: vec![FaultRule {
+                    kind: FaultKind::Hang,
+                    method: None,
+                    path_prefix: String::new(),
+                    count: None,
+                    probability: None,
+                    seconds: Some(120),
+                    status: None,
+                }],
+                ..FaultConfig::default()
+            });
+            child.kill().expect("the apply is killed");
+            break true;
+        }
+        if child.try_wait().expect("the apply is waited for").is_some() {
+            break false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    };
+    let _ = child.wait();
+    // Let anything still in flight settle before counting and before the rerun.
+    tokio::time::sleep(std::time::Duration::from_millis(2 * KILL_LATENCY_MS)).await;
+    sb.sandbox.set_faults(FaultConfig::default());
+    killed.then(|| committed_writes(sb) - base)
+}
+
+/// Kills a clean apply after each of its mutating requests in turn (not only between the
+/// executor's steps: between a number order and the PATCH that binds the number, between a
+/// Twilio trunk and its origination URL), then reruns from a fresh copy of the committed state/
+/// with no journal, as a CI retry on another runner does: exactly one order per declared number,
+/// one trunk and one rule per church (adopted by their natural keys), nothing orphaned, and the
+/// plan converges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_after_every_mutating_request_rerun_from_a_fresh_clone_buys_each_number_once() {
+    let committed = committed_state();
+    let mut killed_at = BTreeSet::new();
+    let mut total = None;
+    for n in 1..=40 {
+        let (sb, work) = fresh_world().await;
+        fresh_checkout(committed.path(), work.path());
+        let before = live_ids(&sb).await;
+        let Some(at) = apply_killed_after_write(&sb, work.path(), n).await else {
+            total = Some(committed_writes(&sb));
+            break;
+        };
+        killed_at.insert(at);
+        fresh_checkout(committed.path(), work.path());
+        assert!(
+            !work.path().join("state/journal.jsonl").exists(),
+            "the rerun has no journal"
+        );
+        let rerun = cwa_in(&sb, work.path(), &["apply", "--auto-approve"], &[]).await;
+        assert_exit(&rerun, 0);
+        let plan = cwa_in(&sb, work.path(), &["plan", "--detailed-exitcode"], &[]).await;
+        assert_exit(&plan, 0);
+        assert_eq!(
+            committed_orders(&sb),
+            2,
+            "killed after write {at}: one order per declared number\n{}",
+            stdout(&rerun)
+        );
+        let state = load(&work.path().join("state"));
+        let orphaned = orphans(&sb, &before, &state).await;
+        assert!(
+            orphaned.is_empty(),
+            "killed after write {at}: orphaned {orphaned:?}"
+        );
+        let created: BTreeSet<_> = live_ids(&sb).await.difference(&before).cloned().collect();
+        for kind in [
+            Kind::TelnyxNumber,
+            Kind::LivekitInboundTrunk,
+            Kind::LivekitDispatchRule,
+        ] {
+            assert_eq!(
+                count_kind(&created, kind),
+                2,
+                "killed after write {at}: {kind}"
+            );
+        }
+    }
+    let total = total.expect("the clean apply finishes within 40 writes");
+    assert!(
+        total >= 6,
+        "a clean apply makes at least 6 writes, made {total}"
+    );
+    let every: BTreeSet<usize> = (1..=total).collect();
+    assert!(
+        every.is_subset(&killed_at),
+        "killed after writes {killed_at:?}, the clean apply makes {total}"
+    );
+}
+
+/// What a checkout commits of `work/state`: the manifest and its shards (no journal, no lock),
+/// copied aside so that [`fresh_checkout`] can restore it.
+fn commit_state(work: &Path) -> tempfile::TempDir {
+    let committed = tempfile::tempdir().unwrap();
+    let state = work.join("state");
+    std::fs::create_dir_all(committed.path().join("shards")).unwrap();
+    std::fs::copy(
+        state.join("state.json"),
+        committed.path().join("state.json"),
+    )
+    .unwrap();
+    for entry in std::fs::read_dir(state.join("shards"))
+        .into_iter()
+        .flatten()
+    {
+        let entry = entry.unwrap();
+        std::fs::copy(
+            entry.path(),
+            committed.path().join("shards").join(entry.file_name()),
+        )
+        .unwrap();
+    }
+    committed
+}
+
+/// How a run is killed: at an executor step (`CWA_TEST_CRASH_AT`), or after the sandbox
+/// carried out its n-th write.
+#[derive(Debug, Clone, Copy)]
+enum Kill {
+    Step(&'static str),
+    Write(usize),
+}
+
+/// A Twilio trunk created by a run killed after the create and before the state save (and in
+/// the middle of the create: the trunk made, its origination URL not yet) is adopted by its
+/// domain by a rerun from a fresh copy of the committed state/ with no journal: never a second
+/// trunk (Twilio would refuse the domain anyway, so a retry would fail for ever), nothing
+/// orphaned, and the plan converges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_twilio_trunk_made_by_a_killed_run_is_adopted_by_its_domain() {
+    const DOMAIN: &str = "churchwiseai-spare.pstn.twilio.com";
+    let spare = format!(
+        "\n[twilio.trunk.spare]\nname = \"LiveKit Spare\"\ndomain_name = \"{DOMAIN}\"\norigination_urls = [\n  {{ name = \"LiveKit\", sip_url = \"sip:5u9xu5ysoly.sip.livekit.cloud;transport=tcp\", priority = 10, weight = 10, enabled = true }},\n]\n"
+    );
+    let base = std::fs::read_to_string(repo_root().join("lines.toml"))
+        .unwrap()
+        .replacen("twilio = \"read-only\"", "twilio = \"read-write\"", 1);
+    for kill in [Kill::Step("after:1"), Kill::Write(1), Kill::Write(2)] {
+        let sb = TestSandbox::start("runbook").await;
+        let work = tempfile::tempdir().unwrap();
+        std::fs::write(work.path().join("lines.toml"), &base).unwrap();
+        let converge = cwa_in(&sb, work.path(), &["apply", "--auto-approve"], &[]).await;
+        assert_exit(&converge, 0);
+        let committed = commit_state(work.path());
+        std::fs::write(work.path().join("lines.toml"), format!("{base}{spare}")).unwrap();
+        let before = live_ids(&sb).await;
+        match kill {
+            Kill::Step(at) => {
+                let out = apply_crashing_at(&sb, work.path(), at).await;
+                assert_ne!(out.status.code(), Some(0), "{kill:?}: the run was killed");
+            }
+            Kill::Write(n) => {
+                let at = apply_killed_after_write(&sb, work.path(), n).await;
+                assert_eq!(at, Some(n), "{kill:?}");
+            }
+        }
+        let made: Vec<String> = twilio_trunks_on(&sb, DOMAIN).await;
+        assert_eq!(made.len(), 1, "{kill:?}: the killed run made the trunk");
+        fresh_checkout(committed.path(), work.path());
+        let rerun = cwa_in(&sb, work.path(), &["apply", "--auto-approve"], &[]).await;
+        assert_exit(&rerun, 0);
+        assert_exit(
+            &cwa_in(&sb, work.path(), &["plan", "--detailed-exitcode"], &[]).await,
+            0,
+        );
+        assert_eq!(
+            twilio_trunks_on(&sb, DOMAIN).await,
+            made,
+            "{kill:?}: adopted, not made again\n{}",
+            stdout(&rerun)
+        );
+        let state = load(&work.path().join("state"));
+        assert_eq!(
+            state
+                .resources
+                .get("twilio_trunk.spare")
+                .map(|r| r.id.clone()),
+            made.first().cloned(),
+            "{kill:?}: state owns the trunk"
+        );
+        let orphaned = orphans(&sb, &before, &state).await;
+        assert!(orphaned.is_empty(), "{kill:?}: orphaned {orphaned:?}");
+    }
+}
+
+/// The ids of the live Twilio trunks on `domain`.
+async fn twilio_trunks_on(sb: &TestSandbox, domain: &str) -> Vec<String> {
+    let env = Env::from_pairs(sb.sandbox.env());
+    let clients = providers::connect(&env, &ClientOptions::default(), &[ProviderName::Twilio])
+        .expect("a Twilio client for the sandbox");
+    clients
+        .get(ProviderName::Twilio)
+        .unwrap()
+        .refresh()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|o| matches!(&o.spec, cwa::model::Spec::TwilioTrunk(t) if t.domain_name.eq_ignore_ascii_case(domain)))
+        .map(|o| o.id)
+        .collect()
+}
+
 /// Two checkouts of the same (stale) state apply one after the other: the second finds what the
 /// first bought by its reference and adopts it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -240,6 +488,86 @@ async fn two_checkouts_of_the_same_stale_state_buy_each_number_once() {
         "both checkouts own the same number"
     );
     assert!(orphans(&sb, &before, &sb_state).await.is_empty());
+}
+
+/// A state/ that was never committed has a lineage of its own, so its references are new and it
+/// cannot find what another lineage bought: its plan warns, naming each number cwa bought for
+/// another state that this one does not own (the possible duplicates). A checkout of the state
+/// that bought them gets no such warning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_warns_of_numbers_cwa_bought_for_another_lineage() {
+    let sb = TestSandbox::start("synthetic:0").await;
+    let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    for dir in [first.path(), second.path()] {
+        std::fs::write(dir.join("lines.toml"), small_declaration()).unwrap();
+    }
+    assert_exit(
+        &cwa_in(&sb, first.path(), &["apply", "--auto-approve"], &[]).await,
+        0,
+    );
+    let bought: Vec<String> = load(&first.path().join("state"))
+        .resources
+        .values()
+        .filter(|r| r.kind() == Kind::TelnyxNumber)
+        .map(|r| r.id.clone())
+        .collect();
+    assert_eq!(bought.len(), 2);
+
+    let warnings = |out: &Output| -> Vec<serde_json::Value> {
+        let plan: serde_json::Value =
+            serde_json::from_str(&stdout(out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(out)));
+        plan["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["code"] == "number-of-another-lineage")
+            .cloned()
+            .collect()
+    };
+    // A second, never committed state/: a lineage of its own.
+    let out = cwa_in(&sb, second.path(), &["plan", "--json"], &[]).await;
+    let found = warnings(&out);
+    assert_eq!(found.len(), 2, "{found:#?}");
+    for id in &bought {
+        assert!(
+            found.iter().any(|f| f["severity"] == "warning"
+                && f["message"].as_str().unwrap().contains(id.as_str())),
+            "{id} not named: {found:#?}"
+        );
+    }
+    let human = cwa_in(&sb, second.path(), &["plan"], &[]).await;
+    assert!(
+        stdout(&human).contains("bought by cwa for another state")
+            || stderr(&human).contains("bought by cwa for another state"),
+        "{}{}",
+        stdout(&human),
+        stderr(&human)
+    );
+    // The state that bought them, checked out fresh: nothing to warn of.
+    let committed = commit_state(first.path());
+    let third = tempfile::tempdir().unwrap();
+    std::fs::write(third.path().join("lines.toml"), small_declaration()).unwrap();
+    fresh_checkout(committed.path(), third.path());
+    let out = cwa_in(&sb, third.path(), &["plan", "--json"], &[]).await;
+    assert!(warnings(&out).is_empty(), "{}", stdout(&out));
+    // Its own lineage, even with its state of the numbers lost (a killed first run): the plan
+    // adopts them by reference and warns of nothing.
+    fresh_checkout(
+        committed_state_of(&load(committed.path()).lineage).path(),
+        third.path(),
+    );
+    let out = cwa_in(&sb, third.path(), &["plan", "--json"], &[]).await;
+    assert!(warnings(&out).is_empty(), "{}", stdout(&out));
+}
+
+/// An empty, saved state of `lineage` (what a first apply writes before its first provider
+/// write).
+fn committed_state_of(lineage: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let mut state = State::new();
+    state.lineage = lineage.to_string();
+    StateStore::new(dir.path()).save(&mut state).unwrap();
+    dir
 }
 
 /// Number orders carry a reference derived from the lineage and the address only: the same in
