@@ -211,7 +211,7 @@ fn committed_writes(sb: &TestSandbox) -> usize {
 
 /// Latency on every provider request while an apply runs to be killed: the next request waits
 /// this long before anything is decided, ample time to freeze the sandbox after a write.
-const KILL_LATENCY_MS: u64 = 150;
+const KILL_LATENCY_MS: u64 = 400;
 
 /// `cwa apply` in `dir`, killed (SIGKILL) right after the `n`-th provider write the sandbox
 /// carried out: as soon as the request log shows it, every later request is made to hang
