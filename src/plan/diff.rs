@@ -167,8 +167,16 @@ impl<'a> Planner<'a> {
                 .live
                 .get(r.kind(), &r.id)
                 .map(|o| matching::to_addresses(&o.spec, &self.index));
+            let users = if address.kind == Kind::TelnyxEmergencyAddress {
+                self.address_users(&r.id)
+            } else {
+                Vec::new()
+            };
             let (action, reason) = if is_number {
                 (Action::Retain, Reason::Retired { from: from.clone() })
+            } else if !users.is_empty() {
+                // A retired number keeps its emergency service, and so its address.
+                (Action::Retain, Reason::AddressInUse { numbers: users })
             } else {
                 (Action::Delete, Reason::Superseded { from: from.clone() })
             };

@@ -1,5 +1,5 @@
 //! Property: for any sequence of declarations (churches added, removed, renamed, numbers moved
-//! between churches), `plan` then `apply` then `plan` shows no changes, and drift agrees with
+//! between churches, each church with its E911 address), `plan` then `apply` then `plan` shows no changes, and drift agrees with
 //! plan before and after each apply, over real HTTP against the sandbox. Runs the library in-process (the same code the binary runs) for speed.
 
 use std::collections::BTreeMap;
@@ -34,8 +34,16 @@ fn lines_toml(decl: &Declaration, pool: &[String]) -> String {
         cwa::synthetic::lines_toml(0).replace("max_delete_share = 0.25", "max_delete_share = 1.0");
     for (i, (key, number)) in decl.iter().enumerate() {
         text.push_str(&format!(
-            "\n[church.{key}]\nid = \"00000000-0000-4000-8000-00000000000{i}\"\nname = \"Church {key}\"\nnumber = \"{}\"\n",
+            "\n[church.{key}]\nid = \"00000000-0000-4000-8000-00000000000{i}\"\nname = \"Church {key}\"\nnumber = \"{}\"\nemergency_address = \"e911_{key}\"\n",
             pool[*number]
+        ));
+        // Issue 21: each church's E911 address, whose street follows the parity of its
+        // number, so a church that takes another number may get a changed address (a
+        // replace: created, its number switched, the old one deleted) and a removed church's
+        // kept number keeps its address.
+        text.push_str(&format!(
+            "\n[telnyx.emergency_address.e911_{key}]\nbusiness_name = \"Church {key}\"\nfirst_name = \"Pat\"\nlast_name = \"Doe\"\nstreet_address = \"{} {key} St\"\nlocality = \"Ann Arbor\"\nadministrative_area = \"MI\"\npostal_code = \"48104\"\ncountry_code = \"US\"\n",
+            100 + number % 2
         ));
     }
     text
