@@ -410,6 +410,7 @@ fn collisions(
             }
         }
     }
+    block_at_the_churchs_address(path, text, file, new)?;
     let Some(number) = number else { return Ok(()) };
     let same = |v: &raw::Opt<String>| {
         v.as_ref()
@@ -443,6 +444,56 @@ fn collisions(
         )),
         None => Ok(()),
     }
+}
+
+/// A new church's line takes the addresses `telnyx_number.KEY`, `livekit_inbound_trunk.KEY`
+/// and `livekit_dispatch_rule.KEY` (`config::convention::line_name`). An explicit block at one
+/// of them is laid over the convention by design, so an added church would silently take that
+/// block's number or trunk (the fallback number, the outbound DID): refused, naming the block.
+/// (A key another church's line expands to is validate's `duplicate_church`.)
+fn block_at_the_churchs_address(
+    path: &Path,
+    text: &str,
+    file: &raw::RawFile,
+    new: &NewChurch,
+) -> Result<(), ProvisionError> {
+    let key = crate::config::convention::line_name(&new.key, None);
+    let explicit = [
+        (
+            "telnyx.number",
+            file.telnyx_numbers
+                .iter()
+                .map(|b| (&b.name, &b.span))
+                .collect::<Vec<_>>(),
+        ),
+        (
+            "livekit.inbound_trunk",
+            file.inbound_trunks
+                .iter()
+                .map(|b| (&b.name, &b.span))
+                .collect(),
+        ),
+        (
+            "livekit.dispatch_rule",
+            file.dispatch_rules
+                .iter()
+                .map(|b| (&b.name, &b.span))
+                .collect(),
+        ),
+    ];
+    for (section, blocks) in explicit {
+        if let Some((_, span)) = blocks.into_iter().find(|(name, _)| **name == key) {
+            return Err(taken(
+                path,
+                text,
+                span.offset..span.offset + span.len,
+                "key",
+                &new.key,
+                &format!("[{section}.{key}] is declared here: a church {key} would take it over"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn taken(

@@ -75,7 +75,6 @@ async fn concurrent_adds_of_different_churches_all_land_in_lines_toml() {
 /// rule are planned on the company's fallback number (or the outbound DID). `cwa add` must
 /// refuse a key whose addresses are already declared, naming the block.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "redteam: cwa add church fallback / outbound_did merges the new church into [telnyx.number.fallback] (the explicit-block override): exit 0, the area code dropped, a trunk and dispatch rule planned on the company fallback number; fix: provision::collisions refuses a key when any address the church expands to (telnyx_number.KEY, livekit_inbound_trunk.KEY, livekit_dispatch_rule.KEY) is declared by an explicit block; helper add's src/provision.rs"]
 async fn an_added_key_naming_an_explicit_blocks_address_is_refused() {
     let ctx = applied_runbook().await;
     let before = ctx.lines_toml();
