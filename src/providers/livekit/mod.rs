@@ -246,7 +246,7 @@ impl LivekitProvider {
         .await
     }
 
-    /// cwa's own Twirp call (protobuf), for what the crate lacks.
+    /// cwa's own Twirp call (protobuf) to `livekit.SIP`, for what the crate lacks.
     async fn twirp<Req: Message, Resp: Message + Default>(
         &self,
         method: &str,
@@ -254,7 +254,24 @@ impl LivekitProvider {
         object: &str,
         write: Option<&str>,
     ) -> Result<Resp, ProviderError> {
-        let url = http::join(&self.base, &format!("/twirp/livekit.SIP/{method}"));
+        let creates = method.starts_with("Create");
+        self.twirp_call("livekit.SIP", method, req, object, write, creates)
+            .await
+    }
+
+    /// One Twirp call (protobuf) to `service`. `write` names the object a write addresses
+    /// (checked against the protected ids by the write guard); a call that `creates` is never
+    /// repeated by the retry loop (its recovery is the caller's look-up of what it made).
+    pub(super) async fn twirp_call<Req: Message, Resp: Message + Default>(
+        &self,
+        service: &str,
+        method: &str,
+        req: &Req,
+        object: &str,
+        write: Option<&str>,
+        creates: bool,
+    ) -> Result<Resp, ProviderError> {
+        let url = http::join(&self.base, &format!("/twirp/{service}/{method}"));
         let mut call = Call::write(
             Method::POST,
             url,
@@ -263,7 +280,7 @@ impl LivekitProvider {
             object,
         );
         call.write = write.is_some();
-        call.retry = if method.starts_with("Create") {
+        call.retry = if creates {
             Retry::RejectedOnly
         } else {
             Retry::Idempotent

@@ -18,9 +18,7 @@
 //! whether a number routes.
 
 use livekit_protocol as proto;
-use reqwest::Method;
 
-use super::super::http::{self, Body, Call, Retry};
 use super::{LivekitProvider, ProviderError, P};
 use crate::providers::post_once;
 
@@ -83,25 +81,8 @@ impl LivekitProvider {
         object: &str,
         write: Option<&str>,
     ) -> Result<Resp, ProviderError> {
-        let url = http::join(&self.base, &format!("/twirp/{SERVICE}/{method}"));
-        let mut call = Call::write(
-            Method::POST,
-            url,
-            Body::Protobuf(req.encode_to_vec()),
-            method,
-            object,
-        );
-        call.write = write.is_some();
-        call.retry = if method == "PurchasePhoneNumber" {
-            Retry::RejectedOnly
-        } else {
-            Retry::Idempotent
-        };
-        if let Some(id) = write.filter(|id| !id.is_empty()) {
-            call = call.target(id);
-        }
-        self.twirp
-            .decoded(call, |body| Resp::decode(body).map_err(|e| e.to_string()))
+        let purchase = method == "PurchasePhoneNumber";
+        self.twirp_call(SERVICE, method, req, object, write, purchase)
             .await
     }
 

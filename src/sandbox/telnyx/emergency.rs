@@ -133,22 +133,12 @@ impl TelnyxState {
 
     /// `POST /v2/phone_numbers/{id}/actions/enable_emergency`.
     pub(super) fn enable_emergency(&mut self, id: &str, req: &ApiRequest) -> ApiResponse {
-        let body = match object_body(req) {
-            Ok(body) => body,
+        let (body, current) = match self.active_number_write(id, req, |_| {
+            "Emergency service can be enabled on active phone numbers only.".into()
+        }) {
+            Ok(found) => found,
             Err(response) => return response,
         };
-        let Some(current) = self.phone_numbers.get(id) else {
-            return not_found("phone number");
-        };
-        if str_field(current, "status") != Some("active") {
-            return error(
-                422,
-                "10015",
-                "Bad Request",
-                "Emergency service can be enabled on active phone numbers only.",
-                None,
-            );
-        }
         let Some(enabled) = body.get("emergency_enabled").and_then(Value::as_bool) else {
             return missing("/emergency_enabled");
         };

@@ -416,26 +416,37 @@ impl TelnyxState {
         }
     }
 
-    pub(super) fn patch_number(&mut self, id: &str, req: &ApiRequest) -> ApiResponse {
-        let body = match object_body(req) {
-            Ok(body) => body,
-            Err(response) => return response,
-        };
+    /// The body of a write to a number, once the number is known and active: 404 for an
+    /// unknown id, 422 (10015, `refusal` of its status) while its order has not completed.
+    pub(super) fn active_number_write(
+        &self,
+        id: &str,
+        req: &ApiRequest,
+        refusal: impl Fn(&str) -> String,
+    ) -> Result<(Map<String, Value>, &Value), ApiResponse> {
+        let body = object_body(req)?;
         let Some(current) = self.phone_numbers.get(id) else {
-            return not_found("phone number");
+            return Err(not_found("phone number"));
         };
-        if str_field(current, "status") != Some("active") {
-            return error(
+        match str_field(current, "status") {
+            Some("active") => Ok((body, current)),
+            status => Err(error(
                 422,
                 "10015",
                 "Bad Request",
-                &format!(
-                    "The phone number is {} and cannot be updated until its order completes.",
-                    str_field(current, "status").unwrap_or("not active")
-                ),
+                &refusal(status.unwrap_or("not active")),
                 None,
-            );
+            )),
         }
+    }
+
+    pub(super) fn patch_number(&mut self, id: &str, req: &ApiRequest) -> ApiResponse {
+        let (body, current) = match self.active_number_write(id, req, |status| {
+            format!("The phone number is {status} and cannot be updated until its order completes.")
+        }) {
+            Ok(found) => found,
+            Err(response) => return response,
+        };
         if let Err(response) = self.validate_number_patch(&body) {
             return response;
         }
