@@ -81,6 +81,13 @@ impl TelnyxState {
             }
         }
         found.truncate(limit);
+        self.remember_offered(&found);
+        search_result(found)
+    }
+
+    /// Numbers a search returned are remembered: only these may be ordered or reserved. The
+    /// world is marked changed only when one is new.
+    fn remember_offered(&mut self, found: &[String]) {
         let fresh: Vec<String> = found
             .iter()
             .filter(|n| !self.offered.contains(*n))
@@ -90,7 +97,6 @@ impl TelnyxState {
             self.offered.extend(fresh);
             self.touch();
         }
-        search_result(found)
     }
 
     /// A search in an area code with no exact number ([`Realism::best_effort_area_codes`]):
@@ -111,15 +117,7 @@ impl TelnyxState {
             .filter(|n| !self.taken.contains(n) && !owned.contains(n))
             .take(limit)
             .collect();
-        let fresh: Vec<String> = found
-            .iter()
-            .filter(|n| !self.offered.contains(*n))
-            .cloned()
-            .collect();
-        if !fresh.is_empty() {
-            self.offered.extend(fresh);
-            self.touch();
-        }
+        self.remember_offered(&found);
         let items: Vec<Value> = found
             .iter()
             .map(|n| {
