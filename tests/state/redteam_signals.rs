@@ -22,6 +22,19 @@ async fn slow_ctx(latency_ms: u64) -> Ctx {
     Ctx { sb, work }
 }
 
+/// Whether this process ignores signal `number` (`SigIgn` in /proc/self/status): a child
+/// inherits an ignored disposition across exec.
+fn ignored_here(number: u32) -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("SigIgn:"))
+                .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        })
+        .is_some_and(|mask| mask & (1 << (number - 1)) != 0)
+}
+
 /// How many live objects of each interesting kind the sandbox holds: Telnyx numbers, LiveKit
 /// inbound trunks and dispatch rules.
 async fn live_counts(ctx: &Ctx) -> [usize; 3] {
@@ -85,6 +98,14 @@ async fn apply_interrupted(ctx: &Ctx, signals: &[&str]) -> (Option<i32>, String)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_apply_interrupted_by_any_signal_converges_on_rerun_buying_each_number_once() {
     for signals in [&["INT"][..], &["INT", "INT"], &["TERM"], &["HUP"]] {
+        if signals == ["HUP"] && ignored_here(1) {
+            // Under nohup (or any parent that ignores SIGHUP) cwa inherits the ignored
+            // disposition and rightly finishes its apply: nothing to interrupt.
+            eprintln!(
+                "NOTICE: SIGHUP is ignored by this test process (nohup?); its case is skipped"
+            );
+            continue;
+        }
         let ctx = slow_ctx(150).await;
         let before = live_counts(&ctx).await;
         let (code, err) = apply_interrupted(&ctx, signals).await;
