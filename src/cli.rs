@@ -17,6 +17,23 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Parses the process's arguments. An empty `CWA_STATE_URL` counts as unset (GitHub Actions
+    /// gives an empty string for a secret that is not defined, and a fork's pull request sees
+    /// every secret empty): cwa then uses the state directory and says so, instead of failing
+    /// with a usage error that names a flag the user never typed.
+    pub fn from_process() -> Result<Cli, clap::Error> {
+        if std::env::var_os(STATE_URL_VAR).is_some_and(|v| v.to_string_lossy().trim().is_empty()) {
+            std::env::remove_var(STATE_URL_VAR);
+            crate::errln!("note: {STATE_URL_VAR} is set but empty; it is ignored (the state is the directory given by --state, `state` by default)");
+        }
+        Cli::try_parse()
+    }
+}
+
+/// The environment variable that names the state's location (after `--state`).
+pub const STATE_URL_VAR: &str = "CWA_STATE_URL";
+
 /// Options every command takes.
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {

@@ -1,9 +1,7 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = match cwa::cli::Cli::try_parse() {
+    let cli = match cwa::cli::Cli::from_process() {
         Ok(cli) => cli,
         Err(e) => return cwa::usage_error(&e).into(),
     };

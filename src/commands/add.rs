@@ -1,6 +1,5 @@
 //! `cwa add church KEY …`: the new block is validated and planned before lines.toml is written.
 
-use super::plan as plan_cmd;
 use crate::cli::{
     AddChurchArgs, AddCommand, GlobalArgs, NumberProviderArg, OutputFormat, PlanningArgs,
 };
@@ -63,7 +62,7 @@ async fn run(
     let refused = |planned: &session::Planned| -> miette::Report {
         crate::out!(
             "{}",
-            plan_cmd::render_plan(&planned.plan, &planned.loaded, format, &session.global)
+            render::plan::view(&planned.plan, &planned.loaded, format, &session.global)
         );
         session::plan_errors(&planned.plan, &planned.loaded).into()
     };
@@ -119,7 +118,7 @@ async fn run(
     }
     crate::out!(
         "{}",
-        plan_cmd::render_plan(&planned.plan, &planned.loaded, format, &session.global)
+        render::plan::view(&planned.plan, &planned.loaded, format, &session.global)
     );
     Ok(ExitStatus::Success)
 }

@@ -33,6 +33,3 @@ async fn run(session: &Session, args: &PlanArgs) -> miette::Result<ExitStatus> {
         ExitStatus::Success
     })
 }
-
-/// The plan in the format asked for (`add` and `remove` print their plan through it too).
-pub use crate::render::plan::view as render_plan;

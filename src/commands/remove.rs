@@ -1,6 +1,5 @@
 //! `cwa remove church KEY`: the block leaves lines.toml, its numbers stay declared under [kept].
 
-use super::plan as plan_cmd;
 use crate::cli::{GlobalArgs, OutputFormat, PlanningArgs, RemoveCommand};
 use crate::render;
 use crate::session::{self, Session};
@@ -49,7 +48,7 @@ async fn run(session: &Session, args: &crate::cli::RemoveChurchArgs) -> miette::
     if let Some(planned) = planned.as_ref().filter(|p| p.plan.is_error()) {
         crate::out!(
             "{}",
-            plan_cmd::render_plan(&planned.plan, &planned.loaded, format, &session.global)
+            render::plan::view(&planned.plan, &planned.loaded, format, &session.global)
         );
         return Err(session::plan_errors(&planned.plan, &planned.loaded).into());
     }
@@ -63,7 +62,7 @@ async fn run(session: &Session, args: &crate::cli::RemoveChurchArgs) -> miette::
     match planned {
         Some(planned) => crate::out!(
             "{}",
-            plan_cmd::render_plan(&planned.plan, &planned.loaded, format, &session.global)
+            render::plan::view(&planned.plan, &planned.loaded, format, &session.global)
         ),
         None => crate::output::stderr(&render::provision::nothing_live(&args.key)),
     }

@@ -401,3 +401,27 @@ async fn the_summary_counts_every_write_when_two_churches_swap_numbers() {
     assert!(md.contains(&format!("| `~` update | {renamed} |")), "{md}");
     assert!(md.contains("move | 6 |"), "{md}");
 }
+
+/// GitHub Actions gives an empty string for an undefined secret (and a fork's pull request sees
+/// every secret empty): an empty CWA_STATE_URL means the state directory, said on stderr, not a
+/// usage error about a flag nobody typed; a whitespace-only one is the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_cwa_state_url_means_the_state_directory() {
+    let ctx = Ctx::runbook().await;
+    let unset = ctx.cwa(&["plan", "--json"]).await;
+    assert_exit(&unset, 0);
+    for empty in ["", "  "] {
+        let out = ctx
+            .cwa_env(&["plan", "--json"], &[("CWA_STATE_URL", empty)])
+            .await;
+        assert_exit(&out, 0);
+        assert!(
+            stderr(&out).contains("CWA_STATE_URL is set but empty"),
+            "no notice for CWA_STATE_URL={empty:?}: {}",
+            stderr(&out)
+        );
+        let plan: Value = serde_json::from_str(&stdout(&out)).unwrap();
+        let same: Value = serde_json::from_str(&stdout(&unset)).unwrap();
+        assert_eq!(plan["changes"], same["changes"], "CWA_STATE_URL={empty:?}");
+    }
+}
