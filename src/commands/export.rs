@@ -50,7 +50,7 @@ pub fn export(global: &GlobalArgs, command: &ExportCommand) -> miette::Result<Ex
 }
 
 /// `--to URL`: the church -> number rows (a church's first number when it has several), the
-/// diff printed, then written unless `dry_run`.
+/// diff printed first, then written unless `dry_run`.
 fn to_table(
     url: &std::path::Path,
     spec: &crate::state::registry::RegistryTable,
@@ -64,12 +64,14 @@ fn to_table(
             "--to takes a PostgreSQL URL"
         ));
     };
-    let changes =
-        crate::state::registry::export(&target, spec, registry::table_rows(registry), dry_run)?;
-    crate::out!(
-        "{}",
-        render::registry::table_changes(&changes, spec, &location::redact(&target.url), dry_run)
-    );
+    let (shown_spec, url) = (spec.clone(), location::redact(&target.url));
+    let show = Box::new(move |changes: &[crate::state::registry::RegistryChange]| {
+        crate::out!(
+            "{}",
+            render::registry::table_changes(changes, &shown_spec, &url, dry_run)
+        );
+    });
+    crate::state::registry::export(&target, spec, registry::table_rows(registry), dry_run, show)?;
     Ok(ExitStatus::Success)
 }
 

@@ -1116,3 +1116,47 @@ async fn a_schema_migrated_by_a_newer_cwa_is_refused() {
     assert_eq!(number_orders(&ctx), 0, "nothing bought");
     assert_eq!(pg.psql("SELECT count(*) FROM cwa_states"), "0");
 }
+
+/// The issue says "showing the diff first": the diff is printed before the write, so an export
+/// whose commit fails (here a deferred unique constraint, checked only at COMMIT) still shows
+/// what it meant to change, says that none of it was written, exits 1, and leaves the table as
+/// it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_export_shows_its_diff_before_a_commit_that_fails_and_writes_nothing() {
+    let Some(pg) = PgCluster::start() else {
+        return;
+    };
+    let ctx = Ctx::runbook().await;
+    let listed = ctx.cwa(&["export", "registry"]).await;
+    assert_exit(&listed, 0);
+    let numbers: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&stdout(&listed)).unwrap();
+    let (n1, c1) = numbers
+        .iter()
+        .next()
+        .map(|(n, c)| (n.clone(), c.as_str().unwrap().to_string()))
+        .unwrap();
+    pg.psql(&format!(
+        "CREATE TABLE church_voice_agents (church_id uuid PRIMARY KEY, twilio_phone_number text, \
+           CONSTRAINT one_church_per_number UNIQUE (twilio_phone_number) DEFERRABLE INITIALLY DEFERRED); \
+         INSERT INTO church_voice_agents VALUES ('{c1}', '+10000000000'), \
+         ('00000000-0000-4000-8000-00000000ffff', '{n1}');"
+    ));
+    let table = |pg: &PgCluster| {
+        pg.psql("SELECT church_id, coalesce(twilio_phone_number, '-') FROM church_voice_agents ORDER BY church_id")
+    };
+    let before = table(&pg);
+    let out = ctx.cwa(&["export", "registry", "--to", &pg.url("")]).await;
+    assert_exit(&out, 1);
+    assert!(
+        stdout(&out).contains(&format!("~ {c1}: +10000000000 -> {n1}")),
+        "the diff is shown before the failed commit: {}",
+        stdout(&out)
+    );
+    assert!(
+        stderr(&out).contains("none of them was written"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(table(&pg), before, "a failed commit writes nothing");
+}

@@ -92,12 +92,15 @@ fn ident(name: &str, dotted: bool) -> Result<String, String> {
         .join("."))
 }
 
-/// Computes the changes and, unless `dry_run`, carries them out, all in one transaction.
+/// Computes the changes, hands them to `show` before anything is written (so the operator
+/// sees the diff even when the write then fails), and, unless `dry_run`, carries them out, all
+/// in one transaction: a failed write or commit rolls every change back.
 pub fn export(
     target: &PgTarget,
     spec: &RegistryTable,
     wanted: BTreeMap<String, String>,
     dry_run: bool,
+    show: Box<dyn FnOnce(&[RegistryChange]) + Send>,
 ) -> Result<Vec<RegistryChange>, StateError> {
     let bad = |detail: String| StateError::BadLocation {
         given: spec.table.clone(),
@@ -113,6 +116,8 @@ pub fn export(
         let mut guard = inner.client().await?;
         let client = guard.as_mut().expect("connected");
         let fail = inner.error("export the registry to");
+        let unwritten =
+            inner.error("write the registry changes above (none of them was written) to");
         let tx = client.transaction().await.map_err(&fail)?;
         let rows: BTreeMap<String, Option<String>> = tx
             .query(
@@ -135,6 +140,7 @@ pub fn export(
             .map(|r| (r.get(0), r.get(1)))
             .collect();
         let changes = diff(&wanted, &rows, &written);
+        show(&changes);
         if dry_run {
             return Ok(changes);
         }
@@ -159,10 +165,14 @@ pub fn export(
                     None,
                 ),
             };
-            tx.execute(&sql, &[church_id, param]).await.map_err(&fail)?;
-            remember(&tx, &key, church_id, kept).await.map_err(&fail)?;
+            tx.execute(&sql, &[church_id, param])
+                .await
+                .map_err(&unwritten)?;
+            remember(&tx, &key, church_id, kept)
+                .await
+                .map_err(&unwritten)?;
         }
-        tx.commit().await.map_err(&fail)?;
+        tx.commit().await.map_err(&unwritten)?;
         Ok(changes)
     })
 }
