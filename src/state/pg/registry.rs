@@ -92,6 +92,9 @@ fn ident(name: &str, dotted: bool) -> Result<String, String> {
         .join("."))
 }
 
+/// What `export` calls with the changes before it writes any (the command prints them).
+pub type ShowChanges = Box<dyn FnOnce(&[RegistryChange]) + Send>;
+
 /// Computes the changes, hands them to `show` before anything is written (so the operator
 /// sees the diff even when the write then fails), and, unless `dry_run`, carries them out, all
 /// in one transaction: a failed write or commit rolls every change back.
@@ -100,7 +103,7 @@ pub fn export(
     spec: &RegistryTable,
     wanted: BTreeMap<String, String>,
     dry_run: bool,
-    show: Box<dyn FnOnce(&[RegistryChange]) + Send>,
+    show: ShowChanges,
 ) -> Result<Vec<RegistryChange>, StateError> {
     let bad = |detail: String| StateError::BadLocation {
         given: spec.table.clone(),
