@@ -41,7 +41,6 @@ async fn applied_runbook() -> Ctx {
 /// lines.toml afterwards; a church whose add said "Added" and is not in the file is a paid
 /// church with no line, and with `--reserve` a held number nobody will buy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "redteam: concurrent cwa add church lose updates: each reads lines.toml, plans, and writes its own version (1 of 6 blocks survived); fix: commands/add.rs and remove.rs take the state lock (StateLock::acquire with a wait) around read-plan-write, or re-read and compare before the atomic write; helper add's files"]
 async fn concurrent_adds_of_different_churches_all_land_in_lines_toml() {
     let ctx = applied_runbook().await;
     let ids: Vec<String> = (0..6)
@@ -226,7 +225,6 @@ async fn hostile_area_codes_are_refused_before_anything_is_searched_or_written()
 /// The webhook retries while the first `add --reserve` is still running (two identical
 /// requests at once): one number held, the block names it, and a targeted apply buys it once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "redteam: two identical add --reserve at once both say Added, each reserved its own number (2 held, 1 written, the other held for 30 minutes by nobody); fix: the same lock as concurrent adds (commands/add.rs), then the retry is the identical-add no-op; helper add's files"]
 async fn racing_identical_reserves_hold_one_number() {
     let ctx = applied_runbook().await;
     let args = add_args("race", ID, &["--area-code", "734", "--reserve"]);
