@@ -49,6 +49,8 @@ fn reservable_query(country: &str, area_code: &str, ending: Option<&str>) -> Vec
 impl TelnyxProvider {
     /// Picks a reservable number as an `"auto"` order would (friendly endings first) and holds
     /// it; a hold Telnyx answers with anything but `success` is an error naming its reason.
+    /// An unexpired hold already made under `reference` in this area code (by a run killed
+    /// before it wrote lines.toml) is returned instead: a retry never holds a second number.
     pub(super) async fn reserve_number(
         &self,
         country: &str,
@@ -57,6 +59,9 @@ impl TelnyxProvider {
         reference: &str,
     ) -> Result<Reservation, ProviderError> {
         let object = format!("reservation in area code {area_code}");
+        if let Some(earlier) = self.held_under(reference, area_code).await? {
+            return Ok(earlier);
+        }
         let mut chosen = None;
         for ending in endings.iter().map(Some).chain([None]) {
             let query = reservable_query(country, area_code, ending.map(String::as_str));
@@ -92,6 +97,40 @@ impl TelnyxProvider {
         held_as(held, &number, &object)
     }
 
+    /// The latest unexpired successful hold under `reference` of a number in `area_code`.
+    async fn held_under(
+        &self,
+        reference: &str,
+        area_code: &str,
+    ) -> Result<Option<Reservation>, ProviderError> {
+        let url = self.url(
+            "/number_reservations",
+            &[
+                ("filter[customer_reference]", reference),
+                ("filter[status]", "success"),
+                ("page[size]", "250"),
+            ],
+        );
+        let page: super::wire::Page<NumberReservation> = self
+            .http
+            .json(Call::get(url, "list number_reservations", reference))
+            .await?;
+        let now = chrono::Utc::now();
+        Ok(page
+            .data
+            .into_iter()
+            .filter_map(|r| {
+                let number = r
+                    .phone_numbers
+                    .iter()
+                    .filter_map(|n| E164::normalize(&n.phone_number).ok())
+                    .find(|n| n.area_code() == Some(area_code))?;
+                held_as(r, &number, reference).ok()
+            })
+            .filter(|held| unexpired(&held.expires_at, now))
+            .max_by(|a, b| a.expires_at.cmp(&b.expires_at)))
+    }
+
     /// This account's reservations of `number`, newest first (one page of 250: a number is
     /// held a handful of times at most).
     pub(super) async fn reservations_holding(
@@ -115,6 +154,12 @@ impl TelnyxProvider {
             .filter_map(|r| held_as(r, number, number.as_str()).ok())
             .collect())
     }
+}
+
+/// Whether a hold's `expired_at` (RFC 3339) is still ahead; an unreadable time counts as
+/// expired, so cwa holds a fresh number rather than trust a hold it cannot date.
+fn unexpired(expires_at: &str, now: chrono::DateTime<chrono::Utc>) -> bool {
+    chrono::DateTime::parse_from_rfc3339(expires_at).is_ok_and(|t| t > now)
 }
 
 /// The hold of `number` in a reservation, when Telnyx says it succeeded.
