@@ -648,6 +648,19 @@ fn plan_summary(json: &str) -> Vec<(String, String)> {
     out
 }
 
+/// The first (number, church id) of `cwa export registry`, the row the export tests edit.
+async fn first_registry_entry(ctx: &Ctx) -> (String, String) {
+    let listed = ctx.cwa(&["export", "registry"]).await;
+    assert_exit(&listed, 0);
+    let numbers: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&stdout(&listed)).unwrap();
+    numbers
+        .iter()
+        .next()
+        .map(|(n, c)| (n.clone(), c.as_str().unwrap().to_string()))
+        .expect("the runbook world routes a number")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registry_export_upserts_clears_only_its_own_values_and_dry_runs() {
     let Some(pg) = PgCluster::start() else {
@@ -662,15 +675,7 @@ name = "Extra Church"
 number = "+14149990123"
 "#;
     ctx.set_lines_toml(&format!("{original}{extra}"));
-    let listed = ctx.cwa(&["export", "registry"]).await;
-    assert_exit(&listed, 0);
-    let numbers: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(&stdout(&listed)).unwrap();
-    let (n1, c1) = numbers
-        .iter()
-        .next()
-        .map(|(n, c)| (n.clone(), c.as_str().unwrap().to_string()))
-        .unwrap();
+    let (n1, c1) = first_registry_entry(&ctx).await;
     pg.psql(&format!(
         "CREATE TABLE church_voice_agents (church_id uuid PRIMARY KEY, name text NOT NULL DEFAULT '', twilio_phone_number text); \
          INSERT INTO church_voice_agents VALUES ('{c1}', 'Alpha', '+10000000000'), \
@@ -1127,15 +1132,7 @@ async fn registry_export_shows_its_diff_before_a_commit_that_fails_and_writes_no
         return;
     };
     let ctx = Ctx::runbook().await;
-    let listed = ctx.cwa(&["export", "registry"]).await;
-    assert_exit(&listed, 0);
-    let numbers: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(&stdout(&listed)).unwrap();
-    let (n1, c1) = numbers
-        .iter()
-        .next()
-        .map(|(n, c)| (n.clone(), c.as_str().unwrap().to_string()))
-        .unwrap();
+    let (n1, c1) = first_registry_entry(&ctx).await;
     pg.psql(&format!(
         "CREATE TABLE church_voice_agents (church_id uuid PRIMARY KEY, twilio_phone_number text, \
            CONSTRAINT one_church_per_number UNIQUE (twilio_phone_number) DEFERRABLE INITIALLY DEFERRED); \
