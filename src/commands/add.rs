@@ -44,13 +44,7 @@ async fn run(
     args: &AddChurchArgs,
     new: &NewChurch,
 ) -> miette::Result<ExitStatus> {
-    // Held across read-plan-write: a second `cwa add`/`cwa remove` (or an apply) waits for
-    // this one instead of writing its own version over this one's block.
-    let _lock = crate::state::StateLock::acquire(
-        &session.store(),
-        "add",
-        std::time::Duration::from_secs(120),
-    )?;
+    let _lock = session.lock_for_edit("add")?;
     let path = &session.global.config;
     let text = std::fs::read_to_string(path)
         .map_err(|e| miette::miette!("cannot read {}: {e}", path.display()))?;

@@ -15,12 +15,7 @@ pub async fn remove(global: &GlobalArgs, cmd: &RemoveCommand) -> miette::Result<
 }
 
 async fn run(session: &Session, args: &crate::cli::RemoveChurchArgs) -> miette::Result<ExitStatus> {
-    // Held across read-plan-write, as in `cwa add`: concurrent edits of lines.toml wait.
-    let _lock = crate::state::StateLock::acquire(
-        &session.store(),
-        "remove",
-        std::time::Duration::from_secs(120),
-    )?;
+    let _lock = session.lock_for_edit("remove")?;
     let loaded = session.load_config()?;
     let state = session.load_state()?;
     let today = chrono::Utc::now().format("%Y-%m-%d").to_string();

@@ -111,6 +111,20 @@ impl Session {
         Ok(())
     }
 
+    /// The state lock for a command that rewrites lines.toml (`add`, `remove`), taken only once
+    /// lines.toml parses and validates: bad input writes nothing, not even the state directory
+    /// the lock lives in; concurrent edits (a webhook's retries) queue for up to two minutes
+    /// instead of writing over each other's block.
+    pub fn lock_for_edit(&self, operation: &str) -> miette::Result<crate::state::StateLock> {
+        self.load_config()?;
+        let wait = std::time::Duration::from_secs(120);
+        Ok(crate::state::StateLock::acquire(
+            &self.store(),
+            operation,
+            wait,
+        )?)
+    }
+
     /// Loads lines.toml; its lint warnings go to the lint view ([`on_lint_warnings`]) the
     /// first time only, however many steps of the command read the file (apply reads it to
     /// reconcile, then to plan), at the moment they are found.
